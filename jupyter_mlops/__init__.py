@@ -1,0 +1,32 @@
+"""jupyter-mlops: one tagged notebook as tracked runs, a local pipeline and a Kubeflow pipeline.
+
+Importing the package stays cheap: mlflow, kfp and papermill load only when a feature needs them.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from jupyter_mlops._version import __version__
+from jupyter_mlops.errors import MlopsError
+
+__all__ = ["MlopsError", "__version__", "load_ipython_extension", "track", "read_graph"]
+
+# Public names that live in heavier modules, imported on first use.
+_LAZY = {
+    "read_graph": "jupyter_mlops.notebook",
+    "track": "jupyter_mlops.tracking",
+    "load_ipython_extension": "jupyter_mlops.tracking.magics",
+    "unload_ipython_extension": "jupyter_mlops.tracking.magics",
+    "run_pipeline": "jupyter_mlops.runner",
+    "runs": "jupyter_mlops.widgets",
+    "sweep": "jupyter_mlops.widgets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jupyter_mlops' has no attribute {name!r}")
+    return getattr(import_module(module), name)

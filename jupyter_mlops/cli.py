@@ -1,0 +1,55 @@
+"""`jupyter-mlops` (also `jupyter mlops`): a thin dispatcher over one module per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+
+from jupyter_mlops._version import __version__
+from jupyter_mlops.errors import MlopsError
+
+# Subcommand -> module under jupyter_mlops.commands. Each module defines HELP,
+# add_arguments(parser) and run(args) -> int, and imports nothing heavy at module level.
+COMMANDS: dict[str, str] = {
+    "graph": "graph",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jupyter-mlops",
+        description="Tracked runs, local pipelines and Kubeflow pipelines from one notebook.",
+    )
+    parser.add_argument("--version", action="version", version=f"jupyter-mlops {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        module = import_module(f"jupyter_mlops.commands.{module_name}")
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # jsonschema's optional IRI check builds a grammar at import (about 2 s here); notebook
+    # schemas use no IRI formats, so the command line goes without it.
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except MlopsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

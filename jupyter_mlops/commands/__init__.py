@@ -1,0 +1,1 @@
+"""One module per `jupyter-mlops` subcommand; each stays cheap to import."""

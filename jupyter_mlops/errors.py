@@ -1,0 +1,47 @@
+"""The one exception root of jupyter-mlops and its subclasses, each naming where the fault is."""
+
+from __future__ import annotations
+
+
+class MlopsError(Exception):
+    """Root of every error jupyter-mlops raises on purpose; its message is meant for a person."""
+
+
+class NotebookError(MlopsError, ValueError):
+    """A notebook cannot be used: names the file and the fault."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class NotebookFormatError(NotebookError):
+    """The file is not a valid notebook (not JSON, unknown version, schema violation)."""
+
+
+class CellError(NotebookError):
+    """A fault in one cell: names its index and first line."""
+
+    def __init__(self, path: str, cell_index: int, first_line: str, reason: str) -> None:
+        self.cell_index = cell_index
+        self.first_line = first_line
+        super().__init__(path, f"cell {cell_index} ({first_line!r}): {reason}")
+        self.reason = reason
+
+
+class GraphError(NotebookError):
+    """The steps do not form a valid pipeline (cycle, unknown upstream step, name collision)."""
+
+    def __init__(self, path: str, reason: str, steps: tuple[str, ...] = ()) -> None:
+        self.steps = steps
+        super().__init__(path, reason)
+
+
+class ParameterError(MlopsError, ValueError):
+    """A parameter name or value is not acceptable: names the parameter."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"parameter {name!r}: {reason}")

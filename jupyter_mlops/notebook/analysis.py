@@ -1,0 +1,258 @@
+"""Which names a cell's code reads and binds, found by AST analysis after IPython's transforms.
+
+Reads are free names used before the code itself binds them: what must come from elsewhere.
+Nested scopes (functions, lambdas, classes, comprehensions) contribute their free names.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import re
+from dataclasses import dataclass, field
+
+# Names every kernel provides; never data from another step.
+KERNEL_NAMES = frozenset(dir(builtins)) | {"get_ipython", "display", "In", "Out", "exit", "quit"}
+
+# Cell magics whose body is Python run in the user namespace.
+PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "mlops", "debug"})
+
+_CELL_MAGIC = re.compile(r"^\s*%%(?P<name>\w+)[^\n]*\n?")
+
+
+@dataclass
+class CodeNames:
+    """Names of a run of code, in order of first appearance."""
+
+    reads: dict[str, int] = field(default_factory=dict)  # name -> line of first free read
+    binds: dict[str, int] = field(default_factory=dict)  # name -> line of last binding
+    deleted: set[str] = field(default_factory=set)
+    imports: list[str] = field(default_factory=list)  # top-level module names
+
+
+def python_source(source: str) -> str:
+    """The cell as plain Python: IPython's own transforms, with Python cell magics unwrapped."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    match = _CELL_MAGIC.match(source)
+    if match and match["name"] in PYTHON_CELL_MAGICS:
+        source = source[match.end() :]
+    elif match:
+        return ""  # %%bash, %%writefile ...: no Python names
+    return TransformerManager().transform_cell(source)
+
+
+def analyse(tree: ast.Module, names: CodeNames | None = None) -> CodeNames:
+    """Add the reads and binds of a module's statements, in order, to `names`."""
+    names = names if names is not None else CodeNames()
+    _Sequence(names).statements(tree.body)
+    return names
+
+
+class _Sequence:
+    """Walks module-level statements in execution order."""
+
+    def __init__(self, names: CodeNames) -> None:
+        self.names = names
+
+    def statements(self, body: list[ast.stmt]) -> None:
+        for stmt in body:
+            self.statement(stmt)
+
+    def statement(self, stmt: ast.stmt) -> None:
+        if isinstance(stmt, (ast.If, ast.While)):
+            self.expression(stmt.test)
+            self.statements(stmt.body)
+            self.statements(stmt.orelse)
+        elif isinstance(stmt, (ast.For, ast.AsyncFor)):
+            self.expression(stmt.iter)
+            self.bind_target(stmt.target)
+            self.statements(stmt.body)
+            self.statements(stmt.orelse)
+        elif isinstance(stmt, (ast.With, ast.AsyncWith)):
+            for item in stmt.items:
+                self.expression(item.context_expr)
+                if item.optional_vars is not None:
+                    self.bind_target(item.optional_vars)
+            self.statements(stmt.body)
+        elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+            self.statements(stmt.body)
+            for handler in stmt.handlers:
+                if handler.type is not None:
+                    self.expression(handler.type)
+                if handler.name:
+                    self.bind(handler.name, handler.lineno)
+                self.statements(handler.body)
+            self.statements(stmt.orelse)
+            self.statements(stmt.finalbody)
+        else:
+            self.simple(stmt)
+
+    def simple(self, stmt: ast.stmt) -> None:
+        scope = _Scope.of_statement(stmt)
+        for name, line in scope.loads.items():
+            self.read(name, line)
+        for name in scope.deletes:
+            self.names.binds.pop(name, None)
+            self.names.deleted.add(name)
+        for name in scope.stores:
+            self.bind(name, stmt.lineno)
+        self.names.imports.extend(m for m in scope.imports if m not in self.names.imports)
+
+    def expression(self, node: ast.expr) -> None:
+        self.simple(ast.Expr(value=node, lineno=node.lineno, col_offset=0))
+
+    def bind_target(self, target: ast.expr) -> None:
+        scope = _Scope()
+        scope.visit_target(target)
+        for name, line in scope.loads.items():
+            self.read(name, line)
+        for name in scope.stores:
+            self.bind(name, target.lineno)
+
+    def read(self, name: str, line: int) -> None:
+        if name not in self.names.binds and name not in self.names.reads:
+            if name not in KERNEL_NAMES:
+                self.names.reads[name] = line
+
+    def bind(self, name: str, line: int) -> None:
+        self.names.binds[name] = line
+        self.names.deleted.discard(name)
+
+
+class _Scope(ast.NodeVisitor):
+    """Loads and stores of one scope; nested scopes add only their free names."""
+
+    def __init__(self) -> None:
+        self.loads: dict[str, int] = {}
+        self.stores: list[str] = []
+        self.deletes: list[str] = []
+        self.globals: set[str] = set()
+        self.global_stores: list[str] = []
+        self.imports: list[str] = []
+
+    @classmethod
+    def of_statement(cls, stmt: ast.stmt) -> _Scope:
+        scope = cls()
+        scope.visit(stmt)
+        return scope
+
+    # -- names -----------------------------------------------------------------------------
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self.loads.setdefault(node.id, node.lineno)
+        elif isinstance(node.ctx, ast.Store):
+            self.stores.append(node.id)
+        else:
+            self.deletes.append(node.id)
+
+    def visit_target(self, target: ast.expr) -> None:
+        self.visit(target)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        if isinstance(node.target, ast.Name):  # x += 1 reads x first
+            self.loads.setdefault(node.target.id, node.lineno)
+        self.visit(node.value)
+        self.visit(node.target)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        self.visit(node.value)  # the value is evaluated before the targets are bound
+        for target in node.targets:
+            self.visit(target)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        if node.value is not None:
+            self.visit(node.value)
+            self.visit(node.target)
+        self.visit(node.annotation)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self.visit(node.value)
+        self.stores.append(node.target.id)
+
+    def visit_Global(self, node: ast.Global) -> None:
+        self.globals.update(node.names)
+
+    def visit_Nonlocal(self, node: ast.Nonlocal) -> None:
+        self.globals.difference_update(node.names)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.stores.append(alias.asname or alias.name.split(".")[0])
+            self.imports.append(alias.name.split(".")[0])
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.level == 0 and node.module:
+            self.imports.append(node.module.split(".")[0])
+        for alias in node.names:
+            if alias.name != "*":
+                self.stores.append(alias.asname or alias.name)
+
+    # -- nested scopes ---------------------------------------------------------------------
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        for expr in [*node.decorator_list, *_defaults(node.args)]:
+            self.visit(expr)
+        self._nested(node.body, _parameters(node.args), node.lineno)
+        self.stores.append(node.name)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        for expr in _defaults(node.args):
+            self.visit(expr)
+        self._nested([ast.Expr(value=node.body)], _parameters(node.args), node.lineno)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        for expr in [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]:
+            self.visit(expr)
+        self._nested(node.body, set(), node.lineno)
+        self.stores.append(node.name)
+
+    def _comprehension(self, node: ast.expr, elements: list[ast.expr]) -> None:
+        generators = node.generators  # type: ignore[attr-defined]
+        self.visit(generators[0].iter)  # the first iterable is evaluated outside
+        inner = _Scope()
+        for index, gen in enumerate(generators):
+            if index:
+                inner.visit(gen.iter)
+            inner.visit(gen.target)
+            for condition in gen.ifs:
+                inner.visit(condition)
+        for element in elements:
+            inner.visit(element)
+        local = set(inner.stores)
+        self._adopt(inner, local)
+
+    def visit_ListComp(self, node: ast.ListComp) -> None:
+        self._comprehension(node, [node.elt])
+
+    visit_SetComp = visit_ListComp
+    visit_GeneratorExp = visit_ListComp
+
+    def visit_DictComp(self, node: ast.DictComp) -> None:
+        self._comprehension(node, [node.key, node.value])
+
+    def _nested(self, body: list[ast.stmt], parameters: set[str], line: int) -> None:
+        inner = _Scope()
+        for stmt in body:
+            inner.visit(stmt)
+        local = (parameters | set(inner.stores)) - inner.globals
+        self.global_stores.extend(n for n in inner.stores if n in inner.globals)
+        self.stores.extend(n for n in inner.stores if n in inner.globals)
+        self._adopt(inner, local)
+
+    def _adopt(self, inner: _Scope, local: set[str]) -> None:
+        for name, line in inner.loads.items():
+            if name not in local:
+                self.loads.setdefault(name, line)
+        self.stores.extend(inner.global_stores)
+        self.imports.extend(inner.imports)
+
+
+def _parameters(args: ast.arguments) -> set[str]:
+    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+    return {arg.arg for arg in every if arg is not None}
+
+
+def _defaults(args: ast.arguments) -> list[ast.expr]:
+    return [*args.defaults, *(d for d in args.kw_defaults if d is not None)]

@@ -1,0 +1,264 @@
+"""Building the StepGraph: names each step reads and binds, the edges they imply, validation."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jupyter_mlops.errors import CellError, GraphError
+from jupyter_mlops.notebook.analysis import CodeNames, analyse, python_source
+from jupyter_mlops.notebook.layout import DraftStep, Layout, code_cells, lay_out, pipeline_name
+from jupyter_mlops.notebook.model import (
+    Cell,
+    Edge,
+    GraphWarning,
+    Parameter,
+    Resources,
+    Step,
+    StepGraph,
+    StepOptions,
+)
+from jupyter_mlops.notebook.parameters import read_parameters
+from jupyter_mlops.notebook.reader import read_notebook
+
+
+def read_graph(path: str | Path) -> StepGraph:
+    """Read the notebook at `path` and build its StepGraph."""
+    return build_graph(read_notebook(path), str(path))
+
+
+def build_graph(notebook: Any, path: str) -> StepGraph:
+    """The StepGraph of an nbformat v4 notebook; `path` names the notebook in errors."""
+    kale_meta = notebook.metadata.get("kubeflow_notebook") or {}
+    layout = lay_out(path, code_cells(notebook), bool(kale_meta))
+    parameters = _parameters(path, layout.parameter_cells)
+    setup = _Names.of(path, layout.setup_cells)
+    first_reads: dict[str, dict[str, Cell]] = {}
+    steps = [_step(path, draft, layout, setup, parameters, first_reads)
+             for draft in layout.steps.values()]
+    graph = StepGraph(
+        path=path,
+        name=pipeline_name(kale_meta.get("pipeline_name") or Path(path).stem),
+        dialect=layout.dialect,
+        steps=steps,
+        edges=[],
+        parameters=parameters,
+        setup_cells=layout.setup_cells,
+        metrics={},
+        warnings=layout.warnings,
+        experiment=_kale_experiment(kale_meta),
+        base_image=kale_meta.get("docker_image") or None,
+        description=kale_meta.get("pipeline_description") or None,
+    )
+    _resolve_needs(graph, layout)
+    _check_acyclic(graph)  # before Kale's ancestors are walked
+    _connect(graph, first_reads)
+    _check_acyclic(graph)
+    _collect_metrics(graph, layout)
+    return graph
+
+
+@dataclass
+class _Names:
+    """Names read and bound by a run of cells, kept per step while building."""
+
+    names: CodeNames
+    first_read_cell: dict[str, Cell]
+
+    @classmethod
+    def of(cls, path: str, cells: Iterable[Cell]) -> _Names:
+        names = CodeNames()
+        first_read: dict[str, Cell] = {}
+        for cell in cells:
+            before = set(names.reads)
+            analyse(_parse(path, cell), names)
+            first_read.update((n, cell) for n in names.reads if n not in before)
+        return cls(names, first_read)
+
+
+def _parse(path: str, cell: Cell) -> ast.Module:
+    try:
+        return ast.parse(python_source(cell.source))
+    except SyntaxError as error:
+        raise CellError(path, cell.index, cell.first_line,
+                        f"line {error.lineno}: syntax error: {error.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as error:
+        raise CellError(path, cell.index, cell.first_line, f"cannot be analysed: {error}") from None
+
+
+def _parameters(path: str, cells: list[Cell]) -> dict[str, Parameter]:
+    found: dict[str, Parameter] = {}
+    for cell in cells:
+        for parameter in read_parameters(path, cell, _parse(path, cell)):
+            found[parameter.name] = parameter
+    return found
+
+
+def _step(path: str, draft: DraftStep, layout: Layout, setup: _Names,
+          parameters: dict[str, Parameter], first_reads: dict[str, dict[str, Cell]]) -> Step:
+    own = _Names.of(path, draft.cells)
+    known = set(setup.names.binds) | set(parameters)
+    step = Step(
+        name=draft.name,
+        tagged_name=draft.tagged_name,
+        cells=[*layout.setup_cells, *draft.cells],
+        setup_count=len(layout.setup_cells),
+        options=_options(draft),
+        binds=sorted(own.names.binds),
+        reads=[n for n in own.names.reads if n not in known],
+        parameters=sorted(n for n in own.names.reads if n in parameters),
+        imports=_ordered_union(setup.names.imports, own.names.imports),
+    )
+    first_reads[step.name] = own.first_read_cell
+    for name in sorted(set(own.names.binds) & set(parameters)):
+        layout.warnings.append(GraphWarning(
+            "parameter-rebound", f"step {step.name!r} rebinds parameter {name!r}; the pipeline "
+            "passes the parameter's value, and this step overrides it", draft.cells[0].index))
+    return step
+
+
+def _options(draft: DraftStep) -> StepOptions:
+    options = StepOptions()
+    for tags in draft.tags:
+        for key, value in tags.options.items():
+            if key == "resources":
+                value = Resources(**{**options.resources.__dict__, **value})  # type: ignore[dict-item]
+            setattr(options, key, value)
+        for key, mapping in tags.mappings.items():
+            getattr(options, key).update(mapping)
+    return options
+
+
+def _resolve_needs(graph: StepGraph, layout: Layout) -> None:
+    """Explicit needs:/prev: edges, by tagged name or DNS name."""
+    for draft in layout.steps.values():
+        step = graph.step(draft.name)
+        for wanted, cell in draft.needs:
+            name = layout.tagged_names.get(wanted, wanted if wanted in layout.steps else None)
+            if name is None:
+                known = ", ".join(d.tagged_name for d in layout.steps.values())
+                raise CellError(graph.path, cell.index, cell.first_line,
+                                f"unknown step {wanted!r} in needs/prev (steps: {known})")
+            if name not in step.needs:
+                step.needs.append(name)
+        step.upstream = list(step.needs)
+
+
+def _connect(graph: StepGraph, first_reads: dict[str, dict[str, Cell]]) -> None:
+    """Find each read name's upstream step; add data edges and inputs/outputs."""
+    position = {step.name: i for i, step in enumerate(graph.steps)}
+    for step in graph.steps:
+        candidates = _candidates(graph, step, position)
+        for name in step.reads:
+            producer = next((s for s in candidates if name in s.binds), None)
+            if producer is None:
+                _warn_unbound(graph, step, name, first_reads[step.name][name])
+                continue
+            step.inputs[name] = producer.name
+        if graph.dialect == "mlops":
+            parents = set(step.needs) | set(step.inputs.values())
+            step.upstream = sorted(parents, key=position.__getitem__)
+    for step in graph.steps:
+        for parent in step.upstream:
+            names = tuple(sorted(n for n, src in step.inputs.items() if src == parent))
+            graph.edges.append(Edge(parent, step.name, names))
+        for name, source in step.inputs.items():
+            producer = graph.step(source)
+            if name not in producer.outputs:
+                producer.outputs.append(name)
+    for step in graph.steps:
+        step.outputs.sort()
+
+
+def _candidates(graph: StepGraph, step: Step, position: dict[str, int]) -> list[Step]:
+    """Steps a name may come from, nearest first.
+
+    Our dialect: every earlier step. Kale's: only ancestors along prev: edges, as Kale does.
+    """
+    earlier = graph.steps[: position[step.name]]
+    if graph.dialect == "kale":
+        ancestors = graph.upstream_of(step.name)
+        earlier = [s for s in graph.steps if s.name in ancestors]
+        earlier.sort(key=lambda s: (position[s.name] > position[step.name], position[s.name]))
+    return list(reversed(earlier))
+
+
+def _warn_unbound(graph: StepGraph, step: Step, name: str, cell: Cell) -> None:
+    graph.warnings.append(GraphWarning(
+        "unbound-name", f"cell {cell.index} ({cell.first_line!r}): step {step.name!r} reads "
+        f"{name!r} before any step binds it", cell.index))
+
+
+def _check_acyclic(graph: StepGraph) -> None:
+    """KFP's compiler does not detect cycles; find one and name its steps."""
+    children: dict[str, list[str]] = {s.name: [] for s in graph.steps}
+    for step in graph.steps:
+        for parent in step.upstream:
+            children[parent].append(step.name)
+    state: dict[str, int] = {}  # 1 on the path, 2 done
+    path: list[str] = []
+
+    def visit(name: str) -> None:
+        state[name] = 1
+        path.append(name)
+        for child in children[name]:
+            if state.get(child) == 1:
+                cycle = path[path.index(child):] + [child]
+                _raise_cycle(graph, cycle)
+            if child not in state:
+                visit(child)
+        path.pop()
+        state[name] = 2
+
+    for step in graph.steps:
+        if step.name not in state:
+            visit(step.name)
+
+
+def _raise_cycle(graph: StepGraph, cycle: list[str]) -> None:
+    where = ", ".join(
+        f"{name!r} at cell {graph.step(name).first_cell.index}" for name in dict.fromkeys(cycle))
+    raise GraphError(graph.path, f"dependency cycle {' -> '.join(cycle)} ({where})", tuple(cycle))
+
+
+def _collect_metrics(graph: StepGraph, layout: Layout) -> None:
+    """`metrics` cells report from their own step; Kale's from the step that binds each name."""
+    for draft in layout.steps.values():
+        step = graph.step(draft.name)
+        for cell in draft.metrics_cells:
+            for name in _metric_names(graph.path, cell, include_bound=True):
+                step.metrics.append(name)
+                graph.metrics[name] = step.name
+    for cell in layout.kale_metric_cells:
+        for name in _metric_names(graph.path, cell, include_bound=False):
+            producer = next((s for s in reversed(graph.steps) if name in s.binds), None)
+            if producer is None:
+                graph.warnings.append(GraphWarning(
+                    "unbound-metric", f"cell {cell.index} ({cell.first_line!r}): metric "
+                    f"{name!r} is bound by no step", cell.index))
+                continue
+            producer.metrics.append(name)
+            graph.metrics[name] = producer.name
+
+
+def _metric_names(path: str, cell: Cell, include_bound: bool) -> list[str]:
+    tree = _parse(path, cell)
+    names = [s.value.id for s in tree.body
+             if isinstance(s, ast.Expr) and isinstance(s.value, ast.Name)]
+    if include_bound:
+        names += list(analyse(tree).binds)
+    return list(dict.fromkeys(names))
+
+
+def _kale_experiment(meta: dict[str, Any]) -> str | None:
+    experiment = meta.get("experiment")
+    if isinstance(experiment, dict) and experiment.get("name"):
+        return str(experiment["name"])
+    return meta.get("experiment_name") or None
+
+
+def _ordered_union(*groups: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(name for group in groups for name in group))

@@ -1,0 +1,108 @@
+"""Reading notebooks (.ipynb and jupytext py:percent) into validated nbformat v4 objects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from jupyter_mlops.errors import NotebookFormatError
+
+SUPPORTED_MAJOR_VERSIONS = (3, 4)
+PERCENT_SUFFIXES = (".py",)
+
+
+def read_notebook(path: str | Path) -> nbformat.NotebookNode:
+    """Read and validate the notebook at `path`; any fault raises NotebookFormatError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotebookFormatError(str(path), "no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise NotebookFormatError(str(path), f"cannot be read: {error}") from None
+    return reads_notebook(text, str(path))
+
+
+def reads_notebook(text: str, path: str) -> nbformat.NotebookNode:
+    """Parse notebook text; `path` names the file in errors and selects the format by suffix."""
+    if path.endswith(PERCENT_SUFFIXES):
+        return _read_percent_script(text, path)
+    data = _load_json(text, path)
+    _check_structure(data, path)
+    try:
+        notebook = nbformat.versions[data["nbformat"]].to_notebook_json(data)  # joins line lists
+        if data["nbformat"] != 4:
+            notebook = nbformat.convert(notebook, 4)
+        nbformat.validate(notebook)
+    except nbformat.ValidationError as error:
+        raise NotebookFormatError(path, f"invalid notebook: {_describe(error)}") from None
+    except (RecursionError, ValueError, TypeError, KeyError, AttributeError) as error:
+        raise NotebookFormatError(path, f"invalid notebook: {error}") from None
+    return notebook
+
+
+def _load_json(text: str, path: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise NotebookFormatError(
+            path, f"not valid JSON (line {error.lineno}, column {error.colno}): {error.msg}"
+        ) from None
+    except RecursionError:
+        raise NotebookFormatError(path, "not a notebook: JSON nested too deeply") from None
+
+
+def _check_structure(data: Any, path: str) -> None:
+    """The faults that would otherwise surface from nbformat as TypeError or AttributeError."""
+    if not isinstance(data, dict):
+        raise NotebookFormatError(path, "not a notebook: the top level is not a JSON object")
+    version = data.get("nbformat")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise NotebookFormatError(path, "not a notebook: no integer 'nbformat' version field")
+    if version not in SUPPORTED_MAJOR_VERSIONS:
+        raise NotebookFormatError(
+            path, f"unsupported nbformat version {version} (supported: 3 and 4)"
+        )
+    cells = data.get("cells") if version == 4 else data.get("worksheets")
+    if not isinstance(cells, list):
+        field = "cells" if version == 4 else "worksheets"
+        raise NotebookFormatError(path, f"invalid notebook: '{field}' is not a list")
+    for index, cell in enumerate(cells):
+        if not isinstance(cell, dict):
+            raise NotebookFormatError(path, f"invalid notebook: cell {index} is not a JSON object")
+    _check_depth(data, path)
+
+
+def _check_depth(data: Any, path: str, limit: int = 64) -> None:
+    """Reject absurd nesting before a recursive validator meets it."""
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            raise NotebookFormatError(path, f"invalid notebook: nested more than {limit} levels")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
+def _describe(error: nbformat.ValidationError) -> str:
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    message = error.message if hasattr(error, "message") else str(error).splitlines()[0]
+    return f"{where.lstrip('.') or 'notebook'}: {message}"
+
+
+def _read_percent_script(text: str, path: str) -> nbformat.NotebookNode:
+    import jupytext  # only py:percent input needs it
+
+    try:
+        notebook = jupytext.reads(text, fmt="py:percent")
+        nbformat.validate(notebook)
+    except nbformat.ValidationError as error:
+        raise NotebookFormatError(path, f"invalid notebook: {_describe(error)}") from None
+    except Exception as error:  # jupytext raises assorted errors on malformed scripts
+        raise NotebookFormatError(path, f"not a py:percent script: {error}") from None
+    return notebook
