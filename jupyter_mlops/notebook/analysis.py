@@ -10,6 +10,11 @@ import ast
 import builtins
 import re
 from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from IPython.core.inputtransformer2 import TransformerManager
 
 # Names every kernel provides; never data from another step.
 KERNEL_NAMES = frozenset(dir(builtins)) | {"get_ipython", "display", "In", "Out", "exit", "quit"}
@@ -30,16 +35,53 @@ class CodeNames:
     imports: list[str] = field(default_factory=list)  # top-level module names
 
 
+def parse_cell(source: str) -> ast.Module:
+    """The cell's syntax tree after IPython's own transforms, with Python cell magics unwrapped.
+
+    IPython's tokenizer is the bulk of the cost, so it sees as little as it can: plain Python
+    parses as it is (IPython leaves it unchanged), and in a cell with a magic or a shell escape
+    only those lines go through IPython first. Raises SyntaxError.
+    """
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        pass
+    try:
+        return ast.parse(_transform_escaped_lines(source))
+    except SyntaxError:
+        return ast.parse(python_source(source))
+
+
+_ESCAPED_LINE = re.compile(r"^(?P<indent>[ \t]*)(?P<code>(?:[%!]|[\w.,\s]+=\s*[%!]).*)$")
+
+
+def _transform_escaped_lines(source: str) -> str:
+    if _CELL_MAGIC.match(source):
+        return python_source(source)
+    lines = source.split("\n")
+    for number, line in enumerate(lines):
+        match = _ESCAPED_LINE.match(line)
+        if match:
+            code = _transformer().transform_cell(match["code"]).rstrip("\n")
+            lines[number] = match["indent"] + code
+    return "\n".join(lines)
+
+
 def python_source(source: str) -> str:
     """The cell as plain Python: IPython's own transforms, with Python cell magics unwrapped."""
-    from IPython.core.inputtransformer2 import TransformerManager
-
     match = _CELL_MAGIC.match(source)
     if match and match["name"] in PYTHON_CELL_MAGICS:
         source = source[match.end() :]
     elif match:
         return ""  # %%bash, %%writefile ...: no Python names
-    return TransformerManager().transform_cell(source)
+    return _transformer().transform_cell(source)
+
+
+@cache
+def _transformer() -> TransformerManager:
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return TransformerManager()
 
 
 def analyse(tree: ast.Module, names: CodeNames | None = None) -> CodeNames:
@@ -83,6 +125,8 @@ class _Sequence:
                 if handler.name:
                     self.bind(handler.name, handler.lineno)
                 self.statements(handler.body)
+                if handler.name:  # Python deletes the exception name after the handler
+                    self.names.binds.pop(handler.name, None)
             self.statements(stmt.orelse)
             self.statements(stmt.finalbody)
         else:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_mlops.errors import CellError, GraphError
-from jupyter_mlops.notebook.analysis import CodeNames, analyse, python_source
+from jupyter_mlops.notebook.analysis import CodeNames, analyse, parse_cell
 from jupyter_mlops.notebook.layout import DraftStep, Layout, code_cells, lay_out, pipeline_name
 from jupyter_mlops.notebook.model import (
     Cell,
@@ -81,7 +81,7 @@ class _Names:
 
 def _parse(path: str, cell: Cell) -> ast.Module:
     try:
-        return ast.parse(python_source(cell.source))
+        return parse_cell(cell.source)
     except SyntaxError as error:
         raise CellError(path, cell.index, cell.first_line,
                         f"line {error.lineno}: syntax error: {error.msg}") from None

@@ -72,6 +72,11 @@ def _mapping(name: str) -> Action:
     return apply
 
 
+def _add_resources(tags: CellTags, match: re.Match[str]) -> None:
+    """Several resources: tags add up (nbformat's schema rejects commas inside one tag)."""
+    tags.options.setdefault("resources", {}).update(_resources(match["value"]))  # type: ignore[union-attr]
+
+
 def _cache(value: str) -> bool:
     return value in ("on", "enabled")
 
@@ -100,6 +105,7 @@ def _resources(value: str) -> dict[str, str]:
     return found
 
 
+
 # The grammar. Patterns match the whole tag; the first matching rule applies.
 TAG_RULES: tuple[TagRule, ...] = tuple(
     TagRule(re.compile(pattern), dialect, action, example)
@@ -120,7 +126,7 @@ TAG_RULES: tuple[TagRule, ...] = tuple(
         (r"retries:(?P<value>[0-9]+)", MLOPS, _option("retries", int), "retries:3"),
         (r"timeout:(?P<value>[0-9.]+)", MLOPS, _option("timeout", _positive_number), "timeout:600"),
         (r"image:(?P<value>\S+)", BOTH, _option("image", str), "image:python:3.11"),
-        (r"resources:(?P<value>.+)", MLOPS, _option("resources", _resources), "resources:cpu=2"),
+        (r"resources:(?P<value>.+)", MLOPS, _add_resources, "resources:cpu=2"),
         (r"limit:(?P<key>[^:]+):(?P<value>.+)", KALE, _mapping("limits"), "limit:nvidia.com/gpu:1"),
         (r"annotation:(?P<key>[^:]+):(?P<value>.*)", KALE, _mapping("annotations"),
          "annotation:a:b"),
