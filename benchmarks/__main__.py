@@ -8,7 +8,8 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    names = argv or sorted(p.stem[len("bench_") :] for p in Path(__file__).parent.glob("bench_*.py"))
+    found = Path(__file__).parent.glob("bench_*.py")
+    names = argv or sorted(path.stem.removeprefix("bench_") for path in found)
     for name in names:
         print(f"== {name} ==", flush=True)
         import_module(f"benchmarks.bench_{name}").main()
