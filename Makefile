@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/python -m jupyter_mlops.demo $(EXAMPLE)
+	$(BIN)/jupyter-mlops graph $(EXAMPLE)
 
 lint: install
 	$(BIN)/ruff check jupyter_mlops tests benchmarks
