@@ -50,7 +50,7 @@ def build_graph(notebook: Any, path: str) -> StepGraph:
         metrics={},
         warnings=layout.warnings,
         experiment=_kale_experiment(kale_meta),
-        base_image=kale_meta.get("docker_image") or None,
+        base_image=kale_meta.get("base_image") or kale_meta.get("docker_image") or None,
         description=kale_meta.get("pipeline_description") or None,
     )
     _resolve_needs(graph, layout)
@@ -150,10 +150,11 @@ def _resolve_needs(graph: StepGraph, layout: Layout) -> None:
 def _connect(graph: StepGraph, first_reads: dict[str, dict[str, Cell]]) -> None:
     """Find each read name's upstream step; add data edges and inputs/outputs."""
     position = {step.name: i for i, step in enumerate(graph.steps)}
+    latest: dict[str, Step] = {}  # name -> nearest earlier step that binds it
     for step in graph.steps:
-        candidates = _candidates(graph, step, position)
+        binders = latest if graph.dialect == "mlops" else _kale_binders(graph, step, position)
         for name in step.reads:
-            producer = next((s for s in candidates if name in s.binds), None)
+            producer = binders.get(name)
             if producer is None:
                 _warn_unbound(graph, step, name, first_reads[step.name][name])
                 continue
@@ -161,6 +162,7 @@ def _connect(graph: StepGraph, first_reads: dict[str, dict[str, Cell]]) -> None:
         if graph.dialect == "mlops":
             parents = set(step.needs) | set(step.inputs.values())
             step.upstream = sorted(parents, key=position.__getitem__)
+        latest.update(dict.fromkeys(step.binds, step))
     for step in graph.steps:
         for parent in step.upstream:
             names = tuple(sorted(n for n, src in step.inputs.items() if src == parent))
@@ -173,17 +175,14 @@ def _connect(graph: StepGraph, first_reads: dict[str, dict[str, Cell]]) -> None:
         step.outputs.sort()
 
 
-def _candidates(graph: StepGraph, step: Step, position: dict[str, int]) -> list[Step]:
-    """Steps a name may come from, nearest first.
-
-    Our dialect: every earlier step. Kale's: only ancestors along prev: edges, as Kale does.
-    """
-    earlier = graph.steps[: position[step.name]]
-    if graph.dialect == "kale":
-        ancestors = graph.upstream_of(step.name)
-        earlier = [s for s in graph.steps if s.name in ancestors]
-        earlier.sort(key=lambda s: (position[s.name] > position[step.name], position[s.name]))
-    return list(reversed(earlier))
+def _kale_binders(graph: StepGraph, step: Step, position: dict[str, int]) -> dict[str, Step]:
+    """Kale looks for a name only among the step's ancestors along prev: edges, nearest first."""
+    ancestors = [s for s in graph.steps if s.name in graph.upstream_of(step.name)]
+    ancestors.sort(key=lambda s: (position[s.name] > position[step.name], position[s.name]))
+    binders: dict[str, Step] = {}
+    for ancestor in ancestors:  # least preferred first: later entries win
+        binders.update(dict.fromkeys(ancestor.binds, ancestor))
+    return binders
 
 
 def _warn_unbound(graph: StepGraph, step: Step, name: str, cell: Cell) -> None:
@@ -246,11 +245,21 @@ def _collect_metrics(graph: StepGraph, layout: Layout) -> None:
 
 def _metric_names(path: str, cell: Cell, include_bound: bool) -> list[str]:
     tree = _parse(path, cell)
-    names = [s.value.id for s in tree.body
-             if isinstance(s, ast.Expr) and isinstance(s.value, ast.Name)]
+    names = [name for s in tree.body if (name := _reported_name(s))]
     if include_bound:
         names += list(analyse(tree).binds)
     return list(dict.fromkeys(names))
+
+
+def _reported_name(stmt: ast.stmt) -> str | None:
+    """`accuracy` or, as Kale requires in pipeline-metrics cells, `print(accuracy)`."""
+    if not isinstance(stmt, ast.Expr):
+        return None
+    value = stmt.value
+    if (isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+            and value.func.id == "print" and len(value.args) == 1 and not value.keywords):
+        value = value.args[0]
+    return value.id if isinstance(value, ast.Name) else None
 
 
 def _kale_experiment(meta: dict[str, Any]) -> str | None:

@@ -83,6 +83,7 @@ INFERENCE_CASES = [
     ("magics and shell escapes", "%matplotlib inline\n!pip install x\n%mlops log a=1\nr = d + 1",
      {"d"}, {"r"}),
     ("cell magic body", "%%time\nr = d * 2", {"d"}, {"r"}),
+    ("line %time runs its statement here", "%time r = d * 2\n%timeit s = d", {"d"}, {"r"}),
     ("non-python cell magic", "%%bash\necho $d", set(), set()),
     ("comprehension locals", "r = [i * k for i in d]", {"d", "k"}, {"r"}),
     ("function parameters and locals", "def f(x):\n    y = x + d\n    return y\nr = f(1)",
