@@ -109,7 +109,8 @@ def _step(path: str, draft: DraftStep, layout: Layout, setup: _Names,
         options=_options(draft),
         binds=sorted(own.names.binds),
         reads=[n for n in own.names.reads if n not in known],
-        parameters=sorted(n for n in own.names.reads if n in parameters),
+        # setup cells run in every step, so the parameters they read are every step's too
+        parameters=sorted(n for n in {*setup.names.reads, *own.names.reads} if n in parameters),
         imports=_ordered_union(setup.names.imports, own.names.imports),
     )
     first_reads[step.name] = own.first_read_cell

@@ -139,6 +139,17 @@ def test_parameters_are_typed_from_literals_and_read_by_the_steps_that_use_them(
     assert graph.step("one").inputs == {}
 
 
+def test_parameters_read_by_setup_cells_belong_to_every_step():
+    graph = graph_of([
+        ("seed = 1\nrate = 0.5", ["parameters"]),
+        ("import random\nrandom.seed(seed)", ["setup"]),
+        ("a = 1", ["step:one"]),
+        ("b = a * rate", ["step:two"]),
+    ])
+    assert graph.step("one").parameters == ["seed"]
+    assert graph.step("two").parameters == ["rate", "seed"]
+
+
 @pytest.mark.parametrize(("source", "fault"), [
     ("x = compute()", "parameter 'x': its default is not a literal value"),
     ("x = (1, 2)", "type tuple is not one of"),
