@@ -16,19 +16,42 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/jupyter-mlops graph $(EXAMPLE)
+	$(BIN)/python -m jupyter_mlops.demo $(EXAMPLE)
 
 lint: install
 	$(BIN)/ruff check jupyter_mlops tests benchmarks
 
-test: lint
-	$(BIN)/python -m pytest tests
+# Browser tests refresh the README's screenshots.
+test: lint ui-deps labextension
+	MLOPS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests
 
-lab: install
+lab: install labextension
 	$(BIN)/jupyter lab --ip=127.0.0.1 notebooks
 
 bench: install
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .mlops build dist
+	rm -rf $(VENV) .mlops build dist mlflow.db mlflow.db.lock mlruns .jupyter_mlops
+
+# The JupyterLab extension: rebuilt when its sources change, and linked into the venv so
+# `jupyter lab` serves the fresh build (an editable install copies it once).
+.PHONY: ui-deps labextension
+LABEXT_SOURCES := $(wildcard labextension/src/*.ts labextension/style/* labextension/schema/*.json) \
+	labextension/package.json labextension/package-lock.json
+
+labextension: .make-labextension
+
+.make-labextension: $(STAMP) $(LABEXT_SOURCES) labextension/node_modules/.package-lock.json
+	cd labextension && npm run build:prod
+	rm -rf $(VENV)/share/jupyter/labextensions/jupyter-mlops
+	mkdir -p $(VENV)/share/jupyter/labextensions
+	ln -s $(CURDIR)/jupyter_mlops/labextension $(VENV)/share/jupyter/labextensions/jupyter-mlops
+	touch $@
+
+labextension/node_modules/.package-lock.json: labextension/package-lock.json
+	cd labextension && npm ci --no-audit --no-fund
+
+# Browser tests drive Debian's Chromium (never `playwright install`).
+ui-deps: install
+	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)

@@ -14,6 +14,10 @@ from jupyter_mlops.errors import MlopsError
 # add_arguments(parser) and run(args) -> int, and imports nothing heavy at module level.
 COMMANDS: dict[str, str] = {
     "graph": "graph",
+    "run": "run",
+    "compile": "compile",
+    "submit": "submit",
+    "sync": "sync",
 }
 
 

@@ -1,0 +1,51 @@
+"""`jupyter-mlops run NOTEBOOK`: run a tagged notebook's steps as a local pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "run a tagged notebook as a local pipeline: parallel steps, data passing, cache, MLflow"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("notebook", help="a tagged .ipynb notebook or py:percent script")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                        metavar=("NAME", "VALUE"),
+                        help="set a parameter; VALUE is read as a literal (7, 0.5, [1, 2], true)")
+    parser.add_argument("-f", "--params-file", metavar="FILE",
+                        help="a YAML file of name: value parameters (-p wins over it)")
+    parser.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                        help="steps run at the same time (default: the CPU count)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="run every step, even when a cached result matches")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--from", dest="from_step", metavar="STEP",
+                       help="run STEP and everything after it; reuse cached upstream results")
+    start.add_argument("--only", metavar="STEP",
+                       help="run only STEP, its inputs taken from cached upstream results")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="folder for runs/ and cache/ (default: .mlops)")
+    parser.add_argument("--fresh-kernels", action="store_true",
+                        help="start a new kernel for every step instead of reusing a reset one")
+    parser.add_argument("--no-track", action="store_true", help="do not log the run to MLflow")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print no progress")
+
+
+def run(args: argparse.Namespace) -> int:
+    from jupyter_mlops.runner import run_pipeline
+
+    if args.jobs is not None and args.jobs < 1:
+        print("error: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    result = run_pipeline(
+        args.notebook, params_file=args.params_file,
+        cli_parameters=[tuple(pair) for pair in args.parameter], jobs=args.jobs,
+        cache=not args.no_cache, from_step=args.from_step, only=args.only, out=args.out,
+        track=not args.no_track, quiet=args.quiet, fresh_kernels=args.fresh_kernels)
+    for failure in result.failures:
+        print(f"\n{failure}\n{failure.traceback}", file=sys.stderr)
+    print(f"run folder: {result.run_dir}")
+    if result.mlflow_run_id:
+        print(f"MLflow run: {result.mlflow_run_id}")
+    return result.exit_code

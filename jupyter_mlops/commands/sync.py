@@ -1,0 +1,26 @@
+"""`jupyter-mlops sync`: replay spooled records to their store and settle runs of dead kernels."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "replay spooled tracking records and mark runs of dead kernels FAILED"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--spool-dir", action="append", type=Path, default=[],
+        help="spool folder to replay (repeatable; default: the spool of MLFLOW_TRACKING_URI "
+             "or ./mlflow.db, and every server's spool under ~/.jupyter_mlops/spool)")
+    parser.add_argument("--no-recover", action="store_true",
+                        help="only replay; leave RUNNING runs alone")
+
+
+def run(args: argparse.Namespace) -> int:
+    from jupyter_mlops.tracking.sync import sync
+
+    report = sync(args.spool_dir, recover=not args.no_recover)
+    for line in report.lines():
+        print(line)
+    return 0 if not report.failed else 1

@@ -1,0 +1,248 @@
+"""The code that runs inside each KFP component, next to the generated step function.
+
+Every component carries this file's text and imports it as a module of its own (see
+components.py), so it must stand alone: only the standard library at module level, no
+reference to this package, which the image may lack. `step` is the dict the generated
+function passes: pipeline, experiment, notebook, step, run_id (KFP's), timeout, tracking_uri,
+support (packed sources) and mlflow (a pinned requirement to install when tracking is asked
+for and mlflow is missing, or "").
+"""
+
+
+def run_step_notebook(notebook_json, parameters, inputs, values_dir, notebook_path, html_path,
+                      step):
+    """Execute a step notebook with papermill, as the local runner does; return its metrics.
+
+    The executed notebook and its HTML are kept even when the step fails. With
+    MLFLOW_TRACKING_URI set (the pipeline parameter or the container's environment) the
+    step logs its MLflow run, a child of the pipeline run, as it does locally.
+    """
+    import os
+    import tempfile
+    import time
+
+    if step["tracking_uri"]:  # the kernel inherits it too
+        os.environ["MLFLOW_TRACKING_URI"] = step["tracking_uri"]
+    started = time.time()
+    status, metrics = "FAILED", {}
+    with tempfile.TemporaryDirectory(prefix="mlops-step-") as workdir:
+        _provide_support(step["support"], os.path.join(workdir, "lib"))
+        source = os.path.join(workdir, "step.ipynb")
+        with open(source, "w", encoding="utf-8") as handle:
+            handle.write(notebook_json)
+        executed = os.path.join(workdir, "executed.ipynb")
+        metrics_path = os.path.join(workdir, "metrics.json")
+        os.makedirs(values_dir, exist_ok=True)
+        arguments = dict(parameters, _mlops_inputs=inputs, _mlops_outputs_dir=values_dir,
+                         _mlops_metrics_path=metrics_path)
+        try:
+            _execute(source, executed, arguments, step)
+            metrics = _read_metrics(metrics_path, step["step"])
+            status = "FINISHED"
+        finally:  # papermill saves the notebook up to the failing cell: keep it either way
+            _keep_notebook(executed, notebook_path, html_path)
+            if os.environ.get("MLFLOW_TRACKING_URI"):
+                log_mlflow_run(step, parameters, metrics, notebook_path, status,
+                               time.time() - started)
+    return metrics
+
+
+def _execute(source, executed, parameters, step):
+    """papermill in a fresh kernel; `timeout` bounds the whole step, as the local runner's does.
+
+    The kernel starts in the component's working directory (the image's WORKDIR, where an
+    image puts the notebook's files), as a local step starts in the notebook's folder."""
+    import signal
+    import sys
+    import threading
+
+    # jsonschema's optional IRI check builds a grammar at import (~2 s of CPU a step);
+    # notebook schemas use no IRI formats. The command line skips it the same way.
+    sys.modules.setdefault("rfc3987_syntax", None)
+    import papermill
+
+    timeout = step["timeout"]
+    expired = []
+    deadline = bool(timeout) and threading.current_thread() is threading.main_thread()
+
+    def expire(signum, frame):
+        expired.append(True)
+        raise TimeoutError(f"step {step['step']!r} timed out after {timeout:g} s")
+
+    if deadline:
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        papermill.execute_notebook(source, executed, parameters=parameters,
+                                   kernel_name="python3", progress_bar=False,
+                                   execution_timeout=None if deadline else timeout)
+    finally:
+        if deadline:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    if expired:  # papermill records the interrupted cell and returns: fail the step anyway
+        raise TimeoutError(f"step {step['step']!r} timed out after {timeout:g} s")
+
+
+def _read_metrics(path, step_name):
+    """The metrics the step notebook's last cell wrote; without them the step did not finish."""
+    import json
+    import os
+
+    if not os.path.exists(path):
+        raise RuntimeError(f"step {step_name!r} did not finish: its last cell never ran")
+    with open(path, encoding="utf-8") as handle:
+        return {name: float(value) for name, value in json.load(handle).items()}
+
+
+def _keep_notebook(executed, notebook_path, html_path):
+    import os
+    import shutil
+
+    if not os.path.exists(executed):
+        return
+    os.makedirs(os.path.dirname(notebook_path) or ".", exist_ok=True)
+    shutil.copyfile(executed, notebook_path)
+    _render_html(executed, html_path)
+
+
+def _render_html(notebook_path, html_path):
+    """The executed notebook as HTML for the KFP UI; a failed rendering must not fail the step."""
+    import os
+
+    try:
+        from nbconvert import HTMLExporter
+
+        body, _ = HTMLExporter().from_filename(notebook_path)
+    except Exception as error:  # noqa: BLE001 -- nbconvert is optional at run time
+        body = f"<html><body><p>could not render the executed notebook: {error}</p></body></html>"
+    os.makedirs(os.path.dirname(html_path) or ".", exist_ok=True)
+    with open(html_path, "w", encoding="utf-8") as handle:
+        handle.write(body)
+
+
+def _provide_support(packed, directory):
+    """Write jupyter-mlops' serializers for the kernel unless the package is installed.
+
+    `packed` is base64 of zlib-compressed JSON {relative path: source}.
+    """
+    import base64
+    import importlib.util
+    import json
+    import os
+    import zlib
+
+    if importlib.util.find_spec("jupyter_mlops") is not None:
+        return
+    sources = json.loads(zlib.decompress(base64.b64decode(packed)).decode("utf-8"))
+    for relative, text in sorted(sources.items()):
+        path = os.path.join(directory, relative)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = directory + (os.pathsep + path if path else "")
+
+
+def _mlflow_client(requirement):
+    """An MlflowClient; mlflow is pip-installed first when missing and `requirement` allows."""
+    import subprocess
+    import sys
+
+    try:
+        from mlflow import MlflowClient
+    except ImportError:
+        if not requirement:
+            print("MLFLOW_TRACKING_URI is set but mlflow is not installed: no run logged")
+            return None
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", requirement],
+                       check=True)
+        from mlflow import MlflowClient
+    return MlflowClient()
+
+
+def log_mlflow_run(step, parameters, metrics, notebook_path, status, duration):
+    """The step's MLflow run, tagged as the local runner tags it, under the pipeline's run.
+
+    Steps of one KFP run find their parent run by the run's id; the first step creates it.
+    Each step leaves the parent settled (FAILED once any step failed), as no step knows
+    whether it is the last.
+    """
+    import os
+    import shutil
+    import tempfile
+    import time
+
+    client = _mlflow_client(step["mlflow"])
+    if client is None:
+        return None
+    from mlflow.entities import Metric, Param
+
+    experiment = _experiment(client, step["experiment"])
+    parent = _parent_run(client, experiment, step)
+    run = client.create_run(experiment, run_name=step["step"], tags={
+        "mlflow.parentRunId": parent, "mlops.kind": "pipeline-step", "mlops.step": step["step"],
+        "mlops.run_id": step["run_id"], "mlops.backend": "kfp",
+        "mlops.status": "ok" if status == "FINISHED" else "failed"})
+    run_id = run.info.run_id
+    now = int(time.time() * 1000)
+    values = [Metric(name, value, now, 0) for name, value in sorted(metrics.items())]
+    client.log_batch(run_id, metrics=[*values, Metric("duration_s", duration, now, 0)],
+                     params=[Param(name, str(value)[:6000])  # MLflow's limit on a value
+                             for name, value in sorted(parameters.items())])
+    client.log_batch(parent, metrics=values)
+    if os.path.exists(notebook_path):  # as `<step>.ipynb`, as the local runner logs it
+        with tempfile.TemporaryDirectory() as folder:
+            named = os.path.join(folder, f"{step['step']}.ipynb")
+            shutil.copyfile(notebook_path, named)
+            client.log_artifact(run_id, named)
+    client.set_terminated(run_id, status)
+    if client.get_run(parent).info.status != "FAILED":
+        client.set_terminated(parent, status)
+    return run_id
+
+
+def _experiment(client, name):
+    """The experiment's id, creating it; a parallel step may create it first."""
+    found = client.get_experiment_by_name(name)
+    if found:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except Exception:  # noqa: BLE001 -- mlflow's "already exists" has no class of its own
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def _parent_run(client, experiment, step):
+    """The pipeline's run for this KFP run: found by tag, else made; the earliest wins a race."""
+    query = (f"tags.`mlops.run_id` = '{step['run_id']}' and tags.`mlops.kind` = 'pipeline'")
+
+    def earliest():
+        found = client.search_runs([experiment], query)
+        ordered = sorted(found, key=lambda r: (r.info.start_time, r.info.run_id))
+        return ordered[0].info.run_id if ordered else None
+
+    existing = earliest()
+    if existing:
+        return existing
+    mine = client.create_run(experiment, run_name=f"pipeline-{step['run_id']}", tags={
+        "mlops.kind": "pipeline", "mlops.pipeline": step["pipeline"],
+        "mlops.notebook": step["notebook"], "mlops.run_id": step["run_id"],
+        "mlops.backend": "kfp"}).info.run_id
+    chosen = earliest()
+    if chosen != mine:  # another step made one at the same time: use the first
+        client.delete_run(mine)
+    return chosen
+
+
+def decode_json_parameter(text):
+    """A parameter whose notebook default is None arrives as JSON text; plain text stays text."""
+    import json
+
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text

@@ -1,0 +1,190 @@
+"""Step cache keys and the on-disk cache of step results.
+
+A key covers what can change a step's result: its generated notebook code (setup cells included),
+the parameters it reads, the content hashes of its inputs, the Python version, the versions of the
+distributions providing the modules it imports and, for modules that no distribution provides
+(the project's own `.py` files next to the notebook), the hash of their source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from importlib.machinery import PathFinder
+from pathlib import Path
+from typing import Any
+
+from jupyter_mlops._version import __version__
+
+ENTRY_FILE = "entry.json"
+INDEX_FILE = "distributions.json"  # module -> distributions, see Versions
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What the key takes from the environment."""
+
+    python: str
+    modules: Mapping[str, str]  # top-level module -> "dist==version" or "file:<sha256>"
+
+
+class Versions:
+    """Installed distributions, read once per run: an upgrade between two runs is seen.
+
+    Mapping modules to distributions reads every installed package's file list (about half a
+    second), so the map is kept in `index_file`, stamped with the modification times of the
+    folders on `sys.path`: installing, upgrading or removing a package renames a `.dist-info`
+    folder, which changes its parent's time and so the stamp.
+    """
+
+    def __init__(self, index_file: Path | None = None) -> None:
+        self.index_file = index_file
+        self._distributions: dict[str, list[str]] | None = None
+        self._versions: dict[str, str] = {}
+
+    def distributions(self, module: str) -> list[str]:
+        """The distributions providing top-level `module` (none for the project's own files)."""
+        if self._distributions is None:
+            self._distributions = self._load_index()
+        return sorted(set(self._distributions.get(module, ())))
+
+    def _load_index(self) -> dict[str, list[str]]:
+        stamp = _path_stamp()
+        if self.index_file is not None:
+            try:
+                saved = json.loads(self.index_file.read_text())
+                if saved.get("stamp") == stamp:
+                    return dict(saved["distributions"])
+            except (OSError, ValueError, KeyError):
+                pass
+        found = {module: list(dists) for module, dists in metadata.packages_distributions().items()}
+        if self.index_file is not None:
+            self.index_file.parent.mkdir(parents=True, exist_ok=True)
+            staging = self.index_file.with_suffix(f".{os.getpid()}.tmp")
+            staging.write_text(json.dumps({"stamp": stamp, "distributions": found}))
+            os.replace(staging, self.index_file)
+        return found
+
+    def version(self, distribution: str) -> str:
+        if distribution not in self._versions:
+            try:
+                self._versions[distribution] = metadata.version(distribution)
+            except metadata.PackageNotFoundError:
+                self._versions[distribution] = "?"
+        return self._versions[distribution]
+
+
+def _path_stamp() -> list[list[Any]]:
+    stamp: list[list[Any]] = []
+    for entry in sys.path:
+        try:
+            stamp.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:
+            stamp.append([entry, None])
+    return stamp
+
+
+def environment(imports: list[str], search_path: list[str],
+                versions: Versions | None = None) -> Environment:
+    """The versions behind `imports`: a distribution's version, else a local module's hash."""
+    versions = versions or Versions()
+    modules: dict[str, str] = {}
+    for module in sorted(set(imports)):
+        if module in sys.stdlib_module_names or module in sys.builtin_module_names:
+            continue  # covered by the Python version
+        dists = versions.distributions(module)
+        if dists:
+            modules[module] = ",".join(f"{d}=={versions.version(d)}" for d in dists)
+        else:
+            modules[module] = _local_module_hash(module, search_path)
+    return Environment(f"{sys.implementation.name}-{sys.version.split()[0]}", modules)
+
+
+def step_key(code: list[str], parameters: Mapping[str, Any], inputs: Mapping[str, str],
+             env: Environment) -> str:
+    """The cache key of one step: a sha256 over everything its result depends on."""
+    document = {
+        "runner": __version__,
+        "code": code,
+        "parameters": {name: _canonical(v) for name, v in sorted(parameters.items())},
+        "inputs": dict(sorted(inputs.items())),
+        "python": env.python,
+        "modules": dict(sorted(env.modules.items())),
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    # 1 and 1.0 are equal in JSON but not as parameter values; keep the type in the key.
+    return [type(value).__name__, value]
+
+
+def _local_module_hash(module: str, search_path: list[str]) -> str:
+    """A hash of a module's source found on `search_path` without importing it, or "missing"."""
+    spec = PathFinder.find_spec(module, search_path)
+    if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+        return "missing"
+    origin = Path(spec.origin)
+    files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(str(file.relative_to(origin.parent)).encode())
+        digest.update(file.read_bytes())
+    return f"file:{digest.hexdigest()}"
+
+
+class StepCache:
+    """Results of successful steps under `root/<key>/`: data/, metrics.json, step.ipynb."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def lookup(self, key: str) -> Path | None:
+        """The entry for `key` if a complete one exists."""
+        entry = self.root / key
+        return entry if (entry / ENTRY_FILE).is_file() else None
+
+    def store(self, key: str, data_dir: Path, metrics: Path, notebook: Path,
+              info: Mapping[str, Any]) -> Path:
+        """Copy a step's results in; written aside and renamed, so readers never see half."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        final = self.root / key
+        if final.exists():
+            return final
+        staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=self.root))
+        try:
+            link_tree(data_dir, staging / "data")
+            link_file(metrics, staging / "metrics.json")
+            link_file(notebook, staging / "step.ipynb")
+            (staging / ENTRY_FILE).write_text(json.dumps(dict(info), indent=1, default=str))
+            os.rename(staging, final)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # another run stored it first: fine
+        return final
+
+
+def link_file(source: Path, target: Path) -> None:
+    """Hard-link (cheap, same content) or copy `source` to `target`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def link_tree(source: Path, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    if not source.is_dir():
+        return
+    for item in source.iterdir():
+        if item.is_dir():
+            link_tree(item, target / item.name)
+        else:
+            link_file(item, target / item.name)

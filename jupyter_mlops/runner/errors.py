@@ -1,0 +1,46 @@
+"""Errors of the local runner, each naming the step (and cell or variable) at fault."""
+
+from __future__ import annotations
+
+from jupyter_mlops.errors import MlopsError
+
+
+class RunnerError(MlopsError):
+    """A pipeline run cannot start or go on."""
+
+
+class SerializationError(RunnerError, TypeError):
+    """A value on an edge cannot be written or read: names the step, the variable and its type."""
+
+    def __init__(self, name: str, type_name: str, reason: str, step: str | None = None) -> None:
+        self.name = name
+        self.type_name = type_name
+        self.step = step
+        self.reason = reason
+        where = f"step {step!r}: " if step else ""
+        super().__init__(f"{where}cannot save variable {name!r} of type {type_name}: {reason}")
+
+
+class StepFailed(RunnerError):
+    """A step's notebook failed: names the step, the notebook cell and the kernel's traceback."""
+
+    def __init__(self, step: str, reason: str, cell_index: int | None = None,
+                 source_line: str | None = None, traceback: str = "") -> None:
+        self.step = step
+        self.reason = reason
+        self.cell_index = cell_index
+        self.source_line = source_line
+        self.traceback = traceback
+        where = f" in cell {cell_index}" if cell_index is not None else ""
+        line = f" ({source_line!r})" if source_line else ""
+        super().__init__(f"step {step!r} failed{where}{line}: {reason}")
+
+
+class PipelineFailed(RunnerError):
+    """At least one step failed; the run's other results are still in its folder."""
+
+    def __init__(self, failures: list[StepFailed], run_dir: str) -> None:
+        self.failures = failures
+        self.run_dir = run_dir
+        names = ", ".join(f.step for f in failures)
+        super().__init__(f"{len(failures)} step(s) failed ({names}); see {run_dir}")

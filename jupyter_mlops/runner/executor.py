@@ -1,0 +1,94 @@
+"""Execute one step notebook with papermill in a pool kernel, and judge the outcome."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from jupyter_mlops.runner import failures
+from jupyter_mlops.runner.errors import StepFailed
+from jupyter_mlops.runner.kernels import KERNEL_NAME, Kernel, KernelPool, kill_process
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    duration: float
+    error: StepFailed | None = None
+
+
+def execute(step: str, notebook: nbformat.NotebookNode, output: Path,
+            parameters: dict[str, Any], metrics_path: Path, pool: KernelPool,
+            timeout: float | None = None) -> Outcome:
+    """Run `notebook` as step `step`; ok only when its final cell wrote `metrics_path`."""
+    # Imported here, in a worker thread, while the first kernel boots (papermill takes ~1 s).
+    import papermill
+
+    from jupyter_mlops.runner import engine
+
+    kernel = pool.take()
+    started = time.perf_counter()
+    timed_out = threading.Event()
+    watchdog = _watchdog(kernel, timeout, timed_out)
+    raised: BaseException | None = None
+    try:
+        papermill.execute_notebook(
+            notebook, str(output), parameters=parameters, engine_name=engine.ENGINE_NAME,
+            kernel_name=KERNEL_NAME, km=kernel.km, progress_bar=False, log_output=False)
+    except Exception as error:  # noqa: BLE001 - judged below, from the notebook and the kernel
+        raised = error
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        exit_code = kernel.exit_code
+    # papermill's cell statuses are not trusted: the step's own last act proves it finished.
+    ok = raised is None and exit_code is None and not timed_out.is_set() and metrics_path.is_file()
+    pool.release(kernel, reusable=ok)
+    duration = time.perf_counter() - started
+    if ok:
+        return Outcome(True, duration)
+    return Outcome(False, duration, _diagnose(step, output, kernel, exit_code, raised, timeout,
+                                              timed_out.is_set()))
+
+
+def _watchdog(kernel: Kernel, timeout: float | None, fired: threading.Event) -> Any:
+    if not timeout:
+        return None
+
+    def expire() -> None:
+        fired.set()
+        kill_process(kernel)
+
+    timer = threading.Timer(timeout, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _diagnose(step: str, output: Path, kernel: Kernel, exit_code: int | None,
+              raised: BaseException | None, timeout: float | None,
+              timed_out: bool) -> StepFailed:
+    notebook = _read(output)
+    if timed_out:
+        return failures.crashed(step, notebook, f"timed out after {timeout:g} s")
+    if exit_code is None and notebook is not None:
+        found = failures.from_error_output(step, notebook)
+        if found is not None:
+            return found
+    if exit_code is not None:
+        return failures.crashed(step, notebook, failures.describe_exit(exit_code),
+                                kernel.log_tail())
+    reason = f"{type(raised).__name__}: {raised}" if raised else "the step did not finish"
+    return failures.crashed(step, notebook, reason, kernel.log_tail())
+
+
+def _read(path: Path) -> nbformat.NotebookNode | None:
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except Exception:  # noqa: BLE001 - no notebook written: the error says what is known
+        return None

@@ -1,0 +1,108 @@
+"""`run_pipeline`: a tagged notebook run as a local pipeline, the API behind `jupyter-mlops run`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from jupyter_mlops.notebook import read_graph
+from jupyter_mlops.runner import parameters as params
+from jupyter_mlops.runner.plan import make_plan
+from jupyter_mlops.runner.progress import Progress
+from jupyter_mlops.runner.results import PipelineResult, StepResult
+from jupyter_mlops.runner.rundir import RunFolder
+from jupyter_mlops.runner.scheduler import Scheduler
+
+__all__ = ["run_pipeline", "PipelineResult", "StepResult"]
+
+
+def run_pipeline(notebook: str | Path, parameters: Mapping[str, Any] | None = None, *,
+                 params_file: str | Path | None = None,
+                 cli_parameters: Iterable[tuple[str, str]] = (), jobs: int | None = None,
+                 cache: bool = True, from_step: str | None = None, only: str | None = None,
+                 out: str | Path | None = None, track: bool = True,
+                 tracking_uri: str | None = None, quiet: bool = False,
+                 stream: IO[str] | None = None, fresh_kernels: bool = False) -> PipelineResult:
+    """Run `notebook`'s steps as a pipeline; parameters are checked before anything runs.
+
+    `parameters` are typed values, `cli_parameters` (NAME, TEXT) pairs as `-p` gives them; both
+    override `params_file`. The result's `exit_code` is 0, 1 (a step failed) or 130 (interrupted).
+    A kernel whose step succeeded is reset and reused for a later step unless `fresh_kernels`.
+    """
+    graph = read_graph(str(notebook))
+    given = dict(params.read_params_file(params_file)) if params_file else {}
+    given.update(parameters or {})
+    values = params.resolve(graph, given, list(cli_parameters))
+    plan = make_plan(graph, cache, from_step, only)
+    folder = RunFolder.create(out)
+    result = PipelineResult(folder.run_id, folder.root, str(notebook), values, {}, time.time())
+    tracker = _tracker(graph, folder, str(notebook), tracking_uri) if track else None
+    progress = Progress(len(plan), stream, quiet)
+    progress.line(f"run {folder.run_id}: {len(plan)} step(s) of {graph.name} -> {folder.root}")
+    listeners = [progress] + ([tracker] if tracker is not None else [])
+    scheduler = Scheduler(graph, plan, values, folder, jobs or os.cpu_count() or 1, listeners,
+                          reuse_kernels=not fresh_kernels)
+    try:
+        with _signals_as_interrupt():
+            result.steps = scheduler.run()
+    except KeyboardInterrupt:
+        result.steps, result.interrupted = scheduler.results, True
+    finally:
+        progress.close()
+        result.duration = time.time() - result.started
+        summary = folder.write_summary(result.to_dict())
+        if tracker is not None and tracker in scheduler.listeners:
+            result.mlflow_run_id = _finish_tracking(tracker, result, summary)
+            folder.write_summary(result.to_dict())
+    progress.line(f"run {folder.run_id} {result.status} in {result.duration:.1f}s")
+    return result
+
+
+def _finish_tracking(tracker: Any, result: PipelineResult, summary: Path) -> str | None:
+    try:
+        return tracker.finish(result, summary)  # type: ignore[no-any-return]
+    except Exception as error:  # noqa: BLE001 - the run happened; only its record is short
+        print(f"warning: MLflow tracking failed: {error!r}", file=sys.stderr)
+        return None
+
+
+def _tracker(graph: Any, folder: RunFolder, notebook: str, uri: str | None) -> Any | None:
+    from jupyter_mlops.runner.tracking import PipelineTracker
+
+    tags = {"mlops.kind": "pipeline", "mlops.notebook": notebook, "mlops.run_id": folder.run_id,
+            "mlops.pipeline": graph.name}
+    try:
+        return PipelineTracker(graph.experiment or graph.name, f"pipeline-{folder.run_id}", tags,
+                               notebook, uri)
+    except Exception as error:  # noqa: BLE001 - the pipeline runs untracked rather than not
+        print(f"warning: MLflow tracking is off for this run: {error!r}", file=sys.stderr)
+        return None
+
+
+@contextmanager
+def _signals_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a run the way Ctrl-C does; a second signal during cleanup is ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

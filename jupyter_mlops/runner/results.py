@@ -1,0 +1,88 @@
+"""Plain results of a pipeline run and of each step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_mlops.runner.errors import StepFailed
+
+# Step states; the run's exit code follows from them.
+OK, CACHED, FAILED, SKIPPED, KILLED = "ok", "cached", "failed", "skipped", "killed"
+
+
+@dataclass
+class StepResult:
+    name: str
+    status: str
+    started: float = 0.0  # epoch seconds
+    duration: float = 0.0
+    cache_key: str | None = None
+    notebook: Path | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    error: StepFailed | None = None
+    reason: str = ""  # why skipped or killed
+    attempts: int = 0
+
+    @property
+    def cache_hit(self) -> bool:
+        return self.status == CACHED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status, "started": self.started, "duration": round(self.duration, 3),
+            "cache_key": self.cache_key, "cache_hit": self.cache_hit,
+            "notebook": str(self.notebook) if self.notebook else None,
+            "metrics": self.metrics, "parameters": self.parameters, "reason": self.reason,
+            "attempts": self.attempts,
+            "error": None if self.error is None else {
+                "message": str(self.error), "cell_index": self.error.cell_index,
+                "source_line": self.error.source_line, "traceback": self.error.traceback},
+        }
+
+
+@dataclass
+class PipelineResult:
+    run_id: str
+    run_dir: Path
+    notebook: str
+    parameters: dict[str, Any]
+    steps: dict[str, StepResult]
+    started: float
+    duration: float = 0.0
+    interrupted: bool = False
+    mlflow_run_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(s.status in (OK, CACHED) for s in self.steps.values())
+
+    @property
+    def status(self) -> str:
+        return "killed" if self.interrupted else "ok" if self.ok else "failed"
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.interrupted else 0 if self.ok else 1
+
+    @property
+    def failures(self) -> list[StepFailed]:
+        return [s.error for s in self.steps.values() if s.error is not None]
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for step in self.steps.values():
+            found.update(step.metrics)
+        return found
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "notebook": self.notebook, "status": self.status,
+            "started": self.started, "duration": round(self.duration, 3),
+            "parameters": self.parameters, "metrics": self.metrics,
+            "mlflow_run_id": self.mlflow_run_id,
+            "steps": {name: step.to_dict() for name, step in self.steps.items()},
+        }

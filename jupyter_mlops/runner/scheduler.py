@@ -1,0 +1,262 @@
+"""Run the planned steps of one pipeline: cache look-ups, up to `jobs` steps in parallel, skips.
+
+The main thread decides (which step is ready, cached, skipped); worker threads only execute step
+notebooks. A failed step skips everything downstream of it; independent branches go on.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Protocol
+
+from jupyter_mlops.notebook import Step, StepGraph
+from jupyter_mlops.runner import cache, executor, serializers
+from jupyter_mlops.runner.errors import StepFailed
+from jupyter_mlops.runner.kernels import KernelPool, warm_imports
+from jupyter_mlops.runner.plan import FORCE, REUSE
+from jupyter_mlops.runner.results import CACHED, FAILED, KILLED, OK, SKIPPED, StepResult
+from jupyter_mlops.runner.rundir import RunFolder
+from jupyter_mlops.runner.step_notebook import build_step_notebook, step_parameters
+
+
+class Listener(Protocol):
+    """Told of every step as it starts and settles (progress display, MLflow tracking)."""
+
+    def started(self, step: str) -> None: ...
+
+    def finished(self, result: StepResult) -> None: ...
+
+
+class Scheduler:
+    def __init__(self, graph: StepGraph, plan: dict[str, str], values: dict[str, Any],
+                 folder: RunFolder, jobs: int, listeners: Sequence[Listener] = (),
+                 reuse_kernels: bool = True) -> None:
+        self.graph = graph
+        self.plan = plan
+        self.values = values
+        self.folder = folder
+        self.jobs = max(1, jobs)
+        self.listeners = list(listeners)
+        self.versions = cache.Versions(folder.cache_root / cache.INDEX_FILE)
+        self.workdir = Path(graph.path).resolve().parent
+        self.cache = cache.StepCache(folder.cache_root)
+        self.results: dict[str, StepResult] = {}
+        self.pending: list[Step] = [graph.step(name) for name in plan]
+        self.running: dict[Future[StepResult], Step] = {}
+        self.keys: dict[str, str] = {}
+        self.stopping = threading.Event()
+        self.pool = KernelPool(self.workdir, folder.root / "logs",
+                               warm_imports(graph.setup_cells), reuse=reuse_kernels)
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> dict[str, StepResult]:
+        """Run to the end; on KeyboardInterrupt kill the kernels, mark steps killed, re-raise."""
+        self.predicted = self._predict_runs()
+        self._want_kernels()
+        workers = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="mlops-step")
+        try:
+            while self.pending or self.running:
+                self._advance(workers)
+                if self.running:
+                    done, _ = wait(list(self.running), timeout=0.25, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        self._complete(future)
+                elif self.pending and not self._advance(workers):
+                    break  # nothing runs and nothing can start: cannot happen on a valid graph
+        except BaseException:
+            self.stopping.set()
+            self.pool.kill_all()
+            raise
+        finally:
+            workers.shutdown(wait=True, cancel_futures=True)
+            self._settle()
+            self.pool.close()
+        return {name: self.results[name] for name in self.plan}
+
+    def _settle(self) -> None:
+        """After an interrupt: collect the steps that were running; the rest is killed."""
+        for future in [f for f in self.running if f.done()]:
+            self._complete(future)
+        for step in list(self.pending) + list(self.running.values()):
+            self._settle_step(step, StepResult(step.name, KILLED, reason="interrupted"))
+        self.running.clear()
+
+    def _advance(self, workers: ThreadPoolExecutor) -> bool:
+        """Start, reuse or skip every step whose upstream steps are settled."""
+        progressed = False
+        for step in list(self.pending):
+            upstream = [self.results.get(name) for name in step.upstream if name in self.plan]
+            if any(result is None for result in upstream):
+                continue
+            broken = [r for r in upstream if r is not None and r.status not in (OK, CACHED)]
+            if broken:
+                self._settle_step(step, StepResult(step.name, SKIPPED,
+                                  reason=f"upstream step {broken[0].name!r} {broken[0].status}"))
+            elif not self._try_cache(step) and len(self.running) < self.jobs:
+                self.pending.remove(step)
+                self._tell("started", step.name)
+                self.running[workers.submit(self._execute, step)] = step
+                self._want_kernels()
+            else:
+                continue
+            progressed = True
+        return progressed
+
+    def _try_cache(self, step: Step) -> bool:
+        """Settle `step` from the cache if its mode and key allow; a REUSE miss fails it."""
+        mode = self.plan[step.name]
+        if step.name not in self.keys:
+            self.keys[step.name] = self._key(step, self._input_hashes(step))
+        key = self.keys[step.name]
+        entry = None if mode == FORCE else self.cache.lookup(key)
+        if entry is not None:
+            self._settle_step(step, self._reuse(step, key, entry))
+            return True
+        if mode == REUSE:
+            error = StepFailed(step.name, "no cached result matches the current code and "
+                               "parameters; run the pipeline without --only first")
+            self._settle_step(step, StepResult(step.name, FAILED, cache_key=key, error=error))
+            return True
+        return False
+
+    def _complete(self, future: Future[StepResult]) -> None:
+        step = self.running.pop(future)
+        try:
+            result = future.result()
+        except BaseException as error:  # noqa: BLE001 - a bug of ours must still settle the step
+            result = StepResult(step.name, FAILED, error=StepFailed(step.name, repr(error)))
+        self._settle_step(step, result, started=False)
+
+    def _settle_step(self, step: Step, result: StepResult, started: bool = True) -> None:
+        if started and step in self.pending:
+            self.pending.remove(step)
+        self.results[step.name] = result
+        self._tell("finished", result)
+        self._want_kernels()
+
+    def _tell(self, event: str, subject: Any) -> None:
+        for listener in list(self.listeners):
+            try:
+                getattr(listener, event)(subject)
+            except Exception as error:  # noqa: BLE001 - reporting must not stop the pipeline
+                self.listeners.remove(listener)
+                print(f"warning: {type(listener).__name__} stopped: {error!r}", file=sys.stderr)
+
+    # --- kernels ------------------------------------------------------------------------------
+
+    def _predict_runs(self) -> set[str]:
+        """Steps expected to need a kernel: those whose result the cache cannot give."""
+        entries: dict[str, Path] = {}
+        needed: set[str] = set()
+        for name, mode in self.plan.items():
+            step = self.graph.step(name)
+            if mode == FORCE or any(up not in entries for up in step.upstream):
+                needed.add(name)
+                continue
+            hashes = {value: serializers.content_hash(entries[producer] / "data", value)
+                      for value, producer in step.inputs.items()}
+            entry = self.cache.lookup(self._key(step, hashes))
+            if entry is None:
+                needed.add(name)
+            else:
+                entries[name] = entry
+        return needed - {n for n, mode in self.plan.items() if mode == REUSE}
+
+    def _want_kernels(self) -> None:
+        """As many kernels as the widest stage still to run can use, started now, one at a
+        time, so later stages find them warm. Running steps hand their kernels on (reuse)."""
+        kept = len(self.running) if self.pool.reuse else 0
+        self.pool.want_idle(max(0, min(self.jobs, self._widest_stage()) - kept))
+
+    def _widest_stage(self) -> int:
+        """The most steps to run that can be in flight together: steps grouped by depth
+        among the pending ones (a step's depth is one more than its deepest pending parent)."""
+        depth: dict[str, int] = {}
+        for step in self.pending:  # in plan order: parents come first
+            parents = [depth[up] for up in step.upstream if up in depth]
+            depth[step.name] = 1 + max(parents, default=0)
+        widths: dict[int, int] = {}
+        for name, level in depth.items():
+            if name in self.predicted:
+                widths[level] = widths.get(level, 0) + 1
+        return max(widths.values(), default=0)
+
+    # --- keys and reuse -----------------------------------------------------------------------
+
+    def _input_hashes(self, step: Step) -> dict[str, str]:
+        return {value: serializers.content_hash(self.folder.data(producer), value)
+                for value, producer in step.inputs.items()}
+
+    def _key(self, step: Step, input_hashes: dict[str, str]) -> str:
+        notebook = build_step_notebook(self.graph, step)
+        code = [cell.source for cell in notebook.cells[1:]]  # the defaults cell aside
+        env = cache.environment(step.imports, [str(self.workdir)], self.versions)
+        return cache.step_key(code, self._parameters(step), input_hashes, env)
+
+    def _reuse(self, step: Step, key: str, entry: Path) -> StepResult:
+        started = time.time()
+        cache.link_tree(entry / "data", self.folder.data(step.name))
+        cache.link_file(entry / "metrics.json", self.folder.metrics(step.name))
+        cache.link_file(entry / "step.ipynb", self.folder.notebook(step.name))
+        return StepResult(step.name, CACHED, started, time.time() - started, key,
+                          self.folder.notebook(step.name), _read_metrics(entry / "metrics.json"),
+                          self._parameters(step))
+
+    # --- in a worker thread -------------------------------------------------------------------
+
+    def _execute(self, step: Step) -> StepResult:
+        notebook = build_step_notebook(self.graph, step)
+        data, metrics = self.folder.data(step.name), self.folder.metrics(step.name)
+        parameters = self._parameters(step) | {
+            "_mlops_inputs": {name: str(self.folder.data(producer))
+                              for name, producer in step.inputs.items()},
+            "_mlops_outputs_dir": str(data),
+            "_mlops_metrics_path": str(metrics),
+        }
+        started = time.time()
+        outcome, attempts = self._attempts(step, notebook, parameters)
+        result = StepResult(step.name, OK if outcome.ok else FAILED, started,
+                            time.time() - started, self.keys.get(step.name),
+                            self.folder.notebook(step.name), parameters=self._parameters(step),
+                            error=outcome.error, attempts=attempts)
+        if self.stopping.is_set() and not outcome.ok:
+            result.status, result.reason, result.error = KILLED, "interrupted", None
+        if outcome.ok:
+            result.metrics = _read_metrics(metrics)
+            if step.options.cache and result.cache_key:
+                self.cache.store(result.cache_key, data, metrics, self.folder.notebook(step.name),
+                                 {"step": step.name, "run_id": self.folder.run_id,
+                                  "notebook": self.graph.path})
+        return result
+
+    def _attempts(self, step: Step, notebook: Any,
+                  parameters: dict[str, Any]) -> tuple[executor.Outcome, int]:
+        """Execute, again after a failure while `retries:N` allows; each try starts clean."""
+        data, metrics = self.folder.data(step.name), self.folder.metrics(step.name)
+        attempt = 0
+        while True:
+            attempt += 1
+            shutil.rmtree(data, ignore_errors=True)
+            metrics.unlink(missing_ok=True)
+            outcome = executor.execute(step.name, notebook, self.folder.notebook(step.name),
+                                       parameters, metrics, self.pool, step.options.timeout)
+            if outcome.ok or self.stopping.is_set() or attempt > step.options.retries:
+                return outcome, attempt
+
+    def _parameters(self, step: Step) -> dict[str, Any]:
+        return {name: self.values[name] for name in step_parameters(self.graph, step)}
+
+
+def _read_metrics(path: Path) -> dict[str, float]:
+    try:
+        return {k: float(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}

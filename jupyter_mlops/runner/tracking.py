@@ -1,0 +1,92 @@
+"""A pipeline run in MLflow: a parent run, one child run per step, written as the steps go.
+
+Logging goes through the tracking client (`jupyter_mlops.tracking.client.Tracker`): its
+background writer imports mlflow and talks to the store off the scheduler's thread, and spools
+to disk when the store is unreachable. Only the runner's process logs, never the step kernels.
+One client per store serves every run of the process (starting one costs seconds); the tracking
+client flushes and closes it at exit, `close_trackers()` sooner.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from jupyter_mlops.runner.results import CACHED, FAILED, OK, PipelineResult, StepResult
+
+# MLflow has no "skipped": a step that never ran ends KILLED, its tag says why.
+_STATUS = {OK: "FINISHED", CACHED: "FINISHED", FAILED: "FAILED"}
+FLUSH_TIMEOUT = 60.0
+_TRACKERS: dict[str, Any] = {}  # tracking URI -> Tracker, shared by the runs of this process
+
+
+def shared_tracker(uri: str | None) -> Any:
+    from jupyter_mlops.tracking.client import Tracker
+    from jupyter_mlops.tracking.store import tracking_uri
+
+    uri = uri or tracking_uri()
+    if uri not in _TRACKERS:
+        _TRACKERS[uri] = Tracker(uri)
+    return _TRACKERS[uri]
+
+
+def close_trackers() -> None:
+    """Send what is left and stop every shared client."""
+    while _TRACKERS:
+        _TRACKERS.popitem()[1].close()
+
+
+class PipelineTracker:
+    """Listens to the scheduler (`started`, `finished`) and logs each step as a child run."""
+
+    def __init__(self, experiment: str, run_name: str, tags: dict[str, str],
+                 notebook: str, tracking_uri: str | None = None) -> None:
+        self.tracker = shared_tracker(tracking_uri)
+        self.uri = self.tracker.uri
+        self.experiment = experiment
+        self.parent = self.tracker.start_run(run_name, experiment, tags=tags, notebook=notebook)
+        self.children: dict[str, Any] = {}
+
+    def started(self, step: str) -> None:
+        self._child(step)
+
+    def finished(self, result: StepResult) -> None:
+        child = self._child(result.name)
+        tags = {"mlops.status": result.status, "mlops.cache_hit": str(result.cache_hit).lower()}
+        if result.cache_key:
+            tags["mlops.cache_key"] = result.cache_key
+        if result.error is not None:
+            tags["mlops.error"] = f"{result.error}\n{result.error.traceback}"
+        elif result.reason:
+            tags["mlops.reason"] = result.reason
+        self.tracker.set_tags(child, tags)
+        self.tracker.log_params(child, result.parameters)
+        self.tracker.log_metrics(child, dict(result.metrics) | {
+            "duration_s": result.duration, "cache_hit": float(result.cache_hit)})
+        if result.notebook is not None and Path(result.notebook).is_file():
+            self.tracker.log_bytes(child, Path(result.notebook).name,
+                                   Path(result.notebook).read_bytes())
+        self.tracker.end_run(child, _STATUS.get(result.status, "KILLED"))
+
+    def finish(self, result: PipelineResult, summary: Path | None = None) -> str | None:
+        """Settle the parent, wait for the writer; returns the parent's MLflow run id."""
+        self.tracker.log_params(self.parent, result.parameters)
+        self.tracker.log_metrics(self.parent, result.metrics)
+        self.tracker.set_tags(self.parent, {"mlops.status": result.status,
+                                            "mlops.run_dir": str(result.run_dir)})
+        if summary is not None and summary.is_file():
+            self.tracker.log_bytes(self.parent, summary.name, summary.read_bytes())
+        status = "KILLED" if result.interrupted else "FINISHED" if result.ok else "FAILED"
+        self.tracker.end_run(self.parent, status)
+        if not self.tracker.flush(FLUSH_TIMEOUT):
+            print(f"warning: MLflow at {self.uri} did not take the run yet; it is spooled and "
+                  "will be sent later", file=sys.stderr)
+        return self.tracker.run_id(self.parent)
+
+    def _child(self, step: str) -> Any:
+        if step not in self.children:
+            self.children[step] = self.tracker.start_run(
+                step, self.experiment, parent=self.parent,
+                tags={"mlops.kind": "pipeline-step", "mlops.step": step})
+        return self.children[step]

@@ -1,0 +1,64 @@
+"""The extension as Jupyter Server sees it: settings from config, its routes, and its stop.
+
+Settings are read from Jupyter config as `MlopsExtension.<name>`. The KFP host lives here only:
+a request never chooses where a pipeline is submitted.
+"""
+
+from __future__ import annotations
+
+import os
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Float, Unicode
+
+from jupyter_mlops.server.handlers import routes
+from jupyter_mlops.server.jobs import Jobs
+from jupyter_mlops.server.store import Stores
+
+
+class MlopsExtension(ExtensionApp):
+    """The jupyter-mlops server extension; handlers reach it as `settings["jupyter_mlops"]`."""
+
+    name = "jupyter_mlops"
+    load_other_extensions = True
+
+    tracking_uri = Unicode(
+        "", help="MLflow tracking URI the panel reads; empty: MLFLOW_TRACKING_URI, else "
+        "mlflow.db in the notebook's folder (as the tracking layer does)."
+    ).tag(config=True)
+    mlflow_ui_url = Unicode(
+        "", help="Base URL of an MLflow UI; when set, the panel links runs to it."
+    ).tag(config=True)
+    kfp_host = Unicode(
+        "", help="Kubeflow Pipelines API host that Submit uses; empty disables submission."
+    ).tag(config=True)
+    kfp_namespace = Unicode("", help="Kubeflow namespace for submitted runs (optional).").tag(
+        config=True
+    )
+    default_image = Unicode(
+        "", help="Container image for steps without an `image:` tag (empty: the compiler's)."
+    ).tag(config=True)
+    full_refresh_seconds = Float(
+        30.0, help="Seconds between full reloads of an experiment's run summary (catches "
+        "deletions and edits of finished runs; new and running runs refresh on every request)."
+    ).tag(config=True)
+    min_refresh_seconds = Float(
+        0.5, help="Requests closer together than this share one incremental refresh."
+    ).tag(config=True)
+
+    def resolved_tracking_uri(self) -> str | None:
+        return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+
+    def initialize_settings(self) -> None:
+        self.stores = Stores(self.resolved_tracking_uri(), self.full_refresh_seconds,
+                             self.min_refresh_seconds)
+        self.jobs = Jobs()
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(routes("/"))  # Jupyter Server prefixes base_url
+        self.log.info("jupyter_mlops: REST API at %smlops/api/",
+                      self.serverapp.web_app.settings["base_url"])
+
+    async def stop_extension(self) -> None:
+        """Local runs started from the UI do not outlive the server."""
+        self.jobs.stop_all()

@@ -1,0 +1,280 @@
+"""REST handlers under <base_url>/mlops/api/, thin over the tracking, runner and kfp modules."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import tornado.web
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.utils import url_path_join
+
+from jupyter_mlops.errors import MlopsError, NotebookError
+from jupyter_mlops.server import store
+from jupyter_mlops.server.base import MlopsHandler, NotebookRef
+from jupyter_mlops.server.errors import ApiError, bad_request
+from jupyter_mlops.server.runindex import RunQuery, check_order_by, decode_token, encode_token
+
+MAX_PAGE = 1000
+RUN_ID = r"(?P<run_id>[0-9a-fA-F]{1,64})"
+JOB_ID = r"(?P<job_id>[0-9a-f]{1,32})"
+
+
+class ConfigHandler(MlopsHandler):
+    """What the frontend may know of the server's settings (no secrets, no paths)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        settings = self.mlops
+        self.reply({"mlflow_ui_url": settings.mlflow_ui_url or None,
+                    "kfp_enabled": bool(settings.kfp_host),
+                    "default_image": settings.default_image or None})
+
+
+class ExperimentsHandler(MlopsHandler):
+    """GET: the experiments of the store a notebook (or the root folder) tracks to."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        found, ref = await self.store_for(self.get_query_argument("notebook", None))
+        listed = await asyncio.to_thread(store.experiments, found.client) if found else []
+        self.reply({"experiments": listed, "notebook_experiment": _default_experiment(ref)})
+
+    async def store_for(self, notebook: str | None) -> tuple[store.Store | None,
+                                                             NotebookRef | None]:
+        """The tracking store of the notebook's folder (else the root's), None if there is none."""
+        ref = await self.notebook(notebook) if notebook else None
+        folder = os.path.dirname(ref.real_path) if ref else self.contents_manager.root_dir
+        uri = self.mlops.stores.uri_for(folder)
+        # Opening a store may migrate its schema: off the event loop.
+        return (await asyncio.to_thread(self.mlops.stores.get, uri) if uri else None), ref
+
+
+class RunsHandler(ExperimentsHandler):
+    """GET: a page of runs of one experiment, ordered MLflow's way, from the run index."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        found, ref = await self.store_for(self.get_query_argument("notebook", None))
+        query = self._query(ref)
+        experiment = (await asyncio.to_thread(self._experiment, found.client, ref)
+                      if found else None)
+        if experiment is None:
+            self.reply({"experiment": None, "runs": [], "total": 0, "next_page_token": None})
+            return
+        page = await asyncio.to_thread(found.index.search, experiment.experiment_id, query)
+        token = encode_token(query, page.next_offset) if page.next_offset is not None else None
+        self.reply({"experiment": store.experiment_dict(experiment),
+                    "runs": [store.run_summary(r) for r in page.runs],
+                    "total": page.total, "next_page_token": token})
+
+    def _query(self, ref: NotebookRef | None) -> RunQuery:
+        order_by = self.get_query_arguments("order_by")
+        check_order_by(order_by)
+        try:
+            max_results = int(self.get_query_argument("max_results", "100"))
+        except ValueError:
+            raise bad_request("max_results must be an integer", "bad-max-results") from None
+        if not 1 <= max_results <= MAX_PAGE:
+            raise bad_request(f"max_results must be 1..{MAX_PAGE}", "bad-max-results")
+        tags: tuple[tuple[str, tuple[str, ...]], ...] = ()
+        if ref is not None and self.get_query_argument("only_notebook", "") in ("1", "true"):
+            tags = ((store.NOTEBOOK_TAG, store.notebook_tag_values(ref.os_path, ref.real_path)),)
+        query = RunQuery(tuple(order_by), tags, max_results)
+        offset = decode_token(self.get_query_argument("page_token", None), query)
+        return RunQuery(query.order_by, query.tags, max_results, offset)
+
+    def _experiment(self, client: Any, ref: NotebookRef | None) -> Any:
+        experiment_id = self.get_query_argument("experiment_id", None)
+        if experiment_id is not None:
+            return _get_experiment(client, experiment_id)
+        name = self.get_query_argument("experiment", None) or _default_experiment(ref)
+        if name is None:
+            raise bad_request("give experiment_id, experiment or notebook", "missing-experiment")
+        return store.experiment_by_name(client, name)
+
+
+class RunHandler(ExperimentsHandler):
+    """GET: one run in full: params, metrics with history, tags, artifacts, cell source."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        found, _ = await self.store_for(self.get_query_argument("notebook", None))
+        if found is None:
+            raise ApiError(404, "run-not-found", "no such run")
+        self.reply(await asyncio.to_thread(store.run_details, found.client, run_id))
+
+
+class GraphHandler(MlopsHandler):
+    """GET ?path=: the notebook's step graph (steps, edges, parameters, warnings)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        ref = await self.notebook(self.get_query_argument("path", None))
+        self.reply(await self.run_notebook_call(_graph_dict, ref))
+
+    async def run_notebook_call(self, func: Any, ref: NotebookRef, *args: Any) -> Any:
+        """Call `func(ref, ...)` off the event loop; notebook faults become 400s."""
+        try:
+            return await asyncio.to_thread(func, ref, *args)
+        except NotebookError as error:
+            raise self.notebook_error(error, ref) from None
+        except ApiError:
+            raise
+        except MlopsError as error:
+            raise self.api_error(error, ref) from None
+
+    def api_error(self, error: MlopsError, ref: NotebookRef) -> ApiError:
+        """The answer to a fault of the modules below: the request's, so a 400."""
+        return ApiError(400, _code_of(error), self.safe_message(error, ref))
+
+
+class CompileHandler(GraphHandler):
+    """POST {path, image?}: the KFP pipeline YAML and the graph it came from."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.json_body()
+        ref = await self.notebook(body.get("path"))
+        image = body.get("image") or self.mlops.default_image or None
+        if image is not None and not isinstance(image, str):
+            raise bad_request("image must be a string", "bad-image")
+        self.reply(await self.run_notebook_call(_compile, ref, image))
+
+
+class LocalRunsHandler(GraphHandler):
+    """POST {path, parameters?}: start a local pipeline run; GET: the runs started here."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply({"runs": [job.to_dict(offset=None) for job in self.mlops.jobs.all()]})
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.json_body()
+        ref = await self.notebook(body.get("path"))
+        parameters = _parameters(body)
+        await self.run_notebook_call(_graph_dict, ref)  # a malformed notebook: 400 now
+        folder = os.path.dirname(ref.real_path)
+        uri = self.mlops.resolved_tracking_uri() or f"sqlite:///{folder}/{store.DEFAULT_DB}"
+        job = self.mlops.jobs.start(ref.api_path, ref.real_path, parameters, uri)
+        self.reply(job.to_dict(), status=201)
+
+
+class LocalRunHandler(MlopsHandler):
+    """GET ?offset=: status and the log from `offset`; DELETE: cancel."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        try:
+            offset = int(self.get_query_argument("offset", "0"))
+        except ValueError:
+            raise bad_request("offset must be an integer", "bad-offset") from None
+        self.reply(self.mlops.jobs.get(job_id).to_dict(offset))
+
+    @tornado.web.authenticated
+    @authorized
+    async def delete(self, job_id: str) -> None:
+        job = await asyncio.to_thread(self.mlops.jobs.cancel, job_id)
+        self.reply(job.to_dict(offset=None))
+
+
+class SubmitHandler(GraphHandler):
+    """POST {path, parameters?, experiment?}: compile and submit to the configured KFP host."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        settings = self.mlops
+        if not settings.kfp_host:
+            raise ApiError(409, "kfp-not-configured",
+                           "no Kubeflow host configured (set MlopsExtension.kfp_host)")
+        body = self.json_body()
+        ref = await self.notebook(body.get("path"))
+        experiment = body.get("experiment") or None
+        if experiment is not None and not isinstance(experiment, str):
+            raise bad_request("experiment must be a string", "bad-experiment")
+        options = {"host": settings.kfp_host, "namespace": settings.kfp_namespace or None,
+                   "parameters": _parameters(body), "image": settings.default_image or None,
+                   "experiment": experiment}
+        self.reply(await self.run_notebook_call(_submit, ref, options), status=201)
+
+    def api_error(self, error: MlopsError, ref: NotebookRef) -> ApiError:
+        from jupyter_mlops.kfp.errors import KfpSubmitError
+
+        if isinstance(error, KfpSubmitError):  # the KFP server refused or is unreachable
+            return ApiError(502, "kfp-submit-failed", self.safe_message(error, ref))
+        return super().api_error(error, ref)
+
+
+def _get_experiment(client: Any, experiment_id: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_experiment(experiment_id)
+    except MlflowException:
+        raise ApiError(404, "experiment-not-found", "no such experiment") from None
+
+
+def _default_experiment(ref: NotebookRef | None) -> str | None:
+    """The experiment a notebook's tracked cells go to by default: its file name's stem."""
+    return os.path.splitext(os.path.basename(ref.api_path))[0] if ref else None
+
+
+def _parameters(body: dict[str, Any]) -> dict[str, Any]:
+    parameters = body.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise bad_request("parameters must be an object", "bad-parameters")
+    return parameters
+
+
+def _code_of(error: Exception) -> str:
+    """A stable code from the error's class: CompileError -> 'compile-error'."""
+    name = type(error).__name__
+    out = "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
+    return out or "error"
+
+
+def _graph_dict(ref: NotebookRef) -> dict[str, Any]:
+    from jupyter_mlops.server import pipelines
+
+    return pipelines.graph_dict(ref)
+
+
+def _compile(ref: NotebookRef, image: str | None) -> dict[str, Any]:
+    from jupyter_mlops.server import pipelines
+
+    return pipelines.compile_yaml(ref, image)
+
+
+def _submit(ref: NotebookRef, options: dict[str, Any]) -> dict[str, Any]:
+    from jupyter_mlops.server import pipelines
+
+    return pipelines.submit(ref, options)
+
+
+def routes(base_url: str) -> list[tuple[str, type[MlopsHandler]]]:
+    """The extension's URL patterns; a test walks these to check every method's decorators."""
+    api = url_path_join(base_url, "mlops", "api")
+    table = [
+        ("config", ConfigHandler),
+        ("experiments", ExperimentsHandler),
+        ("runs", RunsHandler),
+        (f"runs/{RUN_ID}", RunHandler),
+        ("graph", GraphHandler),
+        ("compile", CompileHandler),
+        ("local-runs", LocalRunsHandler),
+        (f"local-runs/{JOB_ID}", LocalRunHandler),
+        ("submit", SubmitHandler),
+    ]
+    return [(url_path_join(api, pattern) + "/?$", handler) for pattern, handler in table]

@@ -1,0 +1,130 @@
+"""Local pipeline runs started from the UI: each one a child process, with a log file to poll.
+
+A child process, not a thread: cancelling kills its whole process group (papermill's kernels
+included), and a crashing run cannot take the server down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_mlops.server.errors import ApiError
+
+MAX_LOG_CHUNK = 64_000
+MAX_JOBS_KEPT = 50
+
+
+@dataclass
+class Job:
+    id: str
+    api_path: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    cancelled: bool = False
+
+    @property
+    def status(self) -> str:
+        code = self.process.poll()
+        if code is None:
+            return "running"
+        if self.ended is None:
+            self.ended = time.time()
+        if self.cancelled:
+            return "cancelled"
+        return "succeeded" if code == 0 else "failed"
+
+    def to_dict(self, offset: int | None = 0) -> dict[str, Any]:
+        """Status, and the log from `offset` (None: no log, e.g. in a listing)."""
+        status = self.status
+        log, next_offset = self.read_log(offset) if offset is not None else ("", None)
+        return {"id": self.id, "path": self.api_path, "status": status,
+                "returncode": self.process.returncode, "started": self.started,
+                "ended": self.ended, "log": log, "offset": next_offset}
+
+    def read_log(self, offset: int) -> tuple[str, int]:
+        with open(self.log_path, "rb") as file:
+            file.seek(max(offset, 0))
+            chunk = file.read(MAX_LOG_CHUNK)
+        return chunk.decode("utf-8", errors="replace"), max(offset, 0) + len(chunk)
+
+
+class Jobs:
+    """The local runs this server started, by id."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._folder: Path | None = None  # the logs, made on the first run, removed at stop
+
+    def start(self, api_path: str, real_path: str, parameters: dict[str, Any],
+              tracking_uri: str | None) -> Job:
+        job_id = uuid.uuid4().hex[:12]
+        if self._folder is None:
+            self._folder = Path(tempfile.mkdtemp(prefix="jupyter-mlops-jobs-"))
+        log_path = self._folder / f"{job_id}.log"
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if tracking_uri:
+            env["MLFLOW_TRACKING_URI"] = tracking_uri
+        argv = [sys.executable, "-m", "jupyter_mlops.server.localrun", real_path,
+                json.dumps(parameters)]
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, cwd=os.path.dirname(real_path),
+                                       env=env, start_new_session=True)
+        job = self._jobs[job_id] = Job(job_id, api_path, process, log_path)
+        self._forget_old()
+        return job
+
+    def get(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, "job-not-found", "no such local run")
+        return job
+
+    def all(self) -> list[Job]:
+        return list(self._jobs.values())
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        if job.process.poll() is None:
+            job.cancelled = True
+            _kill_group(job.process)
+        return job
+
+    def stop_all(self) -> None:
+        """Cancel the runs still going and remove their logs (the server is stopping)."""
+        for job in self._jobs.values():
+            if job.process.poll() is None:
+                job.cancelled = True
+                _kill_group(job.process)
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+    def _forget_old(self) -> None:
+        finished = [j for j in self._jobs.values() if j.process.poll() is not None]
+        for job in finished[: max(0, len(self._jobs) - MAX_JOBS_KEPT)]:
+            del self._jobs[job.id]
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the run's process group, SIGKILL it if it lingers."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=5)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)

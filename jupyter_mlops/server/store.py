@@ -1,0 +1,160 @@
+"""MLflow reads behind the REST API: which store, experiments, one run in full.
+
+The store a notebook's runs go to follows the tracking layer's rule: the configured URI, else
+MLFLOW_TRACKING_URI, else `mlflow.db` in the notebook's folder (a kernel's working directory).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jupyter_mlops.server.errors import ApiError
+from jupyter_mlops.server.runindex import RunIndex
+from jupyter_mlops.tracking.store import DEFAULT_DB, open_client
+
+NOTEBOOK_TAG = "mlops.notebook"  # written by the tracking layer on a notebook's runs
+SOURCE_TAGS = ("mlops.cell_source", "mlops.source", "mlops.code")  # the tracked cell's code
+SOURCE_ARTIFACTS = ("cell.py", "code.py", "source.py", "cell/source.py")
+MAX_SOURCE_BYTES = 200_000
+MAX_ARTIFACTS = 500
+
+
+@dataclass
+class Store:
+    """One tracking URI with its client and its run index."""
+
+    uri: str
+    client: Any
+    index: RunIndex
+
+
+class Stores:
+    """Clients and run indexes, one per tracking URI, created on first use."""
+
+    def __init__(self, configured_uri: str | None, full_refresh: float, min_refresh: float):
+        self.configured_uri = configured_uri
+        self.full_refresh = full_refresh
+        self.min_refresh = min_refresh
+        self._stores: dict[str, Store] = {}
+        self._lock = threading.Lock()
+
+    def uri_for(self, folder: str) -> str | None:
+        """The URI runs of notebooks in `folder` go to; None: no store there yet."""
+        if self.configured_uri:
+            return self.configured_uri
+        db = Path(folder) / DEFAULT_DB
+        # Never create a database as a side effect of reading.
+        return f"sqlite:///{db}" if db.is_file() else None
+
+    def get(self, uri: str) -> Store:
+        with self._lock:
+            store = self._stores.get(uri)
+            if store is None:
+                # The tracking layer's opener: a kernel may be creating this SQLite file
+                # right now, and MLflow's first-use migration must not run twice at once.
+                client = open_client(uri)
+                index = RunIndex(client, self.full_refresh, self.min_refresh)
+                store = self._stores[uri] = Store(uri, client, index)
+        return store
+
+
+def experiments(client: Any) -> list[dict[str, Any]]:
+    found = client.search_experiments(max_results=1000, order_by=["last_update_time DESC"])
+    return [experiment_dict(e) for e in found]
+
+
+def experiment_dict(experiment: Any) -> dict[str, Any]:
+    return {
+        "experiment_id": experiment.experiment_id,
+        "name": experiment.name,
+        "lifecycle_stage": experiment.lifecycle_stage,
+        "creation_time": experiment.creation_time,
+        "last_update_time": experiment.last_update_time,
+    }
+
+
+def experiment_by_name(client: Any, name: str) -> Any | None:
+    return client.get_experiment_by_name(name)
+
+
+def run_summary(run: Any) -> dict[str, Any]:
+    """A run as the panel lists it: no long tag values (cell code is in the details)."""
+    info = run.info
+    return {
+        "run_id": info.run_id,
+        "run_name": info.run_name,
+        "experiment_id": info.experiment_id,
+        "status": info.status,
+        "start_time": info.start_time,
+        "end_time": info.end_time,
+        "metrics": dict(run.data.metrics),
+        "params": dict(run.data.params),
+        "tags": {k: v for k, v in run.data.tags.items() if len(v) <= 500},
+    }
+
+
+def run_details(client: Any, run_id: str) -> dict[str, Any]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise ApiError(404, "run-not-found", "no such run") from None
+    details = run_summary(run)
+    details["tags"] = dict(run.data.tags)
+    details["metric_history"] = {
+        key: [{"step": m.step, "timestamp": m.timestamp, "value": m.value}
+              for m in client.get_metric_history(run_id, key)]
+        for key in run.data.metrics
+    }
+    artifacts = list_artifacts(client, run_id)
+    details["artifacts"] = artifacts
+    details["source"] = cell_source(client, run, artifacts)
+    return details
+
+
+def list_artifacts(client: Any, run_id: str) -> list[dict[str, Any]]:
+    """Every artifact file (breadth first, at most MAX_ARTIFACTS), with sizes."""
+    found: list[dict[str, Any]] = []
+    pending = [None]
+    while pending and len(found) < MAX_ARTIFACTS:
+        for item in client.list_artifacts(run_id, pending.pop(0)):
+            if item.is_dir:
+                pending.append(item.path)
+            else:
+                found.append({"path": item.path, "size": item.file_size})
+    return found[:MAX_ARTIFACTS]
+
+
+def cell_source(client: Any, run: Any, artifacts: list[dict[str, Any]]) -> str | None:
+    """The tracked cell's code: from a tag, else from a small source artifact."""
+    for key in SOURCE_TAGS:
+        if key in run.data.tags:
+            return run.data.tags[key]
+    paths = {a["path"]: a for a in artifacts}
+    for name in SOURCE_ARTIFACTS:
+        entry = paths.get(name)
+        if entry and (entry["size"] or 0) <= MAX_SOURCE_BYTES:
+            return _download_text(client, run.info.run_id, name)
+    return None
+
+
+def _download_text(client: Any, run_id: str, path: str) -> str | None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = client.download_artifacts(run_id, path, tmp)
+            with open(local, encoding="utf-8", errors="replace") as file:
+                return file.read(MAX_SOURCE_BYTES)
+        except Exception:  # any store's failure to fetch it: the details show no source
+            return None
+
+
+def notebook_tag_values(os_path: str, real_path: str) -> tuple[str, ...]:
+    """The tag values a notebook's runs may carry (the path as the kernel saw it, or real)."""
+    return tuple(dict.fromkeys([os_path, real_path, os.path.abspath(os_path)]))

@@ -1,0 +1,195 @@
+"""The explicit tracking client: turns logging calls into records for the background writer.
+
+Stateless about "the active run": every call names its run (`RunRef`). The fluent layer
+(session.py) and the magics sit on top. Nothing here imports mlflow or waits on a store; limits
+are applied here, in the caller's thread, so warnings land in the cell that caused them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import getpass
+import os
+import pickle
+import time
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_mlops.tracking import limits
+from jupyter_mlops.tracking.process import identity_tags
+from jupyter_mlops.tracking.store import spool_root, tracking_uri
+from jupyter_mlops.tracking.writer import Writer
+
+STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class RunRef:
+    """A run as the client knows it: a local key until the writer learns its MLflow id."""
+
+    key: str
+    name: str
+    experiment: str
+    parent: str | None = None
+    start: int = field(default_factory=_now_ms)
+    steps: dict[str, int] = field(default_factory=dict)
+    status: str = "RUNNING"
+
+
+class Tracker:
+    """Logging into one store; one per process and tracking URI."""
+
+    def __init__(self, uri: str | None = None) -> None:
+        self.uri = uri or tracking_uri()
+        self.session_id = f"{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._writer: Writer | None = None
+
+    @property
+    def writer(self) -> Writer:
+        if self._writer is None:
+            self._writer = Writer(self.uri, spool_root(self.uri), self.session_id)
+            _OPEN.add(self)
+        return self._writer
+
+    # runs ------------------------------------------------------------------------------
+    def start_run(self, name: str, experiment: str, parent: RunRef | None = None,
+                  tags: dict[str, Any] | None = None, notebook: str | None = None) -> RunRef:
+        """Open a run. `notebook` (even '') asks the writer to add source and git tags."""
+        run = RunRef(key=uuid.uuid4().hex, name=name, experiment=experiment,
+                     parent=parent.key if parent else None)
+        cleaned = limits.clean_strings(tags or {}, "tag", limits.MAX_TAG_VALUE)
+        record: dict[str, Any] = {
+            "op": "run", "key": run.key, "exp": experiment, "parent": run.parent, "name": name,
+            "start": run.start, "tags": {**identity_tags(), "mlflow.user": _user(),
+                                         **cleaned.values},
+        }
+        if notebook is not None:
+            record["enrich"] = notebook
+        self.writer.put(record)
+        self._overflow(run, cleaned)
+        return run
+
+    def end_run(self, run: RunRef, status: str = "FINISHED") -> None:
+        if run.status != "RUNNING":
+            return
+        run.status = status if status in STATUSES else "FAILED"
+        self.writer.put({"op": "end", "key": run.key, "status": run.status, "end": _now_ms()})
+
+    # values ----------------------------------------------------------------------------
+    def log_params(self, run: RunRef, params: dict[str, Any]) -> None:
+        cleaned = limits.clean_strings(params, "param", limits.MAX_PARAM_VALUE)
+        if cleaned.values:
+            self.writer.put({"op": "data", "key": run.key, "params": cleaned.values})
+        self._overflow(run, cleaned)
+
+    def set_tags(self, run: RunRef, tags: dict[str, Any]) -> None:
+        cleaned = limits.clean_strings(tags, "tag", limits.MAX_TAG_VALUE)
+        if cleaned.values:
+            self.writer.put({"op": "data", "key": run.key, "tags": cleaned.values})
+        self._overflow(run, cleaned)
+
+    def log_metrics(self, run: RunRef, metrics: dict[str, Any], step: int | None = None) -> None:
+        """Each key's step counts up from 0 per run unless `step` is given."""
+        values = limits.clean_metrics(metrics)
+        if not values:
+            return
+        ts = _now_ms()
+        points = []
+        for key, value in values.items():
+            point_step = run.steps.get(key, 0) if step is None else step
+            run.steps[key] = point_step + 1
+            points.append([key, value, ts, point_step])
+        self.writer.put({"op": "data", "key": run.key, "metrics": points})
+
+    # artifacts -------------------------------------------------------------------------
+    def log_text(self, run: RunRef, artifact_path: str, text: str) -> None:
+        self._file(run, artifact_path, text)
+
+    def log_bytes(self, run: RunRef, artifact_path: str, data: bytes) -> None:
+        self._file(run, artifact_path, data)
+
+    def log_model(self, run: RunRef, model: Any, name: str = "model",
+                  input_example: Any = None, register: str | None = None) -> None:
+        """scikit-learn estimators as MLflow models (signature from the example); else pickled.
+
+        Pickled now, in the caller's thread: later changes to the object must not leak in.
+        """
+        if _is_sklearn(model):
+            data = _dumps((model, input_example))
+            self.writer.put({"op": "model", "key": run.key, "name": name, "register": register,
+                             "payload": data, "filename": "model.pkl"})
+            return
+        if register:
+            limits.warnings.warn(f"jupyter-mlops: --register needs a scikit-learn model; "
+                                 f"{type(model).__name__} was logged as a pickle, not registered",
+                                 limits.LimitWarning, stacklevel=3)
+        self._file(run, f"{name}/{name}.pkl", pickle.dumps(model))
+
+    def _file(self, run: RunRef, artifact_path: str, payload: str | bytes) -> None:
+        dest, _, filename = artifact_path.rpartition("/")
+        self.writer.put({"op": "file", "key": run.key, "dest": dest, "payload": payload,
+                         "filename": filename})
+
+    def _overflow(self, run: RunRef, cleaned: limits.Cleaned) -> None:
+        for path, text in cleaned.overflow.items():
+            self.log_text(run, path, text)
+
+    # state -----------------------------------------------------------------------------
+    def run_id(self, run: RunRef, timeout: float = 0.0) -> str | None:
+        """The MLflow run id once the writer created the run (waits up to `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run_id = self.writer.run_id(run.key)
+            if run_id or time.monotonic() >= deadline:
+                return run_id
+            time.sleep(0.01)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        return self.writer.flush(timeout)
+
+    def recover(self) -> None:
+        self.writer.recover()
+
+    def close(self, timeout: float = 30.0) -> None:
+        if self._writer is not None:
+            self._writer.close(timeout)
+
+
+_OPEN: weakref.WeakSet[Tracker] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Flush every writer at interpreter exit (registered at import, so it runs after the
+    fluent layer's own exit hook has settled the open runs)."""
+    for tracker in list(_OPEN):
+        tracker.close()
+
+
+@functools.cache
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return "unknown"
+
+
+def _dumps(value: Any) -> bytes:
+    """cloudpickle when present (MLflow ships it): classes the notebook defines are pickled by
+    value, so the sender process can load a model built from them."""
+    try:
+        import cloudpickle
+    except ImportError:
+        return pickle.dumps(value)
+    return cloudpickle.dumps(value)
+
+
+def _is_sklearn(model: Any) -> bool:
+    return any(c.__module__.startswith("sklearn.") for c in type(model).__mro__)

@@ -1,0 +1,213 @@
+"""`%mlops` / `%%mlops`: a thin command layer over the fluent session (session.py).
+
+`%load_ext jupyter_mlops` only registers the magics; mlflow is imported by the background
+writer, never on the cell's critical path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import shlex
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+
+from jupyter_mlops.tracking import session as session_mod
+from jupyter_mlops.tracking.cell import CellOptions, track_cell
+from jupyter_mlops.tracking.client import STATUSES
+from jupyter_mlops.tracking.errors import TrackingError
+from jupyter_mlops.tracking.limits import as_metric
+
+
+class _Exit(Exception):
+    """argparse wanted to exit (after --help): the magic just returns."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports instead of exiting: no SystemExit traceback in a cell."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message}\n{self.format_usage()}Try `%mlops --help`.")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if message:
+            print(message)
+        raise _Exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="%mlops", description="Track notebook cells as MLflow runs.",
+                     exit_on_error=False)
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
+    start = sub.add_parser("start", help="open the notebook's session run (parent of cell runs)")
+    start.add_argument("--experiment", help="experiment name (default: the notebook's name)")
+    start.add_argument("--run-name", help="session run name (default: the notebook's name)")
+    track = sub.add_parser("track", help="%%%%mlops track: log the cell as a child run")
+    track.add_argument("name", nargs="?", help="run name (default: cell-N)")
+    track.add_argument("--params", default="", help="variables to log as params: a,b")
+    track.add_argument("--metrics", default="", help="variables to log as metrics: x,y or auto")
+    track.add_argument("--model", help="variable holding the model to log")
+    track.add_argument("--input-example", help="variable with model input rows (default: X_test/X)")
+    track.add_argument("--register", help="register the model under this name")
+    track.add_argument("--tags", nargs="*", default=[], metavar="K=V", help="run tags")
+    log = sub.add_parser("log", help="log k=v into the active run: numbers as metrics, else tags")
+    log.add_argument("pairs", nargs="+", metavar="K=V")
+    log.add_argument("--step", type=int, help="metric step (default: counts up per key)")
+    params = sub.add_parser("params", help="log params: k=v, or NAME for a variable's value")
+    params.add_argument("pairs", nargs="+", metavar="K=V|NAME")
+    end = sub.add_parser("end", help="end the session run and flush everything to the store")
+    end.add_argument("--status", default="FINISHED", choices=STATUSES)
+    sub.add_parser("status", help="show the session run, the store and the writer's state")
+    runs = sub.add_parser("runs", help="table of the experiment's recent runs")
+    runs.add_argument("--last", type=int, default=10, help="how many runs (default 10)")
+    sub.add_parser("ui", help="how to open the MLflow UI on this store")
+    return parser
+
+
+@magics_class
+class MlopsMagics(Magics):
+    """The `%mlops` line magic and the `%%mlops track` cell magic."""
+
+    _parser = build_parser()
+
+    @line_cell_magic
+    def mlops(self, line: str, cell: str | None = None) -> Any:
+        """Track notebook cells as MLflow runs. `%mlops --help` lists the subcommands."""
+        __tracebackhide__ = True
+        try:
+            args = self._parser.parse_args(shlex.split(line))
+        except _Exit:
+            return None
+        except (ValueError, argparse.ArgumentError) as error:
+            raise UsageError(f"{error}\nTry `%mlops --help`.") from None
+        if args.command is None:
+            self._parser.print_help()
+            return None
+        if (cell is None) == (args.command == "track"):
+            raise UsageError("`track` is a cell magic: start the cell with `%%mlops track ...`;"
+                             " the other subcommands are line magics (`%mlops ...`).")
+        try:
+            return getattr(self, f"_{args.command}")(args, cell)
+        except TrackingError as error:
+            raise UsageError(str(error)) from None
+
+    @property
+    def _session(self) -> session_mod.Session:
+        return session_mod.current()
+
+    def _start(self, args: argparse.Namespace, cell: None) -> None:
+        run = self._session.start(args.experiment, args.run_name, self.shell.user_ns)
+        where = self._session.notebook or "(notebook path not detected)"
+        print(f"mlops: session run {run.name!r} in experiment {run.experiment!r} - {where}")
+
+    def _track(self, args: argparse.Namespace, cell: str) -> Any:
+        __tracebackhide__ = True
+        options = CellOptions(
+            name=args.name, params=_names(args.params), metrics=_names(args.metrics),
+            model=args.model, input_example=args.input_example, register=args.register,
+            tags=dict(_split_pair(p) for p in args.tags))
+        return track_cell(self.shell, self._session, options, cell)
+
+    def _log(self, args: argparse.Namespace, cell: None) -> None:
+        session = self._session
+        session.ensure(self.shell.user_ns)
+        values = {k: self._value(v) for k, v in map(_split_pair, args.pairs)}
+        metrics = {k: v for k, v in values.items() if as_metric(v) is not None}
+        tags = {k: v for k, v in values.items() if k not in metrics}
+        if metrics:
+            session.tracker.log_metrics(session.active(), metrics, args.step)
+        if tags:
+            session.tracker.set_tags(session.active(), tags)
+
+    def _params(self, args: argparse.Namespace, cell: None) -> None:
+        session = self._session
+        session.ensure(self.shell.user_ns)
+        values = {}
+        for item in args.pairs:
+            if "=" in item:
+                key, raw = _split_pair(item)
+                values[key] = self._value(raw)
+            elif item in self.shell.user_ns:
+                values[item] = self.shell.user_ns[item]
+            else:
+                raise UsageError(f"{item!r} is neither K=V nor a defined variable")
+        session.tracker.log_params(session.active(), values)
+
+    def _end(self, args: argparse.Namespace, cell: None) -> None:
+        session = self._session
+        run = session.end(args.status)
+        if run is None:
+            print("mlops: no session run to end")
+            return
+        stored = session.tracker.flush(timeout=60)
+        run_id = session.tracker.run_id(run) or "(not created yet)"
+        state = "all records stored" if stored else "store unreachable: records kept in the spool"
+        print(f"mlops: ended {run.name!r} ({run_id}) {args.status}; {state}")
+
+    def _status(self, args: argparse.Namespace, cell: None) -> None:
+        session = self._session
+        tracker = session.tracker
+        writer = tracker.writer
+        run = session.run
+        lines = [f"store:      {tracker.uri}",
+                 f"notebook:   {session.notebook or '(not detected)'}"]
+        if run is None:
+            lines.append("session:    none (run `%mlops start`)")
+        else:
+            run_id = tracker.run_id(run) or "(being created)"
+            lines.append(f"session:    {run.name!r} in {run.experiment!r}, run id {run_id}")
+        lines.append(f"writer:     {writer.state}, {writer.pending()} bytes not yet stored, "
+                     f"spooled in {writer.spool.log_path}")
+        lines += [f"  {e}" for e in writer.errors]
+        print("\n".join(lines))
+
+    def _runs(self, args: argparse.Namespace, cell: None) -> Any:
+        from jupyter_mlops.tracking.views import runs_table
+
+        session = self._session
+        experiment = session.experiment or session_mod.default_experiment(
+            session_mod.notebook_info.detect_path(self.shell.user_ns))
+        session.tracker.flush(timeout=10)
+        if getattr(self.shell, "kernel", None) is not None:  # a frontend: the runs browser
+            from jupyter_mlops.widgets import runs
+
+            return runs(experiment, session.tracker.uri, max_results=args.last)
+        return runs_table(session.tracker.uri, experiment, args.last)
+
+    def _ui(self, args: argparse.Namespace, cell: None) -> None:
+        from jupyter_mlops.tracking.views import ui_hint
+
+        print(ui_hint(self._session.tracker.uri))
+
+    def _value(self, raw: str) -> Any:
+        """A literal, else an expression over the user's variables, else the text itself."""
+        try:
+            return ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            pass
+        try:
+            return eval(raw, self.shell.user_ns)  # noqa: S307 - the user's own notebook
+        except Exception:
+            return raw
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _split_pair(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise UsageError(f"expected K=V, got {item!r}")
+    return key.strip(), value
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    ipython.register_magics(MlopsMagics)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    for kind in ("line", "cell"):
+        ipython.magics_manager.magics[kind].pop("mlops", None)

@@ -1,0 +1,272 @@
+"""Applying spooled records to MLflow (in the sender process; the only place mlflow is used).
+
+Every operation is safe to resend: a run is created once per client-side key (the key is a tag,
+so it is found again after a crash), identical metric points are deduplicated by MLflow's
+store, a param re-logged with the same value is accepted, tags and artifacts overwrite, and a
+model is logged only if the run has none under that name yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from jupyter_mlops.tracking.store import artifact_root
+
+log = logging.getLogger("jupyter_mlops.tracking")
+
+RUN_KEY_TAG = "mlops.run_key"
+MAX_METRICS = 1000  # MLflow's log_batch limits
+MAX_PARAMS_TAGS = 100
+
+Record = dict[str, Any]
+
+
+class PermanentError(Exception):
+    """The store refused a record; resending it cannot help."""
+
+
+def is_permanent(error: BaseException) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(error, MlflowException):
+        return False
+    code = getattr(error, "error_code", "")
+    return code in {
+        "INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST",
+        "BAD_REQUEST", "INVALID_STATE", "PERMISSION_DENIED", "UNAUTHENTICATED",
+    }
+
+
+class MlflowSink:
+    """Sends records through an explicit MlflowClient, mapping run keys to run ids."""
+
+    def __init__(self, client: Any, uri: str, files: Path, ids: dict[str, str],
+                 on_new_id: Callable[[str, str], None]) -> None:
+        self.client = client
+        self.uri = uri
+        self.files = files
+        self.ids = ids
+        self.on_new_id = on_new_id
+        self._experiments: dict[str, str] = {}
+        # True while sending records no earlier sender could have seen: a run cannot exist
+        # yet, so the search for it is skipped.
+        self.fresh = False
+
+    # entry point -----------------------------------------------------------------------
+    def apply(self, record: Record) -> None:
+        handler = getattr(self, f"_op_{record['op']}", None)
+        if handler is None:
+            log.warning("jupyter-mlops: unknown spool record %r skipped", record.get("op"))
+            return
+        handler(record)
+
+    # runs ------------------------------------------------------------------------------
+    def experiment_id(self, name: str) -> str:
+        if name in self._experiments:
+            return self._experiments[name]
+        exp = self.client.get_experiment_by_name(name)
+        if exp is None:
+            try:
+                location = artifact_root(self.uri)
+                slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+                self._experiments[name] = self.client.create_experiment(
+                    name, artifact_location=f"{location}/{slug}" if location else None)
+                return self._experiments[name]
+            except Exception as error:  # another kernel created it first
+                if not is_permanent(error):
+                    raise
+                exp = self.client.get_experiment_by_name(name)
+        self._experiments[name] = exp.experiment_id
+        return exp.experiment_id
+
+    def run_id(self, key: str, experiment: str | None = None) -> str:
+        if key in self.ids:
+            return self.ids[key]
+        found = self._find(key, experiment)
+        if found is None:
+            raise PermanentError(f"run {key} was never created")
+        self._remember(key, found)
+        return found
+
+    def _find(self, key: str, experiment: str | None) -> str | None:
+        if experiment is not None:
+            exp_ids = [self.experiment_id(experiment)]
+        else:
+            exp_ids = [e.experiment_id for e in self.client.search_experiments()]
+        runs = self.client.search_runs(exp_ids, f"tags.`{RUN_KEY_TAG}` = '{key}'", max_results=1)
+        return runs[0].info.run_id if runs else None
+
+    def _remember(self, key: str, run_id: str) -> None:
+        self.ids[key] = run_id
+        self.on_new_id(key, run_id)
+
+    def _op_run(self, record: Record) -> None:
+        key = record["key"]
+        if key in self.ids or (not self.fresh and self._find(key, record["exp"])):
+            self.run_id(key, record["exp"])
+            return
+        tags = {k: str(v) for k, v in (record.get("tags") or {}).items()}
+        tags[RUN_KEY_TAG] = key  # in the same call: a crash after it still finds the run
+        if record.get("parent"):
+            tags["mlflow.parentRunId"] = self.run_id(record["parent"])
+        run = self.client.create_run(
+            self.experiment_id(record["exp"]), start_time=record["start"],
+            run_name=record.get("name"), tags=tags)
+        self._remember(key, run.info.run_id)
+
+    def _op_end(self, record: Record) -> None:
+        set_status(self.client, self.run_id(record["key"]), record["status"], record["end"])
+
+    # data ------------------------------------------------------------------------------
+    def _op_data(self, record: Record) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        run_id = self.run_id(record["key"])
+        metrics = [Metric(k, v, ts, step) for k, v, ts, step in record.get("metrics", ())]
+        named = [Param(k, v) for k, v in (record.get("params") or {}).items()]
+        named += [RunTag(k, v) for k, v in (record.get("tags") or {}).items()]
+        for batch_metrics, batch_named in _batches(metrics, named):
+            params = [p for p in batch_named if isinstance(p, Param)]
+            tags = [t for t in batch_named if not isinstance(t, Param)]
+            try:
+                self.client.log_batch(run_id, metrics=batch_metrics, params=params, tags=tags)
+            except Exception as error:
+                if not is_permanent(error):
+                    raise
+                self._one_by_one(run_id, batch_metrics, params, tags)
+
+    def _one_by_one(self, run_id: str, metrics: list, params: list, tags: list) -> None:
+        """A refused batch (e.g. a param re-logged with another value): keep the rest."""
+        for kind, items in (("metrics", metrics), ("params", params), ("tags", tags)):
+            for item in items:
+                try:
+                    self.client.log_batch(run_id, **{kind: [item]})
+                except Exception as error:
+                    if not is_permanent(error):
+                        raise
+                    log.warning("jupyter-mlops: %s %r refused by the store: %s",
+                                kind[:-1], item.key, error)
+
+    # artifacts -------------------------------------------------------------------------
+    def _op_file(self, record: Record) -> None:
+        path = self.files / record["file"]
+        if not path.exists():
+            log.warning("jupyter-mlops: spooled file %s is missing; artifact skipped", path)
+            return
+        run_id = self.run_id(record["key"])
+        dest = record.get("dest") or None
+        name = record.get("artifact") or path.name
+        if name == path.name:
+            self.client.log_artifact(run_id, str(path), dest)
+            return
+        # Spooled under a unique name; MLflow names the artifact after the local file.
+        with tempfile.TemporaryDirectory(dir=self.files) as folder:
+            named = Path(folder) / name
+            os.link(path, named)
+            self.client.log_artifact(run_id, str(named), dest)
+
+    def _op_model(self, record: Record) -> None:
+        run_id = self.run_id(record["key"])
+        name = record.get("name") or "model"
+        if self._has_model(run_id, name):
+            return
+        with open(self.files / record["file"], "rb") as handle:
+            model, example = pickle.load(handle)
+        import mlflow
+        import mlflow.sklearn
+        from mlflow.models import infer_signature
+
+        signature = None
+        if example is not None and hasattr(model, "predict"):
+            signature = infer_signature(example, model.predict(example))
+        with _fluent_uri(self.uri), _thread_active_run(self.client.get_run(run_id)):
+            mlflow.sklearn.log_model(
+                model, name=name, run_id=run_id, signature=signature, input_example=example,
+                registered_model_name=record.get("register"),
+                # MLflow would otherwise infer requirements by loading the model in a subprocess.
+                pip_requirements=mlflow.sklearn.get_default_pip_requirements(),
+            )
+
+    def _has_model(self, run_id: str, name: str) -> bool:
+        try:
+            exp_id = self.client.get_run(run_id).info.experiment_id
+            models = self.client.search_logged_models(
+                [exp_id], filter_string=f"source_run_id = '{run_id}' AND name = '{name}'",
+                max_results=1)
+        except Exception:
+            return False
+        return len(models) > 0
+
+
+def set_status(client: Any, run_id: str, status: str, end_time: int) -> None:
+    """set_terminated's store call, without its "View run at" lines (noise in the log)."""
+    from mlflow.entities import RunStatus
+
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    if store is None or not hasattr(store, "update_run_info"):
+        client.set_terminated(run_id, status, end_time)
+        return
+    store.update_run_info(run_id, run_status=RunStatus.from_string(status), end_time=end_time,
+                          run_name=None)
+
+
+@contextmanager
+def _fluent_uri(uri: str) -> Iterator[None]:
+    """log_model finds the store (and the registry) through the fluent API's global URI.
+
+    Point it at ours for the call, then put back what the user had: both the global and the
+    MLFLOW_TRACKING_URI variable that set_tracking_uri also writes.
+    """
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    previous, env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+        if env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = env
+
+
+@contextmanager
+def _thread_active_run(run: Any) -> Iterator[None]:
+    """Make `run` this thread's active run for the duration, without start_run's side effects.
+
+    Model.log files the LoggedModel under the active run's experiment and otherwise under
+    the Default experiment. MLflow keeps the active-run stack per thread, so the user's own
+    fluent state in the kernel's main thread is untouched.
+    """
+    import mlflow
+    from mlflow.tracking import fluent
+
+    stack = getattr(fluent, "_active_run_stack", None)
+    if stack is None:
+        yield
+        return
+    stack.get().append(mlflow.ActiveRun(run))
+    try:
+        yield
+    finally:
+        stack.get().pop()
+
+
+def _batches(metrics: list, named: list) -> list[tuple[list, list]]:
+    """Split into log_batch calls of at most 1000 metrics and 100 params+tags."""
+    out = []
+    m, n = 0, 0
+    while m < len(metrics) or n < len(named) or not out:
+        out.append((metrics[m : m + MAX_METRICS], named[n : n + MAX_PARAMS_TAGS]))
+        m += MAX_METRICS
+        n += MAX_PARAMS_TAGS
+    return out

@@ -1,0 +1,198 @@
+"""The on-disk spool: an append-only, fsynced log of every record a session produced.
+
+Every record is appended here before it is sent (a write-ahead log), so a store outage or a
+killed kernel loses nothing. `<id>.ack` holds the offset up to which the store has the
+records; `<id>.ids` maps client-side run keys to MLflow run ids. Replay resends what follows
+the ack offset; every operation is idempotent on resend (see sink.py), so a crash between
+sending and acking costs nothing. A session's files are deleted once it is fully acked.
+
+Two locks say who is alive: the kernel holds `<id>.lock` while it appends, its sender process
+holds `<id>.sender.lock` while it sends. A spool whose two locks are both free is an orphan.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+Record = dict[str, Any]
+
+
+class Spool:
+    """One session's spool files under `root`."""
+
+    def __init__(self, root: Path, session_id: str) -> None:
+        self.root = Path(root)
+        self.session_id = session_id
+        self.log_path = self.root / f"{session_id}.jsonl"
+        self.ack_path = self.root / f"{session_id}.ack"
+        self.ids_path = self.root / f"{session_id}.ids"
+        self.files = self.root / session_id
+        self.state_path = self.root / f"{session_id}.state"
+        self.sender_log = self.root / f"{session_id}.log"
+        # Not thread-local: one thread may take a lock and another release it.
+        self._locks = {kind: FileLock(str(self.root / f"{session_id}{suffix}"), timeout=0,
+                                      thread_local=False)
+                       for kind, suffix in (("kernel", ".lock"), ("sender", ".sender.lock"))}
+        self._log: Any = None
+
+    # ownership -------------------------------------------------------------------------
+    def try_lock(self, kind: str, wait: float = 0) -> bool:
+        """Take the kernel's or the sender's lock; False when a live process holds it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._locks[kind].acquire(timeout=wait)
+        except Timeout:
+            return False
+        return True
+
+    def try_own(self, wait: float = 0) -> bool:
+        """Take both locks (to replay an orphan); False while its kernel lives.
+
+        A dead kernel's sender may still be sending what the kernel left: wait up to `wait`
+        seconds for it to finish, so that what follows sees every value.
+        """
+        if not self.try_lock("kernel"):
+            return False
+        if not self.try_lock("sender", wait):
+            self._locks["kernel"].release()
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        for lock in self._locks.values():
+            if lock.is_locked:
+                lock.release()
+
+    # writing ---------------------------------------------------------------------------
+    def append(self, records: list[Record], sync: bool = True) -> list[int]:
+        """Append; returns each record's end offset.
+
+        Once written, a record survives the death of the process (it is in the OS's cache);
+        `sync` (or a later `sync()`) makes it survive a crash of the machine too.
+        """
+        if self._log is None:
+            self.files.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the session
+        ends = []
+        offset = self._log.tell()
+        for record in records:
+            line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+            self._log.write(line)
+            offset += len(line)
+            ends.append(offset)
+        self._log.flush()
+        if sync:
+            self.sync()
+        return ends
+
+    def sync(self) -> None:
+        if self._log is not None:
+            os.fsync(self._log.fileno())
+
+    def acked(self) -> int:
+        try:
+            return int(self.ack_path.read_text() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def set_acked(self, offset: int) -> None:
+        # Not fsynced: a lost ack only means a resend, and resends are idempotent.
+        tmp = self.ack_path.with_suffix(".ack.tmp")
+        tmp.write_text(str(offset))
+        os.replace(tmp, self.ack_path)
+
+    def size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def pending_bytes(self) -> int:
+        return max(self.size() - self.acked(), 0)
+
+    # reading ---------------------------------------------------------------------------
+    def read(self, start: int, limit: int = 500) -> list[tuple[int, Record]]:
+        """Up to `limit` complete records after byte `start`, with their end offsets."""
+        out: list[tuple[int, Record]] = []
+        try:
+            handle = open(self.log_path, "rb")  # noqa: SIM115
+        except OSError:
+            return out
+        with handle:
+            handle.seek(start)
+            offset = start
+            for line in handle:
+                if not line.endswith(b"\n"):
+                    break  # a torn last line from a crash mid-write: never acked, dropped
+                offset += len(line)
+                out.append((offset, json.loads(line)))
+                if len(out) >= limit:
+                    break
+        return out
+
+    # run ids ---------------------------------------------------------------------------
+    def save_id(self, key: str, run_id: str) -> None:
+        with open(self.ids_path, "a") as handle:
+            handle.write(json.dumps([key, run_id]) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def load_ids(self) -> dict[str, str]:
+        ids: dict[str, str] = {}
+        try:
+            lines = self.ids_path.read_text().splitlines()
+        except OSError:
+            return ids
+        for line in lines:
+            try:
+                key, run_id = json.loads(line)
+            except ValueError:
+                continue
+            ids[key] = run_id
+        return ids
+
+    # the sender's state, for `%mlops status` --------------------------------------------
+    def write_state(self, state: dict[str, Any]) -> None:
+        tmp = self.state_path.with_suffix(".state.tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.state_path)
+
+    def read_state(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    # cleanup ---------------------------------------------------------------------------
+    def done(self) -> bool:
+        return self.size() > 0 and self.acked() >= self.size()
+
+    def remove(self) -> None:
+        """Delete a fully acked session; call it while holding its sender lock."""
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        for path in (self.log_path, self.ack_path, self.ids_path, self.state_path,
+                     self.sender_log):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(self.files, ignore_errors=True)
+        for lock in self._locks.values():
+            Path(lock.lock_file).unlink(missing_ok=True)
+
+
+def sessions(root: Path) -> Iterator[str]:
+    """Session ids with a spool log under `root`."""
+    if not Path(root).is_dir():
+        return
+    for path in sorted(Path(root).glob("*.jsonl")):
+        yield path.stem

@@ -1,0 +1,76 @@
+"""Replay every orphaned spool to the store it was meant for, then settle dead runs."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_mlops.tracking import replay as replay_mod
+from jupyter_mlops.tracking.recovery import fail_dead_runs
+from jupyter_mlops.tracking.spool import Spool, sessions
+from jupyter_mlops.tracking.store import open_client, spool_root, sqlite_path, tracking_uri
+
+
+@dataclass
+class SyncReport:
+    replayed: dict[str, int] = field(default_factory=dict)  # session -> units sent
+    busy: list[str] = field(default_factory=list)  # owned by a live kernel
+    failed: dict[str, str] = field(default_factory=dict)  # session or uri -> error
+    recovered: list[str] = field(default_factory=list)  # run ids marked FAILED
+
+    def lines(self) -> list[str]:
+        out = [f"replayed {sid}: {n} record groups" for sid, n in self.replayed.items()]
+        out += [f"skipped {sid}: its kernel or its sender is still running"
+                for sid in self.busy]
+        out += [f"failed {where}: {error}" for where, error in self.failed.items()]
+        out += [f"marked FAILED (kernel gone): {run_id}" for run_id in self.recovered]
+        return out or ["nothing to sync"]
+
+
+def sync(spool_dirs: list[Path] | None = None, recover: bool = True) -> SyncReport:
+    """Replay spools under `spool_dirs` (default: the current store's), then recover runs."""
+    uri = tracking_uri()
+    roots = list(spool_dirs or []) or default_roots(uri)
+    report = SyncReport()
+    clients: dict[str, Any] = {}
+    for root in roots:
+        for session_id in sessions(root):
+            _replay_one(Spool(root, session_id), uri, clients, report)
+    db = sqlite_path(uri)
+    if recover and (clients or db is None or db.exists()):  # never create a store to recover
+        for target in clients or {uri: None}:
+            try:
+                client = clients.get(target) or open_client(target)
+                report.recovered += fail_dead_runs(client, socket.gethostname())
+            except Exception as error:
+                report.failed[target] = f"{error.__class__.__name__}: {error}"
+    return report
+
+
+def default_roots(uri: str) -> list[Path]:
+    """The current store's spool, plus every server's spool under ~/.jupyter_mlops/spool:
+    each spool names its own store, so `sync` needs no MLFLOW_TRACKING_URI to find them."""
+    roots = [spool_root(uri)]
+    home = Path.home() / ".jupyter_mlops" / "spool"
+    if home.is_dir():
+        roots += sorted(p for p in home.iterdir() if p.is_dir() and p not in roots)
+    return roots
+
+
+def _replay_one(spool: Spool, default_uri: str, clients: dict[str, Any],
+                report: SyncReport) -> None:
+    if not spool.try_own(wait=30):
+        report.busy.append(spool.session_id)
+        return
+    try:
+        head = replay_mod.header(spool)
+        uri = head.get("uri", default_uri) if head else default_uri
+        if uri not in clients:
+            clients[uri] = open_client(uri)
+        report.replayed[spool.session_id] = replay_mod.replay(spool, clients[uri], uri)
+    except Exception as error:
+        report.failed[spool.session_id] = f"{error.__class__.__name__}: {error}"
+    finally:
+        spool.release()

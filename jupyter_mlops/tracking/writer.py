@@ -1,0 +1,270 @@
+"""The kernel's side of the background writer: the spool, and a sender process.
+
+- A logging call appends its record to the on-disk spool at once (a `write`, tens of
+  microseconds): from then on it survives the kernel being killed. Payloads (figures, models,
+  text) go to files beside it.
+- The syncer thread fsyncs what was appended (so it survives the machine too), adds the git
+  tags a session run needs, and wakes the sender. It never touches the network.
+- A sender process (sender.py) imports mlflow, reads the spool from the ack offset and sends
+  it in log_batch-sized units. Being a process, its work never competes with the cell for the
+  kernel's GIL, and it finishes sending even when the kernel is killed.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from jupyter_mlops.tracking.gitinfo import source_tags
+from jupyter_mlops.tracking.spool import Record, Spool
+
+
+def _idle_seconds() -> float:
+    return float(os.environ.get("JUPYTER_MLOPS_SENDER_IDLE", "60"))
+
+
+class Writer:
+    """One per process and store; owns the session's spool and its sender process."""
+
+    def __init__(self, uri: str, spool_root: Path, session_id: str) -> None:
+        self.uri = uri
+        self.spool = Spool(spool_root, session_id)
+        self.spool.try_lock("kernel")
+        self._ids: dict[str, str] = {}
+        self._append = threading.Lock()  # one writer of the spool at a time
+        self._io = threading.Lock()  # one request to the sender at a time
+        self._stdin = threading.Lock()
+        self._wake = threading.Condition()
+        self._unsynced: list[Path] = []  # payload files not fsynced yet
+        self._enrich: list[tuple[str, str]] = []  # (run key, notebook) needing source tags
+        self._recover = False
+        self._proc: subprocess.Popen | None = None
+        self._replies = b""
+        self._seq = 0
+        self._files = 0
+        self._end = 0
+        self._closed = False
+        self._idle = _idle_seconds()
+        self.put({"op": "header", "uri": uri, "host": socket.gethostname()})
+        self._syncer = threading.Thread(target=self._sync_loop, name="jupyter-mlops-syncer",
+                                        daemon=True)
+        self._syncer.start()
+
+    # cell-thread API -------------------------------------------------------------------
+    def put(self, record: Record) -> None:
+        """Append the record to the spool now; fsync and sending happen in the background."""
+        with self._append:
+            if "payload" in record:
+                self._unsynced.append(self._write_payload(record))
+            notebook = record.pop("enrich", None)
+            if notebook is not None:
+                self._enrich.append((record["key"], notebook))
+            self._end = self.spool.append([record], sync=False)[-1]
+        with self._wake:
+            self._wake.notify()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every record put so far is in the store (True) or only spooled (False)."""
+        return self._request("flush", timeout)
+
+    def recover(self) -> None:
+        """Have the sender replay orphaned spools and settle dead kernels' runs."""
+        with self._wake:
+            self._recover = True
+            self._wake.notify()
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Send what is left, stop the sender, release the spool (once)."""
+        if self._closed:
+            return False
+        if self._proc is None and self.spool.acked() >= self._end and self._enrich == []:
+            return self._close_rested()
+        deadline = time.monotonic() + timeout
+        if self._request("flush", timeout):
+            self._ids = self.spool.load_ids()  # run ids stay known after the spool is gone
+        stored = self._request("stop", max(deadline - time.monotonic(), 1.0))
+        self._closed = True
+        with self._wake:
+            self._wake.notify()
+        self._syncer.join(timeout=5)
+        if self._proc is not None:
+            try:
+                self._proc.wait(timeout=5)  # reaped here, not left a zombie
+            except subprocess.TimeoutExpired:
+                pass  # still sending; it exits on its own
+        self.spool.release()
+        return stored
+
+    def _close_rested(self) -> bool:
+        """The sender exited idle and the store has everything: no need to start one."""
+        self._closed = True
+        with self._wake:
+            self._wake.notify()
+        self._ids = self.spool.load_ids()
+        if self.spool.try_lock("sender"):
+            self.spool.remove()
+        self.spool.release()
+        return True
+
+    def pending(self) -> int:
+        """Bytes of spooled records the store has not acknowledged yet."""
+        return self.spool.pending_bytes()
+
+    def run_id(self, key: str) -> str | None:
+        if key not in self._ids:
+            self._ids = self.spool.load_ids()
+        return self._ids.get(key)
+
+    @property
+    def state(self) -> str:
+        if self._closed:
+            return "closed"
+        return self.spool.read_state().get("state", "starting")
+
+    @property
+    def online(self) -> bool:
+        return self.state == "online"
+
+    @property
+    def errors(self) -> list[str]:
+        return list(self.spool.read_state().get("errors", []))
+
+    # requests to the sender ------------------------------------------------------------
+    def _request(self, kind: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        self._sync()
+        with self._io:
+            self._seq += 1
+            seq = self._seq
+            if not self._tell(f"{kind} {seq} {self._end}"):
+                return False
+            return self._await(seq, deadline)
+
+    def _await(self, seq: int, deadline: float) -> bool:
+        proc = self._proc
+        while proc is not None and proc.stdout is not None:
+            for line in self._replies.split(b"\n")[:-1]:
+                word, got, stored = (line.decode().split() + ["", "", ""])[:3]
+                if word == "done" and got == str(seq):
+                    self._replies = b""
+                    return stored == "1"
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            ready, _, _ = select.select([proc.stdout], [], [], left)
+            if ready:
+                chunk = os.read(proc.stdout.fileno(), 4096)
+                if not chunk:
+                    return False  # the sender died; it is restarted on the next request
+                self._replies += chunk
+        return False
+
+    def _tell(self, line: str) -> bool:
+        """Write one line to the sender, starting (or restarting) it when needed."""
+        with self._stdin:
+            for _ in range(2):
+                proc = self._sender()
+                try:
+                    proc.stdin.write(line.encode() + b"\n")
+                    proc.stdin.flush()
+                    return True
+                except (BrokenPipeError, OSError, ValueError):
+                    self._proc = None
+            return False
+
+    def _sender(self) -> subprocess.Popen:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = self._spawn()
+            self._replies = b""
+        return self._proc
+
+    def _spawn(self) -> subprocess.Popen:
+        # The kernel's import path, so that what the kernel imports the sender can unpickle.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        with open(self.spool.sender_log, "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "jupyter_mlops.tracking.sender", str(self.spool.root),
+                 self.spool.session_id, self.uri, str(os.getpid())],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
+                # Its own session: a kernel killed with its process group still gets its
+                # records sent.
+                start_new_session=True)
+
+    # syncer thread ---------------------------------------------------------------------
+    def _sync_loop(self) -> None:
+        synced = 0
+        while not self._closed:
+            idle = False
+            with self._wake:
+                if synced == self._end and not self._recover and not self._enrich:
+                    idle = not self._wake.wait(self._idle)
+                recover, self._recover = self._recover, False
+            if self._closed:
+                return
+            if idle:
+                self._rest()
+                continue
+            try:
+                self._add_source_tags()
+                synced = self._sync()
+            except Exception as error:  # a full disk must not end the thread
+                sys.stderr.write(f"jupyter-mlops: spool write failed: {error!r}\n")
+                time.sleep(1)
+            self._tell("recover" if recover else "data")
+
+    def _rest(self) -> None:
+        """Nothing logged for a while: once the store has everything, the sender exits (it
+        holds mlflow in memory); the next record starts a new one."""
+        with self._io:
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
+                return
+            self._seq += 1
+            seq = self._seq
+            if not (self._tell(f"idle {seq} {self._end}")
+                    and self._await(seq, time.monotonic() + 30)):
+                return
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                return
+            self._proc = None
+
+    def _sync(self) -> int:
+        """fsync the spool and the payload files written so far; returns the synced offset."""
+        with self._append:
+            files, self._unsynced = self._unsynced, []
+            end = self._end
+        for path in files:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self.spool.sync()
+        return end
+
+    def _add_source_tags(self) -> None:
+        """Git runs here, not in the cell: its tags follow the run's record in the spool."""
+        with self._append:
+            pending, self._enrich = self._enrich, []
+        for key, notebook in pending:
+            self.put({"op": "data", "key": key, "tags": source_tags(notebook)})
+
+    def _write_payload(self, record: Record) -> Path:
+        """The payload goes to a file; the spooled record names it (and the artifact's name)."""
+        payload = record.pop("payload")
+        self._files += 1
+        record["artifact"] = record.pop("filename")
+        record["file"] = f"{self._files:06d}"  # flat: a folder per file costs a mkdir per cell
+        path = self.spool.files / record["file"]
+        if self._files == 1:
+            self.spool.files.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(payload.encode() if isinstance(payload, str) else payload)
+        return path

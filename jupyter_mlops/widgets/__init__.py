@@ -1,0 +1,31 @@
+"""In-notebook views: run cards, the runs browser with comparison, sweeps and the step graph.
+
+ipywidgets 8 controls with HTML/SVG content, so no frontend build is needed. Importing this
+package is cheap: ipywidgets, mlflow and papermill load when a view is made.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__all__ = ["RunCard", "RunsBrowser", "Sweep", "runs", "show_run_card", "step_graph", "sweep",
+           "sweep_form"]
+
+_LAZY = {
+    "RunCard": "jupyter_mlops.widgets.run_card",
+    "show_run_card": "jupyter_mlops.widgets.run_card",
+    "RunsBrowser": "jupyter_mlops.widgets.runs_browser",
+    "runs": "jupyter_mlops.widgets.runs_browser",
+    "Sweep": "jupyter_mlops.widgets.sweep_view",
+    "sweep": "jupyter_mlops.widgets.sweep_view",
+    "sweep_form": "jupyter_mlops.widgets.form",
+    "step_graph": "jupyter_mlops.widgets.graph_view",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jupyter_mlops.widgets' has no attribute {name!r}")
+    return getattr(import_module(module), name)

@@ -1,0 +1,161 @@
+"""Runs as the views show them: plain rows read from MLflow, sorted, filtered and compared.
+
+mlflow is imported only through `tracking.store.open_client`, when a view first needs a store.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+BASE_COLUMNS = ("name", "status", "start", "duration_s")
+_MLFLOW_FILTER_PREFIXES = ("metrics.", "params.", "tags.", "attributes.", "metric.", "param.",
+                           "tag.", "attribute.")
+UI_ENV = "JUPYTER_MLOPS_UI_URL"
+DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves (see `%mlops ui`)
+
+
+@dataclass
+class RunRow:
+    """One MLflow run, flattened for display."""
+
+    run_id: str
+    name: str
+    status: str
+    start_ms: int
+    end_ms: int | None = None
+    experiment_id: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        return round((self.end_ms - self.start_ms) / 1000, 2) if self.end_ms else None
+
+    def value(self, column: str) -> Any:
+        """A column's value: a base column, `metrics.NAME`, `params.NAME` or `tags.NAME`."""
+        kind, _, key = column.partition(".")
+        if key and kind in ("metrics", "params", "tags"):
+            return getattr(self, kind).get(key)
+        if column == "start":
+            return self.start_ms
+        return getattr(self, column, None)
+
+
+def resolve_client(client_or_uri: Any = None) -> Any:
+    """An MlflowClient: given, opened on a URI, or on the default store (as `%mlops` uses)."""
+    if client_or_uri is not None and not isinstance(client_or_uri, str):
+        return client_or_uri
+    from jupyter_mlops.tracking.store import open_client, tracking_uri
+
+    return open_client(client_or_uri or tracking_uri())
+
+
+def default_experiment() -> str | None:
+    """The open `%mlops` session's experiment, if the tracking magics are in use."""
+    session_mod = sys.modules.get("jupyter_mlops.tracking.session")  # loaded by `%mlops`
+    session = session_mod.current() if session_mod else None
+    return getattr(session, "experiment", None) or os.environ.get("MLFLOW_EXPERIMENT_NAME")
+
+
+def experiment_ids(client: Any, experiment: str | None) -> list[str]:
+    """Ids of the named experiment (name or id), or of every experiment when None."""
+    if experiment is None:
+        return [e.experiment_id for e in client.search_experiments()]
+    found = client.get_experiment_by_name(experiment)
+    if found is None and experiment.isdigit():
+        found = client.get_experiment(experiment)
+    return [found.experiment_id] if found is not None else []
+
+
+def fetch_runs(client: Any, experiment: str | None, filter_string: str = "",
+               max_results: int = 200) -> list[RunRow]:
+    """The newest runs first; `filter_string` is MLflow's search syntax."""
+    ids = experiment_ids(client, experiment)
+    if not ids:
+        return []
+    runs = client.search_runs(ids, filter_string=filter_string, max_results=max_results,
+                              order_by=["attributes.start_time DESC"])
+    return [run_row(run) for run in runs]
+
+
+def run_row(run: Any) -> RunRow:
+    info, data = run.info, run.data
+    return RunRow(run_id=info.run_id, name=info.run_name or info.run_id[:8],
+                  status=info.status, start_ms=info.start_time or 0,
+                  end_ms=info.end_time or None, experiment_id=info.experiment_id,
+                  params=dict(data.params), metrics=dict(data.metrics), tags=dict(data.tags))
+
+
+def is_mlflow_filter(text: str) -> bool:
+    return text.strip().lower().startswith(_MLFLOW_FILTER_PREFIXES)
+
+
+def filter_rows(rows: list[RunRow], text: str) -> list[RunRow]:
+    """Rows where every word of `text` appears in the name, status, a param or a tag value."""
+    words = text.lower().split()
+    if not words:
+        return list(rows)
+
+    def haystack(row: RunRow) -> str:
+        parts = [row.name, row.status, row.run_id, *row.params.values(),
+                 *(f"{k}={v}" for k, v in row.params.items()), *row.tags.values()]
+        return " ".join(parts).lower()
+
+    return [row for row in rows if all(w in haystack(row) for w in words)]
+
+
+def sort_rows(rows: list[RunRow], column: str, descending: bool = False) -> list[RunRow]:
+    """Sorted by `column`; rows without a value go last either way. Numbers sort as numbers."""
+    present = [r for r in rows if r.value(column) is not None]
+    missing = [r for r in rows if r.value(column) is None]
+    present.sort(key=lambda r: _sort_key(r.value(column)), reverse=descending)
+    return present + missing
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    try:
+        return (0, float(value))
+    except (TypeError, ValueError):
+        return (1, str(value))
+
+
+def columns(rows: list[RunRow], limit: int = 12) -> list[str]:
+    """Base columns, then the metrics and params any row has (a few of each)."""
+    metrics = sorted({k for r in rows for k in r.metrics})
+    params = sorted({k for r in rows for k in r.params})
+    extra = [f"metrics.{k}" for k in metrics][: limit // 2] + [f"params.{k}" for k in params]
+    return list(BASE_COLUMNS) + extra[: limit]
+
+
+def differing_params(rows: list[RunRow]) -> dict[str, list[str | None]]:
+    """Params whose values are not the same in every row, with each row's value."""
+    keys = sorted({k for r in rows for k in r.params})
+    found = {}
+    for key in keys:
+        values = [r.params.get(key) for r in rows]
+        if len(set(values)) > 1:
+            found[key] = values
+    return found
+
+
+def metric_histories(client: Any, rows: list[RunRow], key: str) -> dict[str, list[float]]:
+    """Each run's values of one metric in step order (one point when logged once)."""
+    histories = {}
+    for row in rows:
+        if key in row.metrics:
+            points = sorted(client.get_metric_history(row.run_id, key), key=lambda m: m.step)
+            histories[row.run_id] = [m.value for m in points] or [row.metrics[key]]
+    return histories
+
+
+def run_link(uri: str | None, experiment_id: str | None, run_id: str) -> str:
+    """The run's page in the MLflow UI: the server itself for http(s) stores, else where
+    `mlflow ui` serves (JUPYTER_MLOPS_UI_URL overrides). Without the experiment id, the UI's
+    `#/runs/<id>` route finds the run's experiment itself."""
+    base = os.environ.get(UI_ENV) or (uri if uri and uri.startswith("http") else DEFAULT_UI)
+    page = f"experiments/{experiment_id}/runs/{run_id}" if experiment_id else f"runs/{run_id}"
+    return f"{base.rstrip('/')}/#/{page}"

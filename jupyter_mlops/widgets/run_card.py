@@ -1,0 +1,221 @@
+"""The run card: status, duration, params, metrics and a link for one tracked run.
+
+It is shown under a `%%mlops track` cell and updated live by whoever owns the run: the tracking
+magics call `cell_card(...)` when the cell starts, `update(...)` as values arrive and
+`finish(...)` when it ends. Reading MLflow is explicit (`refresh`), because importing mlflow on
+the cell's thread would block the cell the card is reporting on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+
+from jupyter_mlops.widgets import data
+from jupyter_mlops.widgets.fallback import StaticFallback
+from jupyter_mlops.widgets.html import esc, fmt, link, status_badge, status_colour
+
+TERMINAL = ("FINISHED", "FAILED", "KILLED")
+MAX_ROWS = 20  # params/metrics shown; the run page has the rest
+LINK_WAIT = 60.0  # seconds a finished card keeps asking the tracking writer for the run id
+
+
+class RunCard(StaticFallback, widgets.HTML):
+    """One run as a card; its HTML is both the live view and the saved fallback."""
+
+    def __init__(self, name: str = "", run_id: str | None = None, status: str = "RUNNING",
+                 client_or_uri: Any = None, **kwargs: Any) -> None:
+        self.name = name
+        self.run_id = run_id
+        self.status = status
+        self.started = time.time()
+        self.ended: float | None = None
+        self.params: dict[str, Any] = {}
+        self.metrics: dict[str, Any] = {}
+        self.error: str | None = None
+        self.experiment_id: str | None = None
+        self.link: str | None = None
+        self._source = client_or_uri
+        self._run_id_source: Callable[[], str | None] | None = None
+        self._lock = threading.Lock()
+        # The first state sent to the frontend (comm open) already holds the card.
+        super().__init__(value=self.static_html(), **kwargs)
+        self.add_class("mlops-run-card")
+
+    # --- state ---------------------------------------------------------------------------
+    def update(self, *, status: str | None = None, params: dict[str, Any] | None = None,
+               metrics: dict[str, Any] | None = None, run_id: str | None = None,
+               name: str | None = None, error: str | None = None,
+               experiment_id: str | None = None, link: str | None = None,
+               started: float | None = None, ended: float | None = None) -> RunCard:
+        """Merge new values in and redraw. A terminal status also rewrites the saved fallback."""
+        with self._lock:
+            changed = status is not None and status != self.status
+            for attr, value in (("run_id", run_id), ("name", name), ("error", error),
+                                ("experiment_id", experiment_id), ("link", link),
+                                ("started", started), ("ended", ended), ("status", status)):
+                if value is not None:
+                    setattr(self, attr, value)
+            self.params.update(params or {})
+            self.metrics.update(metrics or {})
+            if self.status in TERMINAL and self.ended is None:
+                self.ended = time.time()
+            self._render()
+        if changed:
+            self.refresh_output()
+        return self
+
+    def finish(self, status: str = "FINISHED", *, error: str | None = None,
+               params: dict[str, Any] | None = None,
+               metrics: dict[str, Any] | None = None) -> RunCard:
+        """The run ended: its last values, and the saved output rewritten to this final state
+        (call it on the cell's thread, before the cell returns, so the output is in the file)."""
+        self._resolve_run_id()
+        before = self.status
+        self.update(status=status, error=error, params=params, metrics=metrics,
+                    ended=self.ended or time.time())
+        if self.status == before:  # update() rewrites the output only on a status change
+            self.refresh_output()
+        return self
+
+    def follow(self, run_id: Callable[[], str | None]) -> RunCard:
+        """Take the run id from `run_id()` once it answers (the tracking writer creates MLflow
+        runs in the background); the card then links to the run."""
+        self._run_id_source = run_id
+        self._resolve_run_id()
+        return self
+
+    def _resolve_run_id(self) -> bool:
+        """True when this call learnt the run id."""
+        if self.run_id or self._run_id_source is None:
+            return False
+        try:
+            found = self._run_id_source()
+        except Exception:  # the writer is the tracking layer's business; the card just waits
+            return False
+        if found:
+            self.run_id = found
+        return bool(found)
+
+    def refresh(self) -> RunCard:
+        """Reload the run from MLflow (needs `run_id`)."""
+        if not self.run_id:
+            return self
+        client = data.resolve_client(self._source)
+        self._source = client
+        row = data.run_row(client.get_run(self.run_id))
+        return self.update(status=row.status, params=row.params, metrics=row.metrics,
+                           name=row.name, experiment_id=row.experiment_id,
+                           started=row.start_ms / 1000,
+                           ended=row.end_ms / 1000 if row.end_ms else None,
+                           link=data.run_link(_uri(client), row.experiment_id, row.run_id))
+
+    def tick(self, interval: float = 1.0) -> RunCard:
+        """Redraw the running duration every `interval` seconds until the run ends, then wait
+        a little for the run id when it is still unknown (the saved output gets the link)."""
+        def loop() -> None:
+            while self.comm is not None:
+                time.sleep(interval)
+                learnt = self._resolve_run_id()
+                with self._lock:
+                    self._render()
+                if self.status in TERMINAL:
+                    if learnt:
+                        self.refresh_output()
+                    if self.run_id or self._run_id_source is None or \
+                            time.time() - (self.ended or 0) > LINK_WAIT:
+                        return
+
+        threading.Thread(target=loop, name="mlops-run-card", daemon=True).start()
+        return self
+
+    @property
+    def duration(self) -> float:
+        return (self.ended or time.time()) - self.started
+
+    def _default_link(self) -> str | None:
+        if not self.run_id:
+            return None
+        uri = self._source if isinstance(self._source, str) else _uri(self._source)
+        return data.run_link(uri, self.experiment_id, self.run_id)
+
+    # --- view ----------------------------------------------------------------------------
+    def _render(self) -> None:
+        self.value = self.static_html()
+
+    def static_html(self) -> str:
+        title = esc(self.name or "run")
+        href = self.link or self._default_link()
+        if href:
+            title = link(href, self.name or "run")
+        head = (f'<div style="display:flex;gap:10px;align-items:center">'
+                f'<b>{title}</b>{status_badge(self.status)}'
+                f'<span class="mlops-duration">{self.duration:.1f} s</span>'
+                f'<code style="font-size:10px;color:#777">{esc(self.run_id or "")}</code></div>')
+        parts = [head]
+        if self.error:
+            parts.append(f'<pre class="mlops-error" style="color:#d62728;white-space:pre-wrap;'
+                         f'margin:4px 0">{esc(self.error[-2000:])}</pre>')
+        if self.metrics:
+            parts.append(_kv("metrics", self.metrics))
+        if self.params:
+            parts.append(_kv("params", self.params))
+        return ('<div class="mlops-run-card" style="border:1px solid #ddd;border-left:4px solid '
+                f'{status_colour(self.status)};padding:4px 8px;margin:2px 0;font-size:12px">'
+                f'{"".join(parts)}</div>')
+
+
+def _kv(title: str, values: dict[str, Any]) -> str:
+    items = sorted(values.items())[:MAX_ROWS]
+    cells = ", ".join(f"{esc(k)}=<b>{esc(fmt(v))}</b>" for k, v in items)
+    more = f" (+{len(values) - MAX_ROWS} more)" if len(values) > MAX_ROWS else ""
+    return (f'<div class="mlops-{title}"><span style="color:#777">{title}:</span> '
+            f'{cells}{more}</div>')
+
+
+def _uri(client: Any) -> str | None:
+    return getattr(client, "tracking_uri", None)
+
+
+def show_run_card(run_id: str | None = None, client_or_uri: Any = None, *, name: str = "",
+                  status: str = "RUNNING", display: bool = True, tick: bool = True) -> RunCard:
+    """Make a run card and display it in the current cell's output.
+
+    With an MlflowClient the run is read at once; with a URI (or nothing) the card starts from
+    `name`/`status` and the caller fills it with `update(...)`, or `refresh()` reads MLflow.
+    """
+    card = RunCard(name=name, run_id=run_id, status=status, client_or_uri=client_or_uri)
+    if run_id and client_or_uri is not None and not isinstance(client_or_uri, str):
+        card.refresh()
+    if display:
+        card.show()
+    if tick and card.status not in TERMINAL:
+        card.tick()
+    return card
+
+
+
+def cell_card(name: str, *, run_id: Callable[[], str | None] | str | None = None,
+              tracking_uri: str | None = None,
+              params: dict[str, Any] | None = None) -> RunCard | None:
+    """The live card under a `%%mlops track` cell: the hook the tracking magics call.
+
+    `run_id` is the MLflow run id, or a cheap callable that returns it once known (None
+    before). Returns None outside a kernel: a terminal IPython or a script has no frontend
+    for widgets, and the card must never get in a tracked cell's way.
+    """
+    from IPython import get_ipython
+
+    if getattr(get_ipython(), "kernel", None) is None:
+        return None
+    card = RunCard(name=name, run_id=run_id if isinstance(run_id, str) else None,
+                   client_or_uri=tracking_uri)
+    if callable(run_id):
+        card.follow(run_id)
+    if params:
+        card.update(params=params)
+    return card.show().tick()

@@ -1,0 +1,147 @@
+"""`jupyter_mlops.runs()`: a sortable, filterable table of runs, multi-select, and comparison."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import ipywidgets as widgets
+
+from jupyter_mlops.widgets import data
+from jupyter_mlops.widgets.compare import comparison_html
+from jupyter_mlops.widgets.fallback import StaticFallback
+from jupyter_mlops.widgets.html import esc, link, status_badge, table
+
+SELECTED_STYLE = "background:#e8f0fe"
+FILTER_HELP = "words, or MLflow syntax: metrics.accuracy > 0.8"
+
+
+class RunsBrowser(StaticFallback, widgets.VBox):
+    """The experiment's runs. `refresh()` re-reads MLflow; `select()` picks runs to compare."""
+
+    def __init__(self, experiment: str | None = None, client_or_uri: Any = None,
+                 filter_string: str = "", max_results: int = 200) -> None:
+        self.experiment = experiment
+        self.base_filter = filter_string  # fixed by the caller, e.g. one sweep's runs
+        self.max_results = max_results
+        self.client = data.resolve_client(client_or_uri)
+        self.rows: list[data.RunRow] = []
+        self.shown: list[data.RunRow] = []
+        self._lock = threading.RLock()
+        self._quiet = False
+        self.filter = widgets.Text(placeholder=FILTER_HELP, description="Filter",
+                                   continuous_update=False,
+                                   layout=widgets.Layout(width="360px"))
+        self.sort = widgets.Dropdown(options=list(data.BASE_COLUMNS), value="start",
+                                     description="Sort by", layout=widgets.Layout(width="260px"))
+        self.descending = widgets.ToggleButton(value=True, description="descending",
+                                               icon="sort-amount-desc")
+        self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
+        self.message = widgets.HTML()
+        self.table = widgets.HTML()
+        self.selector = widgets.SelectMultiple(description="Compare", rows=6,
+                                               layout=widgets.Layout(width="520px"))
+        self.comparison = widgets.HTML()
+        controls = widgets.HBox([self.filter, self.sort, self.descending, self.refresh_button])
+        super().__init__([controls, self.message, self.table, self.selector, self.comparison])
+        self.add_class("mlops-runs-browser")
+        self.filter.observe(lambda _: self.refresh(), "value")
+        self.sort.observe(lambda _: self._quiet or self.redraw(), "value")
+        self.descending.observe(lambda _: self.redraw(), "value")
+        self.selector.observe(lambda _: self._show_comparison(), "value")
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.refresh()
+
+    # --- data ----------------------------------------------------------------------------
+    def refresh(self) -> RunsBrowser:
+        """Read the runs from MLflow again, keeping the selection."""
+        text = self.filter.value.strip()
+        mlflow_filter = text if data.is_mlflow_filter(text) else ""
+        query = " and ".join(f for f in (self.base_filter, mlflow_filter) if f)
+        with self._lock:
+            try:
+                self.rows = data.fetch_runs(self.client, self.experiment, query, self.max_results)
+                self.message.value = ""
+            except Exception as error:  # a bad filter must not break the view
+                self.rows = []
+                self.message.value = ('<span style="color:#d62728">Filter not understood: '
+                                      f'{esc(error)}</span>')
+            self.redraw()
+        return self
+
+    def redraw(self) -> None:
+        with self._lock:
+            text = self.filter.value.strip()
+            rows = self.rows if data.is_mlflow_filter(text) else data.filter_rows(self.rows, text)
+            self._sort_options(data.columns(self.rows))
+            self.shown = data.sort_rows(rows, self.sort.value, self.descending.value)
+            kept = [i for i in self.selector.value if any(r.run_id == i for r in self.shown)]
+            self.selector.options = [(f"{r.name}  [{r.status}]  {r.run_id[:8]}", r.run_id)
+                                     for r in self.shown]
+            self.selector.value = tuple(kept)
+            self._draw_table()
+            self._show_comparison()
+
+    def _sort_options(self, cols: list[str]) -> None:
+        value = self.sort.value
+        options = cols if value in cols else [*cols, value]
+        if list(self.sort.options) != options:
+            self._quiet = True  # the options change resets the value: put it back unobserved
+            try:
+                self.sort.options = options
+                self.sort.value = value
+            finally:
+                self._quiet = False
+
+    # --- selection -----------------------------------------------------------------------
+    @property
+    def selected(self) -> list[data.RunRow]:
+        by_id = {r.run_id: r for r in self.shown}
+        return [by_id[i] for i in self.selector.value if i in by_id]
+
+    def select(self, run_ids: list[str] | None = None) -> RunsBrowser:
+        """Select runs by id (all shown runs when None) and show their comparison."""
+        shown = [r.run_id for r in self.shown]
+        self.selector.value = tuple(shown if run_ids is None else [i for i in run_ids
+                                                                    if i in shown])
+        return self
+
+    # --- view ----------------------------------------------------------------------------
+    def _draw_table(self) -> None:
+        cols = data.columns(self.rows)
+        chosen = set(self.selector.value)
+        uri = getattr(self.client, "tracking_uri", None)
+        body = [[_cell(r, c, uri) for c in cols] for r in self.shown]
+        styles = [SELECTED_STYLE if r.run_id in chosen else "" for r in self.shown]
+        count = f"<p>{len(self.shown)} of {len(self.rows)} runs</p>"
+        runs = table(cols, body, raw_columns=(0, 1), row_styles=styles, css_class="mlops-runs")
+        # many params make the table wider than the cell: scroll it rather than spill over
+        self.table.value = f'{count}<div style="overflow-x:auto">{runs}</div>'
+
+    def _show_comparison(self) -> None:
+        with self._lock:
+            self._draw_table()
+            self.comparison.value = comparison_html(self.selected, self.client)
+        self.refresh_output()  # the saved notebook keeps what the user last looked at
+
+    def static_html(self) -> str:
+        return f'<div class="mlops-runs-browser">{self.table.value}{self.comparison.value}</div>'
+
+
+def _cell(row: data.RunRow, column: str, uri: str | None) -> Any:
+    if column == "name":
+        href = data.run_link(uri, row.experiment_id, row.run_id)
+        return link(href, row.name)
+    if column == "status":
+        return status_badge(row.status)
+    if column == "start":
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row.start_ms / 1000))
+    return row.value(column)
+
+
+def runs(experiment: str | None = None, tracking_uri: str | None = None, *,
+         filter_string: str = "", max_results: int = 200) -> RunsBrowser:
+    """The runs browser on an experiment (default: the `%mlops` session's, else all)."""
+    return RunsBrowser(experiment or data.default_experiment(), tracking_uri,
+                       filter_string=filter_string, max_results=max_results)

@@ -1,0 +1,135 @@
+"""`jupyter_mlops.sweep(NOTEBOOK, grid={...})`: a view of a running sweep and its runs."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+
+from jupyter_mlops.widgets import data
+from jupyter_mlops.widgets.errors import SweepError
+from jupyter_mlops.widgets.fallback import StaticFallback
+from jupyter_mlops.widgets.grid import expand_grid
+from jupyter_mlops.widgets.html import esc, fmt, status_badge, table
+from jupyter_mlops.widgets.sweep_runs import SWEEP_TAG, SweepExecutor, SweepPlan, SweepRun
+
+DEFAULT_OUT = Path(".mlops") / "sweeps"
+
+
+class Sweep(StaticFallback, widgets.VBox):
+    """Progress and per-run results of a sweep, above a runs browser of its MLflow runs."""
+
+    def __init__(self, executor: SweepExecutor, browse: bool = True) -> None:
+        self.executor = executor
+        self._lock = threading.RLock()
+        self.header = widgets.HTML()
+        self.progress = widgets.IntProgress(min=0, max=len(executor.runs), value=0,
+                                            description="runs")
+        self.table = widgets.HTML()
+        self.browser: Any = None
+        children: list[widgets.Widget] = [self.header, self.progress, self.table]
+        if browse:
+            from jupyter_mlops.widgets.runs_browser import RunsBrowser
+
+            self.browser = RunsBrowser(executor.plan.experiment, executor.client,
+                                       filter_string=f"tags.`{SWEEP_TAG}` = "
+                                                     f"'{executor.plan.sweep_id}'")
+            children.append(self.browser)
+        super().__init__(children)
+        self.add_class("mlops-sweep")
+        executor.on_change = self._changed
+        self._draw()
+
+    @property
+    def runs(self) -> list[SweepRun]:
+        return self.executor.runs
+
+    @property
+    def failed(self) -> list[SweepRun]:
+        return [r for r in self.runs if r.status == "FAILED"]
+
+    @property
+    def done(self) -> bool:
+        return all(r.done for r in self.runs)
+
+    def wait(self, timeout: float | None = None) -> list[SweepRun]:
+        """Block until every run is done (or `timeout`); returns the runs."""
+        self.executor.wait(timeout)
+        self._changed(None)
+        return self.runs
+
+    def _changed(self, run: SweepRun | None) -> None:
+        with self._lock:
+            self._draw()
+            if self.browser is not None and (run is None or run.done):
+                self.browser.refresh()  # results show up as each run ends
+        if self.done:
+            self.refresh_output()
+
+    def _draw(self) -> None:
+        plan = self.executor.plan
+        finished = sum(r.done for r in self.runs)
+        self.progress.value = finished
+        self.progress.bar_style = "danger" if self.failed else ("success" if self.done else "")
+        mode = "pipeline (runner)" if plan.pipeline else "notebook (papermill)"
+        self.header.value = (
+            f"<b>Sweep {esc(plan.sweep_id)}</b> of <code>{esc(plan.notebook.name)}</code> "
+            f"as {mode}, {plan.jobs} at a time, experiment <code>{esc(plan.experiment)}</code>: "
+            f"{finished}/{len(self.runs)} done, {len(self.failed)} failed")
+        self.table.value = runs_table(self.runs)
+
+    def static_html(self) -> str:
+        browser = self.browser.static_html() if self.browser is not None else ""
+        return f'<div class="mlops-sweep">{self.header.value}{self.table.value}{browser}</div>'
+
+
+def runs_table(runs: list[SweepRun]) -> str:
+    keys = sorted({k for r in runs for k in r.metrics})
+    rows = []
+    for run in runs:
+        took = f"{run.ended - run.started:.1f} s" if run.ended and run.started else ""
+        error = f'<pre style="color:#d62728;margin:0;white-space:pre-wrap">' \
+                f'{esc((run.error or "")[-600:])}</pre>' if run.error else ""
+        params = ", ".join(f"{k}={fmt(v)}" for k, v in run.params.items())
+        rows.append([run.index, esc(params), status_badge(run.status), took,
+                     *(esc(fmt(run.metrics.get(k))) for k in keys), error])
+    raw = range(0, 5 + len(keys))
+    return table(["#", "params", "status", "took", *keys, "error"], rows, raw_columns=raw,
+                 css_class="mlops-sweep-runs")
+
+
+def sweep(notebook: str | Path, grid: dict[str, Any] | None = None, *, jobs: int = 2,
+          pipeline: bool = False, experiment: str | None = None,
+          tracking_uri: str | None = None, metrics: list[str] | None = None,
+          out: str | Path | None = None, timeout: float | None = None, wait: bool = False,
+          browse: bool = True) -> Sweep:
+    """Run `notebook` once per combination of `grid`, `jobs` at a time, as MLflow runs.
+
+    Returns at once (unless `wait`) with a live view; `Sweep.wait()` blocks until all are done.
+    A failed run shows its error and the others go on. `pipeline=True` runs each combination
+    through the local runner instead of executing the notebook whole.
+    """
+    from jupyter_mlops.notebook import read_graph
+
+    path = Path(notebook).resolve()
+    if not path.is_file():
+        raise SweepError(f"{notebook}: no such notebook")
+    if jobs < 1:
+        raise SweepError(f"jobs must be at least 1, got {jobs}")
+    graph = read_graph(str(path))
+    sweep_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    plan = SweepPlan(notebook=path, graph=graph, combos=expand_grid(grid, graph),
+                     sweep_id=sweep_id,
+                     experiment=experiment or graph.experiment or path.stem,
+                     out=Path(out or DEFAULT_OUT).resolve() / sweep_id, jobs=jobs,
+                     pipeline=pipeline, metrics=list(metrics or []), timeout=timeout)
+    executor = SweepExecutor(plan, data.resolve_client(tracking_uri))
+    view = Sweep(executor, browse=browse)
+    executor.start()
+    if wait:
+        view.wait()
+    return view

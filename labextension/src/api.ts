@@ -1,0 +1,189 @@
+/**
+ * A typed client of the jupyter-mlops REST API (`<base_url>/mlops/api/`).
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+/** An error answered by the API: a stable code and a message safe to show. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string
+  ) {
+    super(message);
+  }
+}
+
+/** Server settings the frontend may know. */
+export interface IServerConfig {
+  mlflow_ui_url: string | null;
+  kfp_enabled: boolean;
+  default_image: string | null;
+}
+
+export interface IExperiment {
+  experiment_id: string;
+  name: string;
+  lifecycle_stage: string;
+  creation_time: number | null;
+  last_update_time: number | null;
+}
+
+/** A run as the runs list gives it. */
+export interface IRunSummary {
+  run_id: string;
+  run_name: string | null;
+  experiment_id: string;
+  status: string;
+  start_time: number | null;
+  end_time: number | null;
+  metrics: Record<string, number>;
+  params: Record<string, string>;
+  tags: Record<string, string>;
+}
+
+export interface IMetricPoint {
+  step: number;
+  timestamp: number;
+  value: number;
+}
+
+/** One run in full. */
+export interface IRunDetails extends IRunSummary {
+  metric_history: Record<string, IMetricPoint[]>;
+  artifacts: { path: string; size: number | null }[];
+  source: string | null;
+}
+
+export interface IRunsPage {
+  experiment: IExperiment | null;
+  runs: IRunSummary[];
+  total: number;
+  next_page_token: string | null;
+}
+
+export interface IStep {
+  name: string;
+  upstream: string[];
+  cells: number[];
+  [key: string]: unknown;
+}
+
+export interface IGraph {
+  path: string;
+  name: string;
+  steps: IStep[];
+  edges: { source: string; target: string; names: string[] }[];
+  parameters: Record<string, { type: string; default: unknown; cell: number }>;
+  warnings: { code: string; message: string; cell_index: number | null }[];
+}
+
+export interface ICompiled {
+  name: string;
+  yaml: string;
+  graph: IGraph;
+  warnings: string[];
+}
+
+/** A local pipeline run started from the UI. */
+export interface IJob {
+  id: string;
+  path: string;
+  status: 'running' | 'succeeded' | 'failed' | 'cancelled';
+  returncode: number | null;
+  started: number;
+  ended: number | null;
+  log: string;
+  offset: number;
+}
+
+export interface ISubmission {
+  kind: string;
+  id: string;
+  experiment_id: string;
+  url: string;
+  experiment: string;
+}
+
+export interface IRunsQuery {
+  notebook?: string;
+  experiment?: string;
+  experiment_id?: string;
+  order_by?: string[];
+  max_results?: number;
+  page_token?: string;
+}
+
+/**
+ * Call the API; JSON in and out, errors as ApiError.
+ */
+export async function requestAPI<T>(
+  endpoint: string,
+  init: RequestInit = {},
+  query: Record<string, string | string[] | number | undefined> = {}
+): Promise<T> {
+  const settings = ServerConnection.makeSettings();
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value === undefined) {
+      continue;
+    }
+    for (const item of Array.isArray(value) ? value : [value]) {
+      params.append(key, String(item));
+    }
+  }
+  const search = params.toString();
+  const url =
+    URLExt.join(settings.baseUrl, 'mlops', 'api', endpoint) +
+    (search ? `?${search}` : '');
+  let response: Response;
+  try {
+    response = await ServerConnection.makeRequest(url, init, settings);
+  } catch (error) {
+    throw new ServerConnection.NetworkError(error as TypeError);
+  }
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : {};
+  if (!response.ok) {
+    throw new ApiError(
+      response.status,
+      data.code ?? 'error',
+      data.message ?? response.statusText
+    );
+  }
+  return data as T;
+}
+
+function post<T>(endpoint: string, body: unknown): Promise<T> {
+  return requestAPI<T>(endpoint, {
+    method: 'POST',
+    body: JSON.stringify(body)
+  });
+}
+
+/** The REST endpoints, one function each. */
+export const api = {
+  config: () => requestAPI<IServerConfig>('config'),
+  experiments: (notebook?: string) =>
+    requestAPI<{ experiments: IExperiment[]; notebook_experiment: string | null }>(
+      'experiments',
+      {},
+      { notebook }
+    ),
+  runs: (query: IRunsQuery) =>
+    requestAPI<IRunsPage>('runs', {}, { ...query }),
+  run: (runId: string, notebook?: string) =>
+    requestAPI<IRunDetails>(`runs/${runId}`, {}, { notebook }),
+  graph: (path: string) => requestAPI<IGraph>('graph', {}, { path }),
+  compile: (path: string, image?: string) =>
+    post<ICompiled>('compile', { path, image }),
+  startLocalRun: (path: string, parameters: Record<string, unknown> = {}) =>
+    post<IJob>('local-runs', { path, parameters }),
+  localRun: (id: string, offset: number) =>
+    requestAPI<IJob>(`local-runs/${id}`, {}, { offset }),
+  cancelLocalRun: (id: string) =>
+    requestAPI<IJob>(`local-runs/${id}`, { method: 'DELETE' }),
+  submit: (path: string, parameters: Record<string, unknown> = {}) =>
+    post<ISubmission>('submit', { path, parameters })
+};

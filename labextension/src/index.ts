@@ -1,0 +1,195 @@
+/**
+ * jupyter-mlops in JupyterLab: the MLOps runs panel, "Export to pipeline" and cell tagging.
+ */
+import {
+  ILabShell,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import { ICommandPalette, InputDialog, Notification } from '@jupyterlab/apputils';
+import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { LabIcon } from '@jupyterlab/ui-components';
+
+import { api, IServerConfig } from './api';
+import { exportNotebook } from './exporter';
+import { RunsPanel } from './panel';
+import { markStep, stepOf, toggleRole } from './tagging';
+
+/** Command ids of the extension. */
+export namespace CommandIDs {
+  export const exportPipeline = 'jupyter-mlops:export-pipeline';
+  export const openPanel = 'jupyter-mlops:open-panel';
+  export const tagStep = 'jupyter-mlops:tag-step';
+  export const tagSetup = 'jupyter-mlops:tag-setup';
+  export const tagSkip = 'jupyter-mlops:tag-skip';
+  export const tagParameters = 'jupyter-mlops:tag-parameters';
+}
+
+const PLUGIN_ID = 'jupyter-mlops:plugin';
+const CATEGORY = 'MLOps';
+
+/** The sidebar and toolbar icon: three connected steps. */
+export const mlopsIcon = new LabIcon({
+  name: 'jupyter-mlops:icon',
+  svgstr:
+    '<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 16 16">' +
+    '<g class="jp-icon3" fill="#616161"><rect x="1" y="1" width="6" height="4" rx="1"/>' +
+    '<rect x="9" y="6" width="6" height="4" rx="1"/><rect x="1" y="11" width="6" height="4" rx="1"/>' +
+    '<path d="M4 5v6h1V5zM7 3h4v3h-1V4H7zM10 10v3H7v-1h2v-2z"/></g></svg>'
+});
+
+/** Settings from the schema (schema/plugin.json). */
+interface ISettings {
+  trackingUri: string;
+  kfpHost: string;
+  defaultImage: string;
+}
+
+/**
+ * The plugin: registers the panel, the commands and follows the active notebook.
+ */
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: PLUGIN_ID,
+  description: 'MLOps runs panel, Export to pipeline and cell tagging helpers.',
+  autoStart: true,
+  requires: [INotebookTracker],
+  optional: [ICommandPalette, ISettingRegistry, ILabShell],
+  activate: (
+    app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    palette: ICommandPalette | null,
+    registry: ISettingRegistry | null,
+    labShell: ILabShell | null
+  ) => {
+    const settings: ISettings = { trackingUri: '', kfpHost: '', defaultImage: '' };
+    let config: IServerConfig | null = null;
+    const current = (): NotebookPanel | null => tracker.currentWidget;
+
+    const panel = new RunsPanel({
+      insertCode: source => insertCode(current(), source),
+      kernelBusy: () => current()?.sessionContext.session?.kernel?.status === 'busy',
+      mlflowBaseUrl: () => (/^https?:/.test(settings.trackingUri) ? settings.trackingUri : null)
+    });
+    panel.title.icon = mlopsIcon;
+    if (labShell) {
+      app.shell.add(panel, 'left', { rank: 850 });
+    }
+    tracker.currentChanged.connect(() => {
+      panel.notebook = current()?.context.path ?? null;
+    });
+    NotebookActions.executed.connect(() => {
+      if (panel.isVisible) {
+        void panel.refresh();
+      }
+    });
+    panel.notebook = current()?.context.path ?? null;
+
+    void api
+      .config()
+      .then(c => {
+        config = panel.config = c;
+      })
+      .catch(() => undefined);
+    if (registry) {
+      void registry.load(PLUGIN_ID).then(loaded => {
+        const read = () => Object.assign(settings, loaded.composite as unknown as ISettings);
+        read();
+        loaded.changed.connect(read);
+      }).catch(() => undefined);
+    }
+
+    addCommands(app, tracker, panel, settings, () => config);
+    if (palette) {
+      for (const command of Object.values(CommandIDs)) {
+        palette.addItem({ command, category: CATEGORY });
+      }
+    }
+  }
+};
+
+function addCommands(
+  app: JupyterFrontEnd,
+  tracker: INotebookTracker,
+  panel: RunsPanel,
+  settings: ISettings,
+  config: () => IServerConfig | null
+): void {
+  const current = () => tracker.currentWidget;
+  const hasNotebook = () => current() !== null;
+  const activeCell = () => current()?.content.activeCell?.model ?? null;
+
+  app.commands.addCommand(CommandIDs.exportPipeline, {
+    label: 'Export to pipeline',
+    caption: 'Compile this notebook into a pipeline: graph, YAML, local run, Kubeflow',
+    icon: mlopsIcon,
+    isEnabled: hasNotebook,
+    execute: async () => {
+      const notebook = current();
+      if (!notebook) {
+        return;
+      }
+      await notebook.context.save();
+      await exportNotebook(notebook.context.path, {
+        contents: app.serviceManager.contents,
+        config,
+        defaultImage: () => settings.defaultImage || undefined,
+        onLocalRun: job => {
+          panel.track(job);
+          app.shell.activateById(panel.id);
+        }
+      });
+    }
+  });
+  app.commands.addCommand(CommandIDs.openPanel, {
+    label: 'Show the MLOps runs panel',
+    execute: () => app.shell.activateById(panel.id)
+  });
+  app.commands.addCommand(CommandIDs.tagStep, {
+    label: 'Mark cell as pipeline step…',
+    isEnabled: () => activeCell() !== null,
+    execute: async () => {
+      const cell = activeCell();
+      if (!cell) {
+        return;
+      }
+      const result = await InputDialog.getText({
+        title: 'Step name (a-z, 0-9, -)',
+        text: stepOf(cell) ?? ''
+      });
+      if (result.button.accept && result.value) {
+        try {
+          markStep(cell, result.value.trim());
+        } catch (error) {
+          Notification.error((error as Error).message);
+        }
+      }
+    }
+  });
+  const role = (id: string, tag: string, label: string) =>
+    app.commands.addCommand(id, {
+      label,
+      isEnabled: () => activeCell() !== null,
+      execute: () => {
+        const cell = activeCell();
+        if (cell) {
+          toggleRole(cell, tag);
+        }
+      }
+    });
+  role(CommandIDs.tagSetup, 'setup', 'Mark cell as setup (toggle)');
+  role(CommandIDs.tagSkip, 'skip', 'Mark cell as skipped in pipelines (toggle)');
+  role(CommandIDs.tagParameters, 'parameters', 'Mark cell as parameters (toggle)');
+}
+
+/** Insert `source` as a new code cell below the active cell. */
+function insertCode(notebook: NotebookPanel | null, source: string): void {
+  if (!notebook) {
+    Notification.warning('Open a notebook to insert the code into.');
+    return;
+  }
+  NotebookActions.insertBelow(notebook.content);
+  notebook.content.activeCell?.model.sharedModel.setSource(source);
+}
+
+export default plugin;

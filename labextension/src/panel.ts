@@ -1,0 +1,368 @@
+/**
+ * The "MLOps" sidebar: runs of the active notebook's experiment, updated while cells run,
+ * sortable and filterable, with comparison, details and local pipeline runs' progress.
+ */
+import { Widget } from '@lumino/widgets';
+
+import { api, IJob, IRunDetails, IRunSummary, IServerConfig } from './api';
+import { metricKeys, renderComparison } from './compare';
+import { renderDetails } from './details';
+import { duration, h, num, when } from './dom';
+
+/** How often to poll: while something runs, and otherwise. */
+const FAST_MS = 2000;
+const SLOW_MS = 10000;
+const KEY_METRICS = 3;
+
+type View = 'list' | 'compare' | 'details';
+
+/** What the panel needs from the application. */
+export interface IPanelHost {
+  insertCode: (source: string) => void;
+  kernelBusy: () => boolean;
+  mlflowBaseUrl: () => string | null;
+}
+
+/**
+ * The MLOps runs panel.
+ */
+export class RunsPanel extends Widget {
+  constructor(private host: IPanelHost) {
+    super();
+    this.id = 'jp-mlops-panel';
+    this.addClass('jp-mlops-panel');
+    this.title.caption = 'MLOps';
+  }
+
+  /** The notebook whose runs are shown (API path), or null. */
+  get notebook(): string | null {
+    return this._notebook;
+  }
+
+  set notebook(path: string | null) {
+    if (path === this._notebook) {
+      return;
+    }
+    this._notebook = path;
+    this._runs = [];
+    this._selected.clear();
+    this._view = 'list';
+    void this.refresh();
+  }
+
+  /** Server settings, once known. */
+  set config(config: IServerConfig | null) {
+    this._config = config;
+  }
+
+  /** Follow a local pipeline run's progress in the panel. */
+  track(job: IJob): void {
+    this._jobs.set(job.id, job);
+    this.render();
+    void this.pollJob(job.id);
+  }
+
+  /** Fetch the runs now, then keep polling. */
+  async refresh(): Promise<void> {
+    window.clearTimeout(this._timer);
+    if (!this._notebook) {
+      this._message = 'Open a notebook to see its runs.';
+      this.render();
+      return;
+    }
+    try {
+      const page = await api.runs({
+        notebook: this._notebook,
+        order_by: this._order ? [this._order] : undefined,
+        max_results: 100
+      });
+      this._experiment = page.experiment?.name ?? null;
+      this._runs = page.runs;
+      this._total = page.total;
+      this._message = page.experiment
+        ? ''
+        : 'No runs yet: run a tracked cell (%%mlops track) in this notebook.';
+    } catch (error) {
+      this._message = `Cannot list runs: ${(error as Error).message}`;
+    }
+    this.render();
+    this.schedule();
+  }
+
+  /** Poll faster while the kernel is busy, a run is running or a pipeline runs. */
+  private schedule(): void {
+    window.clearTimeout(this._timer);
+    if (this.isDisposed) {
+      return;
+    }
+    const live =
+      this.host.kernelBusy() ||
+      this._runs.some(r => r.status === 'RUNNING') ||
+      [...this._jobs.values()].some(j => j.status === 'running');
+    this._timer = window.setTimeout(() => void this.refresh(), live ? FAST_MS : SLOW_MS);
+  }
+
+  dispose(): void {
+    window.clearTimeout(this._timer);
+    super.dispose();
+  }
+
+  private async pollJob(id: string): Promise<void> {
+    let job = this._jobs.get(id);
+    while (job && job.status === 'running' && !this.isDisposed) {
+      await new Promise(resolve => window.setTimeout(resolve, 1000));
+      try {
+        const next = await api.localRun(id, job.offset);
+        job = { ...next, log: (job.log + next.log).slice(-4000) };
+        this._jobs.set(id, job);
+      } catch (error) {
+        break;
+      }
+      this.render();
+    }
+    void this.refresh();
+  }
+
+  private render(): void {
+    const focused = document.activeElement?.classList.contains('jp-mlops-filter');
+    this.draw();
+    if (focused) {
+      const input = this.node.querySelector<HTMLInputElement>('.jp-mlops-filter');
+      input?.focus();
+      input?.setSelectionRange(input.value.length, input.value.length);
+    }
+  }
+
+  private draw(): void {
+    const node = this.node;
+    node.textContent = '';
+    node.appendChild(this.renderHeader());
+    node.appendChild(this.renderJobs());
+    if (this._view === 'details' && this._details) {
+      node.appendChild(
+        renderDetails(this._details, {
+          back: () => this.showView('list'),
+          insert: source => this.host.insertCode(source),
+          mlflowUrl: run => this.mlflowUrl(run)
+        })
+      );
+      return;
+    }
+    if (this._view === 'compare') {
+      const runs = this._runs.filter(r => this._selected.has(r.run_id));
+      node.appendChild(
+        h(
+          'div',
+          {},
+          h('button', { className: 'jp-mlops-button', onClick: () => this.showView('list') }, '← Runs'),
+          renderComparison(runs, this._chartMetric, metric => {
+            this._chartMetric = metric;
+            this.render();
+          })
+        )
+      );
+      return;
+    }
+    node.appendChild(this.renderList());
+  }
+
+  private renderHeader(): HTMLElement {
+    return h(
+      'div',
+      { className: 'jp-mlops-header' },
+      h('h2', {}, 'MLOps'),
+      h(
+        'div',
+        { className: 'jp-mlops-subtitle' },
+        this._notebook ? `${this._notebook}` : '',
+        this._experiment ? ` · experiment ${this._experiment}` : ''
+      )
+    );
+  }
+
+  private renderJobs(): HTMLElement {
+    const jobs = [...this._jobs.values()].reverse();
+    return h(
+      'div',
+      { className: 'jp-mlops-jobs' },
+      ...jobs.map(job =>
+        h(
+          'div',
+          { className: `jp-mlops-job jp-mlops-job-${job.status}`, 'data-job': job.id },
+          h('strong', {}, `Local pipeline run: ${job.path}`),
+          ' ',
+          h('span', { className: 'jp-mlops-job-status' }, job.status),
+          job.status === 'running'
+            ? h(
+                'button',
+                {
+                  className: 'jp-mlops-button',
+                  onClick: () => void api.cancelLocalRun(job.id).then(j => this.track({ ...j, log: job.log }))
+                },
+                'Cancel'
+              )
+            : null,
+          h('pre', { className: 'jp-mlops-log' }, job.log.split('\n').slice(-8).join('\n'))
+        )
+      )
+    );
+  }
+
+  private renderList(): HTMLElement {
+    const keys = metricKeys(this._runs).slice(0, KEY_METRICS);
+    const runs = this.filtered();
+    const sortable = (label: string, orderKey: string) =>
+      h(
+        'th',
+        {
+          className: 'jp-mlops-sortable',
+          title: `sort by ${label}`,
+          onClick: () => this.sortBy(orderKey)
+        },
+        label,
+        this._order?.startsWith(orderKey) ? (this._order.endsWith('ASC') ? ' ▲' : ' ▼') : ''
+      );
+    const compare = h(
+      'button',
+      {
+        className: 'jp-mlops-button jp-mlops-compare-button',
+        disabled: this._selected.size < 2,
+        onClick: () => this.showView('compare')
+      },
+      `Compare (${this._selected.size})`
+    );
+    const filter = h('input', {
+      className: 'jp-mlops-filter',
+      placeholder: 'Filter runs (name, status, param value)',
+      value: this._filter,
+      onInput: (e: Event) => {
+        this._filter = (e.target as HTMLInputElement).value;
+        this.render();
+      }
+    });
+    return h(
+      'div',
+      { className: 'jp-mlops-list' },
+      h(
+        'div',
+        { className: 'jp-mlops-toolbar' },
+        filter,
+        compare,
+        h('button', { className: 'jp-mlops-button', onClick: () => void this.refresh(), title: 'Refresh now' }, '⟳'),
+        this.mlflowBase()
+          ? h('a', { className: 'jp-mlops-link', href: this.mlflowBase()!, target: '_blank', rel: 'noopener' }, 'MLflow UI')
+          : null
+      ),
+      this._message ? h('p', { className: 'jp-mlops-message' }, this._message) : null,
+      h(
+        'table',
+        { className: 'jp-mlops-runs' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            h('th', {}, ''),
+            sortable('status', 'attributes.status'),
+            h('th', {}, 'run'),
+            sortable('start', 'attributes.start_time'),
+            h('th', {}, 'duration'),
+            ...keys.map(k => sortable(k, `metrics.\`${k}\``))
+          )
+        ),
+        h('tbody', {}, ...runs.map(run => this.renderRow(run, keys)))
+      ),
+      h('p', { className: 'jp-mlops-count' }, `${runs.length} of ${this._total} runs`)
+    );
+  }
+
+  private renderRow(run: IRunSummary, keys: string[]): HTMLElement {
+    const end = run.end_time ?? (run.status === 'RUNNING' ? Date.now() : null);
+    return h(
+      'tr',
+      { className: `jp-mlops-run jp-mlops-status-${run.status.toLowerCase()}`, 'data-run': run.run_id },
+      h(
+        'td',
+        {},
+        h('input', {
+          type: 'checkbox',
+          'aria-label': `select ${run.run_name ?? run.run_id}`,
+          checked: this._selected.has(run.run_id),
+          onChange: (e: Event) => {
+            const on = (e.target as HTMLInputElement).checked;
+            on ? this._selected.add(run.run_id) : this._selected.delete(run.run_id);
+            this.render();
+          }
+        })
+      ),
+      h('td', { className: 'jp-mlops-status', title: run.status }, run.status.toLowerCase()),
+      h(
+        'td',
+        {},
+        h('a', { className: 'jp-mlops-run-link', href: '#', onClick: (e: Event) => { e.preventDefault(); void this.openRun(run.run_id); } },
+          run.run_name || run.run_id.slice(0, 8))
+      ),
+      h('td', {}, when(run.start_time)),
+      h('td', {}, duration(end && run.start_time ? end - run.start_time : null)),
+      ...keys.map(k => h('td', { className: 'jp-mlops-num' }, num(run.metrics[k])))
+    );
+  }
+
+  private filtered(): IRunSummary[] {
+    const text = this._filter.trim().toLowerCase();
+    if (!text) {
+      return this._runs;
+    }
+    return this._runs.filter(run =>
+      [run.run_name ?? '', run.status, ...Object.values(run.params)].some(v =>
+        v.toLowerCase().includes(text)
+      )
+    );
+  }
+
+  private sortBy(key: string): void {
+    const current = this._order?.startsWith(key) ? this._order : null;
+    this._order = current?.endsWith('DESC') ? `${key} ASC` : `${key} DESC`;
+    void this.refresh();
+  }
+
+  private showView(view: View): void {
+    this._view = view;
+    this.render();
+  }
+
+  private async openRun(runId: string): Promise<void> {
+    try {
+      this._details = await api.run(runId, this._notebook ?? undefined);
+      this.showView('details');
+    } catch (error) {
+      this._message = `Cannot open the run: ${(error as Error).message}`;
+      this.render();
+    }
+  }
+
+  private mlflowBase(): string | null {
+    return this._config?.mlflow_ui_url ?? this.host.mlflowBaseUrl();
+  }
+
+  private mlflowUrl(run: IRunDetails): string | null {
+    const base = this.mlflowBase();
+    return base ? `${base.replace(/\/$/, '')}/#/experiments/${run.experiment_id}/runs/${run.run_id}` : null;
+  }
+
+  private _notebook: string | null = null;
+  private _experiment: string | null = null;
+  private _runs: IRunSummary[] = [];
+  private _total = 0;
+  private _order: string | null = null;
+  private _filter = '';
+  private _selected = new Set<string>();
+  private _view: View = 'list';
+  private _details: IRunDetails | null = null;
+  private _chartMetric: string | null = null;
+  private _message = '';
+  private _timer = 0;
+  private _config: IServerConfig | null = null;
+  private _jobs = new Map<string, IJob>();
+}

@@ -1,0 +1,124 @@
+"""Independent steps run at the same time, never more than --jobs; kernels start ahead of need."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import nbformat
+import pytest
+
+from jupyter_mlops.runner import serializers
+from jupyter_mlops.runner.kernels import KernelPool
+
+from .conftest import copy_notebook, run, statuses
+
+
+def _window(path):
+    meta = nbformat.read(path, as_version=4).metadata["papermill"]
+    return datetime.fromisoformat(meta["start_time"]), datetime.fromisoformat(meta["end_time"])
+
+
+def test_two_branches_run_at_the_same_time_with_two_jobs(tmp_path):
+    notebook = copy_notebook("meet", tmp_path)
+    (tmp_path / "meet").mkdir()
+    # Each branch waits (up to 20 s) until the other has started: both succeed only together.
+    result = run(notebook, tmp_path / "out", jobs=2,
+                 parameters={"meet_dir": str(tmp_path / "meet")})
+    assert result.ok, result.failures
+    data = result.run_dir / "data"
+    assert serializers.load(data / "branch-a", "saw_b") is True
+    assert serializers.load(data / "branch-b", "saw_a") is True
+
+
+def test_one_job_runs_one_step_at_a_time(tmp_path):
+    notebook = copy_notebook("meet", tmp_path)
+    (tmp_path / "meet").mkdir()
+    result = run(notebook, tmp_path / "out", jobs=1,
+                 parameters={"meet_dir": str(tmp_path / "meet"), "wait_s": 0.0})
+    assert statuses(result) == {"start": "ok", "branch-a": "ok", "branch-b": "ok", "end": "ok"}
+    windows = sorted(_window(result.run_dir / f"{step}.ipynb") for step in result.steps)
+    for (_, end), (start, _) in zip(windows, windows[1:], strict=False):
+        assert end <= start  # no two step notebooks executing at once
+    assert serializers.load(result.run_dir / "data" / "branch-a", "saw_b") is False
+
+
+@pytest.fixture
+def pool(tmp_path):
+    kernels = KernelPool(tmp_path, tmp_path, warm_code="import json")
+    yield kernels
+    kernels.close()
+
+
+def test_the_pool_starts_kernels_before_they_are_taken(pool):
+    pool.want_idle(2)
+    deadline = time.monotonic() + 60
+    while pool.idle_count < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pool.idle_count == 2
+    asked = time.monotonic()
+    kernel = pool.take()
+    assert kernel.started < asked  # launched ahead of need, not on the step's path
+    assert kernel.km.is_alive()
+    pids = pool.live_pids()
+    assert len(pids) >= 2
+    pool.release(kernel)
+    pool.close()
+    assert pool.live_pids() == []
+    for pid in pids:
+        assert not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _run_code(kernel, code: str) -> dict:
+    client = kernel.km.blocking_client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        outputs: list = []
+        reply = client.execute_interactive(code, timeout=60, output_hook=outputs.append)
+        texts = [o["content"].get("text", "") for o in outputs if o["msg_type"] == "stream"]
+        return {"status": reply["content"]["status"], "count": reply["content"].get(
+            "execution_count"), "text": "".join(texts)}
+    finally:
+        client.stop_channels()
+
+
+def test_a_reused_kernel_keeps_nothing_of_the_step_before(tmp_path):
+    pool = KernelPool(tmp_path, tmp_path, reuse=True)
+    try:
+        kernel = pool.take()
+        (tmp_path / "elsewhere").mkdir()
+        _run_code(kernel, "import os, json\nleaked = 42\nos.chdir('elsewhere')")
+        pool.release(kernel, reusable=True)
+        again = pool.take()
+        assert again is kernel  # reset and handed out again, warm
+        seen = _run_code(again, "import os, sys\n"
+                                "print('leaked' in globals(), 'json' in globals(), os.getcwd())\n"
+                                "print('json' in sys.modules)")
+        assert seen["text"].split() == ["False", "False", str(tmp_path), "True"]
+        assert seen["count"] == 1  # numbering restarts: the step notebook reads In [1], ...
+    finally:
+        pool.close()
+
+
+def test_a_failed_steps_kernel_is_never_reused(tmp_path):
+    pool = KernelPool(tmp_path, tmp_path, reuse=True)
+    try:
+        kernel = pool.take()
+        pid = pool.live_pids()[0]
+        pool.release(kernel, reusable=False)
+        assert pool.take() is not kernel
+        deadline = time.monotonic() + 30
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(pid)
+    finally:
+        pool.close()

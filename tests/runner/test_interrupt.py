@@ -1,0 +1,79 @@
+"""SIGINT or SIGTERM mid-run: kernels are shut down, runs are marked killed, nothing is orphaned."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .conftest import copy_notebook, sqlite_uri
+
+CLI = Path(sys.executable).parent / "jupyter-mlops"
+
+
+def _tagged_processes(tag: str) -> list[int]:
+    """Live processes whose environment carries `tag` (the runner's children inherit it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if tag.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue  # gone meanwhile, or a zombie
+    return found
+
+
+def _wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_run_cleanly(tmp_path, signum, mlflow_client_for):
+    notebook = copy_notebook("slow", tmp_path)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    tag = f"MLOPS_TEST_TAG={uuid.uuid4().hex}"
+    env = {**os.environ, "MLOPS_TEST_TAG": tag.split("=")[1],
+           "MLFLOW_TRACKING_URI": sqlite_uri(tmp_path)}
+    proc = subprocess.Popen(
+        [str(CLI), "run", str(notebook), "-p", "pid_dir", str(pids), "--jobs", "2",
+         "--out", str(tmp_path / "out")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert _wait_for(lambda: len(list(pids.glob("*.pid"))) == 2, 90), "steps never started"
+        kernels = [int(p.stem) for p in pids.glob("*.pid")]
+        proc.send_signal(signum)
+        output, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    assert _wait_for(lambda: not _tagged_processes(tag.split("=")[1]), 10), \
+        f"orphans: {_tagged_processes(tag.split('=')[1])}"
+    for pid in kernels:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    summary = json.loads(next((tmp_path / "out" / "runs").glob("*/run.json")).read_text())
+    assert summary["status"] == "killed"
+    assert {n: s["status"] for n, s in summary["steps"].items()} == {
+        "slow-a": "killed", "slow-b": "killed", "after": "killed"}
+    client = mlflow_client_for(sqlite_uri(tmp_path))
+    parent = client.get_run(summary["mlflow_run_id"])
+    assert parent.info.status == "KILLED"
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert {c.data.tags["mlops.step"]: c.info.status for c in children} == {
+        "slow-a": "KILLED", "slow-b": "KILLED", "after": "KILLED"}

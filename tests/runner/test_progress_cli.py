@@ -1,0 +1,83 @@
+"""Progress as plain lines off a terminal and a bar on one; `jupyter-mlops run` end to end."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from jupyter_mlops.cli import main
+from jupyter_mlops.runner import serializers
+from jupyter_mlops.runner.errors import StepFailed
+from jupyter_mlops.runner.progress import Progress
+from jupyter_mlops.runner.results import StepResult
+
+from .conftest import copy_notebook
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _events(progress: Progress) -> None:
+    progress.started("train")
+    progress.finished(StepResult("train", "ok", duration=1.25))
+    progress.finished(StepResult("load", "cached"))
+    progress.finished(StepResult("boom", "failed", duration=0.5,
+                                 error=StepFailed("boom", "ValueError: x", 3, "raise x")))
+    progress.finished(StepResult("after", "skipped", reason="upstream step 'boom' failed"))
+    progress.close()
+
+
+def test_plain_lines_when_not_on_a_terminal():
+    stream = io.StringIO()
+    _events(Progress(4, stream))
+    lines = [line.split("] ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert [line.split()[:2] for line in lines] == [
+        ["train", "started"], ["train", "done"], ["load", "cached"], ["boom", "FAILED"],
+        ["after", "skipped"]]
+    assert "in 1.2s" in lines[1] or "in 1.3s" in lines[1]
+    assert "step 'boom' failed in cell 3 ('raise x'): ValueError: x" in lines[3]
+    assert "\r" not in stream.getvalue()
+
+
+def test_a_bar_on_a_terminal():
+    stream = Terminal()
+    _events(Progress(4, stream))
+    text = stream.getvalue()
+    assert "\r" in text and "0/4 [" in text  # tqdm draws its bar in place
+    assert "train" in text and "FAILED" in text
+
+
+def test_quiet_prints_nothing():
+    stream = io.StringIO()
+    _events(Progress(4, stream, quiet=True))
+    assert stream.getvalue() == ""
+
+
+def test_the_command_runs_a_notebook(tmp_path, capsys, monkeypatch):
+    notebook = copy_notebook("cached", tmp_path)
+    (tmp_path / "helpers.py").write_text("def double(x):\n    return 2 * x\n")
+    (tmp_path / "params.yaml").write_text("a: 5\nb: 7\n")
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", str(notebook), "-f", "params.yaml", "-p", "a", "2", "--only", "first",
+                 "--no-track", "--jobs", "1"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "first" in err and "done" in err
+    assert f"run folder: {tmp_path / '.mlops' / 'runs'}" in out  # .mlops in the working folder
+    run_dir = next((tmp_path / ".mlops" / "runs").iterdir())
+    assert (run_dir / "first.ipynb").is_file()
+    assert serializers.load(run_dir / "data" / "first", "value") == 4  # -p wins over -f
+    assert json.loads((run_dir / "run.json").read_text())["parameters"] == {"a": 2, "b": 7}
+
+
+def test_the_command_names_a_bad_parameter(tmp_path, capsys, monkeypatch):
+    notebook = copy_notebook("cached", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(notebook), "-p", "epochs", "3", "--no-track"]) == 1
+    assert "parameter 'epochs': not a parameter of this notebook" in capsys.readouterr().err
+    assert main(["run", str(notebook), "-p", "a", "many", "--no-track"]) == 1
+    assert "parameter 'a': expected int" in capsys.readouterr().err
+    assert main(["run", str(notebook), "--jobs", "0", "--no-track"]) == 2
+    assert not (tmp_path / ".mlops").exists()  # nothing ran, nothing was written

@@ -1,0 +1,120 @@
+"""The run index answers exactly as MlflowClient.search_runs does, also as runs come and go."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+
+from jupyter_mlops.server.runindex import RunIndex, RunQuery
+
+ORDERS = [
+    (),
+    ("metrics.acc DESC",),
+    ("metrics.acc ASC",),
+    ("metrics.loss DESC", "params.lr ASC"),
+    ("params.lr DESC",),
+    ("attributes.start_time ASC",),
+    ("attributes.end_time DESC",),
+    ("attributes.run_name ASC",),
+    ("tags.group DESC", "metrics.acc ASC"),
+]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[MlflowClient, str]:
+    """60 runs with ties, missing values, NaN and infinities, as the sort must handle them."""
+    folder = tmp_path_factory.mktemp("index")
+    client = MlflowClient(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")
+    experiment = client.create_experiment("e", artifact_location=str(folder / "a"))
+    base = int(time.time() * 1000)
+    for i in range(60):
+        run = client.create_run(experiment, start_time=base + i // 3, run_name=f"r{i % 7}",
+                                tags={"group": str(i % 4)} if i % 5 else {})
+        metrics = [Metric("acc", _acc(i), base, 0)] if i % 6 else []
+        if i % 2:
+            metrics.append(Metric("loss", float(i % 9), base, 0))
+        client.log_batch(run.info.run_id, metrics=metrics,
+                         params=[Param("lr", str(i % 5 / 10))] if i % 4 else [])
+        if i % 3:
+            client.set_terminated(run.info.run_id, end_time=base + 1000 + i % 10)
+    return client, experiment
+
+
+def _acc(i: int) -> float:
+    return {7: math.nan, 13: math.inf, 19: -math.inf}.get(i, round((i % 10) / 10, 1))
+
+
+def _mlflow_ids(client: MlflowClient, experiment: str, order: tuple[str, ...]) -> list[str]:
+    ids, token = [], None
+    while True:
+        page = client.search_runs([experiment], order_by=list(order), max_results=25,
+                                  page_token=token)
+        ids += [r.info.run_id for r in page]
+        token = page.token
+        if not token:
+            return ids
+
+
+def _index_ids(index: RunIndex, experiment: str, order: tuple[str, ...]) -> list[str]:
+    ids, offset = [], 0
+    while offset is not None:
+        page = index.search(experiment, RunQuery(order, (), 25, offset))
+        ids += [r.info.run_id for r in page.runs]
+        offset = page.next_offset
+    return ids
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=lambda o: ",".join(o) or "default")
+def test_pages_match_search_runs(store, order) -> None:
+    client, experiment = store
+    index = RunIndex(client, full_refresh_seconds=3600, min_refresh_seconds=0)
+    assert _index_ids(index, experiment, order) == _mlflow_ids(client, experiment, order)
+
+
+def test_new_and_finishing_runs_show_up_without_a_full_reload(store) -> None:
+    client, experiment = store
+    index = RunIndex(client, full_refresh_seconds=3600, min_refresh_seconds=0)
+    order = ("metrics.acc DESC",)
+    before = _index_ids(index, experiment, order)
+    live = client.create_run(experiment, run_name="live")
+    client.log_metric(live.info.run_id, "acc", 0.95)
+    ids = _index_ids(index, experiment, order)
+    assert ids[1] == live.info.run_id  # after the +inf run
+    assert ids == _mlflow_ids(client, experiment, order)
+    client.log_metric(live.info.run_id, "acc", -5.0)  # a live run's metric changes
+    client.set_terminated(live.info.run_id)
+    after = _index_ids(index, experiment, order)
+    assert after == _mlflow_ids(client, experiment, order)
+    assert len(after) == len(before) + 1
+    page = index.search(experiment, RunQuery(order, (), 100, 0))
+    assert {r.info.run_id: r.info.status for r in page.runs}[live.info.run_id] == "FINISHED"
+    client.delete_run(live.info.run_id)
+
+
+def test_a_full_reload_drops_deleted_runs(store) -> None:
+    client, experiment = store
+    index = RunIndex(client, full_refresh_seconds=0, min_refresh_seconds=0)
+    doomed = client.create_run(experiment, run_name="doomed")
+    client.set_terminated(doomed.info.run_id)
+    assert doomed.info.run_id in _index_ids(index, experiment, ())
+    client.delete_run(doomed.info.run_id)
+    for _ in range(200):  # the reload runs in a background thread; bounded wait for it
+        if doomed.info.run_id not in _index_ids(index, experiment, ()):
+            break
+        time.sleep(0.05)
+    assert _index_ids(index, experiment, ()) == _mlflow_ids(client, experiment, ())
+
+
+def test_tag_filter_matches_mlflow_filter(store) -> None:
+    client, experiment = store
+    index = RunIndex(client, full_refresh_seconds=3600, min_refresh_seconds=0)
+    page = index.search(experiment, RunQuery(("metrics.acc DESC",), (("group", ("3",)),),
+                                             100, 0))
+    expected = client.search_runs([experiment], "tags.`group` = '3'",
+                                  order_by=["metrics.acc DESC"], max_results=100)
+    assert len(expected) > 5
+    assert [r.info.run_id for r in page.runs] == [r.info.run_id for r in expected]

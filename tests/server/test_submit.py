@@ -1,0 +1,92 @@
+"""Submit to Kubeflow: the host is the server's setting; a request cannot choose another one.
+
+Against the KFP tests' local stand-in of the KFP API server (the only fake allowed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import fetch_json
+
+_STANDIN = Path(__file__).parents[1] / "kfp" / "kfp_api_standin.py"
+
+
+def _standin_module():  # noqa: ANN202
+    name = "kfp_api_standin_for_server"
+    if name not in sys.modules:  # registered first: its dataclasses look their module up
+        spec = importlib.util.spec_from_file_location(name, _STANDIN)
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+@pytest.fixture
+def kfp_api() -> Iterator[object]:
+    with _standin_module().KfpApiStandIn() as api:
+        yield api
+
+
+@pytest.fixture
+def kfp_host(kfp_api) -> str:  # noqa: ANN001 - the server's MlopsExtension.kfp_host
+    return kfp_api.url
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_kfp(monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    for name in ("KFP_HOST", "KF_PIPELINES_ENDPOINT", "KFP_TOKEN", "KF_PIPELINES_TOKEN",
+                 "KFP_NAMESPACE", "KFP_COOKIES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("JUPYTER_MLOPS_KFP_CONFIG", str(tmp_path / "absent.json"))
+
+
+async def _submit(jp_fetch, body: dict) -> tuple[int, dict]:  # noqa: ANN001
+    return await fetch_json(jp_fetch, "mlops", "api", "submit", method="POST",
+                            body=json.dumps(body))
+
+
+async def test_config_says_submission_is_enabled(jp_fetch, notebooks) -> None:  # noqa: ANN001
+    code, body = await fetch_json(jp_fetch, "mlops", "api", "config")
+    assert code == 200 and body["kfp_enabled"] is True
+    assert "127.0.0.1" not in json.dumps(body)  # the host itself stays on the server
+
+
+async def test_submit_goes_to_the_configured_host_only(jp_fetch, notebooks, kfp_api) -> None:  # noqa: ANN001
+    code, body = await _submit(jp_fetch, {"path": "example.ipynb", "parameters": {"seed": 11},
+                                          "host": "http://127.0.0.1:9"})
+    assert code == 201, body
+    assert body["kind"] == "run" and body["id"] == "run-1"
+    assert body["url"] == f"{kfp_api.url}/#/runs/details/run-1"
+    (run,) = kfp_api.posted("/apis/v2beta1/runs")
+    assert run.body["pipeline_spec"]["pipelineInfo"]["name"] == "example"
+    assert run.body["runtime_config"]["parameters"] == {"seed": 11}
+    (experiment,) = kfp_api.posted("/apis/v2beta1/experiments")
+    assert experiment.body["display_name"] == body["experiment"]
+
+
+async def test_a_refusing_kfp_server_is_a_502_with_a_message(jp_fetch, notebooks,  # noqa: ANN001
+                                                            kfp_api) -> None:
+    kfp_api.behaviour.status = 403
+    code, body = await _submit(jp_fetch, {"path": "example.ipynb"})
+    assert (code, body["code"]) == (502, "kfp-submit-failed")
+    assert body["message"] and "Traceback" not in body["message"]
+    assert str(notebooks) not in body["message"]
+
+
+async def test_submit_checks_the_notebook_first(jp_fetch, notebooks, kfp_api) -> None:  # noqa: ANN001
+    code, body = await _submit(jp_fetch, {"path": "cycle.ipynb"})
+    assert (code, body["code"]) == (400, "invalid-notebook")
+    code, body = await _submit(jp_fetch, {"path": "../example.ipynb"})
+    assert (code, body["code"]) == (404, "not-found")
+    code, body = await _submit(jp_fetch, {"path": "example.ipynb", "parameters": "x"})
+    assert (code, body["code"]) == (400, "bad-parameters")
+    code, body = await _submit(jp_fetch, {"path": "example.ipynb", "experiment": ["x"]})
+    assert (code, body["code"]) == (400, "bad-experiment")
+    assert kfp_api.behaviour.requests == []
+

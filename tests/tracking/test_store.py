@@ -1,0 +1,125 @@
+"""The writer against a real SQLite store, in this process: MLflow's batch limits, idempotent
+replay with `jupyter-mlops sync`, a param re-logged with another value, and the read-only
+magics (`%mlops runs`, `%mlops ui`) on the same store."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from jupyter_mlops.commands import sync as sync_command
+from jupyter_mlops.tracking import session as session_mod
+from jupyter_mlops.tracking.client import Tracker
+from jupyter_mlops.tracking.spool import Spool
+
+
+@pytest.fixture
+def store(tmp_path, workdir, monkeypatch, h) -> str:
+    """A migrated SQLite store in the working directory (the embedded default)."""
+    monkeypatch.chdir(workdir)
+    shutil.copy(h.template_db(), workdir / "mlflow.db")
+    return f"sqlite:///{workdir / 'mlflow.db'}"
+
+
+def _copy_spool(spool: Spool, into: Path) -> Spool:
+    """What a crash between sending and acking leaves: the records, nothing acked."""
+    into.mkdir()
+    for path in spool.root.iterdir():
+        if path.name.startswith(spool.session_id) and not path.name.endswith("lock"):
+            copy = shutil.copytree if path.is_dir() else shutil.copy
+            copy(path, into / path.name)
+    copied = Spool(into, spool.session_id)
+    copied.set_acked(0)
+    return copied
+
+
+def test_batches_respect_mlflow_limits_and_replay_adds_no_duplicates(store, tmp_path, h):
+    tracker = Tracker(store)
+    run = tracker.start_run("big", "limits")
+    tracker.log_params(run, {f"p{i:03d}": i for i in range(150)})
+    tracker.set_tags(run, {f"t{i:03d}": "v" for i in range(120)})
+    tracker.log_metrics(run, {f"m{i:04d}": float(i) for i in range(1500)})
+    tracker.log_metrics(run, {"m0000": float("nan"), "curve": 1.0})
+    tracker.log_metrics(run, {"curve": 2.0})
+    tracker.log_params(run, {"p000": "changed"})  # MLflow refuses it; the rest still lands
+    tracker.log_params(run, {"late": "yes"})
+    tracker.end_run(run)
+    assert tracker.flush(120)
+    crashed = _copy_spool(tracker.writer.spool, tmp_path / "crashed")
+    tracker.close()
+
+    # Resending everything (as after a crash before the ack) must change nothing.
+    args = argparse.Namespace(spool_dir=[crashed.root], no_recover=True)
+    assert sync_command.run(args) == 0
+    assert not list(crashed.root.glob("*.jsonl"))  # fully replayed spools are removed
+
+    client = h.client_for(store)
+    runs = h.runs_by_name(client, "limits")
+    assert list(runs) == ["big"]
+    data = runs["big"].data
+    assert len(data.params) == 151 and data.params["p000"] == "0" and data.params["late"] == "yes"
+    assert sum(k.startswith("t") for k in data.tags) == 120
+    assert sum(k.startswith("m") for k in data.metrics) == 1500
+    history = client.get_metric_history(runs["big"].info.run_id, "m0000")
+    assert [m.step for m in history] == [0, 1] and history[1].value != history[1].value  # NaN
+    curve = client.get_metric_history(runs["big"].info.run_id, "curve")
+    assert sorted((m.step, m.value) for m in curve) == [(0, 1.0), (1, 2.0)]
+    assert runs["big"].info.status == "FINISHED"
+
+
+@pytest.fixture
+def shell(store):
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "jupyter_mlops")
+    yield ip
+    session = session_mod.current()
+    session.end()
+    session.tracker.close()
+
+
+def test_runs_table_and_ui_hint_read_the_same_store(shell, store, capsys):
+    assert shell.run_cell("%mlops start --experiment views").success
+    result = shell.run_cell("%%mlops track first --metrics auto\nscore = 0.75\nprint('hi')")
+    assert result.success
+    assert shell.run_cell("%mlops end").success
+    assert "all records stored" in capsys.readouterr().out
+    table = shell.run_line_magic("mlops", "runs --last 5")
+    assert set(table["run"]) == {"first", "session"}
+    assert table.set_index("run").loc["first", "metrics.score"] == 0.75
+    assert set(table["status"]) == {"FINISHED"}
+    shell.run_line_magic("mlops", "ui")
+    hint = capsys.readouterr().out
+    assert f"--backend-store-uri {store}" in hint and "mlflow ui" in hint
+
+
+def test_an_idle_sender_exits_and_the_next_record_starts_another(store, monkeypatch, h):
+    monkeypatch.setenv("JUPYTER_MLOPS_SENDER_IDLE", "0.5")
+    tracker = Tracker(store)
+    run = tracker.start_run("resting", "idle")
+    tracker.log_metrics(run, {"a": 1.0})
+    assert tracker.flush(120)
+    first = tracker.writer.spool.read_state()["pid"]
+    _wait_until(lambda: tracker.writer.state.startswith("idle"))  # mlflow's memory is freed
+    tracker.log_metrics(run, {"a": 2.0})
+    tracker.end_run(run)
+    assert tracker.flush(120)
+    assert tracker.writer.spool.read_state()["pid"] != first
+    tracker.close()
+
+    client = h.client_for(store)
+    resting = h.runs_by_name(client, "idle")["resting"]
+    history = client.get_metric_history(resting.info.run_id, "a")
+    assert sorted((m.step, m.value) for m in history) == [(0, 1.0), (1, 2.0)]
+    assert resting.info.status == "FINISHED"
+
+
+def _wait_until(condition, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.1)

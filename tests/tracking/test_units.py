@@ -1,0 +1,143 @@
+"""In-process checks of the pieces a kernel test cannot pin down cheaply: the magic's usage
+handling, MLflow's limits, the spool, notebook detection, and `track()` in a script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from jupyter_mlops.tracking import limits, notebook_info
+from jupyter_mlops.tracking.spool import Spool
+
+SUBCOMMANDS = ("start", "track", "log", "params", "end", "status", "runs", "ui")
+
+
+@pytest.fixture(scope="module")
+def shell():
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "jupyter_mlops")
+    return ip
+
+
+def test_help_lists_every_subcommand(shell, capsys):
+    shell.run_cell("%mlops --help")
+    out = capsys.readouterr().out
+    assert all(name in out for name in SUBCOMMANDS)
+
+
+@pytest.mark.parametrize("line", ["%mlops bogus", "%mlops start --nope", "%mlops track x",
+                                  "%mlops log", "%mlops runs --last many", "%mlops log 'open"])
+def test_wrong_usage_is_a_usage_error_not_a_traceback(shell, capsys, line):
+    result = shell.run_cell(line)
+    captured = capsys.readouterr()
+    assert type(result.error_in_exec).__name__ == "UsageError"
+    assert "SystemExit" not in captured.out + captured.err
+    assert "UsageError" in captured.err + captured.out
+
+
+def test_long_and_bad_keys_are_fixed_with_a_warning():
+    with pytest.warns(limits.LimitWarning, match="has characters MLflow rejects"):
+        assert limits.clean_key("loss@val", "metric") == "loss_val"
+    with pytest.warns(limits.LimitWarning, match="250"):
+        key = limits.clean_key("k" * 300, "param")
+    assert len(key) == 250 and key.startswith("k" * 200)
+    with pytest.warns(limits.LimitWarning, match="not a valid MLflow key"):
+        assert limits.clean_key("..", "tag") is None
+
+
+def test_long_tag_value_goes_to_an_artifact_with_a_marker():
+    with pytest.warns(limits.LimitWarning, match="'big'"):
+        cleaned = limits.clean_strings({"big": "v" * 9000}, "tag", limits.MAX_TAG_VALUE)
+    assert len(cleaned.values["big"]) == limits.MAX_TAG_VALUE
+    assert "cut by jupyter-mlops" in cleaned.values["big"]
+    assert cleaned.overflow == {"tags/big.txt": "v" * 9000}
+
+
+def test_metrics_keep_nan_and_inf_and_skip_non_numbers():
+    with pytest.warns(limits.LimitWarning, match="'name' is not a number"):
+        out = limits.clean_metrics({"a": float("nan"), "b": float("-inf"), "c": 2, "name": "x"})
+    assert out["b"] == float("-inf") and out["c"] == 2.0 and out["a"] != out["a"]
+    assert "name" not in out
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        limits.clean_metrics({"ok": 1.0})
+
+
+def test_spool_acks_survive_a_torn_line_and_lock_out_a_second_owner(tmp_path):
+    spool = Spool(tmp_path, "s1")
+    assert spool.try_own()
+    ends = spool.append([{"op": "data", "key": "k", "metrics": [["m", float("nan"), 1, 0]]},
+                         {"op": "end", "key": "k", "status": "FINISHED", "end": 2}])
+    with open(spool.log_path, "ab") as handle:
+        handle.write(b'{"op": "da')  # a crash mid-write
+    spool.set_acked(ends[0])
+    assert [r["op"] for _, r in spool.read(spool.acked())] == ["end"]
+    assert Spool(tmp_path, "s1").try_own() is False  # the live owner keeps it
+    spool.release()
+    assert Spool(tmp_path, "s1").try_own() is True
+
+
+def test_notebook_path_from_jupyterlab_and_papermill(tmp_path, monkeypatch):
+    monkeypatch.delenv("JUPYTER_MLOPS_NOTEBOOK", raising=False)
+    monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "lab.ipynb"))
+    assert notebook_info.detect_path({}) == tmp_path / "lab.ipynb"
+    monkeypatch.delenv("JPY_SESSION_NAME")
+    assert notebook_info.detect_path({"PAPERMILL_INPUT_PATH": "x/pm.ipynb"}).name == "pm.ipynb"
+    assert notebook_info.detect_path({"__session__": "s.ipynb"}).name == "s.ipynb"
+
+
+def test_parameter_names_come_from_the_tagged_cell(tmp_path):
+    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]},
+                     "source": ["a = 1\n", "b, c = 2, 3\n", "def f():\n    d = 4\n"]}]}
+    path = tmp_path / "p.ipynb"
+    path.write_text(json.dumps(nb))
+    assert notebook_info.parameter_names(path) == ["a", "b", "c"]  # not d: inside f
+
+
+def test_extension_loads_from_the_ipython_config(tmp_path):
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / "ipython_config.py").write_text(
+        "c.InteractiveShellApp.extensions = ['jupyter_mlops']\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "IPython", f"--profile-dir={profile}", "--no-banner", "-c",
+         "get_ipython().run_line_magic('mlops', '--help')"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert "Track notebook cells as MLflow runs" in done.stdout
+
+
+def test_track_in_a_script_flushes_at_exit(tmp_path, h):
+    shutil.copy(h.template_db(), tmp_path / "mlflow.db")  # the migration is tested elsewhere
+    script = (
+        "import jupyter_mlops\n"
+        "with jupyter_mlops.track('step', experiment='scripts', params={'lr': 0.1}) as run:\n"
+        "    print('hello from the script')\n"
+        "    run.log_metrics({'loss': 0.25})\n"
+        "try:\n"
+        "    with jupyter_mlops.track('bad', experiment='scripts'):\n"
+        "        raise RuntimeError('nope')\n"
+        "except RuntimeError:\n"
+        "    pass\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=180,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert "hello from the script" in done.stdout  # still printed, and captured
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("scripts")
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    assert runs["step"].info.status == "FINISHED"
+    assert runs["step"].data.params == {"lr": "0.1"} and runs["step"].data.metrics == {"loss": 0.25}
+    assert runs["bad"].info.status == "FAILED"
+    assert runs["bad"].data.tags["mlops.error"] == "RuntimeError: nope"
+    assert not list((tmp_path / ".jupyter_mlops" / "spool").iterdir())  # sent, then removed

@@ -1,0 +1,222 @@
+"""JupyterLab in Chromium: tracked cells of the example appear as runs in the MLOps panel while
+they run; the panel sorts, filters, compares and shows a run's code; Export to pipeline shows
+the DAG (or the error naming a cell) and saves the YAML; the tagging commands set cell tags."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from .conftest import MLFLOW_UI, TOKEN
+from .notebook import EDGES, RUNS, STEPS, write_notebook
+
+WAIT_MS = 90_000  # an upper bound for waits on the UI, not a measured timing
+PANEL = "#jp-mlops-panel"
+NAMES_JS = f"[...document.querySelectorAll('{PANEL} .jp-mlops-run-link')].map(a => a.textContent)"
+NOTEBOOK_JS = "window.jupyterapp.shell.currentWidget"
+EXPORT_BUTTON = "[data-command='jupyter-mlops:export-pipeline']"
+
+
+def _open_notebook(page, lab, name: str) -> str:  # noqa: ANN001
+    """Open `name` in a workspace of its own (no notebook of an earlier test restored);
+    returns a CSS selector of its panel."""
+    stem = name.rsplit(".", 1)[0]
+    page.goto(f"{lab.url}/lab/workspaces/{stem}/tree/{name}?token={TOKEN}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=WAIT_MS)
+    page.wait_for_function(
+        f"() => {{ const w = {NOTEBOOK_JS};"
+        " return w && w.sessionContext && w.sessionContext.session"
+        " && w.sessionContext.session.kernel"
+        " && w.sessionContext.session.kernel.status === 'idle'; }", timeout=WAIT_MS)
+    return "#" + page.evaluate(f"{NOTEBOOK_JS}.id")
+
+
+def _command(page, command: str) -> None:  # noqa: ANN001
+    """Start a command without waiting for it (a dialog it opens would block the wait)."""
+    page.evaluate(f"() => {{ void window.jupyterapp.commands.execute({command!r}); }}")
+
+
+def _open_panel(page) -> object:  # noqa: ANN001
+    page.click("li.lm-TabBar-tab[data-id='jp-mlops-panel']")
+    panel = page.locator(PANEL)
+    panel.locator(".jp-mlops-header").wait_for(timeout=WAIT_MS)
+    # Widen the sidebar so the screenshots show the metric columns.
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+    box = handle.bounding_box()
+    if box:
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 200)
+        page.mouse.down()
+        page.mouse.move(box["x"] + 260, box["y"] + 200, steps=5)
+        page.mouse.up()
+    return panel
+
+
+def _column(page, index: int) -> list[str]:  # noqa: ANN001
+    return page.evaluate(f"[...document.querySelectorAll('{PANEL} tr.jp-mlops-run')]"
+                         f".map(r => r.children[{index}].textContent)")
+
+
+def _tags(page, cell: int) -> list[str]:  # noqa: ANN001
+    return page.evaluate(f"{NOTEBOOK_JS}.content.widgets[{cell}].model.getMetadata('tags') || []")
+
+
+def test_runs_appear_live_then_sort_filter_compare_and_details(page, lab, screenshots):  # noqa: ANN001
+    write_notebook(lab.root / "churn.ipynb")
+    _open_notebook(page, lab, "churn.ipynb")
+    panel = _open_panel(page)
+    assert panel.locator("a.jp-mlops-link", has_text="MLflow UI").get_attribute("href") == MLFLOW_UI
+
+    # The panel is open before the cells run: runs must come without a refresh click.
+    _command(page, "notebook:run-all-cells")
+    page.wait_for_function(f"() => {json.dumps(RUNS)}.every(n => {NAMES_JS}.includes(n))",
+                           timeout=WAIT_MS)
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('{PANEL} tr.jp-mlops-status-finished')]"
+        f".filter(r => {json.dumps(RUNS)}.includes(r.querySelector('.jp-mlops-run-link')"
+        ".textContent)).length === 2", timeout=WAIT_MS)
+    page.locator(f"{PANEL} th", has_text="accuracy").first.wait_for(timeout=WAIT_MS)
+    panel.screenshot(path=str(screenshots / "panel.png"))
+
+    # Filter on the client; sort on the server (MLflow's order: missing values last).
+    panel.locator(".jp-mlops-filter").fill("forest")
+    assert page.evaluate(NAMES_JS) == ["train-forest"]
+    panel.locator(".jp-mlops-filter").fill("")
+    column = 5 + page.evaluate(f"[...document.querySelectorAll('{PANEL} thead th')].slice(5)"
+                               ".map(th => th.textContent.replace(/[ ▲▼]/g, ''))"
+                               ".indexOf('accuracy')")
+    for arrow, descending in (("▼", True), ("▲", False)):
+        panel.locator("th.jp-mlops-sortable", has_text="accuracy").first.click()
+        page.locator(f"{PANEL} th", has_text=f"accuracy {arrow}").wait_for(timeout=WAIT_MS)
+        cells = _column(page, column)
+        values = [v for v in cells if v.strip()]
+        assert len(values) == 2 and cells[:2] == values  # runs without the metric go last
+        assert [float(v) for v in values] == sorted(map(float, values), reverse=descending)
+
+    # Compare the two tracked runs: a metric table and a chart of the shared metric.
+    for name in RUNS:
+        page.check(f"{PANEL} input[aria-label='select {name}']")
+    panel.locator(".jp-mlops-compare-button").click()
+    table = panel.locator(".jp-mlops-compare-table")
+    table.wait_for(timeout=WAIT_MS)
+    assert {"accuracy", "forest_accuracy", "logreg_accuracy"} <= set(
+        table.locator("th").all_inner_texts())
+    panel.locator(".jp-mlops-metric-picker").select_option("accuracy")
+    assert panel.locator(".jp-mlops-chart rect").count() == 2
+    panel.screenshot(path=str(screenshots / "compare.png"))
+
+    # A run's details: metrics, params, the cell's code, and inserting that code.
+    panel.locator("button", has_text="← Runs").click()
+    panel.locator(".jp-mlops-run-link", has_text="train-forest").click()
+    source = panel.locator(".jp-mlops-source")
+    source.wait_for(timeout=WAIT_MS)
+    assert "RandomForestClassifier(" in source.inner_text()
+    details = panel.locator(".jp-mlops-details").inner_text()
+    assert "forest_accuracy" in details and "n_estimators" in details
+    panel.screenshot(path=str(screenshots / "details.png"))
+    cells = page.evaluate(f"{NOTEBOOK_JS}.content.widgets.length")
+    panel.locator("button", has_text="Insert into notebook").click()
+    page.wait_for_function(f"() => {NOTEBOOK_JS}.content.widgets.length === {cells + 1}")
+    inserted = page.evaluate(f"{NOTEBOOK_JS}.content.activeCell.model.sharedModel.getSource()")
+    assert "forest.fit(X_train, y_train)" in inserted
+    page.screenshot(path=str(screenshots / "lab.png"))
+
+
+def test_export_to_pipeline_shows_the_dag_and_saves_the_yaml(page, lab, screenshots):  # noqa: ANN001
+    write_notebook(lab.root / "export.ipynb")
+    notebook = _open_notebook(page, lab, "export.ipynb")
+    assert page.evaluate("window.jupyterapp.commands.label('jupyter-mlops:export-pipeline')") \
+        == "Export to pipeline"
+
+    page.click(f"{notebook} .jp-NotebookPanel-toolbar {EXPORT_BUTTON}")
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator(".jp-mlops-dag").wait_for(timeout=WAIT_MS)
+    steps = dialog.locator(".jp-mlops-dag-node").evaluate_all("ns => ns.map(n => n.dataset.step)")
+    assert steps == STEPS
+    assert dialog.locator(".jp-mlops-dag-edge").count() == EDGES
+    assert "n_estimators=120" in dialog.locator(".jp-mlops-params").inner_text()
+    dialog.screenshot(path=str(screenshots / "export-dialog.png"))
+    dialog.locator("button", has_text="Save YAML").click()
+    target = lab.root / "export.pipeline.yaml"
+    for _ in range(300):  # bounded wait for the contents API's write
+        if target.exists() and "pipelineInfo" in target.read_text():
+            break
+        time.sleep(0.1)
+    text = target.read_text()
+    assert "pipelineInfo" in text and all(step in text for step in STEPS)
+
+
+def test_export_of_a_broken_notebook_names_the_cell(page, lab):  # noqa: ANN001
+    cells = [{"cell_type": "code", "id": f"c{i}", "metadata": {"tags": tags}, "source": src,
+              "outputs": [], "execution_count": None}
+             for i, (tags, src) in enumerate([(["step:a"], "x = 1"),
+                                              (["step:b", "needs:nowhere"], "y = x + 1")])]
+    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook = {"nbformat": 4, "nbformat_minor": 5, "cells": cells,
+                "metadata": {"kernelspec": kernel}}
+    (lab.root / "broken.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
+    notebook = _open_notebook(page, lab, "broken.ipynb")
+    page.click(f"{notebook} .jp-NotebookPanel-toolbar {EXPORT_BUTTON}")
+    error = page.locator(".jp-Dialog .jp-mlops-error")
+    error.wait_for(timeout=WAIT_MS)
+    message = error.inner_text()
+    assert "cell 1" in message and "nowhere" in message
+    assert str(lab.root) not in message
+
+
+def test_tagging_commands_set_the_cell_tags(page, lab):  # noqa: ANN001
+    write_notebook(lab.root / "tags.ipynb")
+    _open_notebook(page, lab, "tags.ipynb")
+    page.evaluate(f"{NOTEBOOK_JS}.content.activeCellIndex = 0")
+    page.evaluate("window.jupyterapp.commands.execute('notebook:insert-cell-above')")
+    assert _tags(page, 0) == []
+    for command, expected in (("tag-skip", ["skip"]), ("tag-setup", ["setup"]),
+                              ("tag-parameters", ["parameters"]), ("tag-parameters", [])):
+        _command(page, f"jupyter-mlops:{command}")
+        tags = f"JSON.stringify({NOTEBOOK_JS}.content.widgets[0].model.getMetadata('tags') || [])"
+        page.wait_for_function(f"() => {tags} === {json.dumps(json.dumps(expected))}")
+    for name, expected in (("Not A Name", []), ("score", ["step:score"])):
+        _command(page, "jupyter-mlops:tag-step")
+        field = page.locator(".jp-Dialog input")
+        field.fill(name)
+        page.locator(".jp-Dialog button.jp-mod-accept").click()
+        page.locator(".jp-Dialog").wait_for(state="detached", timeout=WAIT_MS)
+        assert _tags(page, 0) == expected
+    # The refusal is a notification; the status bar's bell opens the list of them.
+    page.locator(".jp-Notification-Status").click()
+    page.get_by_text('"Not A Name" is not a step name').wait_for(timeout=WAIT_MS)
+
+
+def test_notebook_7_shows_the_export_button(page, lab):  # noqa: ANN001
+    write_notebook(lab.root / "nb7.ipynb")
+    page.goto(f"{lab.url}/notebooks/nb7.ipynb?token={TOKEN}")
+    button = page.locator(f".jp-NotebookPanel-toolbar {EXPORT_BUTTON}")
+    button.wait_for(timeout=WAIT_MS)
+    button.click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator(".jp-mlops-dag").wait_for(timeout=WAIT_MS)
+    steps = dialog.locator(".jp-mlops-dag-node").evaluate_all("ns => ns.map(n => n.dataset.step)")
+    assert steps == STEPS
+
+
+def test_run_locally_shows_progress_in_the_panel(page, lab):  # noqa: ANN001
+    steps = [(["parameters"], "n = 4"), (["step:make"], "values = list(range(n))"),
+             (["step:total"], "total = sum(values)\nprint('total', total)")]
+    cells = [{"cell_type": "code", "id": f"c{i}", "metadata": {"tags": tags}, "source": src,
+              "outputs": [], "execution_count": None} for i, (tags, src) in enumerate(steps)]
+    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    (lab.root / "local.ipynb").write_text(json.dumps(
+        {"nbformat": 4, "nbformat_minor": 5, "cells": cells, "metadata": {"kernelspec": kernel}}),
+        encoding="utf-8")
+    notebook = _open_notebook(page, lab, "local.ipynb")
+    page.click(f"{notebook} .jp-NotebookPanel-toolbar {EXPORT_BUTTON}")
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator(".jp-mlops-dag").wait_for(timeout=WAIT_MS)
+    dialog.locator("button", has_text="Run locally").click()
+    job = page.locator(f"{PANEL} .jp-mlops-job")
+    job.wait_for(timeout=WAIT_MS)  # the panel opens on the run's progress
+    assert "local.ipynb" in job.inner_text()
+    page.locator(f"{PANEL} .jp-mlops-job-succeeded").wait_for(timeout=WAIT_MS)
+    assert "local run finished" in page.locator(f"{PANEL} .jp-mlops-log").inner_text()
+    # The pipeline run was tracked to the notebook's experiment: the list shows it.
+    page.wait_for_function(f"() => {NAMES_JS}.some(n => n.startsWith('pipeline-'))",
+                           timeout=WAIT_MS)

@@ -1,0 +1,111 @@
+"""The run card's state and messages through a recording comm, its static fallback, and the
+tracking magics' hook (`cell_card`) in a real kernel."""
+
+from __future__ import annotations
+
+import nbformat
+from nbclient import NotebookClient
+
+from jupyter_mlops.widgets.fallback import WIDGET_MIME
+from jupyter_mlops.widgets.run_card import RunCard, cell_card, show_run_card
+
+from .conftest import log_run
+
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def test_card_opens_with_its_html_and_sends_each_update(recorder):
+    card = RunCard(name="train", status="RUNNING")
+    [opened] = recorder.opened("HTMLModel")
+    assert opened.comm_id == card.model_id
+    assert 'data-status="RUNNING"' in opened.data["state"]["value"]
+
+    card.update(params={"C": 0.5}, metrics={"accuracy": 0.91})
+    card.update(status="FINISHED", metrics={"f1": 0.8})
+
+    sent = recorder.updates(card.model_id, "value")
+    assert len(sent) == 2
+    assert "accuracy=<b>0.91</b>" in sent[0] and 'data-status="RUNNING"' in sent[0]
+    assert 'data-status="FINISHED"' in sent[1] and "f1=<b>0.8</b>" in sent[1]
+    assert "C=<b>0.5</b>" in sent[1]  # merged, not replaced
+
+
+def test_finished_card_keeps_its_duration_and_shows_the_error(recorder):
+    card = RunCard(name="cell-3")
+    card.update(started=100.0, ended=102.5, status="FAILED", error="ValueError: bad <input>")
+    assert card.duration == 2.5
+    assert "2.5 s" in card.value
+    assert "ValueError: bad &lt;input&gt;" in card.value  # escaped
+
+
+def test_output_bundle_has_the_live_view_and_a_static_copy(recorder):
+    card = RunCard(name="fit", status="FINISHED")
+    bundle = card._repr_mimebundle_()
+    assert bundle[WIDGET_MIME]["model_id"] == card.model_id
+    assert bundle["text/html"] == card.value
+    assert 'data-status="FINISHED"' in bundle["text/html"]
+
+
+def test_card_learns_its_run_id_from_the_tracking_writer(recorder):
+    known: list[str] = []
+    card = RunCard(name="late", client_or_uri="http://127.0.0.1:5999").follow(
+        lambda: known[0] if known else None)
+    assert card.run_id is None and "<a " not in card.value
+    known.append("0123abcd")  # the writer created the MLflow run meanwhile
+    card.finish("FINISHED", metrics={"loss": 0.25})
+    assert card.status == "FINISHED" and card.run_id == "0123abcd"
+    assert 'href="http://127.0.0.1:5999/#/runs/0123abcd"' in card.value
+    assert "loss=<b>0.25</b>" in card.value
+
+
+def test_card_reads_a_real_run_and_links_to_it(recorder, store):
+    experiment_id = store.experiment("cards")
+    run_id = log_run(store.client, experiment_id, "forest", {"depth": 4},
+                     {"accuracy": [0.5, 0.75]})
+
+    card = show_run_card(run_id, store.client, display=False, tick=False)
+
+    assert card.status == "FINISHED" and card.name == "forest"
+    assert card.params == {"depth": "4"} and card.metrics == {"accuracy": 0.75}
+    assert f"/#/experiments/{experiment_id}/runs/{run_id}" in card.value
+    assert card.duration >= 0
+
+
+def test_card_with_only_a_uri_waits_for_updates(recorder, store):
+    card = show_run_card(None, store.uri, name="later", display=False, tick=False)
+    assert card.status == "RUNNING" and card.run_id is None
+    card.update(run_id="abc123", experiment_id="7")
+    assert "/#/experiments/7/runs/abc123" in card.value
+
+
+def test_no_card_outside_a_kernel(recorder):
+    assert cell_card("cell-1", run_id="abc") is None  # pytest has no IPython kernel
+    assert recorder.messages == []
+
+
+HOOK_CELL = """\
+from jupyter_mlops.widgets.run_card import cell_card
+card = cell_card("train", run_id=lambda: "feedc0de", tracking_uri="http://127.0.0.1:5999",
+                 params={"C": 0.5})
+card.update(metrics={"accuracy": 0.875})
+card.finish("FAILED", error="ValueError: diverged");
+"""
+
+
+def test_cell_card_in_a_kernel_saves_its_final_state_in_the_notebook(tmp_path):
+    """What tracking's hook produces in a real kernel: the executed notebook holds the live
+    view and, for GitHub/nbviewer, the final card as HTML; the widget state is saved too."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(HOOK_CELL)])
+    NotebookClient(nb, timeout=120, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    [output] = nb.cells[0].outputs
+    assert output.output_type == "display_data"
+    html = output.data["text/html"]
+    assert 'data-status="FAILED"' in html and "ValueError: diverged" in html
+    assert "accuracy=<b>0.875</b>" in html and "C=<b>0.5</b>" in html
+    assert 'href="http://127.0.0.1:5999/#/runs/feedc0de"' in html
+    model_id = output.data[WIDGET_MIME]["model_id"]
+    saved = nb.metadata.widgets[WIDGET_STATE]["state"][model_id]["state"]
+    assert saved["value"] == html
+    assert list(tmp_path.iterdir()) == []  # the card writes nothing
