@@ -156,6 +156,9 @@ class MlflowSink:
 
     # artifacts -------------------------------------------------------------------------
     def _op_file(self, record: Record) -> None:
+        if "text" in record:  # small text, spooled inline
+            self._log_text(record)
+            return
         path = self.files / record["file"]
         if not path.exists():
             log.warning("jupyter-mlops: spooled file %s is missing; artifact skipped", path)
@@ -171,6 +174,14 @@ class MlflowSink:
             named = Path(folder) / name
             os.link(path, named)
             self.client.log_artifact(run_id, str(named), dest)
+
+    def _log_text(self, record: Record) -> None:
+        run_id = self.run_id(record["key"])
+        self.files.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.files) as folder:
+            path = Path(folder) / record["artifact"]
+            path.write_text(record["text"], encoding="utf-8")
+            self.client.log_artifact(run_id, str(path), record.get("dest") or None)
 
     def _op_model(self, record: Record) -> None:
         run_id = self.run_id(record["key"])

@@ -148,18 +148,26 @@ class Spool:
             os.fsync(handle.fileno())
 
     def load_ids(self) -> dict[str, str]:
+        return self.ids_after(0)[0]
+
+    def ids_after(self, offset: int) -> tuple[dict[str, str], int]:
+        """The ids appended after byte `offset` (whole lines only), and the offset read to:
+        the file only grows, so a reader asking often reads each line once."""
         ids: dict[str, str] = {}
         try:
-            lines = self.ids_path.read_text().splitlines()
+            with open(self.ids_path, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
         except OSError:
-            return ids
-        for line in lines:
+            return ids, offset
+        complete = data[:data.rfind(b"\n") + 1]
+        for line in complete.splitlines():
             try:
                 key, run_id = json.loads(line)
             except ValueError:
                 continue
             ids[key] = run_id
-        return ids
+        return ids, offset + len(complete)
 
     # the sender's state, for `%mlops status` --------------------------------------------
     def write_state(self, state: dict[str, Any]) -> None:

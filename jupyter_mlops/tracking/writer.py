@@ -37,6 +37,7 @@ class Writer:
         self.spool = Spool(spool_root, session_id)
         self.spool.try_lock("kernel")
         self._ids: dict[str, str] = {}
+        self._ids_read = 0  # bytes of the spool's ids file read into _ids
         self._append = threading.Lock()  # one writer of the spool at a time
         self._io = threading.Lock()  # one request to the sender at a time
         self._stdin = threading.Lock()
@@ -60,7 +61,10 @@ class Writer:
     def put(self, record: Record) -> None:
         """Append the record to the spool now; fsync and sending happen in the background."""
         with self._append:
-            if "payload" in record:
+            if _inline(record):
+                record["text"] = record.pop("payload")
+                record["artifact"] = record.pop("filename")
+            elif "payload" in record:
                 self._unsynced.append(self._write_payload(record))
             notebook = record.pop("enrich", None)
             if notebook is not None:
@@ -117,8 +121,9 @@ class Writer:
         return self.spool.pending_bytes()
 
     def run_id(self, key: str) -> str | None:
-        if key not in self._ids:
-            self._ids = self.spool.load_ids()
+        if key not in self._ids and not self._closed:  # asked on the cell's thread: read only
+            found, self._ids_read = self.spool.ids_after(self._ids_read)  # what is new
+            self._ids.update(found)
         return self._ids.get(key)
 
     @property
@@ -268,3 +273,13 @@ class Writer:
             self.spool.files.mkdir(parents=True, exist_ok=True)
         path.write_bytes(payload.encode() if isinstance(payload, str) else payload)
         return path
+
+
+INLINE_TEXT = 16 * 1024  # characters of a text artifact kept in its spooled record
+
+
+def _inline(record: Record) -> bool:
+    """Small text goes into the spool line itself: a file of its own costs a create, a write
+    and an fsync (about 0.5 ms of the cell here for the cell's source and its stdout)."""
+    payload = record.get("payload")
+    return record.get("op") == "file" and isinstance(payload, str) and len(payload) <= INLINE_TEXT

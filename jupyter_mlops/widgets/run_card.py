@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
+from ipywidgets.widgets.widget_string import HTMLStyle
 
 from jupyter_mlops.widgets import data
 from jupyter_mlops.widgets.fallback import StaticFallback
@@ -22,6 +23,47 @@ from jupyter_mlops.widgets.html import esc, fmt, link, status_badge, status_colo
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
 MAX_ROWS = 20  # params/metrics shown; the run page has the rest
 LINK_WAIT = 60.0  # seconds a finished card keeps asking the tracking writer for the run id
+
+
+class _Ticker:
+    """One thread redraws every live card once a second: a thread per card would cost its
+    start (about 0.5 ms) on the tracked cell's time."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._cards: list[RunCard] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, card: RunCard) -> None:
+        with self._lock:
+            self._cards.append(card)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="mlops-run-cards",
+                                                daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            with self._lock:
+                cards = list(self._cards)
+            done = [card for card in cards if not _ticks_on(card)]
+            with self._lock:
+                self._cards = [card for card in self._cards if card not in done]
+                if not self._cards:
+                    self._thread = None
+                    return
+
+
+_TICKER = _Ticker()
+
+
+def _ticks_on(card: RunCard) -> bool:
+    try:
+        return card._tick()
+    except Exception:  # one broken card must not stop the others' clocks
+        return False
 
 
 class RunCard(StaticFallback, widgets.HTML):
@@ -42,9 +84,11 @@ class RunCard(StaticFallback, widgets.HTML):
         self._source = client_or_uri
         self._run_id_source: Callable[[], str | None] | None = None
         self._lock = threading.Lock()
-        # The first state sent to the frontend (comm open) already holds the card.
-        super().__init__(value=self.static_html(), **kwargs)
-        self.add_class("mlops-run-card")
+        # The first state sent to the frontend (comm open) already holds the card, its class
+        # included; cards share one layout and one style: each would be a widget of its own.
+        kwargs.setdefault("layout", _shared("layout", widgets.Layout))
+        kwargs.setdefault("style", _shared("style", HTMLStyle))
+        super().__init__(value=self._html(), _dom_classes=("mlops-run-card",), **kwargs)
 
     # --- state ---------------------------------------------------------------------------
     def update(self, *, status: str | None = None, params: dict[str, Any] | None = None,
@@ -114,24 +158,27 @@ class RunCard(StaticFallback, widgets.HTML):
                            ended=row.end_ms / 1000 if row.end_ms else None,
                            link=data.run_link(_uri(client), row.experiment_id, row.run_id))
 
-    def tick(self, interval: float = 1.0) -> RunCard:
-        """Redraw the running duration every `interval` seconds until the run ends, then wait
-        a little for the run id when it is still unknown (the saved output gets the link)."""
-        def loop() -> None:
-            while self.comm is not None:
-                time.sleep(interval)
-                learnt = self._resolve_run_id()
-                with self._lock:
-                    self._render()
-                if self.status in TERMINAL:
-                    if learnt:
-                        self.refresh_output()
-                    if self.run_id or self._run_id_source is None or \
-                            time.time() - (self.ended or 0) > LINK_WAIT:
-                        return
-
-        threading.Thread(target=loop, name="mlops-run-card", daemon=True).start()
+    def tick(self) -> RunCard:
+        """Redraw the running duration every second until the run ends, then wait a little
+        for the run id when it is still unknown (the saved output gets the link)."""
+        _TICKER.add(self)
         return self
+
+    def _tick(self) -> bool:
+        """One redraw; False once the card needs no more."""
+        if self.comm is None:
+            return False
+        learnt = self._resolve_run_id()
+        running = self.status not in TERMINAL
+        if running or learnt:  # a finished card's duration is final: redraw for the link only
+            with self._lock:
+                self._render()
+        if running:
+            return True
+        if learnt:
+            self.refresh_output()
+        return not (self.run_id or self._run_id_source is None
+                    or time.time() - (self.ended or 0) > LINK_WAIT)
 
     @property
     def duration(self) -> float:
@@ -145,9 +192,13 @@ class RunCard(StaticFallback, widgets.HTML):
 
     # --- view ----------------------------------------------------------------------------
     def _render(self) -> None:
-        self.value = self.static_html()
+        self.value = self._html()
 
     def static_html(self) -> str:
+        """The card as last drawn: every change redraws it (`_render`)."""
+        return self.value or self._html()
+
+    def _html(self) -> str:
         title = esc(self.name or "run")
         href = self.link or self._default_link()
         if href:
@@ -175,6 +226,17 @@ def _kv(title: str, values: dict[str, Any]) -> str:
     more = f" (+{len(values) - MAX_ROWS} more)" if len(values) > MAX_ROWS else ""
     return (f'<div class="mlops-{title}"><span style="color:#777">{title}:</span> '
             f'{cells}{more}</div>')
+
+
+_SHARED: dict[str, Any] = {}
+
+
+def _shared(name: str, make: Callable[[], Any]) -> Any:
+    """One layout and one style widget for every card (cards never change them)."""
+    widget = _SHARED.get(name)
+    if widget is None or widget.comm is None:  # closed, e.g. by Widget.close_all()
+        widget = _SHARED[name] = make()
+    return widget
 
 
 def _uri(client: Any) -> str | None:
@@ -218,4 +280,4 @@ def cell_card(name: str, *, run_id: Callable[[], str | None] | str | None = None
         card.follow(run_id)
     if params:
         card.update(params=params)
-    return card.show().tick()
+    return card.show(flush=False).tick()  # the cell's first output: nothing to flush first
