@@ -141,3 +141,20 @@ def test_track_in_a_script_flushes_at_exit(tmp_path, h):
     assert runs["bad"].info.status == "FAILED"
     assert runs["bad"].data.tags["mlops.error"] == "RuntimeError: nope"
     assert not list((tmp_path / ".jupyter_mlops" / "spool").iterdir())  # sent, then removed
+
+
+def test_run_ids_are_read_incrementally_and_only_whole_lines(tmp_path):
+    spool = Spool(tmp_path, "s1")
+    assert spool.ids_after(0) == ({}, 0)  # no file yet
+    spool.save_id("k1", "r1")
+    ids, offset = spool.ids_after(0)
+    assert ids == {"k1": "r1"} and offset == spool.ids_path.stat().st_size
+    with open(spool.ids_path, "a") as handle:  # the sender is mid-write
+        handle.write('["k2", "r')
+    assert spool.ids_after(offset) == ({}, offset)
+    with open(spool.ids_path, "a") as handle:
+        handle.write('2"]\n')
+    spool.save_id("k3", "r3")
+    ids, end = spool.ids_after(offset)
+    assert ids == {"k2": "r2", "k3": "r3"} and end == spool.ids_path.stat().st_size
+    assert spool.load_ids() == {"k1": "r1", "k2": "r2", "k3": "r3"}

@@ -30,6 +30,17 @@ def test_card_opens_with_its_html_and_sends_each_update(recorder):
     assert "C=<b>0.5</b>" in sent[1]  # merged, not replaced
 
 
+def test_cards_share_one_layout_and_one_style(recorder):
+    """A card is one widget on the wire, not three: each comm open costs the tracked cell."""
+    first, second = RunCard(name="a"), RunCard(name="b")
+    assert len(recorder.opened("HTMLModel")) == 2
+    assert first.layout is second.layout and first.style is second.style
+    assert len(recorder.opened("LayoutModel")) <= 1
+    assert len(recorder.opened("HTMLStyleModel")) <= 1
+    [opened] = [m for m in recorder.opened("HTMLModel") if m.comm_id == second.model_id]
+    assert list(opened.data["state"]["_dom_classes"]) == ["mlops-run-card"]  # in the open
+
+
 def test_finished_card_keeps_its_duration_and_shows_the_error(recorder):
     card = RunCard(name="cell-3")
     card.update(started=100.0, ended=102.5, status="FAILED", error="ValueError: bad <input>")
