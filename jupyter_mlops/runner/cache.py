@@ -67,9 +67,12 @@ class Versions:
         found = {module: list(dists) for module, dists in metadata.packages_distributions().items()}
         if self.index_file is not None:
             self.index_file.parent.mkdir(parents=True, exist_ok=True)
-            staging = self.index_file.with_suffix(f".{os.getpid()}.tmp")
-            staging.write_text(json.dumps({"stamp": stamp, "distributions": found}))
-            os.replace(staging, self.index_file)
+            # A staging file of its own per writer: runs in other processes or threads of
+            # this one may write the same index at the same time.
+            with tempfile.NamedTemporaryFile("w", dir=self.index_file.parent, suffix=".tmp",
+                                             prefix="distributions.", delete=False) as staging:
+                json.dump({"stamp": stamp, "distributions": found}, staging)
+            os.replace(staging.name, self.index_file)
         return found
 
     def version(self, distribution: str) -> str:

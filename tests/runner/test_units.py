@@ -154,3 +154,33 @@ def test_the_environment_names_versions_and_hashes_local_modules(tmp_path):
     before = env.modules["helpers"]
     (tmp_path / "helpers.py").write_text("K = 2\n")
     assert cache.environment(["helpers"], [str(tmp_path)]).modules["helpers"] != before
+
+
+def test_runs_writing_the_distribution_index_together_do_not_collide(tmp_path, monkeypatch):
+    """Two runs in one process (the server's, or threads) may both build the module index."""
+    import json
+    import threading
+
+    # The real map takes ~0.5 s to build; a small one makes many rounds of the race cheap.
+    monkeypatch.setattr(cache.metadata, "packages_distributions",
+                        lambda: {"nbformat": ["nbformat"]})
+    errors: list[BaseException] = []
+    for round_ in range(100):
+        index = tmp_path / str(round_) / "distributions.json"
+        start = threading.Barrier(8)
+
+        def build(index=index, start=start) -> None:  # noqa: ANN001
+            start.wait()
+            try:
+                assert cache.Versions(index).distributions("nbformat") == ["nbformat"]
+            except BaseException as error:  # noqa: BLE001 - collected for the assertion below
+                errors.append(error)
+
+        threads = [threading.Thread(target=build) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert json.loads(index.read_text())["distributions"] == {"nbformat": ["nbformat"]}
+        assert [p.name for p in index.parent.iterdir()] == ["distributions.json"]  # no staging
