@@ -39,21 +39,30 @@ class StaticFallback:
     def show(self, flush: bool = True) -> Any:
         """Display now (the same as leaving the view as the cell's last value). `flush=False`
         is for a view that is its cell's first output: nothing printed needs to go before it."""
-        from IPython.display import display
-
         if self._display_id is None:
             self._display_id = uuid.uuid4().hex
-        with _streams_flushed(flush):
-            display(self._repr_mimebundle_(), raw=True, display_id=self._display_id)
+        publish(self._repr_mimebundle_(), self._display_id, flush=flush)
         return self
 
     def refresh_output(self) -> None:
         """Re-send the output bundle: the saved notebook then holds the current HTML."""
         if self._display_id is not None:
-            from IPython.display import update_display
+            publish(self._repr_mimebundle_(), self._display_id, update=True)
 
-            with _streams_flushed(False):  # an update in place: output order is not at stake
-                update_display(self._repr_mimebundle_(), raw=True, display_id=self._display_id)
+
+def publish(bundle: dict[str, Any], display_id: str, *, update: bool = False,
+            flush: bool = True) -> None:
+    """`display` (or, with `update`, `update_display`) of a raw bundle under `display_id`.
+
+    An update rewrites an output in place, wherever it is, so output order is not at stake and
+    it never flushes; a display flushes the output streams first unless told it need not."""
+    from IPython.display import display, update_display
+
+    with _streams_flushed(flush and not update):
+        if update:
+            update_display(bundle, raw=True, display_id=display_id)
+        else:
+            display(bundle, raw=True, display_id=display_id)
 
 
 _UNFLUSHED = threading.Lock()

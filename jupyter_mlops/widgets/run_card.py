@@ -1,15 +1,17 @@
 """The run card: status, duration, params, metrics and a link for one tracked run.
 
-It is shown under a `%%mlops track` cell and updated live by whoever owns the run: the tracking
-magics call `cell_card(...)` when the cell starts, `update(...)` as values arrive and
-`finish(...)` when it ends. Reading MLflow is explicit (`refresh`), because importing mlflow on
-the cell's thread would block the cell the card is reporting on.
+Under a `%%mlops track` cell it is a `CellCard`, updated live by the tracking magics:
+`cell_card(...)` when the cell starts, `update(...)` as values arrive and `finish(...)` when it
+ends. `RunCard` is the same card as a widget, for `show_run_card`. Reading MLflow is explicit
+(`refresh`), because importing mlflow on the cell's thread would block the cell the card is
+reporting on.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +19,7 @@ import ipywidgets as widgets
 from ipywidgets.widgets.widget_string import HTMLStyle
 
 from jupyter_mlops.widgets import data
-from jupyter_mlops.widgets.fallback import StaticFallback
+from jupyter_mlops.widgets.fallback import StaticFallback, publish
 from jupyter_mlops.widgets.html import esc, fmt, link, status_badge, status_colour
 
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
@@ -31,11 +33,11 @@ class _Ticker:
 
     def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval
-        self._cards: list[RunCard] = []
+        self._cards: list[_Card] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def add(self, card: RunCard) -> None:
+    def add(self, card: _Card) -> None:
         with self._lock:
             self._cards.append(card)
             if self._thread is None:
@@ -59,18 +61,18 @@ class _Ticker:
 _TICKER = _Ticker()
 
 
-def _ticks_on(card: RunCard) -> bool:
+def _ticks_on(card: _Card) -> bool:
     try:
         return card._tick()
     except Exception:  # one broken card must not stop the others' clocks
         return False
 
 
-class RunCard(StaticFallback, widgets.HTML):
-    """One run as a card; its HTML is both the live view and the saved fallback."""
+class _Card:
+    """A run's card: its state, its HTML and its clock. Subclasses say how it is drawn."""
 
-    def __init__(self, name: str = "", run_id: str | None = None, status: str = "RUNNING",
-                 client_or_uri: Any = None, **kwargs: Any) -> None:
+    def _init_card(self, name: str, run_id: str | None, status: str,
+                   client_or_uri: Any) -> None:
         self.name = name
         self.run_id = run_id
         self.status = status
@@ -84,19 +86,25 @@ class RunCard(StaticFallback, widgets.HTML):
         self._source = client_or_uri
         self._run_id_source: Callable[[], str | None] | None = None
         self._lock = threading.Lock()
-        # The first state sent to the frontend (comm open) already holds the card, its class
-        # included; cards share one layout and one style: each would be a widget of its own.
-        kwargs.setdefault("layout", _shared("layout", widgets.Layout))
-        kwargs.setdefault("style", _shared("style", HTMLStyle))
-        super().__init__(value=self._html(), _dom_classes=("mlops-run-card",), **kwargs)
+
+    def _render(self) -> None:
+        """Redraw the live view."""
+        raise NotImplementedError
+
+    def refresh_output(self) -> None:
+        """Rewrite the output the saved notebook keeps."""
+        raise NotImplementedError
+
+    def _alive(self) -> bool:
+        return True
 
     # --- state ---------------------------------------------------------------------------
     def update(self, *, status: str | None = None, params: dict[str, Any] | None = None,
                metrics: dict[str, Any] | None = None, run_id: str | None = None,
                name: str | None = None, error: str | None = None,
                experiment_id: str | None = None, link: str | None = None,
-               started: float | None = None, ended: float | None = None) -> RunCard:
-        """Merge new values in and redraw. A terminal status also rewrites the saved fallback."""
+               started: float | None = None, ended: float | None = None) -> Any:
+        """Merge new values in and redraw. A terminal status also rewrites the saved output."""
         with self._lock:
             changed = status is not None and status != self.status
             for attr, value in (("run_id", run_id), ("name", name), ("error", error),
@@ -115,7 +123,7 @@ class RunCard(StaticFallback, widgets.HTML):
 
     def finish(self, status: str = "FINISHED", *, error: str | None = None,
                params: dict[str, Any] | None = None,
-               metrics: dict[str, Any] | None = None) -> RunCard:
+               metrics: dict[str, Any] | None = None) -> Any:
         """The run ended: its last values, and the saved output rewritten to this final state
         (call it on the cell's thread, before the cell returns, so the output is in the file)."""
         self._resolve_run_id()
@@ -126,7 +134,7 @@ class RunCard(StaticFallback, widgets.HTML):
             self.refresh_output()
         return self
 
-    def follow(self, run_id: Callable[[], str | None]) -> RunCard:
+    def follow(self, run_id: Callable[[], str | None]) -> Any:
         """Take the run id from `run_id()` once it answers (the tracking writer creates MLflow
         runs in the background); the card then links to the run."""
         self._run_id_source = run_id
@@ -145,20 +153,7 @@ class RunCard(StaticFallback, widgets.HTML):
             self.run_id = found
         return bool(found)
 
-    def refresh(self) -> RunCard:
-        """Reload the run from MLflow (needs `run_id`)."""
-        if not self.run_id:
-            return self
-        client = data.resolve_client(self._source)
-        self._source = client
-        row = data.run_row(client.get_run(self.run_id))
-        return self.update(status=row.status, params=row.params, metrics=row.metrics,
-                           name=row.name, experiment_id=row.experiment_id,
-                           started=row.start_ms / 1000,
-                           ended=row.end_ms / 1000 if row.end_ms else None,
-                           link=data.run_link(_uri(client), row.experiment_id, row.run_id))
-
-    def tick(self) -> RunCard:
+    def tick(self) -> Any:
         """Redraw the running duration every second until the run ends, then wait a little
         for the run id when it is still unknown (the saved output gets the link)."""
         _TICKER.add(self)
@@ -166,7 +161,7 @@ class RunCard(StaticFallback, widgets.HTML):
 
     def _tick(self) -> bool:
         """One redraw; False once the card needs no more."""
-        if self.comm is None:
+        if not self._alive():
             return False
         learnt = self._resolve_run_id()
         running = self.status not in TERMINAL
@@ -190,14 +185,6 @@ class RunCard(StaticFallback, widgets.HTML):
         uri = self._source if isinstance(self._source, str) else _uri(self._source)
         return data.run_link(uri, self.experiment_id, self.run_id)
 
-    # --- view ----------------------------------------------------------------------------
-    def _render(self) -> None:
-        self.value = self._html()
-
-    def static_html(self) -> str:
-        """The card as last drawn: every change redraws it (`_render`)."""
-        return self.value or self._html()
-
     def _html(self) -> str:
         title = esc(self.name or "run")
         href = self.link or self._default_link()
@@ -218,6 +205,76 @@ class RunCard(StaticFallback, widgets.HTML):
         return ('<div class="mlops-run-card" style="border:1px solid #ddd;border-left:4px solid '
                 f'{status_colour(self.status)};padding:4px 8px;margin:2px 0;font-size:12px">'
                 f'{"".join(parts)}</div>')
+
+
+class RunCard(_Card, StaticFallback, widgets.HTML):
+    """One run as a card widget; its HTML is both the live view and the saved fallback."""
+
+    def __init__(self, name: str = "", run_id: str | None = None, status: str = "RUNNING",
+                 client_or_uri: Any = None, **kwargs: Any) -> None:
+        self._init_card(name, run_id, status, client_or_uri)
+        # The first state sent to the frontend (comm open) already holds the card, its class
+        # included; cards share one layout and one style: each would be a widget of its own.
+        kwargs.setdefault("layout", _shared("layout", widgets.Layout))
+        kwargs.setdefault("style", _shared("style", HTMLStyle))
+        super().__init__(value=self._html(), _dom_classes=("mlops-run-card",), **kwargs)
+
+    def refresh_output(self) -> None:
+        StaticFallback.refresh_output(self)
+
+    def _alive(self) -> bool:
+        return self.comm is not None
+
+    def refresh(self) -> RunCard:
+        """Reload the run from MLflow (needs `run_id`)."""
+        if not self.run_id:
+            return self
+        client = data.resolve_client(self._source)
+        self._source = client
+        row = data.run_row(client.get_run(self.run_id))
+        return self.update(status=row.status, params=row.params, metrics=row.metrics,
+                           name=row.name, experiment_id=row.experiment_id,
+                           started=row.start_ms / 1000,
+                           ended=row.end_ms / 1000 if row.end_ms else None,
+                           link=data.run_link(_uri(client), row.experiment_id, row.run_id))
+
+    # --- view ----------------------------------------------------------------------------
+    def _render(self) -> None:
+        self.value = self._html()
+
+    def static_html(self) -> str:
+        """The card as last drawn: every change redraws it (`_render`)."""
+        return self.value or self._html()
+
+
+class CellCard(_Card):
+    """The card under a `%%mlops track` cell: an HTML output redrawn in place (display_id).
+
+    No widget: a widget's comm costs the tracked cell two more messages to the frontend, and a
+    display updated in place reaches JupyterLab and Notebook 7 after the cell ended too (the
+    run id, and so the link, often arrives then). The HTML is what the saved notebook keeps.
+    """
+
+    def __init__(self, name: str, client_or_uri: Any = None) -> None:
+        self._init_card(name, None, "RUNNING", client_or_uri)
+        self._display_id = uuid.uuid4().hex
+
+    def show(self) -> CellCard:
+        # The cell's first output: nothing printed needs flushing before it.
+        publish(self._bundle(), self._display_id, flush=False)
+        return self
+
+    def _render(self) -> None:
+        publish(self._bundle(), self._display_id, update=True)
+
+    def refresh_output(self) -> None:
+        """The live view is the saved output: `_render` already rewrote it."""
+
+    def static_html(self) -> str:
+        return self._html()
+
+    def _bundle(self) -> dict[str, str]:
+        return {"text/html": self._html(), "text/plain": f"run card: {self.name} {self.status}"}
 
 
 def _kv(title: str, values: dict[str, Any]) -> str:
@@ -263,21 +320,22 @@ def show_run_card(run_id: str | None = None, client_or_uri: Any = None, *, name:
 
 def cell_card(name: str, *, run_id: Callable[[], str | None] | str | None = None,
               tracking_uri: str | None = None,
-              params: dict[str, Any] | None = None) -> RunCard | None:
+              params: dict[str, Any] | None = None) -> CellCard | None:
     """The live card under a `%%mlops track` cell: the hook the tracking magics call.
 
     `run_id` is the MLflow run id, or a cheap callable that returns it once known (None
     before). Returns None outside a kernel: a terminal IPython or a script has no frontend
-    for widgets, and the card must never get in a tracked cell's way.
+    for it, and the card must never get in a tracked cell's way.
     """
     from IPython import get_ipython
 
     if getattr(get_ipython(), "kernel", None) is None:
         return None
-    card = RunCard(name=name, run_id=run_id if isinstance(run_id, str) else None,
-                   client_or_uri=tracking_uri)
-    if callable(run_id):
+    card = CellCard(name, client_or_uri=tracking_uri)
+    if isinstance(run_id, str):
+        card.run_id = run_id
+    elif callable(run_id):
         card.follow(run_id)
-    if params:
-        card.update(params=params)
-    return card.show(flush=False).tick()  # the cell's first output: nothing to flush first
+    with card._lock:  # the first display carries the parameters: one message, not two
+        card.params.update(params or {})
+    return card.show().tick()

@@ -1,6 +1,6 @@
-"""The notebook views in Chromium: run cards under tracked cells, the runs browser (filter, sort,
-compare) and the step graph render as live ipywidgets in JupyterLab 4, and the run card and the
-runs browser in Notebook 7.
+"""The notebook views in Chromium: run cards under tracked cells (HTML outputs redrawn in
+place), the runs browser (filter, sort, compare) and the step graph (live ipywidgets) render in
+JupyterLab 4, and the run card and the runs browser in Notebook 7.
 
 The quickstart example runs once per server (a module fixture), into an MLflow store in the
 server's temporary root; the tests then look at, and play with, its outputs.
@@ -23,7 +23,7 @@ QUICKSTART = ROOT / "notebooks" / "01_tracking_quickstart.ipynb"
 PIPELINE = ROOT / "notebooks" / "02_tagged_pipeline.ipynb"
 TRACKED = ["logreg", "forest", "boosting"]  # the quickstart's `%%mlops track` cells
 NOTEBOOK_JS = "window.jupyterapp.shell.currentWidget"
-CARD = ".jp-OutputArea-output .jupyter-widgets.mlops-run-card"  # live: ipywidgets' own node
+CARD = ".jp-OutputArea-output .mlops-run-card"  # an HTML output the kernel redraws in place
 BROWSER = ".jupyter-widgets.mlops-runs-browser"
 ERROR_TEXT = "Error displaying widget"
 # Appended to the copy: the step graph of the pipeline example, a live widget too.
@@ -105,8 +105,8 @@ def test_run_cards_render_live_with_status_metrics_and_link(quickstart, screensh
         assert re.search(rf"#/(experiments/\d+/)?runs/{run_id}$", href), href
     assert cards.count() == len(TRACKED)
     assert _card_names_by_cell(page) == TRACKED  # each card sits under its own tracked cell
-    # The live widget, not the text/plain repr of a widget the page could not load.
-    assert page.get_by_text("RunCard(value=").count() == 0
+    # The HTML card, not its text/plain stand-in.
+    assert page.get_by_text("run card: ").count() == 0
     assert page.get_by_text(ERROR_TEXT).count() == 0
     cards.nth(0).screenshot(path=str(screenshots / "run-card.png"))
 
