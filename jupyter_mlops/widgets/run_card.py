@@ -336,6 +336,5 @@ def cell_card(name: str, *, run_id: Callable[[], str | None] | str | None = None
         card.run_id = run_id
     elif callable(run_id):
         card.follow(run_id)
-    with card._lock:  # the first display carries the parameters: one message, not two
-        card.params.update(params or {})
+    card.params.update(params or {})  # carried by the first display: one message, not two
     return card.show().tick()
