@@ -5,9 +5,7 @@ Importing the package stays cheap: mlflow, kfp and papermill load only when a fe
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
+from jupyter_mlops._lazy import lazy_attributes
 from jupyter_mlops._version import __version__
 from jupyter_mlops.errors import MlopsError
 
@@ -25,8 +23,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'jupyter_mlops' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)

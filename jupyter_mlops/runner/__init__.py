@@ -5,8 +5,7 @@ Kept light: step kernels import `jupyter_mlops.runner.serializers`, which loads 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from jupyter_mlops._lazy import lazy_attributes
 
 __all__ = ["run_pipeline", "PipelineResult"]
 
@@ -14,8 +13,4 @@ _LAZY = {"run_pipeline": "jupyter_mlops.runner.pipeline",
          "PipelineResult": "jupyter_mlops.runner.pipeline"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'jupyter_mlops.runner' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)

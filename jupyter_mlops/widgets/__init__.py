@@ -6,8 +6,7 @@ package is cheap: ipywidgets, mlflow and papermill load when a view is made.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from jupyter_mlops._lazy import lazy_attributes
 
 __all__ = ["RunCard", "RunsBrowser", "Sweep", "runs", "show_run_card", "step_graph", "sweep",
            "sweep_form"]
@@ -24,8 +23,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'jupyter_mlops.widgets' has no attribute {name!r}")
-    return getattr(import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)
