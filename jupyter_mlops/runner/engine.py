@@ -14,6 +14,7 @@ the pool. Two costs papermill pays per notebook are cut, as they add up over man
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from queue import Empty
 from typing import Any
 
@@ -73,26 +74,24 @@ async def _wait_for_ready(kc: Any, timeout: float) -> None:
 
 
 async def _reply(kc: Any, msg_id: str, wait: float) -> bool:
-    deadline = time.monotonic() + wait
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            msg = await kc.shell_channel.get_msg(timeout=left)
-        except Empty:
-            return False
-        if msg["parent_header"].get("msg_id") == msg_id:
-            return True
-    return False
+    return await _await_msg(kc.shell_channel, msg_id, wait, lambda msg: True)
 
 
 async def _idle(kc: Any, msg_id: str, wait: float) -> bool:
+    return await _await_msg(kc.iopub_channel, msg_id, wait, lambda msg: (
+        msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle"))
+
+
+async def _await_msg(channel: Any, msg_id: str, wait: float,
+                     accept: Callable[[dict[str, Any]], bool]) -> bool:
+    """True once `channel` brings a message answering `msg_id` that `accept` takes."""
     deadline = time.monotonic() + wait
     while (left := deadline - time.monotonic()) > 0:
         try:
-            msg = await kc.iopub_channel.get_msg(timeout=left)
+            msg = await channel.get_msg(timeout=left)
         except Empty:
             return False
-        if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
-                and msg["content"].get("execution_state") == "idle"):
+        if msg["parent_header"].get("msg_id") == msg_id and accept(msg):
             return True
     return False
 
