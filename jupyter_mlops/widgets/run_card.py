@@ -69,7 +69,8 @@ def _ticks_on(card: _Card) -> bool:
 
 
 class _Card:
-    """A run's card: its state, its HTML and its clock. Subclasses say how it is drawn."""
+    """A run's card: its state, its HTML and its clock. Subclasses draw it: `_render()`
+    redraws the live view, `refresh_output()` rewrites the output the saved notebook keeps."""
 
     def _init_card(self, name: str, run_id: str | None, status: str,
                    client_or_uri: Any) -> None:
@@ -86,14 +87,6 @@ class _Card:
         self._source = client_or_uri
         self._run_id_source: Callable[[], str | None] | None = None
         self._lock = threading.Lock()
-
-    def _render(self) -> None:
-        """Redraw the live view."""
-        raise NotImplementedError
-
-    def refresh_output(self) -> None:
-        """Rewrite the output the saved notebook keeps."""
-        raise NotImplementedError
 
     def _alive(self) -> bool:
         return True
@@ -218,9 +211,6 @@ class RunCard(_Card, StaticFallback, widgets.HTML):
         kwargs.setdefault("layout", _shared("layout", widgets.Layout))
         kwargs.setdefault("style", _shared("style", HTMLStyle))
         super().__init__(value=self._html(), _dom_classes=("mlops-run-card",), **kwargs)
-
-    def refresh_output(self) -> None:
-        StaticFallback.refresh_output(self)
 
     def _alive(self) -> bool:
         return self.comm is not None
