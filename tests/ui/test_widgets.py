@@ -127,6 +127,16 @@ def _browser(page) -> object:  # noqa: ANN001
     return browser
 
 
+def _filter(page, browser, text: str, shown: str) -> None:  # noqa: ANN001
+    """Type a filter and press Enter (which sends it to the kernel); wait for the count."""
+    field = browser.locator(".widget-text input").first
+    field.fill(text)
+    field.press("Enter")
+    page.wait_for_function(
+        f"() => document.querySelector('{BROWSER}').textContent.includes({shown!r})",
+        timeout=WAIT_MS)
+
+
 def _count(browser) -> tuple[int, int]:  # noqa: ANN001
     text = browser.get_by_text(re.compile(r"^\d+ of \d+ runs$")).inner_text()
     shown, total = re.match(r"(\d+) of (\d+) runs", text).groups()
@@ -147,18 +157,9 @@ def test_runs_browser_filters_sorts_and_compares(quickstart, screenshots):  # no
     assert sorted(_column(browser, "name")) == sorted(TRACKED)
 
     # Filter on a param (`key=value`, on the client); Enter sends the text to the kernel.
-    field = browser.locator(".widget-text input").first
-    field.fill("n_estimators=100")
-    field.press("Enter")
-    page.wait_for_function(
-        f"() => document.querySelector('{BROWSER}').textContent.includes('1 of 3 runs')",
-        timeout=WAIT_MS)
+    _filter(page, browser, "n_estimators=100", "1 of 3 runs")
     assert _column(browser, "name") == ["forest"]
-    field.fill("")
-    field.press("Enter")
-    page.wait_for_function(
-        f"() => document.querySelector('{BROWSER}').textContent.includes('3 of 3 runs')",
-        timeout=WAIT_MS)
+    _filter(page, browser, "", "3 of 3 runs")
 
     # Sort by name, then by a metric: the table's rows follow (descending by default).
     sort = browser.locator(".widget-dropdown select").first
@@ -239,11 +240,6 @@ def test_notebook_7_renders_the_run_card_and_the_runs_browser(page, lab):  # noq
         card.locator(".mlops-status[data-status=FINISHED]").wait_for(timeout=WAIT_MS)
     browser = page.locator(BROWSER).first
     browser.locator("table.mlops-runs").wait_for(timeout=WAIT_MS)
-    field = browser.locator(".widget-text input").first
-    field.fill("model=tree")
-    field.press("Enter")
-    page.wait_for_function(
-        f"() => document.querySelector('{BROWSER}').textContent.includes('1 of ')",
-        timeout=WAIT_MS)
+    _filter(page, browser, "model=tree", "1 of ")
     assert _column(browser, "name") == ["first"]
     assert page.get_by_text(ERROR_TEXT).count() == 0
