@@ -18,7 +18,7 @@ from jupyter_mlops.notebook import Step, StepGraph
 
 # Package-relative files the kernel needs to import jupyter_mlops.runner.serializers; they
 # import only the standard library at module level.
-SUPPORT_FILES = ("__init__.py", "_version.py", "errors.py", "runner/__init__.py",
+SUPPORT_FILES = ("__init__.py", "_lazy.py", "_version.py", "errors.py", "runner/__init__.py",
                  "runner/errors.py", "runner/serializers.py")
 
 # A data library a step imports -> the modules the serializers need to write or read its
