@@ -17,16 +17,20 @@ import ast
 import itertools
 import os
 import queue
+import shutil
 import signal
+import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from jupyter_client import KernelManager
+if TYPE_CHECKING:  # imported when needed: a run served from the cache starts no kernel
+    from jupyter_client import KernelManager
 
-from jupyter_mlops.notebook import Cell
+    from jupyter_mlops.notebook import Cell
 
 KERNEL_NAME = "python3"
 ASYNC_CLIENT = "jupyter_client.asynchronous.AsyncKernelClient"
@@ -34,7 +38,7 @@ RESET_TIMEOUT = 30.0
 WARM_TIMEOUT = 120.0
 
 
-@dataclass
+@dataclass(eq=False)
 class Kernel:
     """A started kernel, its manager and the file its stdout/stderr go to."""
 
@@ -78,6 +82,16 @@ def kill_process(kernel: Kernel) -> None:
         pass  # exited meanwhile
 
 
+def _kill_and_reap(kernel: Kernel) -> None:
+    kill_process(kernel)
+    process = getattr(kernel.km.provisioner, "process", None)
+    if process is not None:
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass  # shutdown_kernel tries again
+
+
 def warm_imports(cells: list[Cell]) -> str:
     """Code importing, without binding names, every module the given cells import."""
     modules: list[str] = []
@@ -110,26 +124,42 @@ def warm_imports(cells: list[Cell]) -> str:
 
 
 class KernelPool:
-    """Kernels for steps: `want_idle` launches ahead of need, `take` hands one out, `release`
-    shuts it down in the background, `close` stops every kernel the pool ever started."""
+    """Kernels for steps: `launch` boots some at once, `want_idle` keeps some started ahead of
+    need, `take` hands one out, `release` resets it for reuse or shuts it down in the
+    background, `close` stops every kernel the pool ever started.
 
-    def __init__(self, cwd: Path, log_dir: Path, warm_code: str = "",
+    `log_dir` and `warm_code` may be set after kernels were launched: until the run has a
+    folder, kernel logs go to temporary files, which `close` moves into `log_dir`.
+    """
+
+    def __init__(self, cwd: Path, log_dir: Path | None = None, warm_code: str = "",
                  reuse: bool = False) -> None:
         self.cwd = Path(cwd)
-        self.log_dir = Path(log_dir)
+        self.log_dir = Path(log_dir) if log_dir is not None else None
         self.warm_code = warm_code
         self.reuse = reuse
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._target = 0
         self._starter: threading.Thread | None = None
+        self._launched: list[Kernel] = []  # booting, not yet sent the warm-up code
         self._idle: list[Kernel] = []
         self._live: list[Kernel] = []
+        self._stopping: set[Kernel] = set()
         self._stoppers: list[threading.Thread] = []
+        self._temporary_logs: list[Kernel] = []
         self._counter = itertools.count(1)
         self._closed = False
         self._starting = False  # the starter is booting and warming a kernel
         self._waiting = False  # a take() waits for that kernel
+
+    def launch(self, count: int = 1) -> None:
+        """Start `count` kernels now, before the warm-up code may be known: they boot while
+        the caller reads the notebook, and are warmed when the pool first hands them on."""
+        for _ in range(count):
+            kernel = self._spawn()
+            with self._lock:
+                self._launched.append(kernel)
 
     def want_idle(self, count: int) -> None:
         """Keep `count` kernels started and waiting; a background thread starts them."""
@@ -212,8 +242,12 @@ class KernelPool:
                     self._idle.insert(0, kernel)
                     self._wake.notify_all()
                     return
-        thread = threading.Thread(target=self._stop, args=(kernel, False), daemon=True)
+        self._stop_in_background(kernel, now=False)
+
+    def _stop_in_background(self, kernel: Kernel, now: bool) -> None:
+        thread = threading.Thread(target=self._stop, args=(kernel, now), daemon=True)
         with self._lock:
+            self._stopping.add(kernel)
             self._stoppers.append(thread)
         thread.start()
 
@@ -241,8 +275,9 @@ class KernelPool:
         for kernel in live:
             kill_process(kernel)
 
-    def close(self, now: bool = False) -> None:
-        """Stop idle kernels and wait until every kernel the pool started has exited."""
+    def close(self) -> None:
+        """Stop every kernel the pool started, all at once, and wait until they have exited.
+        Calling it again does nothing."""
         with self._wake:
             self._closed = True
             self._wake.notify_all()
@@ -250,22 +285,47 @@ class KernelPool:
         if starter is not None:
             starter.join()
         with self._lock:
-            idle, self._idle = self._idle, []
-        for kernel in idle:
-            self._stop(kernel, True)
+            self._idle, self._launched = [], []
+            # Idle and never-used kernels; after an interrupt, the steps' kernels too.
+            unstopped = [kernel for kernel in self._live if kernel not in self._stopping]
+        for kernel in unstopped:
+            self._stop_in_background(kernel, now=True)
         with self._lock:
             stoppers = list(self._stoppers)
         for thread in stoppers:
             thread.join()
+        self._file_temporary_logs()
+
+    def _file_temporary_logs(self) -> None:
         with self._lock:
-            remaining = list(self._live)
-        for kernel in remaining:  # only after an interrupt: a step's kernel not yet released
-            self._stop(kernel, True)
+            kernels, self._temporary_logs = self._temporary_logs, []
+        for kernel in kernels:
+            if self.log_dir is not None and self.log_dir.is_dir():
+                kernel.log_path = Path(shutil.move(kernel.log_path,
+                                                   self.log_dir / f"{kernel.name}.log"))
+            else:
+                kernel.log_path.unlink(missing_ok=True)  # the run never got a folder
 
     def _start(self) -> Kernel:
+        """A launched kernel if one waits, else a new one; sent the warm-up code."""
+        with self._lock:
+            kernel = self._launched.pop(0) if self._launched else None
+        if kernel is None:
+            kernel = self._spawn()
+        if self.warm_code:
+            self._warm(kernel)
+        return kernel
+
+    def _spawn(self) -> Kernel:
         name = f"kernel-{next(self._counter)}"
-        log_path = self.log_dir / f"{name}.log"
-        log_file = log_path.open("wb")
+        if self.log_dir is not None:
+            log_path = self.log_dir / f"{name}.log"
+            log_file = log_path.open("wb")
+        else:
+            handle, staged = tempfile.mkstemp(prefix=f"mlops-{name}-", suffix=".log")
+            log_path, log_file = Path(staged), os.fdopen(handle, "wb")
+        from jupyter_client import KernelManager
+
         # papermill's client must be asynchronous: it polls the kernel's liveness while waiting
         # for output, which a blocking client would never let it do (a crash would hang).
         km = KernelManager(kernel_name=KERNEL_NAME, client_class=ASYNC_CLIENT)
@@ -273,8 +333,8 @@ class KernelPool:
         kernel = Kernel(km, log_path, log_file, name)
         with self._lock:
             self._live.append(kernel)
-        if self.warm_code:
-            self._warm(kernel)
+            if self.log_dir is None:
+                self._temporary_logs.append(kernel)
         return kernel
 
     def _warm(self, kernel: Kernel) -> None:
@@ -288,6 +348,8 @@ class KernelPool:
         try:
             if kernel._warm_client is not None:
                 kernel._warm_client.stop_channels()  # type: ignore[attr-defined]
+            if now:
+                _kill_and_reap(kernel)  # shutdown_kernel would poll for the exit every 0.1 s
             if kernel.km.has_kernel:
                 kernel.km.shutdown_kernel(now=now)
         except Exception:  # noqa: BLE001 - a dead kernel: clean what is left

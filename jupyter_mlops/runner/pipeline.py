@@ -10,15 +10,17 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from jupyter_mlops.notebook import read_graph
-from jupyter_mlops.runner import parameters as params
-from jupyter_mlops.runner.plan import make_plan
-from jupyter_mlops.runner.progress import Progress
+from jupyter_mlops.runner import rerun_hint
+from jupyter_mlops.runner.kernels import KernelPool, warm_imports
 from jupyter_mlops.runner.results import PipelineResult, StepResult
-from jupyter_mlops.runner.rundir import RunFolder
-from jupyter_mlops.runner.scheduler import Scheduler
+from jupyter_mlops.runner.rundir import RunFolder, cache_root
+
+if TYPE_CHECKING:  # imported when needed: the first kernel boots while they load
+    from jupyter_mlops.notebook import StepGraph
+    from jupyter_mlops.runner.progress import Progress
+    from jupyter_mlops.runner.scheduler import Scheduler
 
 __all__ = ["run_pipeline", "PipelineResult", "StepResult"]
 
@@ -36,19 +38,65 @@ def run_pipeline(notebook: str | Path, parameters: Mapping[str, Any] | None = No
     override `params_file`. The result's `exit_code` is 0, 1 (a step failed) or 130 (interrupted).
     A kernel whose step succeeded is reset and reused for a later step unless `fresh_kernels`.
     """
+    cli_parameters = list(cli_parameters)
+    inputs = rerun_hint.fingerprint(notebook, parameters, params_file, cli_parameters,
+                                    from_step, only) if cache else None
+    pool = _pool_booting(notebook, out, inputs, fresh_kernels)
+    try:
+        from jupyter_mlops.runner.progress import Progress
+        from jupyter_mlops.runner.scheduler import Scheduler
+
+        graph, values, plan = _checked(notebook, parameters, params_file, cli_parameters,
+                                       cache, from_step, only)
+        folder = RunFolder.create(out)
+        pool.log_dir, pool.warm_code = folder.root / "logs", warm_imports(graph.setup_cells)
+        result = PipelineResult(folder.run_id, folder.root, str(notebook), values, {},
+                                time.time())
+        tracker = _tracker(graph, folder, str(notebook), tracking_uri) if track else None
+        progress = Progress(len(plan), stream, quiet)
+        progress.line(f"run {folder.run_id}: {len(plan)} step(s) of {graph.name} -> "
+                      f"{folder.root}")
+        listeners = [progress] + ([tracker] if tracker is not None else [])
+        scheduler = Scheduler(graph, plan, values, folder, jobs or os.cpu_count() or 1, pool,
+                              listeners)
+        _execute(scheduler, result, progress, tracker)
+        if result.ok and all(graph.step(name).options.cache for name in plan):
+            rerun_hint.remember(cache_root(out), inputs)
+        return result
+    finally:
+        pool.close()  # the scheduler closed it when it ran; this is for bad input
+
+
+def _pool_booting(notebook: str | Path, out: str | Path | None, inputs: str | None,
+                  fresh_kernels: bool) -> KernelPool:
+    """The run's kernel pool, its first kernel booting unless the run looks served from the
+    cache: a kernel takes about a second, and this one boots while the modules that read the
+    notebook load and the notebook is read and checked."""
+    pool = KernelPool(Path(notebook).resolve().parent, reuse=not fresh_kernels)
+    if Path(notebook).is_file() and not rerun_hint.seen(cache_root(out), inputs):
+        pool.launch(1)
+    return pool
+
+
+def _checked(notebook: str | Path, parameters: Mapping[str, Any] | None,
+             params_file: str | Path | None, cli_parameters: list[tuple[str, str]],
+             cache: bool, from_step: str | None,
+             only: str | None) -> tuple[StepGraph, dict[str, Any], dict[str, str]]:
+    """The step graph, the parameter values and the plan, or an error naming what is wrong."""
+    from jupyter_mlops.notebook import read_graph
+    from jupyter_mlops.runner import parameters as params
+    from jupyter_mlops.runner.plan import make_plan
+
     graph = read_graph(str(notebook))
     given = dict(params.read_params_file(params_file)) if params_file else {}
     given.update(parameters or {})
-    values = params.resolve(graph, given, list(cli_parameters))
-    plan = make_plan(graph, cache, from_step, only)
-    folder = RunFolder.create(out)
-    result = PipelineResult(folder.run_id, folder.root, str(notebook), values, {}, time.time())
-    tracker = _tracker(graph, folder, str(notebook), tracking_uri) if track else None
-    progress = Progress(len(plan), stream, quiet)
-    progress.line(f"run {folder.run_id}: {len(plan)} step(s) of {graph.name} -> {folder.root}")
-    listeners = [progress] + ([tracker] if tracker is not None else [])
-    scheduler = Scheduler(graph, plan, values, folder, jobs or os.cpu_count() or 1, listeners,
-                          reuse_kernels=not fresh_kernels)
+    values = params.resolve(graph, given, cli_parameters)
+    return graph, values, make_plan(graph, cache, from_step, only)
+
+
+def _execute(scheduler: Scheduler, result: PipelineResult, progress: Progress,
+             tracker: Any) -> None:
+    """Run the steps into `result`, then write the run's summary and finish its MLflow run."""
     try:
         with _signals_as_interrupt():
             result.steps = scheduler.run()
@@ -57,12 +105,11 @@ def run_pipeline(notebook: str | Path, parameters: Mapping[str, Any] | None = No
     finally:
         progress.close()
         result.duration = time.time() - result.started
-        summary = folder.write_summary(result.to_dict())
+        summary = scheduler.folder.write_summary(result.to_dict())
         if tracker is not None and tracker in scheduler.listeners:
             result.mlflow_run_id = _finish_tracking(tracker, result, summary)
-            folder.write_summary(result.to_dict())
-    progress.line(f"run {folder.run_id} {result.status} in {result.duration:.1f}s")
-    return result
+            scheduler.folder.write_summary(result.to_dict())
+    progress.line(f"run {result.run_id} {result.status} in {result.duration:.1f}s")
 
 
 def _finish_tracking(tracker: Any, result: PipelineResult, summary: Path) -> str | None:

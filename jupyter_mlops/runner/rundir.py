@@ -8,6 +8,7 @@ Layout of one run (`out` defaults to `.mlops`)::
     <out>/runs/<run-id>/logs/              kernel stderr, one file per kernel
     <out>/runs/<run-id>/run.json           parameters, step states, cache keys
     <out>/cache/<key>/                     results reused by later runs
+    <out>/cache/reruns/<digest>            inputs of runs a re-run takes all from the cache
 
 Paths come from the run id and step names (DNS-safe by the tag grammar), never from parameter
 values. A run id is fresh per run, so two runs at once never share files.
@@ -29,6 +30,11 @@ DEFAULT_OUT = ".mlops"
 def new_run_id() -> str:
     """Sortable by start time, unique thanks to the random suffix."""
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def cache_root(out: str | Path | None = None) -> Path:
+    """Where the results that runs under `out` may reuse are kept."""
+    return Path(out or DEFAULT_OUT).resolve() / "cache"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from jupyter_mlops.notebook import Step, StepGraph
 from jupyter_mlops.runner import cache, executor, serializers
 from jupyter_mlops.runner.errors import StepFailed
-from jupyter_mlops.runner.kernels import KernelPool, warm_imports
+from jupyter_mlops.runner.kernels import KernelPool
 from jupyter_mlops.runner.plan import FORCE, REUSE
 from jupyter_mlops.runner.results import CACHED, FAILED, KILLED, OK, SKIPPED, StepResult
 from jupyter_mlops.runner.rundir import RunFolder
@@ -36,8 +36,8 @@ class Listener(Protocol):
 
 class Scheduler:
     def __init__(self, graph: StepGraph, plan: dict[str, str], values: dict[str, Any],
-                 folder: RunFolder, jobs: int, listeners: Sequence[Listener] = (),
-                 reuse_kernels: bool = True) -> None:
+                 folder: RunFolder, jobs: int, pool: KernelPool,
+                 listeners: Sequence[Listener] = ()) -> None:
         self.graph = graph
         self.plan = plan
         self.values = values
@@ -52,8 +52,7 @@ class Scheduler:
         self.running: dict[Future[StepResult], Step] = {}
         self.keys: dict[str, str] = {}
         self.stopping = threading.Event()
-        self.pool = KernelPool(self.workdir, folder.root / "logs",
-                               warm_imports(graph.setup_cells), reuse=reuse_kernels)
+        self.pool = pool  # closed when run() ends
 
     # --- the loop -----------------------------------------------------------------------------
 

@@ -149,3 +149,21 @@ def test_steps_share_a_reset_kernel_unless_fresh_kernels(workspace):
     assert shared.ok and fresh.ok and shared.metrics == fresh.metrics
     assert len(list((shared.run_dir / "logs").glob("kernel-*.log"))) == 1
     assert len(list((fresh.run_dir / "logs").glob("kernel-*.log"))) >= 4
+
+
+def _kernel_logs(result) -> list[str]:
+    return sorted(path.name for path in (result.run_dir / "logs").iterdir())
+
+
+def test_a_rerun_of_the_same_inputs_starts_no_kernel_and_a_changed_one_does(tmp_path):
+    notebook = copy_notebook("diamond", tmp_path)
+    first = run(notebook, tmp_path / "out")
+    assert first.ok, first.failures
+    assert _kernel_logs(first)
+    same = run(notebook, tmp_path / "out")
+    assert set(statuses(same).values()) == {"cached"}
+    assert _kernel_logs(same) == []  # no kernel booted on the guess that one would be needed
+    changed = run(notebook, tmp_path / "out", parameters={"n": 4})
+    assert changed.ok and "ok" in statuses(changed).values()
+    assert _kernel_logs(changed)
+

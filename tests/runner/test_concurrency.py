@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from datetime import datetime
 
@@ -122,3 +123,23 @@ def test_a_failed_steps_kernel_is_never_reused(tmp_path):
         assert not _running(pid)
     finally:
         pool.close()
+
+
+def test_a_kernel_launched_before_the_run_has_a_folder_is_warmed_and_logs_into_it(tmp_path,
+                                                                                  monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    pool = KernelPool(tmp_path, reuse=True)
+    try:
+        pool.launch()  # as run_pipeline does before it reads the notebook
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        pool.log_dir, pool.warm_code = logs, "import colorsys"  # known once it was read
+        kernel = pool.take()
+        seen = _run_code(kernel, "import sys\nprint('colorsys' in sys.modules)")
+        assert seen["text"].split() == ["True"]  # warmed with the code set after the launch
+        pool.release(kernel, reusable=True)
+    finally:
+        pool.close()
+    assert "IPKernelApp" in (logs / "kernel-1.log").read_text()  # the kernel's own output
+    assert list((tmp_path / "tmp").iterdir()) == []  # the staging log moved, none left behind

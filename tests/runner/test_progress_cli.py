@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
+from pathlib import Path
 
 from jupyter_mlops.cli import main
 from jupyter_mlops.runner import serializers
@@ -72,12 +74,28 @@ def test_the_command_runs_a_notebook(tmp_path, capsys, monkeypatch):
     assert json.loads((run_dir / "run.json").read_text())["parameters"] == {"a": 2, "b": 7}
 
 
+def _child_processes() -> set[int]:
+    found: set[int] = set()
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            found.update(int(pid) for pid in (task / "children").read_text().split())
+        except FileNotFoundError:
+            pass  # a thread that has just ended
+    return found
+
+
 def test_the_command_names_a_bad_parameter(tmp_path, capsys, monkeypatch):
     notebook = copy_notebook("cached", tmp_path)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    before = _child_processes()
     assert main(["run", str(notebook), "-p", "epochs", "3", "--no-track"]) == 1
     assert "parameter 'epochs': not a parameter of this notebook" in capsys.readouterr().err
     assert main(["run", str(notebook), "-p", "a", "many", "--no-track"]) == 1
     assert "parameter 'a': expected int" in capsys.readouterr().err
     assert main(["run", str(notebook), "--jobs", "0", "--no-track"]) == 2
     assert not (tmp_path / ".mlops").exists()  # nothing ran, nothing was written
+    # The kernel launched while the notebook was read is gone, and so is its staging log.
+    assert _child_processes() <= before
+    assert list((tmp_path / "tmp").iterdir()) == []

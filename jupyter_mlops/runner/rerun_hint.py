@@ -1,0 +1,50 @@
+"""Recognise an unchanged re-run before the notebook is even read.
+
+The runner boots its first kernel at once, while it loads and reads the notebook, because a cold
+run waits for that kernel. A re-run whose every step comes from the cache needs no kernel, and
+booting one would only slow it. A re-run is recognised by its inputs as given: the notebook
+file's bytes, the parameters, the params file's bytes, the step selection and the Python
+version. After a run whose steps all ended ok and were all cached for later, those inputs are
+remembered under `<out>/cache/reruns/`.
+
+It is a hint, never a decision: a helper module or a package that changed under unchanged
+inputs makes a step run anyway (its kernel then starts when it is needed, as it always may),
+and a new input only costs a kernel started for nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+FOLDER = "reruns"
+
+
+def fingerprint(notebook: str | Path, parameters: Mapping[str, Any] | None,
+                params_file: str | Path | None, cli_parameters: Iterable[tuple[str, str]],
+                from_step: str | None, only: str | None) -> str | None:
+    """A digest of the run's inputs as given; None when a file cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        for path in (notebook, params_file):
+            digest.update(Path(path).read_bytes() if path else b"-")
+    except OSError:
+        return None  # the run itself reports it
+    given = sorted((parameters or {}).items())
+    digest.update(repr((given, list(cli_parameters), from_step, only, sys.version)).encode())
+    return digest.hexdigest()
+
+
+def seen(cache_root: Path, key: str | None) -> bool:
+    return key is not None and (cache_root / FOLDER / key).is_file()
+
+
+def remember(cache_root: Path, key: str | None) -> None:
+    if key is None:
+        return
+    folder = cache_root / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / key).touch()
