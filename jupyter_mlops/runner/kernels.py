@@ -180,12 +180,22 @@ class KernelPool:
                     return
                 self._starting = True
             kernel = self._start()
-            # One kernel warms at a time: on few cores, parallel warm-ups slow the one needed first.
+            # The others wanted boot meanwhile, as many as there are other cores: booting is
+            # most of a kernel's start. Warm-ups go one at a time, so that on few cores they
+            # do not slow the kernel needed first.
+            self.launch(self._unlaunched())
             self._await_warm(kernel)
             with self._wake:
                 self._starting = False
                 self._idle.append(kernel)  # after close() too: close() stops the idle ones
                 self._wake.notify_all()
+
+    def _unlaunched(self) -> int:
+        """Kernels wanted idle that are neither idle, warming nor booting, up to the cores
+        left beside the one warming."""
+        with self._lock:
+            short = self._target - len(self._idle) - 1 - len(self._launched)
+        return max(0, min(short, (os.cpu_count() or 1) - 1 - len(self._launched)))
 
     def _await_warm(self, kernel: Kernel) -> None:
         client = kernel._warm_client
