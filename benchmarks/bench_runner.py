@@ -146,11 +146,18 @@ def peak_memory(folder: Path) -> dict[str, float]:
 
 
 def _children(pid: int) -> list[int]:
+    """Child processes of every thread of `pid`: kernels are started from several threads."""
+    found: list[int] = []
     try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
         return []
-    return [int(child) for child in text.split()]
+    for task in tasks:
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue  # a thread that has just ended
+    return found
 
 
 def _rss_mib(pid: int) -> float:
