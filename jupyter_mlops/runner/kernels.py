@@ -327,24 +327,25 @@ class KernelPool:
         return kernel
 
     def _spawn(self) -> Kernel:
-        name = f"kernel-{next(self._counter)}"
-        if self.log_dir is not None:
-            log_path = self.log_dir / f"{name}.log"
-            log_file = log_path.open("wb")
-        else:
-            handle, staged = tempfile.mkstemp(prefix=f"mlops-{name}-", suffix=".log")
-            log_path, log_file = Path(staged), os.fdopen(handle, "wb")
         from jupyter_client import KernelManager
 
         # papermill's client must be asynchronous: it polls the kernel's liveness while waiting
         # for output, which a blocking client would never let it do (a crash would hang).
         km = KernelManager(kernel_name=KERNEL_NAME, client_class=ASYNC_CLIENT)
-        km.start_kernel(cwd=str(self.cwd), stdout=log_file, stderr=log_file)
+        name = f"kernel-{next(self._counter)}"
+        log_dir = self.log_dir  # read once: the run may set it meanwhile
+        if log_dir is None:
+            handle, path = tempfile.mkstemp(prefix=f"mlops-{name}-", suffix=".log")
+            log_path, log_file = Path(path), os.fdopen(handle, "wb")
+        else:
+            log_path = log_dir / f"{name}.log"
+            log_file = log_path.open("wb")
         kernel = Kernel(km, log_path, log_file, name)
-        with self._lock:
+        with self._lock:  # known before it starts: a Ctrl-C from here on still stops it
             self._live.append(kernel)
-            if self.log_dir is None:
+            if log_dir is None:
                 self._temporary_logs.append(kernel)
+        km.start_kernel(cwd=str(self.cwd), stdout=log_file, stderr=log_file)
         return kernel
 
     def _warm(self, kernel: Kernel) -> None:

@@ -41,41 +41,28 @@ def run_pipeline(notebook: str | Path, parameters: Mapping[str, Any] | None = No
     cli_parameters = list(cli_parameters)
     inputs = rerun_hint.fingerprint(notebook, parameters, params_file, cli_parameters,
                                     from_step, only) if cache else None
-    pool = _pool_booting(notebook, out, inputs, fresh_kernels)
-    try:
-        from jupyter_mlops.runner.progress import Progress
-        from jupyter_mlops.runner.scheduler import Scheduler
-
-        graph, values, plan = _checked(notebook, parameters, params_file, cli_parameters,
-                                       cache, from_step, only)
-        folder = RunFolder.create(out)
-        pool.log_dir, pool.warm_code = folder.root / "logs", warm_imports(graph.setup_cells)
-        result = PipelineResult(folder.run_id, folder.root, str(notebook), values, {},
-                                time.time())
-        tracker = _tracker(graph, folder, str(notebook), tracking_uri) if track else None
-        progress = Progress(len(plan), stream, quiet)
-        progress.line(f"run {folder.run_id}: {len(plan)} step(s) of {graph.name} -> "
-                      f"{folder.root}")
-        listeners = [progress] + ([tracker] if tracker is not None else [])
-        scheduler = Scheduler(graph, plan, values, folder, jobs or os.cpu_count() or 1, pool,
-                              listeners)
-        _execute(scheduler, result, progress, tracker)
-        if result.ok and all(graph.step(name).options.cache for name in plan):
-            rerun_hint.remember(cache_root(out), inputs)
-        return result
-    finally:
-        pool.close()  # the scheduler closed it when it ran; this is for bad input
+    # Ctrl-C and SIGTERM stop the run cleanly from its first kernel on: none is left behind.
+    with _signals_as_interrupt():
+        pool = KernelPool(Path(notebook).resolve().parent, reuse=not fresh_kernels)
+        try:
+            _boot_first_kernel(pool, notebook, out, inputs)
+            graph, values, plan = _checked(notebook, parameters, params_file, cli_parameters,
+                                           cache, from_step, only)
+            result = _run_steps(graph, values, plan, pool, out, jobs or os.cpu_count() or 1,
+                                track, tracking_uri, stream, quiet)
+            if result.ok and all(graph.step(name).options.cache for name in plan):
+                rerun_hint.remember(cache_root(out), inputs)
+            return result
+        finally:
+            pool.close()  # the scheduler closed it when it ran; this is for bad input
 
 
-def _pool_booting(notebook: str | Path, out: str | Path | None, inputs: str | None,
-                  fresh_kernels: bool) -> KernelPool:
-    """The run's kernel pool, its first kernel booting unless the run looks served from the
-    cache: a kernel takes about a second, and this one boots while the modules that read the
-    notebook load and the notebook is read and checked."""
-    pool = KernelPool(Path(notebook).resolve().parent, reuse=not fresh_kernels)
+def _boot_first_kernel(pool: KernelPool, notebook: str | Path, out: str | Path | None,
+                       inputs: str | None) -> None:
+    """Unless the run looks served from the cache: a kernel takes about a second to start,
+    and this one boots while the modules that read the notebook load and it is read."""
     if Path(notebook).is_file() and not rerun_hint.seen(cache_root(out), inputs):
         pool.launch(1)
-    return pool
 
 
 def _checked(notebook: str | Path, parameters: Mapping[str, Any] | None,
@@ -94,12 +81,30 @@ def _checked(notebook: str | Path, parameters: Mapping[str, Any] | None,
     return graph, values, make_plan(graph, cache, from_step, only)
 
 
+def _run_steps(graph: StepGraph, values: dict[str, Any], plan: dict[str, str], pool: KernelPool,
+               out: str | Path | None, jobs: int, track: bool, tracking_uri: str | None,
+               stream: IO[str] | None, quiet: bool) -> PipelineResult:
+    """The checked run, in a new run folder."""
+    from jupyter_mlops.runner.progress import Progress
+    from jupyter_mlops.runner.scheduler import Scheduler
+
+    folder = RunFolder.create(out)
+    pool.log_dir, pool.warm_code = folder.root / "logs", warm_imports(graph.setup_cells)
+    result = PipelineResult(folder.run_id, folder.root, graph.path, values, {}, time.time())
+    tracker = _tracker(graph, folder, graph.path, tracking_uri) if track else None
+    progress = Progress(len(plan), stream, quiet)
+    progress.line(f"run {folder.run_id}: {len(plan)} step(s) of {graph.name} -> {folder.root}")
+    listeners = [progress] + ([tracker] if tracker is not None else [])
+    scheduler = Scheduler(graph, plan, values, folder, jobs, pool, listeners)
+    _execute(scheduler, result, progress, tracker)
+    return result
+
+
 def _execute(scheduler: Scheduler, result: PipelineResult, progress: Progress,
              tracker: Any) -> None:
     """Run the steps into `result`, then write the run's summary and finish its MLflow run."""
     try:
-        with _signals_as_interrupt():
-            result.steps = scheduler.run()
+        result.steps = scheduler.run()
     except KeyboardInterrupt:
         result.steps, result.interrupted = scheduler.results, True
     finally:

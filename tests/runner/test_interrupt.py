@@ -77,3 +77,28 @@ def test_a_signal_stops_the_run_cleanly(tmp_path, signum, mlflow_client_for):
                                   f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert {c.data.tags["mlops.step"]: c.info.status for c in children} == {
         "slow-a": "KILLED", "slow-b": "KILLED", "after": "KILLED"}
+
+
+def test_a_signal_while_the_notebook_is_read_stops_the_kernel_booting_early(tmp_path):
+    """The first kernel boots before the runner has read the notebook; a SIGTERM as soon as it
+    exists (the runner is then still loading) stops it and removes its staging log."""
+    notebook = copy_notebook("slow", tmp_path)
+    tag = uuid.uuid4().hex
+    staging = tmp_path / "tmp"
+    staging.mkdir()
+    env = {**os.environ, "MLOPS_TEST_TAG": tag, "TMPDIR": str(staging)}
+    proc = subprocess.Popen(
+        [str(CLI), "run", str(notebook), "-p", "pid_dir", str(tmp_path), "--no-track",
+         "--out", str(tmp_path / "out")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        booting = lambda: [pid for pid in _tagged_processes(tag) if pid != proc.pid]  # noqa: E731
+        assert _wait_for(booting, 60), "no kernel started"
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    assert _wait_for(lambda: not _tagged_processes(tag), 10), f"orphans: {_tagged_processes(tag)}"
+    assert not list(staging.glob("mlops-kernel-*"))
