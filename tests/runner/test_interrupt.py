@@ -91,9 +91,12 @@ def test_a_signal_while_the_notebook_is_read_stops_the_kernel_booting_early(tmp_
         [str(CLI), "run", str(notebook), "-p", "pid_dir", str(tmp_path), "--no-track",
          "--out", str(tmp_path / "out")],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def kernels() -> list[int]:
+        return [pid for pid in _tagged_processes(tag) if pid != proc.pid]
+
     try:
-        booting = lambda: [pid for pid in _tagged_processes(tag) if pid != proc.pid]  # noqa: E731
-        assert _wait_for(booting, 60), "no kernel started"
+        assert _wait_for(kernels, 60), "no kernel started"
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=60)
     finally:
