@@ -176,12 +176,9 @@ class MlflowSink:
             self.client.log_artifact(run_id, str(named), dest)
 
     def _log_text(self, record: Record) -> None:
-        run_id = self.run_id(record["key"])
-        self.files.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.files) as folder:
-            path = Path(folder) / record["artifact"]
-            path.write_text(record["text"], encoding="utf-8")
-            self.client.log_artifact(run_id, str(path), record.get("dest") or None)
+        dest = record.get("dest")
+        artifact = f"{dest}/{record['artifact']}" if dest else record["artifact"]
+        self.client.log_text(self.run_id(record["key"]), record["text"], artifact)
 
     def _op_model(self, record: Record) -> None:
         run_id = self.run_id(record["key"])
