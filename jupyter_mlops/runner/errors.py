@@ -44,3 +44,14 @@ class PipelineFailed(RunnerError):
         self.run_dir = run_dir
         names = ", ".join(f.step for f in failures)
         super().__init__(f"{len(failures)} step(s) failed ({names}); see {run_dir}")
+
+
+class KernelStartFailed(RunnerError):
+    """Every kernel tried for a step died at start: names the kernel spec and what each said."""
+
+    def __init__(self, kernel_name: str, deaths: list[str], log_tail: str = "") -> None:
+        self.kernel_name = kernel_name
+        self.deaths = deaths
+        self.log_tail = log_tail
+        super().__init__(f"the {kernel_name!r} kernel died at start {len(deaths)} time(s) in a "
+                         f"row ({'; '.join(deaths)})")

@@ -11,7 +11,7 @@ from typing import Any
 import nbformat
 
 from jupyter_mlops.runner import failures
-from jupyter_mlops.runner.errors import StepFailed
+from jupyter_mlops.runner.errors import KernelStartFailed, StepFailed
 from jupyter_mlops.runner.kernels import KERNEL_NAME, Kernel, KernelPool, kill_process
 
 
@@ -31,7 +31,12 @@ def execute(step: str, notebook: nbformat.NotebookNode, output: Path,
 
     from jupyter_mlops.runner import engine
 
-    kernel = pool.take()
+    started = time.perf_counter()
+    try:
+        kernel = pool.take()
+    except KernelStartFailed as error:  # the step never ran: say why, with the kernel's output
+        return Outcome(False, time.perf_counter() - started,
+                       StepFailed(step, str(error), traceback=error.log_tail or str(error)))
     started = time.perf_counter()
     timed_out = threading.Event()
     watchdog = _watchdog(kernel, timeout, timed_out)

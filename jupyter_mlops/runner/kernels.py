@@ -9,6 +9,13 @@ history and execution count cleared, its working folder restored. Imported modul
 which is the point (a step pays no import twice); module-level state a step changed (an option,
 a global random seed) is not undone, which is why `fresh_kernels` exists. A kernel whose step
 failed, crashed or timed out is never reused.
+
+A kernel that dies at start (a broken environment, a crash while importing) is seen within a
+fraction of a second, while the pool waits for its warm-up answer, and replaced: up to
+`START_ATTEMPTS` kernels, each replacement told to the run's progress, then the step fails
+naming the kernel and its last output. Local kernels talk over unix sockets (ZMQ's `ipc`
+transport) in a temporary folder of their own: TCP ports are picked by the runner and bound
+later by the kernel, and on a busy machine another process may take one meanwhile.
 """
 
 from __future__ import annotations
@@ -23,9 +30,12 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
+
+from jupyter_mlops.runner.errors import KernelStartFailed
 
 if TYPE_CHECKING:  # imported when needed: a run served from the cache starts no kernel
     from jupyter_client import KernelManager
@@ -36,6 +46,8 @@ KERNEL_NAME = "python3"
 ASYNC_CLIENT = "jupyter_client.asynchronous.AsyncKernelClient"
 RESET_TIMEOUT = 30.0
 WARM_TIMEOUT = 120.0
+START_ATTEMPTS = 3  # kernels tried for one start before the step fails
+_SOCKET_PATH_MAX = 100  # unix socket paths are limited to 107 bytes on Linux
 
 
 @dataclass(eq=False)
@@ -46,6 +58,7 @@ class Kernel:
     log_path: Path
     log_file: IO[bytes]
     name: str
+    runtime_dir: Path | None = None  # its connection file and sockets, removed when it stops
     started: float = field(default_factory=time.monotonic)
     _warm_client: object | None = field(default=None, repr=False)
     _warm_msg: str | None = field(default=None, repr=False)
@@ -133,11 +146,12 @@ class KernelPool:
     """
 
     def __init__(self, cwd: Path, log_dir: Path | None = None, warm_code: str = "",
-                 reuse: bool = False) -> None:
+                 reuse: bool = False, report: Callable[[str], None] | None = None) -> None:
         self.cwd = Path(cwd)
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.warm_code = warm_code
         self.reuse = reuse
+        self.report = report  # told when a kernel died at start and is replaced
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._target = 0
@@ -152,6 +166,7 @@ class KernelPool:
         self._closed = False
         self._starting = False  # the starter is booting and warming a kernel
         self._waiting = False  # a take() waits for that kernel
+        self._start_error: KernelStartFailed | None = None  # the starter gave up
 
     def launch(self, count: int = 1) -> None:
         """Start `count` kernels now, before the warm-up code may be known: they boot while
@@ -179,12 +194,16 @@ class KernelPool:
                 if self._closed:
                     return
                 self._starting = True
-            kernel = self._start()
-            # The others wanted boot meanwhile, as many as there are other cores: booting is
-            # most of a kernel's start. Warm-ups go one at a time, so that on few cores they
-            # do not slow the kernel needed first.
-            self.launch(self._unlaunched())
-            self._await_warm(kernel)
+            try:
+                # The others wanted boot meanwhile, as many as there are other cores: booting
+                # is most of a kernel's start. Warm-ups go one at a time, so that on few cores
+                # they do not slow the kernel needed first.
+                kernel = self._start_alive(lambda: self.launch(self._unlaunched()))
+            except KernelStartFailed as error:
+                with self._wake:  # take() raises it: starting more would only fail again
+                    self._start_error, self._starting = error, False
+                    self._wake.notify_all()
+                return
             with self._wake:
                 self._starting = False
                 self._idle.append(kernel)  # after close() too: close() stops the idle ones
@@ -197,20 +216,22 @@ class KernelPool:
             short = self._target - len(self._idle) - 1 - len(self._launched)
         return max(0, min(short, (os.cpu_count() or 1) - 1 - len(self._launched)))
 
-    def _await_warm(self, kernel: Kernel) -> None:
+    def _await_warm(self, kernel: Kernel) -> bool:
+        """Wait for the answer to the warm-up request; False if the kernel died first."""
         client = kernel._warm_client
         if client is None:
-            return
+            return kernel.exit_code is None
         deadline = time.monotonic() + WARM_TIMEOUT
         while not self._closed and time.monotonic() < deadline:
             try:
                 reply = client.get_shell_msg(timeout=0.2)  # type: ignore[attr-defined]
             except queue.Empty:
                 if kernel.exit_code is not None:
-                    return  # died while booting: the step that takes it reports the crash
+                    return False
                 continue
             if reply["parent_header"].get("msg_id") == kernel._warm_msg:
-                return
+                return True
+        return kernel.exit_code is None  # closing, or slow: the step that takes it judges
 
     @property
     def idle_count(self) -> int:
@@ -232,13 +253,17 @@ class KernelPool:
                 while not self._idle and self._starting and not self._closed:
                     self._wake.wait(0.5)
                 self._waiting = False
-            if self._idle:
+            while self._idle:
                 kernel = self._idle.pop(0)  # reset kernels sit first: they are warm
                 self._wake.notify_all()  # the starter replaces it
-                return kernel
-        kernel = self._start()
-        self._await_warm(kernel)  # ready, like the pool's: a step's timeout counts from here
-        return kernel
+                if kernel.exit_code is None:
+                    return kernel
+                self._say(f"{kernel.name} died while idle ({_death(kernel)}); replacing it")
+                self._stop_in_background(kernel, now=True, locked=True)
+            if self._start_error is not None:
+                raise self._start_error
+        # Ready, like the pool's: a step's timeout counts from here.
+        return self._start_alive()
 
     def release(self, kernel: Kernel, reusable: bool = False) -> None:
         """Back to the pool after a reset when allowed; else shut down off the critical path.
@@ -254,11 +279,17 @@ class KernelPool:
                     return
         self._stop_in_background(kernel, now=False)
 
-    def _stop_in_background(self, kernel: Kernel, now: bool) -> None:
+    def _stop_in_background(self, kernel: Kernel, now: bool, locked: bool = False) -> None:
+        """`locked`: the caller holds the pool's lock."""
         thread = threading.Thread(target=self._stop, args=(kernel, now), daemon=True)
-        with self._lock:
+        if not locked:
+            self._lock.acquire()
+        try:
             self._stopping.add(kernel)
             self._stoppers.append(thread)
+        finally:
+            if not locked:
+                self._lock.release()
         thread.start()
 
     def _reset(self, kernel: Kernel) -> bool:
@@ -316,14 +347,45 @@ class KernelPool:
             else:
                 kernel.log_path.unlink(missing_ok=True)  # the run never got a folder
 
+    def _start_alive(self, booted: Callable[[], None] | None = None) -> Kernel:
+        """A warmed kernel: one that dies before answering its warm-up is replaced, up to
+        START_ATTEMPTS kernels in all. `booted` runs once the first one is sent its warm-up."""
+        deaths: list[str] = []
+        tail = ""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            kernel = self._start()
+            if booted is not None:
+                booted()
+                booted = None
+            if self._await_warm(kernel):
+                return kernel
+            deaths.append(f"{kernel.name}: {_death(kernel)}")
+            tail = kernel.log_tail()
+            self._stop_in_background(kernel, now=True)
+            if self._closed:
+                break
+            if attempt < START_ATTEMPTS:
+                last = tail.splitlines()[-1:] or [""]
+                self._say(f"{kernel.name} ({KERNEL_NAME}) died at start ({_death(kernel)}"
+                          f"{': ' + last[0] if last[0] else ''}); starting another kernel "
+                          f"(attempt {attempt + 1} of {START_ATTEMPTS})")
+        raise KernelStartFailed(KERNEL_NAME, deaths, tail)
+
+    def _say(self, text: str) -> None:
+        if self.report is not None:
+            try:
+                self.report(text)
+            except Exception:  # noqa: BLE001 - reporting must not stop the run
+                pass
+
     def _start(self) -> Kernel:
-        """A launched kernel if one waits, else a new one; sent the warm-up code."""
+        """A launched kernel if one waits, else a new one; sent the warm-up code, or a
+        kernel_info request, whose answer shows it got through its start."""
         with self._lock:
             kernel = self._launched.pop(0) if self._launched else None
         if kernel is None:
             kernel = self._spawn()
-        if self.warm_code:
-            self._warm(kernel)
+        self._warm(kernel)
         return kernel
 
     def _spawn(self) -> Kernel:
@@ -331,7 +393,11 @@ class KernelPool:
 
         # papermill's client must be asynchronous: it polls the kernel's liveness while waiting
         # for output, which a blocking client would never let it do (a crash would hang).
-        km = KernelManager(kernel_name=KERNEL_NAME, client_class=ASYNC_CLIENT)
+        runtime = _runtime_dir()
+        sockets = {} if runtime is None else {
+            "transport": "ipc", "connection_file": str(runtime / "kernel.json"),
+            "ip": str(runtime / "k")}
+        km = KernelManager(kernel_name=KERNEL_NAME, client_class=ASYNC_CLIENT, **sockets)
         name = f"kernel-{next(self._counter)}"
         log_dir = self.log_dir  # read once: the run may set it meanwhile
         if log_dir is None:
@@ -340,7 +406,7 @@ class KernelPool:
         else:
             log_path = log_dir / f"{name}.log"
             log_file = log_path.open("wb")
-        kernel = Kernel(km, log_path, log_file, name)
+        kernel = Kernel(km, log_path, log_file, name, runtime)
         with self._lock:  # known before it starts: a Ctrl-C from here on still stops it
             self._live.append(kernel)
             if log_dir is None:
@@ -352,7 +418,8 @@ class KernelPool:
         # Queued on the shell channel before papermill's requests: runs while the kernel idles.
         client = kernel.km.blocking_client()
         client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
-        kernel._warm_msg = client.execute(self.warm_code, silent=True, store_history=False)
+        kernel._warm_msg = (client.execute(self.warm_code, silent=True, store_history=False)
+                            if self.warm_code else client.kernel_info())
         kernel._warm_client = client
 
     def _stop(self, kernel: Kernel, now: bool) -> None:
@@ -367,6 +434,26 @@ class KernelPool:
             kernel.km.cleanup_resources()
         finally:
             kernel.log_file.close()
+            if kernel.runtime_dir is not None:
+                shutil.rmtree(kernel.runtime_dir, ignore_errors=True)
             with self._lock:
                 if kernel in self._live:
                     self._live.remove(kernel)
+
+
+def _runtime_dir() -> Path | None:
+    """A private folder for a kernel's connection file and unix sockets; None where unix
+    sockets are not an option (Windows) and the kernel uses TCP."""
+    if os.name != "posix":
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="mlops-ipc-"))
+    if len(str(folder)) + len("/k-99999") > _SOCKET_PATH_MAX:  # a long TMPDIR
+        folder.rmdir()
+        folder = Path(tempfile.mkdtemp(prefix="mlops-ipc-", dir="/tmp"))
+    return folder
+
+
+def _death(kernel: Kernel) -> str:
+    from jupyter_mlops.runner.failures import describe_exit
+
+    return describe_exit(kernel.exit_code)

@@ -93,6 +93,7 @@ def _run_steps(graph: StepGraph, values: dict[str, Any], plan: dict[str, str], p
     result = PipelineResult(folder.run_id, folder.root, graph.path, values, {}, time.time())
     tracker = _tracker(graph, folder, graph.path, tracking_uri) if track else None
     progress = Progress(len(plan), stream, quiet)
+    pool.report = progress.line  # a kernel that died at start and was replaced
     progress.line(f"run {folder.run_id}: {len(plan)} step(s) of {graph.name} -> {folder.root}")
     listeners = [progress] + ([tracker] if tracker is not None else [])
     scheduler = Scheduler(graph, plan, values, folder, jobs, pool, listeners)
