@@ -128,8 +128,9 @@ def _finish_tracking(tracker: Any, result: PipelineResult, summary: Path) -> str
 
 def _tracker(graph: Any, folder: RunFolder, notebook: str, uri: str | None) -> Any | None:
     from jupyter_mlops.runner.tracking import PipelineTracker
+    from jupyter_mlops.tracking.notebook_info import notebook_tags
 
-    tags = {"mlops.kind": "pipeline", "mlops.notebook": notebook, "mlops.run_id": folder.run_id,
+    tags = {"mlops.kind": "pipeline", **notebook_tags(notebook), "mlops.run_id": folder.run_id,
             "mlops.pipeline": graph.name}
     try:
         return PipelineTracker(graph.experiment or graph.name, f"pipeline-{folder.run_id}", tags,

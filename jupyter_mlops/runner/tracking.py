@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_mlops.runner.results import CACHED, FAILED, OK, PipelineResult, StepResult
+from jupyter_mlops.tracking.notebook_info import notebook_tags
 
 # MLflow has no "skipped": a step that never ran ends KILLED, its tag says why.
 _STATUS = {OK: "FINISHED", CACHED: "FINISHED", FAILED: "FAILED"}
@@ -46,6 +47,7 @@ class PipelineTracker:
         self.uri = self.tracker.uri
         self.experiment = experiment
         self.parent = self.tracker.start_run(run_name, experiment, tags=tags, notebook=notebook)
+        self.step_tags = notebook_tags(notebook)  # each step's run is the notebook's too
         self.children: dict[str, Any] = {}
 
     def started(self, step: str) -> None:
@@ -88,5 +90,5 @@ class PipelineTracker:
         if step not in self.children:
             self.children[step] = self.tracker.start_run(
                 step, self.experiment, parent=self.parent,
-                tags={"mlops.kind": "pipeline-step", "mlops.step": step})
+                tags={"mlops.kind": "pipeline-step", "mlops.step": step, **self.step_tags})
         return self.children[step]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 from typing import Any
 
 import tornado.web
@@ -14,7 +15,13 @@ from jupyter_mlops.errors import MlopsError, NotebookError
 from jupyter_mlops.server import store
 from jupyter_mlops.server.base import MlopsHandler, NotebookRef
 from jupyter_mlops.server.errors import ApiError, bad_request
-from jupyter_mlops.server.runindex import RunQuery, check_order_by, decode_token, encode_token
+from jupyter_mlops.server.runindex import (
+    RunQuery,
+    Scope,
+    check_order_by,
+    decode_token,
+    encode_token,
+)
 
 MAX_PAGE = 1000
 RUN_ID = r"(?P<run_id>[0-9a-fA-F]{1,64})"
@@ -54,25 +61,53 @@ class ExperimentsHandler(MlopsHandler):
 
 
 class RunsHandler(ExperimentsHandler):
-    """GET: a page of runs of one experiment, ordered MLflow's way, from the run index."""
+    """GET: a page of runs ordered MLflow's way, from the run index. With `notebook`: the runs
+    of that notebook found by its path tag in every experiment (`experiment` or
+    `experiment_id` narrows them to one); else the runs of the experiment named."""
 
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
         found, ref = await self.store_for(self.get_query_argument("notebook", None))
-        query = self._query(ref)
-        experiment = (await asyncio.to_thread(self._experiment, found.client, ref)
-                      if found else None)
-        if experiment is None:
-            self.reply({"experiment": None, "runs": [], "total": 0, "next_page_token": None})
-            return
-        page = await asyncio.to_thread(found.index.search, experiment.experiment_id, query)
-        token = encode_token(query, page.next_offset) if page.next_offset is not None else None
-        self.reply({"experiment": store.experiment_dict(experiment),
-                    "runs": [store.run_summary(r) for r in page.runs],
-                    "total": page.total, "next_page_token": token})
+        self.reply(await asyncio.to_thread(self._page, found, ref) if found else _no_runs())
 
-    def _query(self, ref: NotebookRef | None) -> RunQuery:
+    def _page(self, found: store.Store, ref: NotebookRef | None) -> dict[str, Any]:
+        experiment = self._experiment(found.client, required=ref is None)
+        if ref is None and experiment is None:  # the experiment named does not exist (yet)
+            return _no_runs()
+        scope: Scope | str = (store.notebook_scope(ref.os_path, ref.real_path) if ref
+                              else experiment.experiment_id)
+        query = self._query(self._narrowed(ref, experiment))
+        page = found.index.search(scope, query)
+        token = encode_token(query, page.next_offset) if page.next_offset is not None else None
+        return {"experiment": store.experiment_dict(experiment) if experiment else None,
+                "experiments": self._experiments(found, scope, experiment),
+                "runs": [store.run_summary(r) for r in page.runs],
+                "total": page.total, "next_page_token": token}
+
+    def _narrowed(self, ref: NotebookRef | None, experiment: Any) -> tuple[str, ...]:
+        """The experiments a notebook's runs are narrowed to: the one asked for, if any (an
+        unknown name leaves none)."""
+        if ref is None or (experiment is None and not self.get_query_argument("experiment", "")):
+            return ()
+        return (experiment.experiment_id,) if experiment is not None else ("",)
+
+    @staticmethod
+    def _experiments(found: store.Store, scope: Scope | str,
+                     experiment: Any) -> list[dict[str, Any]]:
+        """The experiments the listed runs are in, with their run counts, by name."""
+        if isinstance(scope, str):
+            counts = {scope: found.index.search(scope, RunQuery(max_results=1)).total}
+        else:
+            counts = found.index.experiments_of(scope)
+        names = dict(found.index.experiment_names)
+        if experiment is not None:
+            names[experiment.experiment_id] = experiment.name
+        listed = [{"experiment_id": eid, "name": names.get(eid, eid), "runs": n}
+                  for eid, n in counts.items()]
+        return sorted(listed, key=lambda e: e["name"])
+
+    def _query(self, experiment_ids: tuple[str, ...]) -> RunQuery:
         order_by = self.get_query_arguments("order_by")
         check_order_by(order_by)
         try:
@@ -81,21 +116,19 @@ class RunsHandler(ExperimentsHandler):
             raise bad_request("max_results must be an integer", "bad-max-results") from None
         if not 1 <= max_results <= MAX_PAGE:
             raise bad_request(f"max_results must be 1..{MAX_PAGE}", "bad-max-results")
-        tags: tuple[tuple[str, tuple[str, ...]], ...] = ()
-        if ref is not None and self.get_query_argument("only_notebook", "") in ("1", "true"):
-            tags = ((store.NOTEBOOK_TAG, store.notebook_tag_values(ref.os_path, ref.real_path)),)
-        query = RunQuery(tuple(order_by), tags, max_results)
+        query = RunQuery(tuple(order_by), max_results=max_results, experiment_ids=experiment_ids)
         offset = decode_token(self.get_query_argument("page_token", None), query)
-        return RunQuery(query.order_by, query.tags, max_results, offset)
+        return replace(query, offset=offset)
 
-    def _experiment(self, client: Any, ref: NotebookRef | None) -> Any:
+    def _experiment(self, client: Any, required: bool) -> Any:
+        """The experiment asked for by id or name; None if none is (or the name is unknown)."""
         experiment_id = self.get_query_argument("experiment_id", None)
         if experiment_id is not None:
             return _get_experiment(client, experiment_id)
-        name = self.get_query_argument("experiment", None) or _default_experiment(ref)
-        if name is None:
+        name = self.get_query_argument("experiment", None)
+        if name is None and required:
             raise bad_request("give experiment_id, experiment or notebook", "missing-experiment")
-        return store.experiment_by_name(client, name)
+        return store.experiment_by_name(client, name) if name else None
 
 
 class RunHandler(ExperimentsHandler):
@@ -162,8 +195,8 @@ class LocalRunsHandler(GraphHandler):
     async def post(self) -> None:
         body = self.json_body()
         ref = await self.notebook(body.get("path"))
-        parameters = _parameters(body)
-        await self.run_notebook_call(_graph_dict, ref)  # a malformed notebook: 400 now
+        # A malformed notebook or a value its parameters do not take: 400 now.
+        parameters = await self.run_notebook_call(_local_run_parameters, ref, _parameters(body))
         folder = os.path.dirname(ref.real_path)
         uri = self.mlops.resolved_tracking_uri() or f"sqlite:///{folder}/{store.DEFAULT_DB}"
         job = self.mlops.jobs.start(ref.api_path, ref.real_path, parameters, uri)
@@ -217,6 +250,11 @@ class SubmitHandler(GraphHandler):
         return super().api_error(error, ref)
 
 
+def _no_runs() -> dict[str, Any]:
+    return {"experiment": None, "experiments": [], "runs": [], "total": 0,
+            "next_page_token": None}
+
+
 def _get_experiment(client: Any, experiment_id: str) -> Any:
     from mlflow.exceptions import MlflowException
 
@@ -249,6 +287,12 @@ def _graph_dict(ref: NotebookRef) -> dict[str, Any]:
     from jupyter_mlops.server import pipelines
 
     return pipelines.graph_dict(ref)
+
+
+def _local_run_parameters(ref: NotebookRef, given: dict[str, Any]) -> dict[str, Any]:
+    from jupyter_mlops.server import pipelines
+
+    return pipelines.local_run_parameters(ref, given)
 
 
 def _compile(ref: NotebookRef, image: str | None) -> dict[str, Any]:

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_mlops.server.errors import ApiError
-from jupyter_mlops.server.runindex import RunIndex
+from jupyter_mlops.server.runindex import RunIndex, Scope
+from jupyter_mlops.tracking.notebook_info import LAUNCHED_FROM_TAG, NOTEBOOK_TAG, tag_value
 from jupyter_mlops.tracking.store import DEFAULT_DB, open_client
 
-NOTEBOOK_TAG = "mlops.notebook"  # written by the tracking layer on a notebook's runs
 SOURCE_TAGS = ("mlops.cell_source", "mlops.source", "mlops.code")  # the tracked cell's code
 SOURCE_ARTIFACTS = ("cell.py", "code.py", "source.py", "cell/source.py")
 MAX_SOURCE_BYTES = 200_000
@@ -155,6 +155,10 @@ def _download_text(client: Any, run_id: str, path: str) -> str | None:
             return None
 
 
-def notebook_tag_values(os_path: str, real_path: str) -> tuple[str, ...]:
-    """The tag values a notebook's runs may carry (the path as the kernel saw it, or real)."""
-    return tuple(dict.fromkeys([os_path, real_path, os.path.abspath(os_path)]))
+def notebook_scope(os_path: str, real_path: str) -> Scope:
+    """A notebook's runs in every experiment: those whose notebook tag names it (by its real
+    path, as runs record it; runs of older versions have the path under root_dir), and those
+    it launched (sweeps)."""
+    paths = dict.fromkeys([tag_value(real_path), os.path.abspath(os_path)])
+    pairs = [(NOTEBOOK_TAG, path) for path in paths] + [(LAUNCHED_FROM_TAG, tag_value(real_path))]
+    return Scope(None, tuple(pairs))

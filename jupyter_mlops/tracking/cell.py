@@ -34,7 +34,8 @@ def track_cell(shell: Any, session: Session, options: CellOptions, source: str) 
     tracker = session.tracker
     name = options.name or f"cell-{shell.execution_count}"
     run = tracker.start_run(name, session.experiment or "notebooks", parent=parent,
-                            tags={"mlops.kind": "cell", **options.tags})
+                            tags={"mlops.kind": "cell", **options.tags,
+                                  **notebook_info.notebook_tags(session.notebook)})
     # IPython's syntax (magics, `!cmd`, `x?`) inside the cell; plain Python needs no pass.
     code = shell.transform_cell(source) if any(c in source for c in "%!?") else source
     tracker.log_text(run, "cell.py", source)

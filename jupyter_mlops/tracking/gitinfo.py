@@ -8,6 +8,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from jupyter_mlops.tracking.notebook_info import notebook_tags
+
 
 def _git(folder: Path, *args: str) -> str | None:
     try:
@@ -42,6 +44,6 @@ def source_tags(notebook: str) -> dict[str, str]:
     if path is not None:
         tags["mlflow.source.name"] = str(path)
         tags["mlflow.source.type"] = "NOTEBOOK" if path.suffix == ".ipynb" else "LOCAL"
-        tags["mlops.notebook"] = str(path)
+        tags.update(notebook_tags(path))
     tags.update(git_tags(path.parent if path is not None else Path.cwd()))
     return tags

@@ -4,6 +4,10 @@ MLflow alone records `ipykernel_launcher`. Sources, most explicit first:
 JUPYTER_MLOPS_NOTEBOOK; JupyterLab / Notebook 7 (`JPY_SESSION_NAME`, also `__session__`);
 papermill's `PAPERMILL_INPUT_PATH` (injected with `inject_paths=True`); VS Code's
 `__vsc_ipynb_file__`; the `papermill` command line of the parent process.
+
+Every run a notebook causes names it in one form, here: the absolute path with symlinks
+resolved. Kernels see absolute paths under their working directory, the server sees paths
+relative to its root; both resolve to the same real file, so the panel finds the runs by tag.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+NOTEBOOK_TAG = "mlops.notebook"  # the notebook whose code the run executed
+LAUNCHED_FROM_TAG = "mlops.launched_from"  # the notebook that started it, when another (sweeps)
 _PARAM_TAGS = ("parameters", "injected-parameters")
 _cache: dict[Path, tuple[float, list[str]]] = {}
 
@@ -32,6 +38,20 @@ def detect_path(user_ns: dict[str, Any] | None = None) -> Path | None:
         if path is not None:
             return path
     return _papermill_parent()
+
+
+def tag_value(path: str | Path) -> str:
+    """A notebook's path as runs record it: absolute, symlinks resolved."""
+    return os.path.realpath(Path(path).expanduser())
+
+
+def notebook_tags(path: str | Path | None, launched_from: str | Path | None = None
+                  ) -> dict[str, str]:
+    """The tags naming a run's notebook (and the notebook that launched it, if another)."""
+    tags = {NOTEBOOK_TAG: tag_value(path)} if path else {}
+    if launched_from and (not path or tag_value(launched_from) != tags[NOTEBOOK_TAG]):
+        tags[LAUNCHED_FROM_TAG] = tag_value(launched_from)
+    return tags
 
 
 def _as_notebook(value: object) -> Path | None:

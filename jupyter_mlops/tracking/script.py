@@ -55,10 +55,13 @@ def track(name: str | None = None, *, experiment: str | None = None,
     session = session_mod.current()
     tracker = session.tracker
     parent = session.run
+    # In a notebook's kernel the run is the notebook's, with or without a session run.
+    notebook = session.notebook if parent else session_mod.notebook_info.detect_path()
     run = tracker.start_run(name or "run", experiment or session.experiment
                             or session_mod.default_experiment(None), parent=parent,
-                            tags={"mlops.kind": "script", **(tags or {})},
-                            notebook=None if parent else "")
+                            tags={"mlops.kind": "script", **(tags or {}),
+                                  **session_mod.notebook_info.notebook_tags(notebook)},
+                            notebook=None if parent else str(notebook or ""))
     if params:
         tracker.log_params(run, params)
     session.stack.append(run)

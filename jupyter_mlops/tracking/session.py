@@ -52,7 +52,10 @@ class Session:
         tracker = self.tracker
         tracker.recover()  # settles runs of kernels that died, before this one starts
         name = run_name or (self.notebook.stem if self.notebook else "session")
-        self.run = tracker.start_run(name, self.experiment, tags={"mlops.kind": "session"},
+        # The notebook tag now, not only with the source tags the writer adds later: the
+        # panel's index looks for new runs once, by start time.
+        tags = {"mlops.kind": "session", **notebook_info.notebook_tags(self.notebook)}
+        self.run = tracker.start_run(name, self.experiment, tags=tags,
                                      notebook=str(self.notebook or ""))
         params = parameter_values(self.notebook, user_ns or {})
         if params:

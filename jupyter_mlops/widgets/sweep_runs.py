@@ -21,6 +21,7 @@ from typing import Any
 import nbformat
 
 from jupyter_mlops.notebook.model import StepGraph
+from jupyter_mlops.tracking.notebook_info import notebook_tags
 from jupyter_mlops.widgets.errors import SweepError
 
 METRICS_MIME = "application/vnd.jupyter-mlops.metrics+json"
@@ -90,6 +91,7 @@ class SweepPlan:
     pipeline: bool = False
     metrics: list[str] = field(default_factory=list)
     timeout: float | None = None
+    launched_from: Path | None = None  # the notebook whose kernel started the sweep
 
 
 class SweepExecutor:
@@ -186,7 +188,7 @@ class SweepExecutor:
         from mlflow.entities import Param, RunTag
 
         tags = {KIND_TAG: "sweep", SWEEP_TAG: self.plan.sweep_id,
-                "mlops.notebook": str(self.plan.notebook),
+                **notebook_tags(self.plan.notebook, self.plan.launched_from),
                 "mlops.mode": "pipeline" if self.plan.pipeline else "notebook"}
         with self._store:
             created = self.client.create_run(experiment_id, run_name=run.name, tags=tags)

@@ -126,10 +126,21 @@ def sweep(notebook: str | Path, grid: dict[str, Any] | None = None, *, jobs: int
                      sweep_id=sweep_id,
                      experiment=experiment or graph.experiment or path.stem,
                      out=Path(out or DEFAULT_OUT).resolve() / sweep_id, jobs=jobs,
-                     pipeline=pipeline, metrics=list(metrics or []), timeout=timeout)
+                     pipeline=pipeline, metrics=list(metrics or []), timeout=timeout,
+                     launched_from=_launching_notebook())
     executor = SweepExecutor(plan, data.resolve_client(tracking_uri))
     view = Sweep(executor, browse=browse)
     executor.start()
     if wait:
         view.wait()
     return view
+
+
+def _launching_notebook() -> Path | None:
+    """The notebook this kernel runs, so that its panel lists the sweeps it started."""
+    from IPython import get_ipython
+
+    from jupyter_mlops.tracking.notebook_info import detect_path
+
+    shell = get_ipython()
+    return detect_path(shell.user_ns if shell is not None else None)

@@ -40,19 +40,19 @@ async def test_runs_by_experiment_name_ordered_by_param_and_attribute(jp_fetch, 
     assert by_name["next_page_token"] is None
 
 
-async def test_runs_of_a_notebook_filtered_by_its_path_tag(jp_fetch, notebooks):
-    # The fixture's runs name another path, so the notebook-only filter finds none of them.
-    _, body = await _get(jp_fetch, "runs", notebook="example.ipynb", experiment=EXPERIMENT,
-                         only_notebook="1")
-    assert body["runs"] == [] and body["experiment"]["name"] == EXPERIMENT
-    _, unfiltered = await _get(jp_fetch, "runs", notebook="example.ipynb", experiment=EXPERIMENT)
-    assert unfiltered["total"] == 5
-
-
-async def test_runs_of_a_notebook_without_an_experiment_yet(jp_fetch, notebooks) -> None:
-    code, body = await _get(jp_fetch, "runs", notebook="example.ipynb")
-    assert code == 200 and body == {"experiment": None, "runs": [], "total": 0,
-                                    "next_page_token": None}
+async def test_a_notebook_lists_only_the_runs_tagged_with_its_path(jp_fetch, notebooks):
+    # The fixture's runs name another path: the notebook's list holds none of them, even
+    # narrowed to their experiment; the experiment's own list holds them all.
+    _, body = await _get(jp_fetch, "runs", notebook="example.ipynb")
+    assert body == {"experiment": None, "experiments": [], "runs": [], "total": 0,
+                    "next_page_token": None}
+    _, narrowed = await _get(jp_fetch, "runs", notebook="example.ipynb", experiment=EXPERIMENT)
+    assert narrowed["runs"] == [] and narrowed["experiment"]["name"] == EXPERIMENT
+    _, everything = await _get(jp_fetch, "runs", experiment=EXPERIMENT)
+    assert everything["total"] == 5
+    [listed] = everything["experiments"]
+    assert listed == {"experiment_id": everything["experiment"]["experiment_id"],
+                      "name": EXPERIMENT, "runs": 5}
 
 
 async def test_runs_rejects_bad_queries(jp_fetch, notebooks, mlflow_store) -> None:
