@@ -117,20 +117,14 @@ class Tracker:
 
     def log_model(self, run: RunRef, model: Any, name: str = "model",
                   input_example: Any = None, register: str | None = None) -> None:
-        """scikit-learn estimators as MLflow models (signature from the example); else pickled.
+        """Any object as an MLflow model (models/logging.py picks the flavor), registered
+        as `register` if given; the signature comes from the example.
 
         Pickled now, in the caller's thread: later changes to the object must not leak in.
         """
-        if _is_sklearn(model):
-            data = _dumps((model, input_example))
-            self.writer.put({"op": "model", "key": run.key, "name": name, "register": register,
-                             "payload": data, "filename": "model.pkl"})
-            return
-        if register:
-            limits.warnings.warn(f"jupyter-mlops: --register needs a scikit-learn model; "
-                                 f"{type(model).__name__} was logged as a pickle, not registered",
-                                 limits.LimitWarning, stacklevel=3)
-        self._file(run, f"{name}/{name}.pkl", pickle.dumps(model))
+        data = _dumps((model, input_example))
+        self.writer.put({"op": "model", "key": run.key, "name": name, "register": register,
+                         "payload": data, "filename": "model.pkl"})
 
     def _file(self, run: RunRef, artifact_path: str, payload: str | bytes) -> None:
         dest, _, filename = artifact_path.rpartition("/")
@@ -190,6 +184,3 @@ def _dumps(value: Any) -> bytes:
         return pickle.dumps(value)
     return cloudpickle.dumps(value)
 
-
-def _is_sklearn(model: Any) -> bool:
-    return any(c.__module__.startswith("sklearn.") for c in type(model).__mro__)

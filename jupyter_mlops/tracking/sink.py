@@ -12,8 +12,7 @@ import logging
 import os
 import pickle
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -181,36 +180,33 @@ class MlflowSink:
         self.client.log_text(self.run_id(record["key"]), record["text"], artifact)
 
     def _op_model(self, record: Record) -> None:
+        from jupyter_mlops.models.logging import ModelLoggingError, log_model
+
         run_id = self.run_id(record["key"])
         name = record.get("name") or "model"
         if self._has_model(run_id, name):
             return
-        with open(self.files / record["file"], "rb") as handle:
-            model, example = pickle.load(handle)
-        import mlflow
-        import mlflow.sklearn
-        from mlflow.models import infer_signature
-
-        signature = None
-        if example is not None and hasattr(model, "predict"):
-            signature = infer_signature(example, model.predict(example))
-        with _fluent_uri(self.uri), _thread_active_run(self.client.get_run(run_id)):
-            mlflow.sklearn.log_model(
-                model, name=name, run_id=run_id, signature=signature, input_example=example,
-                registered_model_name=record.get("register"),
-                # MLflow would otherwise infer requirements by loading the model in a subprocess.
-                pip_requirements=mlflow.sklearn.get_default_pip_requirements(),
-            )
+        try:
+            with open(self.files / record["file"], "rb") as handle:
+                model, example = pickle.load(handle)
+        except Exception as error:  # missing file, or a class the sender cannot import
+            raise PermanentError(f"model {name!r} could not be read back from the spool: "
+                                 f"{type(error).__name__}: {error}") from error
+        try:
+            log_model(self.client, run_id, model, name=name, input_example=example,
+                      register=record.get("register"))
+        except ModelLoggingError as error:
+            raise PermanentError(str(error)) from error
 
     def _has_model(self, run_id: str, name: str) -> bool:
+        """A READY model of that name on the run: one a failed attempt left FAILED is redone."""
         try:
             exp_id = self.client.get_run(run_id).info.experiment_id
             models = self.client.search_logged_models(
-                [exp_id], filter_string=f"source_run_id = '{run_id}' AND name = '{name}'",
-                max_results=1)
+                [exp_id], filter_string=f"source_run_id = '{run_id}' AND name = '{name}'")
         except Exception:
             return False
-        return len(models) > 0
+        return any(str(m.status) in ("READY", "LoggedModelStatus.READY") for m in models)
 
 
 def set_status(client: Any, run_id: str, status: str, end_time: int) -> None:
@@ -223,50 +219,6 @@ def set_status(client: Any, run_id: str, status: str, end_time: int) -> None:
         return
     store.update_run_info(run_id, run_status=RunStatus.from_string(status), end_time=end_time,
                           run_name=None)
-
-
-@contextmanager
-def _fluent_uri(uri: str) -> Iterator[None]:
-    """log_model finds the store (and the registry) through the fluent API's global URI.
-
-    Point it at ours for the call, then put back what the user had: both the global and the
-    MLFLOW_TRACKING_URI variable that set_tracking_uri also writes.
-    """
-    import mlflow
-    from mlflow.tracking._tracking_service import utils
-
-    previous, env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous)
-        if env is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = env
-
-
-@contextmanager
-def _thread_active_run(run: Any) -> Iterator[None]:
-    """Make `run` this thread's active run for the duration, without start_run's side effects.
-
-    Model.log files the LoggedModel under the active run's experiment and otherwise under
-    the Default experiment. MLflow keeps the active-run stack per thread, so the user's own
-    fluent state in the kernel's main thread is untouched.
-    """
-    import mlflow
-    from mlflow.tracking import fluent
-
-    stack = getattr(fluent, "_active_run_stack", None)
-    if stack is None:
-        yield
-        return
-    stack.get().append(mlflow.ActiveRun(run))
-    try:
-        yield
-    finally:
-        stack.get().pop()
 
 
 def _batches(metrics: list, named: list) -> list[tuple[list, list]]:
