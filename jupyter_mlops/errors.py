@@ -39,9 +39,12 @@ class GraphError(NotebookError):
 
 
 class ParameterError(MlopsError, ValueError):
-    """A parameter name or value is not acceptable: names the parameter."""
+    """A parameter name or value is not acceptable: names the parameter and, where known,
+    the notebook (or pipeline file) it belongs to."""
 
-    def __init__(self, name: str, reason: str) -> None:
+    def __init__(self, name: str, reason: str, notebook: str | None = None) -> None:
         self.name = name
         self.reason = reason
-        super().__init__(f"parameter {name!r}: {reason}")
+        self.notebook = notebook
+        where = f"{notebook}: " if notebook else ""
+        super().__init__(f"{where}parameter {name!r}: {reason}")

@@ -6,8 +6,12 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jupyter_mlops.commands.compile import add_compile_options, compile_options
+
+if TYPE_CHECKING:
+    from jupyter_mlops.notebook import StepGraph
 
 HELP = "submit a notebook or a compiled pipeline.yaml to Kubeflow Pipelines (run or schedule)"
 PACKAGE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -24,22 +28,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                              "else 'Default')")
     parser.add_argument("--run-name", help="display name of the run")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                        metavar=("NAME", "VALUE"), help="a pipeline parameter; repeatable")
+                        metavar=("NAME", "VALUE"),
+                        help="a pipeline parameter, read by its declared type; repeatable")
     parser.add_argument("--schedule", metavar="CRON",
                         help="create a recurring run on this cron schedule, e.g. '0 6 * * *'")
     add_compile_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from jupyter_mlops.kfp.arguments import pipeline_inputs, typed_arguments
+    from jupyter_mlops.kfp.arguments import typed_arguments
     from jupyter_mlops.kfp.connection import resolve_connection
     from jupyter_mlops.kfp.submit import submit_package
 
     connection = resolve_connection(args.host, args.token, args.namespace, args.config)
     with tempfile.TemporaryDirectory(prefix="mlops-submit-") as folder:
-        package, experiment = _package(args, Path(folder))
-        arguments = typed_arguments(args.parameter,
-                                    pipeline_inputs(package.read_text("utf-8"), str(package)))
+        package, graph = _package(args, Path(folder))
+        arguments = typed_arguments([tuple(pair) for pair in args.parameter],
+                                    package.read_text("utf-8"), str(package), graph)
+        experiment = graph.experiment if graph else None
         submission = submit_package(package, connection, arguments=arguments,
                                     experiment=args.experiment or experiment or "Default",
                                     run_name=args.run_name, schedule=args.schedule)
@@ -47,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _package(args: argparse.Namespace, folder: Path) -> tuple[Path, str | None]:
-    """The YAML to send and the notebook's experiment; a notebook is compiled into `folder`."""
+def _package(args: argparse.Namespace, folder: Path) -> tuple[Path, StepGraph | None]:
+    """The YAML to send and the notebook's graph; a notebook is compiled into `folder`."""
     from jupyter_mlops.kfp.errors import KfpSubmitError
 
     target = Path(args.target)
@@ -61,4 +67,4 @@ def _package(args: argparse.Namespace, folder: Path) -> tuple[Path, str | None]:
     result = compile_notebook(target, folder / f"{target.stem}.yaml", compile_options(args))
     for note in result.warnings:
         print(f"warning: {note}", file=sys.stderr)
-    return result.path, result.graph.experiment
+    return result.path, result.graph

@@ -1,20 +1,30 @@
-"""Run arguments (`-p NAME VALUE`) checked and typed against the compiled pipeline's inputs."""
+"""Run arguments for `submit`, read by the notebook's parameter grammar and shaped for KFP.
+
+The compiled spec gives every pipeline input's KFP type; when the notebook is at hand its
+parameters cell gives the declared types and defaults, so `submit` reads `-p` values exactly as
+`jupyter-mlops run` does (jupyter_mlops.notebook.parameters), with the same messages.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
 
 from jupyter_mlops.kfp.errors import KfpSubmitError
+from jupyter_mlops.notebook import Parameter, StepGraph, parameter_values
 
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+# A compiled input's KFP type -> the notebook type it was compiled from (None defaults are
+# compiled as STRING; see components.ANNOTATIONS).
+NOTEBOOK_TYPES = {"NUMBER_INTEGER": "int", "NUMBER_DOUBLE": "float", "BOOLEAN": "bool",
+                  "STRING": "str", "LIST": "list", "STRUCT": "dict"}
 
 
-def pipeline_inputs(spec_text: str, source: str = "the pipeline") -> dict[str, str]:
-    """Parameter name -> KFP parameter type (NUMBER_INTEGER, STRING, ...) of a compiled spec."""
+def pipeline_inputs(spec_text: str, source: str = "the pipeline") -> dict[str, Parameter]:
+    """The inputs of a compiled spec as parameters: the notebook type of each KFP type, and the
+    spec's default."""
     try:
         spec = yaml.safe_load(spec_text)
     except yaml.YAMLError as error:
@@ -24,51 +34,25 @@ def pipeline_inputs(spec_text: str, source: str = "the pipeline") -> dict[str, s
                              "notebook with `jupyter-mlops compile` or kfp's compiler")
     spec = spec.get("pipelineSpec", spec)  # a PipelineJob wraps the spec
     parameters = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
-    return {name: str(info.get("parameterType", "STRING")) for name, info in parameters.items()}
+    found = {}
+    for name, info in parameters.items():
+        kind = NOTEBOOK_TYPES.get(str(info.get("parameterType")), "str")
+        default = info.get("defaultValue")
+        if kind == "int" and isinstance(default, float) and default.is_integer():
+            default = int(default)  # protobuf keeps every number as a double
+        found[name] = Parameter(name, default, kind, -1)
+    return found
 
 
-def typed_arguments(pairs: Iterable[tuple[str, str]], inputs: dict[str, str]) -> dict[str, Any]:
-    """Each `-p NAME VALUE` converted to the parameter's type; unknown names are refused."""
-    arguments: dict[str, Any] = {}
-    for name, text in pairs:
-        if name not in inputs:
-            known = ", ".join(sorted(inputs)) or "none"
-            raise KfpSubmitError(f"the pipeline has no parameter {name!r} (it has: {known})")
-        arguments[name] = _convert(name, text, inputs[name])
-    return arguments
+def typed_arguments(given: Mapping[str, Any] | Iterable[tuple[str, Any]], spec_text: str,
+                    source: str, graph: StepGraph | None = None) -> dict[str, Any]:
+    """The run's arguments: each value read by its parameter's type (the notebook's own when
+    `graph` is given), unknown names refused; errors name the notebook, else `source`."""
+    inputs = pipeline_inputs(spec_text, source) | (graph.parameters if graph else {})
+    values = parameter_values(inputs, given, graph.path if graph else source)
+    return {name: _argument(inputs[name], value) for name, value in values.items()}
 
 
-def _convert(name: str, text: str, kind: str) -> Any:
-    try:
-        if kind == "NUMBER_INTEGER":
-            return int(text)
-        if kind == "NUMBER_DOUBLE":
-            return float(text)
-        if kind == "BOOLEAN":
-            return _boolean(text)
-        if kind in ("LIST", "STRUCT"):
-            return _json(text, list if kind == "LIST" else dict)
-    except ValueError as error:
-        raise KfpSubmitError(f"parameter {name!r}: {text!r} is not a {_readable(kind)} "
-                             f"({error})") from None
-    return text
-
-
-def _boolean(text: str) -> bool:
-    if text.lower() in _TRUE:
-        return True
-    if text.lower() in _FALSE:
-        return False
-    raise ValueError("use true or false")
-
-
-def _json(text: str, kind: type) -> Any:
-    value = json.loads(text)
-    if not isinstance(value, kind):
-        raise ValueError(f"JSON {kind.__name__} expected")
-    return value
-
-
-def _readable(kind: str) -> str:
-    return {"NUMBER_INTEGER": "integer", "NUMBER_DOUBLE": "number", "BOOLEAN": "boolean",
-            "LIST": "JSON list", "STRUCT": "JSON object"}.get(kind, kind.lower())
+def _argument(parameter: Parameter, value: Any) -> Any:
+    """A None-default parameter travels as JSON text; its component decodes it."""
+    return json.dumps(value) if parameter.type == "NoneType" else value

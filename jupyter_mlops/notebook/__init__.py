@@ -11,10 +11,11 @@ from jupyter_mlops.notebook.model import (
     StepGraph,
     StepOptions,
 )
-from jupyter_mlops.notebook.parameters import check_parameter_name
+from jupyter_mlops.notebook.parameters import check_parameter_name, parameter_values
 from jupyter_mlops.notebook.reader import read_notebook, reads_notebook
 
 __all__ = [
     "Cell", "Edge", "GraphWarning", "Parameter", "Resources", "Step", "StepGraph", "StepOptions",
-    "build_graph", "check_parameter_name", "read_graph", "read_notebook", "reads_notebook",
+    "build_graph", "check_parameter_name", "parameter_values", "read_graph", "read_notebook",
+    "reads_notebook",
 ]

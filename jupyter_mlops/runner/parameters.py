@@ -1,8 +1,7 @@
-"""Pipeline parameters: values from `-p NAME VALUE` and `-f params.yaml`, checked before any run.
+"""Pipeline parameters of a local run: defaults, then `-f params.yaml`, then `-p NAME VALUE`.
 
-Names must be identifiers (papermill pastes them into code) and known to the parameters cell;
-values must match the type of the cell's literal default and hold only plain data, so they reach
-the kernel as literals papermill escapes, never as code.
+Every value is read by the one grammar of jupyter_mlops.notebook.parameters (by the type of
+the parameters cell's literal default), before any step runs.
 """
 
 from __future__ import annotations
@@ -14,21 +13,7 @@ from typing import Any
 import yaml
 
 from jupyter_mlops.errors import ParameterError
-from jupyter_mlops.notebook import StepGraph, check_parameter_name
-from jupyter_mlops.notebook.model import PARAMETER_TYPES, Parameter
-
-# A parameter whose default is None takes any of these.
-_PLAIN = (bool, int, float, str, list, dict, type(None))
-
-
-def parse_value(text: str, expected: str | None = None) -> Any:
-    """A `-p` value: text for str parameters, else a YAML literal (`7`, `[1, 2]`, `true`)."""
-    if expected == "str":
-        return text
-    try:
-        return yaml.safe_load(text) if text.strip() else text
-    except yaml.YAMLError:
-        return text  # not a literal: a string, which the type check judges
+from jupyter_mlops.notebook import StepGraph, parameter_values
 
 
 def read_params_file(path: str | Path) -> dict[str, Any]:
@@ -46,51 +31,8 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
 
 def resolve(graph: StepGraph, given: Mapping[str, Any] | None = None,
             cli_pairs: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
-    """Every parameter's value: defaults, then `given` (typed), then `cli_pairs` (text)."""
+    """Every parameter's value: defaults, then `given` (data), then `cli_pairs` (text)."""
     values = {name: p.default for name, p in graph.parameters.items()}
-    for name, value in (given or {}).items():
-        values[name] = check(graph, name, value)
-    for name, text in cli_pairs:
-        parameter = _known(graph, name)
-        values[name] = check(graph, name, parse_value(text, parameter.type))
+    values.update(parameter_values(graph.parameters, given or {}, graph.path))
+    values.update(parameter_values(graph.parameters, cli_pairs, graph.path))
     return values
-
-
-def check(graph: StepGraph, name: str, value: Any) -> Any:
-    """`value` for parameter `name`, converted where lossless (int -> float), else an error."""
-    parameter = _known(graph, name)
-    _check_plain(name, value)
-    expected = parameter.type
-    if expected == "NoneType":
-        return value
-    if expected == "float" and type(value) is int:
-        return float(value)
-    if PARAMETER_TYPES.get(type(value)) != expected:
-        got = PARAMETER_TYPES.get(type(value), type(value).__name__)
-        raise ParameterError(name, f"expected {expected} (the default is "
-                             f"{parameter.default!r}), got {got} {value!r}")
-    return value
-
-
-def _known(graph: StepGraph, name: str) -> Parameter:
-    check_parameter_name(name)
-    try:
-        return graph.parameters[name]
-    except KeyError:
-        known = ", ".join(graph.parameters) or "none"
-        raise ParameterError(name, f"not a parameter of this notebook (parameters: {known})") \
-            from None
-
-
-def _check_plain(name: str, value: Any) -> None:
-    """Only plain data: anything else would reach the kernel as code papermill cannot escape."""
-    if type(value) not in _PLAIN:
-        raise ParameterError(name, f"values of type {type(value).__name__} are not accepted")
-    if isinstance(value, list):
-        for item in value:
-            _check_plain(name, item)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ParameterError(name, f"dictionary keys must be strings, got {key!r}")
-            _check_plain(name, item)

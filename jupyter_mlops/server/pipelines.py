@@ -20,6 +20,14 @@ def graph_dict(ref: Any) -> dict[str, Any]:
     return _graph(ref).to_dict()
 
 
+def local_run_parameters(ref: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """A local run's values, read by the notebook's grammar now, so a fault is the request's."""
+    from jupyter_mlops.notebook import parameter_values
+
+    graph = _graph(ref)
+    return parameter_values(graph.parameters, given, graph.path)
+
+
 def compile_yaml(ref: Any, image: str | None) -> dict[str, Any]:
     """{name, yaml, graph, warnings}: the graph as GET /graph gives it, the compiler's notes."""
     from jupyter_mlops.kfp import compile_notebook
@@ -35,18 +43,20 @@ def submit(ref: Any, options: dict[str, Any]) -> dict[str, Any]:
     import tempfile
 
     from jupyter_mlops.kfp import compile_notebook
+    from jupyter_mlops.kfp.arguments import typed_arguments
     from jupyter_mlops.kfp.connection import resolve_connection
     from jupyter_mlops.kfp.submit import submit_package
 
     graph = _graph(ref)
     connection = resolve_connection(host=options["host"], namespace=options.get("namespace"))
     compiled = compile_notebook(graph, options=_compile_options(options.get("image")))
+    arguments = typed_arguments(options.get("parameters") or {}, compiled.yaml, graph.path, graph)
     experiment = options.get("experiment") or graph.experiment or graph.name
     with tempfile.TemporaryDirectory() as tmp:
         package = f"{tmp}/{compiled.name}.yaml"
         with open(package, "w", encoding="utf-8") as file:
             file.write(compiled.yaml)
-        done = submit_package(package, connection, arguments=options.get("parameters") or {},
+        done = submit_package(package, connection, arguments=arguments,
                               experiment=experiment)
     return {"kind": done.kind, "id": done.id, "experiment_id": done.experiment_id,
             "url": done.url, "experiment": experiment}

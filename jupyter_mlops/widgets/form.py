@@ -2,7 +2,8 @@
 
 int → IntSlider, float → FloatSlider, bool → Checkbox, str → Text (Dropdown when choices are
 given), anything else → Text holding a Python literal. Next to each, an optional "sweep over"
-field lists values to try; empty means the control's value. "Run" starts `sweep(...)`.
+field lists values to try; empty means the control's value. Values are read by the notebook's
+parameter grammar, as `-p` reads them. "Run" starts `sweep(...)`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from jupyter_mlops.errors import ParameterError
 from jupyter_mlops.notebook.model import Parameter
+from jupyter_mlops.notebook.parameters import parameter_value
 from jupyter_mlops.widgets.errors import SweepError
 
 WIDE = widgets.Layout(width="340px")
@@ -49,39 +52,42 @@ def _span(value: float) -> tuple[float, float]:
     return (0.0, 2.0 * value) if value > 0 else (2.0 * value, 0.0)
 
 
-def parse_values(param: Parameter, text: str) -> list[Any]:
-    """The "sweep over" field: comma-separated values, converted to the parameter's type."""
-    text = text.strip()
-    if not text:
-        return []
+def parse_values(param: Parameter, text: str, notebook: str | None = None) -> list[Any]:
+    """The "sweep over" field: comma-separated values, each read as `-p` reads its text."""
+    return [_read(param, item, notebook) for item in _items(text, param.type != "NoneType")]
+
+
+def control_value(param: Parameter, control: widgets.Widget,
+                  notebook: str | None = None) -> Any:
+    return _read(param, control.value, notebook)
+
+
+def _items(text: str, unquote: bool) -> list[str]:
+    """The field's items as text. Python's parser finds the commas, so those inside brackets
+    or quotes stay; a quoted item is unquoted (not for a None default, whose text is read as a
+    literal); text Python cannot parse is split at every comma."""
+    source = f"[{text.strip()}]"
     try:
-        parsed = ast.literal_eval(f"[{text}]")
-    except (ValueError, SyntaxError):
-        if param.type != "str":
-            raise SweepError(f"parameter {param.name!r}: cannot read values {text!r}") from None
-        parsed = [part.strip() for part in text.split(",")]
-    if param.type == "float":
-        parsed = [float(v) if _is_number(v) else v for v in parsed]
-    wanted = {"int": int, "float": float, "bool": bool, "str": str}.get(param.type)
-    wrong = [v for v in parsed if wanted is not None and
-             (not isinstance(v, wanted) or (wanted is int and isinstance(v, bool)))]
-    if wrong:
-        raise SweepError(f"parameter {param.name!r}: {wrong[0]!r} is not a {param.type}")
-    return parsed
+        listed = ast.parse(source, mode="eval").body
+    except SyntaxError:
+        listed = None
+    if not isinstance(listed, ast.List):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return [node.value if unquote and isinstance(node, ast.Constant)
+            and isinstance(node.value, str) else ast.get_source_segment(source, node) or ""
+            for node in listed.elts]
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def control_value(param: Parameter, control: widgets.Widget) -> Any:
-    value = control.value
-    if param.type in ("list", "dict", "NoneType") and isinstance(value, str):
-        try:
-            return ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            raise SweepError(f"parameter {param.name!r}: {value!r} is not a literal") from None
-    return value
+def _read(param: Parameter, value: Any, notebook: str | None) -> Any:
+    """A value read by the notebook's parameter grammar now, so the form shows a fault before
+    anything runs. A None default's text is left for the sweep to read once: read twice, the
+    text `'3'` would become the number 3."""
+    if param.type == "NoneType":
+        return value
+    try:
+        return parameter_value(param, value, notebook)
+    except ParameterError as error:
+        raise SweepError(str(error)) from None
 
 
 class SweepForm(widgets.VBox):
@@ -117,8 +123,8 @@ class SweepForm(widgets.VBox):
         """Each parameter's listed values, or its control's value."""
         grid = {}
         for name, param in self.graph.parameters.items():
-            listed = parse_values(param, self.values[name].value)
-            grid[name] = listed or [control_value(param, self.controls[name])]
+            listed = parse_values(param, self.values[name].value, self.graph.path)
+            grid[name] = listed or [control_value(param, self.controls[name], self.graph.path)]
         return grid
 
     def run(self) -> Any:

@@ -98,9 +98,11 @@ def test_an_unreachable_server_is_named(package, capsys):
 def test_unknown_or_mistyped_parameters_are_refused_before_sending(package, capsys):
     with KfpApiStandIn() as api:
         assert main(["submit", str(package), "--host", api.url, "-p", "epochs", "3"]) == 1
-        assert "has no parameter 'epochs'" in capsys.readouterr().err
+        assert f"{package}: parameter 'epochs': unknown parameter (known: " \
+            in capsys.readouterr().err
         assert main(["submit", str(package), "--host", api.url, "-p", "n", "many"]) == 1
-        assert "'many' is not a integer" in capsys.readouterr().err
+        assert f"{package}: parameter 'n': expected an int (a whole number such as 3), " \
+            "got 'many' (the default is 5)" in capsys.readouterr().err
     assert api.behaviour.requests == []
 
 

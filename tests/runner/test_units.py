@@ -68,19 +68,20 @@ def test_parameters_read_by_setup_cells_reach_every_step():
 def test_values_are_typed_from_the_cell_and_the_command_line(diamond):
     values = parameters.resolve(diamond, {"rate": 2}, [
         ("n", "5"), ("name", "7"), ("flag", "false"), ("items", "[3, 4]"),
-        ("opts", "{a: 1}"), ("nothing", "text")])
+        ("opts", "{'a': 1}"), ("nothing", "text")])
     assert values == {"n": 5, "rate": 2.0, "name": "7", "flag": False, "items": [3, 4],
                       "opts": {"a": 1}, "nothing": "text"}
     assert type(values["rate"]) is float
 
 
 @pytest.mark.parametrize(("given", "fragment"), [
-    ({"epochs": 3}, "'epochs': not a parameter of this notebook (parameters: n, rate"),
-    ({"n": "3"}, "'n': expected int (the default is 3), got str '3'"),
-    ({"n": 2.5}, "'n': expected int"),
-    ({"flag": 1}, "'flag': expected bool"),
-    ({"rate": True}, "'rate': expected float"),
-    ({"items": "a"}, "'items': expected list"),
+    ({"epochs": 3}, "'epochs': unknown parameter (known: n, rate"),
+    ({"n": "three"}, "'n': expected an int (a whole number such as 3), got 'three' "
+                     "(the default is 3)"),
+    ({"n": 2.5}, "'n': expected an int"),
+    ({"flag": 1}, "'flag': expected a bool"),
+    ({"rate": True}, "'rate': expected a float"),
+    ({"items": "a"}, "'items': expected a list"),
     ({"opts": {1: "x"}}, "dictionary keys must be strings"),
     ({"items": [object()]}, "values of type object are not accepted"),
     ({"nothing": b"raw"}, "values of type bytes are not accepted"),
@@ -88,6 +89,7 @@ def test_values_are_typed_from_the_cell_and_the_command_line(diamond):
 def test_unknown_names_and_wrong_types_are_errors_naming_them(diamond, given, fragment):
     with pytest.raises(ParameterError) as caught:
         parameters.resolve(diamond, given)
+    assert str(caught.value).startswith(f"{diamond.path}: parameter ")
     assert fragment in str(caught.value)
 
 

@@ -98,7 +98,7 @@ def test_step_graph_before_any_run(recorder, workdir):
 
 
 def test_grid_names_are_checked_before_anything_runs(recorder, store, workdir):
-    with pytest.raises(SweepError, match="unknown parameter.*nope.*x, fail"):
+    with pytest.raises(SweepError, match="parameter .nope.: unknown parameter .known: x, fail"):
         sweep("sweep_tiny.ipynb", {"nope": [1]}, tracking_uri=store.uri)
     with pytest.raises(SweepError, match="no values"):
         sweep("sweep_tiny.ipynb", {"x": []}, tracking_uri=store.uri)
