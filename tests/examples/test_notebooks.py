@@ -23,6 +23,10 @@ def test_01_tracking_quickstart(quickstart):
     for run in cells.values():
         assert run.info.status == "FINISHED"
         assert {"accuracy", "f1"} <= set(run.data.metrics)
+    # `--model` in every cell: the forest and the boosting model too, READY in the store
+    models = examples.client().search_logged_models([cells["logreg"].info.experiment_id])
+    ready = {m.source_run_id for m in models if str(m.status).endswith("READY")}
+    assert {name for name, run in cells.items() if run.info.run_id in ready} == set(cells)
     assert cells["logreg"].data.params["C"] == "0.5"
     assert cells["forest"].data.params["max_depth"] == "6"
     history = examples.client().get_metric_history(cells["boosting"].info.run_id,
