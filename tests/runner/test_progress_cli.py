@@ -91,9 +91,9 @@ def test_the_command_names_a_bad_parameter(tmp_path, capsys, monkeypatch):
     (tmp_path / "tmp").mkdir()
     before = _child_processes()
     assert main(["run", str(notebook), "-p", "epochs", "3", "--no-track"]) == 1
-    assert "parameter 'epochs': not a parameter of this notebook" in capsys.readouterr().err
+    assert f"{notebook}: parameter 'epochs': unknown parameter" in capsys.readouterr().err
     assert main(["run", str(notebook), "-p", "a", "many", "--no-track"]) == 1
-    assert "parameter 'a': expected int" in capsys.readouterr().err
+    assert f"{notebook}: parameter 'a': expected an int" in capsys.readouterr().err
     assert main(["run", str(notebook), "--jobs", "0", "--no-track"]) == 2
     assert not (tmp_path / ".mlops").exists()  # nothing ran, nothing was written
     # The kernel launched while the notebook was read is gone, and so is its staging log.
