@@ -57,6 +57,21 @@ def log_model(client: Any, run_id: str, model: Any, *, name: str = "model",
     return str(info.model_id)
 
 
+def model_entry(variable: str, register: str | None) -> dict[str, Any]:
+    """What a step notebook's `metadata.mlops` says about the model its step produces."""
+    return {"model": {"variable": variable, "register": register}}
+
+
+def step_model(notebook: dict[str, Any]) -> tuple[str, str | None] | None:
+    """(variable, registered name) of the model a step notebook saves with its values, if any.
+
+    The local runner and KFP components read it from the executed notebook, load the value
+    from the step's values folder and log it on the step's run.
+    """
+    entry = notebook.get("metadata", {}).get("mlops", {}).get("model")
+    return (entry["variable"], entry.get("register")) if entry else None
+
+
 def _log(model: Any, name: str, example: Any, register: str | None) -> Any:
     """Log under the active run (`_thread_active_run`): pyfunc's log_model takes no run id."""
     # MLflow infers the signature from the example (a failure there is only a warning).

@@ -114,6 +114,7 @@ def _step(path: str, draft: DraftStep, layout: Layout, setup: _Names,
         imports=_ordered_union(setup.names.imports, own.names.imports),
     )
     first_reads[step.name] = own.first_read_cell
+    _check_model(path, draft, step)
     for name in sorted(set(own.names.binds) & set(parameters)):
         layout.warnings.append(GraphWarning(
             "parameter-rebound", f"step {step.name!r} rebinds parameter {name!r}; the pipeline "
@@ -131,6 +132,21 @@ def _options(draft: DraftStep) -> StepOptions:
         for key, mapping in tags.mappings.items():
             getattr(options, key).update(mapping)
     return options
+
+
+def _check_model(path: str, draft: DraftStep, step: Step) -> None:
+    """`model:VAR` names a variable the step's own cells bind; `register:` needs a model."""
+    options = step.options
+    if options.model is None and options.register is None:
+        return
+    cell = next(cell for cell, tags in zip(draft.cells, draft.tags, strict=True)
+                if {"model", "register"} & tags.options.keys())
+    if options.model is None:
+        raise CellError(path, cell.index, cell.first_line, f"register:{options.register} "
+                        f"needs a model:VARIABLE tag on step {step.name!r}")
+    if options.model not in step.binds:
+        raise CellError(path, cell.index, cell.first_line, f"model:{options.model}: step "
+                        f"{step.name!r} never assigns {options.model!r}")
 
 
 def _resolve_needs(graph: StepGraph, layout: Layout) -> None:

@@ -40,6 +40,8 @@ class StepOptions:
     timeout: float | None = None
     image: str | None = None
     resources: Resources = field(default_factory=Resources)
+    model: str | None = None  # the variable logged as the step's MLflow model (model:VAR)
+    register: str | None = None  # the registered model it becomes a version of (register:NAME)
     limits: dict[str, str] = field(default_factory=dict)  # Kale's limit:KEY:VAL
     annotations: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)

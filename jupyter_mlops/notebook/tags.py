@@ -127,6 +127,9 @@ TAG_RULES: tuple[TagRule, ...] = tuple(
         (r"timeout:(?P<value>[0-9.]+)", MLOPS, _option("timeout", _positive_number), "timeout:600"),
         (r"image:(?P<value>\S+)", BOTH, _option("image", str), "image:python:3.11"),
         (r"resources:(?P<value>.+)", MLOPS, _add_resources, "resources:cpu=2"),
+        (r"model:(?P<value>[A-Za-z_][A-Za-z0-9_]*)", MLOPS, _option("model", str), "model:forest"),
+        (r"register:(?P<value>[A-Za-z0-9][A-Za-z0-9_.-]*)", MLOPS, _option("register", str),
+         "register:churn-model"),
         (r"limit:(?P<key>[^:]+):(?P<value>.+)", KALE, _mapping("limits"), "limit:nvidia.com/gpu:1"),
         (r"annotation:(?P<key>[^:]+):(?P<value>.*)", KALE, _mapping("annotations"),
          "annotation:a:b"),
@@ -136,7 +139,7 @@ TAG_RULES: tuple[TagRule, ...] = tuple(
 
 # Prefixes of known tags, to tell a malformed known tag from a tag meant for something else.
 _KNOWN_PREFIXES = ("needs:", "prev:", "cache:", "retries:", "timeout:", "image:", "resources:",
-                   "limit:", "annotation:", "label:")
+                   "model:", "register:", "limit:", "annotation:", "label:")
 
 
 def parse_tags(raw_tags: list[str] | tuple[str, ...]) -> CellTags:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import nbformat
 
+from jupyter_mlops.models.logging import model_entry
 from jupyter_mlops.notebook import Cell, Step, StepGraph
 from jupyter_mlops.notebook.analysis import analyse, parse_cell
 
@@ -37,6 +38,8 @@ def build_step_notebook(graph: StepGraph, step: Step) -> nbformat.NotebookNode:
     notebook.metadata["language_info"] = {"name": "python"}
     notebook.metadata["mlops"] = {"pipeline": graph.name, "step": step.name, "source": graph.path,
                                   "format": FORMAT_VERSION}
+    if step.options.model:  # what the runner, or the KFP component, logs once the step is done
+        notebook.metadata["mlops"].update(model_entry(step.options.model, step.options.register))
     return notebook
 
 
@@ -93,7 +96,10 @@ def _source_cell(cell: Cell, role: str, n: int) -> nbformat.NotebookNode:
 
 def _outputs_cell(step: Step) -> nbformat.NotebookNode:
     lines = ["# Outputs for downstream steps, and this step's metrics."]
-    for name in step.outputs:
+    saved = list(step.outputs)
+    if step.options.model and step.options.model not in saved:
+        saved.append(step.options.model)  # model:VAR, logged from there once the step is done
+    for name in saved:
         lines.append(f"_mlops_serializers.dump({name}, _mlops_Path(_mlops_outputs_dir), {name!r}, "
                      f"step={step.name!r})")
     metrics = ", ".join(f"{name!r}: globals().get({name!r})" for name in step.metrics)

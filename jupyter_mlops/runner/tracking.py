@@ -67,9 +67,34 @@ class PipelineTracker:
         self.tracker.log_metrics(child, dict(result.metrics) | {
             "duration_s": result.duration, "cache_hit": float(result.cache_hit)})
         if result.notebook is not None and Path(result.notebook).is_file():
-            self.tracker.log_bytes(child, Path(result.notebook).name,
-                                   Path(result.notebook).read_bytes())
+            executed = Path(result.notebook).read_bytes()
+            self.tracker.log_bytes(child, Path(result.notebook).name, executed)
+            if result.status == OK:  # a cached step's model was logged by the run that made it
+                self._log_model(child, result, executed)
         self.tracker.end_run(child, _STATUS.get(result.status, "KILLED"))
+
+    def _log_model(self, child: Any, result: StepResult, executed: bytes) -> None:
+        """The step's `model:VAR`, read from its values folder, as an MLflow model of its run."""
+        import json
+
+        from jupyter_mlops.models.logging import step_model
+        from jupyter_mlops.runner import serializers
+        from jupyter_mlops.runner.rundir import RunFolder
+
+        found = step_model(json.loads(executed))
+        if found is None:
+            return
+        variable, register = found
+        assert result.notebook is not None
+        values = RunFolder(Path(result.notebook).parent, "").data(result.name)
+        try:
+            model = serializers.load(values, variable)
+        except Exception as error:  # noqa: BLE001 - the step ran; say what is missing
+            self.tracker.set_tags(child, {"mlops.model_error": str(error)})
+            print(f"warning: step {result.name!r}: model {variable!r} not logged: {error}",
+                  file=sys.stderr)
+            return
+        self.tracker.log_model(child, model, name=variable, register=register)
 
     def finish(self, result: PipelineResult, summary: Path | None = None) -> str | None:
         """Settle the parent, wait for the writer; returns the parent's MLflow run id."""

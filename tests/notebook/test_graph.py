@@ -190,6 +190,12 @@ def test_soft_keywords_are_rejected_as_parameter_names():
     ([("a = 1", ["step:one", "timeout:0"])], CellError, "timeout must be a positive number"),
     ([("a = 1", ["setup", "step:one"])], CellError, "conflicting tags: setup, step:one"),
     ([("a = = 1", ["step:one"])], CellError, "line 1: syntax error"),
+    ([("a = 1", ["step:train"]), ("b = 2", ["model:forest"])], CellError,
+     "cell 1 ('b = 2'): model:forest: step 'train' never assigns 'forest'"),
+    ([("forest = 1", ["step:train", "register:Churn_Forest"])], CellError,
+     "register:Churn_Forest needs a model:VARIABLE tag on step 'train'"),
+    ([("forest = 1", ["step:train", "model:2forest"])], CellError,
+     "malformed tag 'model:2forest'; expected the form 'model:forest'"),
 ])
 def test_invalid_notebooks_name_the_cell_and_the_reason(cells, error, fault):
     with pytest.raises(error) as caught:
@@ -235,6 +241,17 @@ def test_step_options_from_tags(write_notebook):
         False, 2, 30.0, "python:3.11-slim")
     assert (options.resources.cpu, options.resources.memory, options.resources.gpu) == (
         "2", "4Gi", "1")
+    assert (options.model, options.register) == (None, None)
+
+
+def test_model_and_register_tags_name_the_steps_model():
+    graph = graph_of([("X = [[0.0]]", ["step:load"]),
+                      ("forest = fit(X)", ["step:train", "model:forest"]),
+                      ("score = 1.0", ["register:Churn_Forest"])])
+    options = graph.step("train").options
+    assert (options.model, options.register) == ("forest", "Churn_Forest")
+    assert graph.step("load").options.model is None
+    assert graph.to_dict()["steps"][1]["options"]["model"] == "forest"
 
 
 def test_order_respects_forward_needs():
