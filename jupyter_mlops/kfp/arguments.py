@@ -48,9 +48,17 @@ def typed_arguments(given: Mapping[str, Any] | Iterable[tuple[str, Any]], spec_t
                     source: str, graph: StepGraph | None = None) -> dict[str, Any]:
     """The run's arguments: each value read by its parameter's type (the notebook's own when
     `graph` is given), unknown names refused; errors name the notebook, else `source`."""
-    inputs = pipeline_inputs(spec_text, source) | (graph.parameters if graph else {})
-    values = parameter_values(inputs, given, graph.path if graph else source)
-    return {name: _argument(inputs[name], value) for name, value in values.items()}
+    inputs = pipeline_inputs(spec_text, source)
+    declared = graph.parameters if graph else inputs
+    pairs = list(given.items() if isinstance(given, Mapping) else given)
+    # Inputs the compiler adds (the tracking URI) are no parameters of the notebook: read by
+    # their pipeline type, and left out of the list of the notebook's parameters in messages.
+    added = {name: inputs[name] for name, _ in pairs if name in inputs and name not in declared}
+    values = parameter_values(added, [(n, v) for n, v in pairs if n in added], source)
+    values |= parameter_values(declared, [(n, v) for n, v in pairs if n not in added],
+                               graph.path if graph else source)
+    kinds = {**added, **declared}
+    return {name: _argument(kinds[name], value) for name, value in values.items()}
 
 
 def _argument(parameter: Parameter, value: Any) -> Any:
