@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "replay spooled tracking records and mark runs of dead kernels FAILED"
+HELP = ("replay spooled tracking records and mark runs of dead kernels FAILED; fails while "
+        "records the store rejected are kept in a quarantine file")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,4 +24,4 @@ def run(args: argparse.Namespace) -> int:
     report = sync(args.spool_dir, recover=not args.no_recover)
     for line in report.lines():
         print(line)
-    return 0 if not report.failed else 1
+    return 0 if report.ok else 1

@@ -66,9 +66,12 @@ def _run_card(shell: Any, name: str, tracker: Tracker, run: RunRef) -> Any:
     if getattr(shell, "kernel", None) is None:  # terminal IPython: no widgets
         return None
     try:
+        from jupyter_mlops.tracking.delivery import run_problems
         from jupyter_mlops.widgets.run_card import cell_card
 
-        return cell_card(name, run_id=lambda: tracker.run_id(run), tracking_uri=tracker.uri)
+        # The store's verdict on the run's records comes after the cell: the card asks.
+        return cell_card(name, run_id=lambda: tracker.run_id(run), tracking_uri=tracker.uri,
+                         problems=lambda: run_problems(tracker, run))
     except Exception:  # a view must never break tracking
         return None
 

@@ -41,6 +41,7 @@ class RunRef:
     start: int = field(default_factory=_now_ms)
     steps: dict[str, int] = field(default_factory=dict)
     status: str = "RUNNING"
+    ended_at: int = 0  # spool offset of its end record: once acked, its fate is known
 
 
 class Tracker:
@@ -50,6 +51,7 @@ class Tracker:
         self.uri = uri or tracking_uri()
         self.session_id = f"{time.strftime('%Y%m%d%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._writer: Writer | None = None
+        self.reported = 0  # rejections `%mlops end` has told the user about
 
     @property
     def writer(self) -> Writer:
@@ -80,7 +82,8 @@ class Tracker:
         if run.status != "RUNNING":
             return
         run.status = status if status in STATUSES else "FAILED"
-        self.writer.put({"op": "end", "key": run.key, "status": run.status, "end": _now_ms()})
+        run.ended_at = self.writer.put({"op": "end", "key": run.key, "status": run.status,
+                                        "end": _now_ms()})
 
     # values ----------------------------------------------------------------------------
     def log_params(self, run: RunRef, params: dict[str, Any]) -> None:
@@ -146,7 +149,14 @@ class Tracker:
             time.sleep(0.01)
 
     def flush(self, timeout: float = 30.0) -> bool:
+        """True once the store answered for every record so far: stored, or rejected and
+        quarantined (see `rejections`)."""
         return self.writer.flush(timeout)
+
+    def rejections(self, run: RunRef | None = None) -> list[dict[str, Any]]:
+        """Quarantine entries (quarantine.py) of this tracker's records, or of one run's."""
+        entries = self.writer.rejections()
+        return entries if run is None else [e for e in entries if e.get("key") == run.key]
 
     def recover(self) -> None:
         self.writer.recover()

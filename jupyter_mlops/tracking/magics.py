@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import ast
 import shlex
+import sys
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
+from jupyter_mlops.tracking import delivery
 from jupyter_mlops.tracking import session as session_mod
 from jupyter_mlops.tracking.cell import CellOptions, track_cell
 from jupyter_mlops.tracking.client import STATUSES
@@ -141,15 +143,20 @@ class MlopsMagics(Magics):
         if run is None:
             print("mlops: no session run to end")
             return
-        stored = session.tracker.flush(timeout=60)
-        run_id = session.tracker.run_id(run) or "(not created yet)"
-        state = "all records stored" if stored else "store unreachable: records kept in the spool"
-        print(f"mlops: ended {run.name!r} ({run_id}) {args.status}; {state}")
+        tracker = session.tracker
+        stored = tracker.flush(timeout=60)
+        run_id = tracker.run_id(run) or "(not created yet)"
+        rejected = tracker.rejections()
+        state, ok = delivery.outcome(tracker, stored, rejected[tracker.reported:])
+        tracker.reported = len(rejected)
+        _settle_cards()
+        # A failure goes to stderr: frontends show it in red.
+        print(f"mlops: ended {run.name!r} ({run_id}) {args.status}; {state}",
+              file=sys.stdout if ok else sys.stderr)
 
     def _status(self, args: argparse.Namespace, cell: None) -> None:
         session = self._session
         tracker = session.tracker
-        writer = tracker.writer
         run = session.run
         lines = [f"store:      {tracker.uri}",
                  f"notebook:   {session.notebook or '(not detected)'}"]
@@ -158,9 +165,7 @@ class MlopsMagics(Magics):
         else:
             run_id = tracker.run_id(run) or "(being created)"
             lines.append(f"session:    {run.name!r} in {run.experiment!r}, run id {run_id}")
-        lines.append(f"writer:     {writer.state}, {writer.pending()} bytes not yet stored, "
-                     f"spooled in {writer.spool.log_path}")
-        lines += [f"  {e}" for e in writer.errors]
+        lines += delivery.status_lines(tracker)
         print("\n".join(lines))
 
     def _runs(self, args: argparse.Namespace, cell: None) -> Any:
@@ -191,6 +196,14 @@ class MlopsMagics(Magics):
             return eval(raw, self.shell.user_ns)  # noqa: S307 - the user's own notebook
         except Exception:
             return raw
+
+
+def _settle_cards() -> None:
+    """Redraw the run cards above now, with what the flush settled (rejections included),
+    rather than at their next tick: the saved notebook then holds their final state."""
+    run_card = sys.modules.get("jupyter_mlops.widgets.run_card")
+    if run_card is not None:
+        run_card.tick_cards()
 
 
 def _names(text: str) -> list[str]:

@@ -1,4 +1,9 @@
-"""Sending a spool's unacked records to the store, in order, acking as it goes."""
+"""Sending a spool's unacked records to the store, in order, acking as it goes.
+
+A unit the store rejects is quarantined (quarantine.py) and acked: it is never acknowledged
+silently, and never blocks the records after it. A unit the store did not take because it did
+not answer (or answered "busy") raises and stays in the spool, to be resent.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from jupyter_mlops.tracking.sink import MlflowSink, PermanentError, is_permanent
+from jupyter_mlops.tracking import quarantine
+from jupyter_mlops.tracking.sink import REJECTED, MlflowSink, PermanentError, classify, reason
 from jupyter_mlops.tracking.spool import Record, Spool
 
 log = logging.getLogger("jupyter_mlops.tracking")
@@ -45,21 +51,31 @@ def _copy(record: Record) -> Record:
             "tags": dict(record.get("tags") or {}), "metrics": list(record.get("metrics") or ())}
 
 
-def apply(sink: MlflowSink, record: Record) -> bool:
-    """Apply one unit; False if the store refused it for good (logged). Transient errors raise."""
+def apply(sink: MlflowSink, record: Record, spool: Spool) -> bool:
+    """Apply one unit; False if the store rejected it (then it is in the quarantine file).
+    Raises when the store did not answer or was busy: the unit stays in the spool."""
     if record["op"] == "header":
         return True
     try:
         sink.apply(record)
-    except PermanentError as error:
-        log.warning("jupyter-mlops: %s record skipped: %s", record["op"], error)
-        return False
     except Exception as error:
-        if not is_permanent(error):
+        if not isinstance(error, PermanentError) and classify(error) != REJECTED:
             raise
-        log.warning("jupyter-mlops: %s record refused by the store: %s", record["op"], error)
+        if not isinstance(error, PermanentError) and not sink.answers():
+            raise  # an odd error from a store that has just gone away: resend later
+        reject(sink, spool, record, error)
         return False
     return True
+
+
+def reject(sink: MlflowSink, spool: Spool, record: Record, error: BaseException) -> None:
+    """Quarantine the (refused part of the) record, with the store's reason."""
+    part = getattr(error, "record", None)
+    refused = {**part, "key": record.get("key")} if part else record
+    run_id, run = sink.run_label(record.get("key"))
+    entry = quarantine.keep(spool, refused, reason(error), run_id, run)
+    log.warning("jupyter-mlops: %s; kept in %s", quarantine.describe(entry),
+                spool.rejected_path)
 
 
 def header(spool: Spool) -> Record | None:
@@ -76,7 +92,7 @@ def replay(spool: Spool, client: Any, uri: str) -> int:
         if not items:
             break
         for end, unit in units(items):
-            apply(sink, unit)
+            apply(sink, unit, spool)
             spool.set_acked(end)
             sent += 1
     if spool.done() or spool.size() == 0:  # empty: its sender finished while we waited

@@ -5,7 +5,8 @@ neither `import mlflow` nor MLflow's work holds the kernel's GIL while a cell ru
 talks to it over stdin, one request a line; answers go to the reply pipe (the original stdout):
 
 - `data`          new records are in the spool;
-- `flush N OFF`   send the spool up to byte OFF, then answer `done N 1` (stored) or `done N 0`;
+- `flush N OFF`   send the spool up to byte OFF, then answer `done N 1` (the store answered for
+                  every record: stored, or rejected and quarantined) or `done N 0` (not yet);
 - `recover`       replay orphaned spools of this store and settle dead kernels' runs;
 - `stop N OFF`    the kernel is closing: send what is left, answer, remove the spool, exit;
 - `idle N OFF`    nothing was logged for a while: if the store has everything, answer and exit
@@ -14,6 +15,10 @@ talks to it over stdin, one request a line; answers go to the reply pipe (the or
 End of input without `stop` means the kernel died: the sender still sends everything (retrying
 a while if the store is down), marks the dead kernel's open runs FAILED and exits. Whatever it
 cannot send stays in the spool for the next `%mlops start` or `jupyter-mlops sync`.
+
+A record the store rejects is quarantined at once (replay.py), not retried: only a store that
+does not answer, or answers "busy", is worth waiting for. The state file says which
+(`store`: answers, unreachable, busy), for the kernel's messages.
 """
 
 from __future__ import annotations
@@ -30,14 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_mlops.tracking import replay as replay_mod
-from jupyter_mlops.tracking.sink import MlflowSink
+from jupyter_mlops.tracking.sink import BUSY, UNREACHABLE, MlflowSink, classify, reason
 from jupyter_mlops.tracking.spool import Spool, sessions
 from jupyter_mlops.tracking.store import open_client
 
 log = logging.getLogger("jupyter_mlops.tracking")
 
 _RETRY_MIN, _RETRY_MAX = 0.5, 5.0
-_STRIKES = 3  # a unit that fails this often while the store answers is dropped
+_BUSY_STRIKES = 8  # a unit the store answers "busy" to this often is quarantined
 _ORPHAN_PATIENCE = 120.0  # seconds a dead kernel's sender keeps retrying an unreachable store
 _PARENT_CHECK = 1.0  # seconds between checks that the kernel still lives
 
@@ -52,8 +57,10 @@ class Sender:
         self.kernel_pid = kernel_pid
         self.replies = replies
         self.online = False
+        self.store = "unknown"  # answers, unreachable, busy (or error: the sender's own)
         self.errors: list[str] = []
         self.sent = 0
+        self.rejected = 0
         self._client: Any = None
         self._sink: MlflowSink | None = None
         self._backoff = _RETRY_MIN
@@ -161,12 +168,13 @@ class Sender:
             self._client = self._client or open_client(self.uri)
             self._client.search_experiments(max_results=1)
         except Exception as error:
-            self._go_offline(f"store {self.uri} unreachable: {error.__class__.__name__}: "
-                             f"{str(error)[:200]}")
+            self._go_offline(f"store {self.uri} unreachable: {reason(error)[:200]}",
+                             UNREACHABLE)
             return
         self._sink = MlflowSink(self._client, self.uri, self.spool.files, self.spool.load_ids(),
                                 self.spool.save_id)
         self.online = True
+        self.store = "answers"
         self._backoff = _RETRY_MIN
         self._state("online")
 
@@ -185,24 +193,21 @@ class Sender:
         assert self._sink is not None
         self._sink.fresh = end > self._fresh_from
         try:
-            self.sent += 1 if replay_mod.apply(self._sink, unit) else 0
-            return True
+            stored = replay_mod.apply(self._sink, unit, self.spool)
         except Exception as error:
-            if self._store_answers():
-                self._strikes[end] = self._strikes.get(end, 0) + 1
-                if self._strikes[end] >= _STRIKES:
-                    self._error(f"{unit['op']} record dropped after {_STRIKES} failures: {error!r}")
-                    return True
-            self._go_offline(f"sending failed, kept in the spool: {error.__class__.__name__}: "
-                             f"{str(error)[:200]}")
-            return False
-
-    def _store_answers(self) -> bool:
-        try:
-            self._client.search_experiments(max_results=1)
-            return True
-        except Exception:
-            return False
+            if classify(error) != BUSY:  # rejections were quarantined by apply
+                self._go_offline(f"store {self.uri} unreachable, records kept in the spool: "
+                                 f"{reason(error)[:200]}", UNREACHABLE)
+                return False
+            self._strikes[end] = self._strikes.get(end, 0) + 1
+            if self._strikes[end] < _BUSY_STRIKES:
+                self._go_offline(f"store busy, retrying: {reason(error)[:200]}", BUSY)
+                return False
+            replay_mod.reject(self._sink, self.spool, unit, error)
+            stored = False
+        self.sent += stored
+        self.rejected += not stored
+        return True
 
     def _recover(self, wait: float = _ORPHAN_PATIENCE / 2) -> None:
         """Replay spools whose kernel died, waiting up to `wait` for their own senders to
@@ -237,10 +242,13 @@ class Sender:
         try:
             action()
         except Exception as error:  # the sender must outlive any one failure
-            self._go_offline(f"sender: {error!r}")
+            unreachable = classify(error) == UNREACHABLE
+            self._go_offline(f"sender: {reason(error)[:300]}",
+                             UNREACHABLE if unreachable else "error")
 
-    def _go_offline(self, message: str) -> None:
+    def _go_offline(self, message: str, store: str) -> None:
         self.online = False
+        self.store = store
         self._error(message)
         self._state("offline (retrying)")
 
@@ -250,7 +258,8 @@ class Sender:
 
     def _state(self, state: str) -> None:
         try:
-            self.spool.write_state({"state": state, "errors": self.errors, "pid": os.getpid()})
+            self.spool.write_state({"state": state, "store": self.store, "errors": self.errors,
+                                    "pid": os.getpid(), "rejected": self.rejected})
         except OSError:
             pass
 

@@ -28,12 +28,27 @@ Record = dict[str, Any]
 
 
 class PermanentError(Exception):
-    """The store refused a record; resending it cannot help."""
+    """The store refused a record; resending it cannot help.
+
+    `record` is the part refused when the store took the rest (one param of a batch).
+    """
+
+    def __init__(self, message: str, record: Record | None = None) -> None:
+        super().__init__(message)
+        self.record = record
+
+
+UNREACHABLE, BUSY, REJECTED = "unreachable", "busy", "rejected"
+_BUSY_CODES = {"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "RESOURCE_EXHAUSTED",
+               "DEADLINE_EXCEEDED"}
 
 
 def is_permanent(error: BaseException) -> bool:
+    """The store answered that this call is wrong (a client error): resending cannot help."""
     from mlflow.exceptions import MlflowException
 
+    if isinstance(error, PermanentError):
+        return True
     if not isinstance(error, MlflowException):
         return False
     code = getattr(error, "error_code", "")
@@ -41,6 +56,58 @@ def is_permanent(error: BaseException) -> bool:
         "INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST",
         "BAD_REQUEST", "INVALID_STATE", "PERMISSION_DENIED", "UNAUTHENTICATED",
     }
+
+
+def classify(error: BaseException) -> str:
+    """UNREACHABLE: the store did not answer (refused, timed out); BUSY: it answered "later"
+    (503, 429, a locked SQLite file); REJECTED: anything else, an answer about the record
+    itself (a client error, a model MLflow cannot save), which resending cannot change."""
+    if is_permanent(error):
+        return REJECTED
+    chain = _chain(error)
+    if any(_unreachable(e) for e in chain):
+        return UNREACHABLE
+    if any(getattr(e, "error_code", "") in _BUSY_CODES or "database is locked" in str(e)
+           or "too many 429 error" in str(e) or "too many 503 error" in str(e) for e in chain):
+        return BUSY
+    message = str(error)
+    # mlflow's REST client wraps what requests raised in a plain MlflowException.
+    if message.startswith("API request to") and (
+            "failed with exception" in message or "failed with timeout" in message) \
+            and "error responses" not in message:
+        return UNREACHABLE
+    return REJECTED
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _unreachable(error: BaseException) -> bool:
+    import requests
+
+    if isinstance(error, requests.exceptions.HTTPError):
+        return False  # an answer, with an error status
+    return isinstance(error, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                              ConnectionError, TimeoutError))
+
+
+def reason(error: BaseException) -> str:
+    """The store's answer in a line: the error's code and message, without a traceback."""
+    if isinstance(error, PermanentError):
+        return str(error)
+    return f"{type(error).__name__}: {_reason(error)}"
+
+
+def _reason(error: BaseException) -> str:
+    code = getattr(error, "error_code", None)
+    text = getattr(error, "message", None) or str(error)
+    return f"{code}: {text}" if code and code != "INTERNAL_ERROR" else text
 
 
 class MlflowSink:
@@ -54,6 +121,7 @@ class MlflowSink:
         self.ids = ids
         self.on_new_id = on_new_id
         self._experiments: dict[str, str] = {}
+        self._names: dict[str, str] = {}  # run key -> run name, for messages
         # True while sending records no earlier sender could have seen: a run cannot exist
         # yet, so the search for it is skipped.
         self.fresh = False
@@ -62,9 +130,28 @@ class MlflowSink:
     def apply(self, record: Record) -> None:
         handler = getattr(self, f"_op_{record['op']}", None)
         if handler is None:
-            log.warning("jupyter-mlops: unknown spool record %r skipped", record.get("op"))
-            return
+            raise PermanentError(f"unknown spool record {record.get('op')!r} (written by a "
+                                 "newer jupyter-mlops?)")
         handler(record)
+
+    def answers(self) -> bool:
+        """Whether the store answers a trivial request right now."""
+        try:
+            self.client.search_experiments(max_results=1)
+            return True
+        except Exception:
+            return False
+
+    def run_label(self, key: str | None) -> tuple[str | None, str | None]:
+        """(run id, run name) of a run key, as far as known; for messages only."""
+        run_id = self.ids.get(key or "")
+        name = self._names.get(key or "")
+        if run_id and name is None:
+            try:
+                name = self.client.get_run(run_id).info.run_name
+            except Exception:
+                name = None
+        return run_id, name
 
     # runs ------------------------------------------------------------------------------
     def experiment_id(self, name: str) -> str:
@@ -108,6 +195,7 @@ class MlflowSink:
 
     def _op_run(self, record: Record) -> None:
         key = record["key"]
+        self._names[key] = record.get("name") or key
         if key in self.ids or (not self.fresh and self._find(key, record["exp"])):
             self.run_id(key, record["exp"])
             return
@@ -142,7 +230,10 @@ class MlflowSink:
                 self._one_by_one(run_id, batch_metrics, params, tags)
 
     def _one_by_one(self, run_id: str, metrics: list, params: list, tags: list) -> None:
-        """A refused batch (e.g. a param re-logged with another value): keep the rest."""
+        """A refused batch (e.g. a param re-logged with another value): store the rest, then
+        raise PermanentError naming the refused values, which the caller quarantines."""
+        refused: Record = {"params": {}, "tags": {}, "metrics": []}
+        reasons: list[tuple[str, str]] = []
         for kind, items in (("metrics", metrics), ("params", params), ("tags", tags)):
             for item in items:
                 try:
@@ -150,8 +241,16 @@ class MlflowSink:
                 except Exception as error:
                     if not is_permanent(error):
                         raise
-                    log.warning("jupyter-mlops: %s %r refused by the store: %s",
-                                kind[:-1], item.key, error)
+                    if kind == "metrics":
+                        refused["metrics"].append([item.key, item.value, item.timestamp,
+                                                   item.step])
+                    else:
+                        refused[kind][item.key] = item.value
+                    reasons.append((f"{kind[:-1]} {item.key!r}", _reason(error)))
+        if reasons:
+            message = reasons[0][1] if len(reasons) == 1 else "; ".join(
+                f"{label}: {why}" for label, why in reasons)
+            raise PermanentError(message, record={"op": "data", **refused})
 
     # artifacts -------------------------------------------------------------------------
     def _op_file(self, record: Record) -> None:
@@ -160,8 +259,7 @@ class MlflowSink:
             return
         path = self.files / record["file"]
         if not path.exists():
-            log.warning("jupyter-mlops: spooled file %s is missing; artifact skipped", path)
-            return
+            raise PermanentError(f"the spooled file {path} is missing (deleted by hand?)")
         run_id = self.run_id(record["key"])
         dest = record.get("dest") or None
         name = record.get("artifact") or path.name

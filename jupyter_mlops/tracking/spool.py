@@ -8,6 +8,7 @@ sending and acking costs nothing. A session's files are deleted once it is fully
 
 Two locks say who is alive: the kernel holds `<id>.lock` while it appends, its sender process
 holds `<id>.sender.lock` while it sends. A spool whose two locks are both free is an orphan.
+Records the store rejects are kept apart, in `<id>.rejected.jsonl` (see quarantine.py).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class Spool:
         self.files = self.root / session_id
         self.state_path = self.root / f"{session_id}.state"
         self.sender_log = self.root / f"{session_id}.log"
+        # Records the store rejected (quarantine.py); the spool's cleanup leaves them.
+        self.rejected_path = self.root / f"{session_id}.rejected.jsonl"
+        self.rejected_files = self.root / f"{session_id}.rejected"
         # Not thread-local: one thread may take a lock and another release it.
         self._locks = {kind: FileLock(str(self.root / f"{session_id}{suffix}"), timeout=0,
                                       thread_local=False)
@@ -203,4 +207,5 @@ def sessions(root: Path) -> Iterator[str]:
     if not Path(root).is_dir():
         return
     for path in sorted(Path(root).glob("*.jsonl")):
-        yield path.stem
+        if "." not in path.stem:  # not a quarantine file (`<id>.rejected.jsonl`)
+            yield path.stem

@@ -1,4 +1,5 @@
-"""Replay every orphaned spool to the store it was meant for, then settle dead runs."""
+"""Replay every orphaned spool to the store it was meant for, then settle dead runs; report
+the records the store rejected (quarantine files), now or earlier, so the user sees them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking import replay as replay_mod
 from jupyter_mlops.tracking.recovery import fail_dead_runs
 from jupyter_mlops.tracking.spool import Spool, sessions
@@ -19,6 +21,7 @@ class SyncReport:
     busy: list[str] = field(default_factory=list)  # owned by a live kernel
     failed: dict[str, str] = field(default_factory=dict)  # session or uri -> error
     recovered: list[str] = field(default_factory=list)  # run ids marked FAILED
+    rejected: dict[str, list[str]] = field(default_factory=dict)  # quarantine file -> records
 
     def lines(self) -> list[str]:
         out = [f"replayed {sid}: {n} record groups" for sid, n in self.replayed.items()]
@@ -26,7 +29,15 @@ class SyncReport:
                 for sid in self.busy]
         out += [f"failed {where}: {error}" for where, error in self.failed.items()]
         out += [f"marked FAILED (kernel gone): {run_id}" for run_id in self.recovered]
+        for path, records in self.rejected.items():
+            out.append(f"REJECTED by the store: {len(records)} record(s) kept in {path} "
+                       "(fix the cause, then delete that file):")
+            out += [f"  {line}" for line in records]
         return out or ["nothing to sync"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.rejected
 
 
 def sync(spool_dirs: list[Path] | None = None, recover: bool = True) -> SyncReport:
@@ -38,6 +49,10 @@ def sync(spool_dirs: list[Path] | None = None, recover: bool = True) -> SyncRepo
     for root in roots:
         for session_id in sessions(root):
             _replay_one(Spool(root, session_id), uri, clients, report)
+        for path in quarantine.files(root):
+            entries, _ = quarantine.read(path)
+            if entries:
+                report.rejected[str(path)] = [quarantine.describe(e) for e in entries]
     db = sqlite_path(uri)
     if recover and (clients or db is None or db.exists()):  # never create a store to recover
         for target in clients or {uri: None}:

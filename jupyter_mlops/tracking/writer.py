@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking.gitinfo import source_tags
 from jupyter_mlops.tracking.spool import Record, Spool
 
@@ -38,6 +39,9 @@ class Writer:
         self.spool.try_lock("kernel")
         self._ids: dict[str, str] = {}
         self._ids_read = 0  # bytes of the spool's ids file read into _ids
+        self._rejected: list[quarantine.Entry] = []  # the quarantine file's entries so far
+        self._rejected_read = 0
+        self._rejected_lock = threading.Lock()  # read by cards' ticker and the cell thread
         self._append = threading.Lock()  # one writer of the spool at a time
         self._io = threading.Lock()  # one request to the sender at a time
         self._stdin = threading.Lock()
@@ -58,8 +62,9 @@ class Writer:
         self._syncer.start()
 
     # cell-thread API -------------------------------------------------------------------
-    def put(self, record: Record) -> None:
-        """Append the record to the spool now; fsync and sending happen in the background."""
+    def put(self, record: Record) -> int:
+        """Append the record to the spool now; fsync and sending happen in the background.
+        Returns the spool offset the store has it once acked (see `settled`)."""
         with self._append:
             if _inline(record):
                 record["text"] = record.pop("payload")
@@ -69,9 +74,10 @@ class Writer:
             notebook = record.pop("enrich", None)
             if notebook is not None:
                 self._enrich.append((record["key"], notebook))
-            self._end = self.spool.append([record], sync=False)[-1]
+            self._end = end = self.spool.append([record], sync=False)[-1]
         with self._wake:
             self._wake.notify()
+        return end
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every record put so far is in the store (True) or only spooled (False)."""
@@ -139,6 +145,26 @@ class Writer:
     @property
     def errors(self) -> list[str]:
         return list(self.spool.read_state().get("errors", []))
+
+    @property
+    def store(self) -> str:
+        """What the sender last saw of the store: answers, unreachable, busy, error, unknown."""
+        if self._closed:
+            return "unknown"
+        return self.spool.read_state().get("store", "unknown")
+
+    def settled(self, offset: int) -> bool:
+        """Whether the store answered for every record up to `offset` (stored or rejected),
+        or this writer is closed (what it could not send stays in the spool)."""
+        return self._closed or self.spool.acked() >= offset
+
+    def rejections(self) -> list[quarantine.Entry]:
+        """The records the store rejected so far (the quarantine file, read incrementally)."""
+        with self._rejected_lock:
+            new, self._rejected_read = quarantine.read(self.spool.rejected_path,
+                                                       self._rejected_read)
+            self._rejected += new
+            return list(self._rejected)
 
     # requests to the sender ------------------------------------------------------------
     def _request(self, kind: str, timeout: float) -> bool:

@@ -5,6 +5,10 @@ Under a `%%mlops track` cell it is a `CellCard`, updated live by the tracking ma
 ends. `RunCard` is the same card as a widget, for `show_run_card`. Reading MLflow is explicit
 (`refresh`), because importing mlflow on the cell's thread would block the cell the card is
 reporting on.
+
+A card also shows what went wrong with its run's records after the cell: the tracking writer
+sends them in the background, so a record the store rejects (a model it cannot save, a param
+re-logged with another value) is known later; `watch(...)` polls for it on the card's clock.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from jupyter_mlops.widgets.html import esc, fmt, link, status_badge, status_colo
 TERMINAL = ("FINISHED", "FAILED", "KILLED")
 MAX_ROWS = 20  # params/metrics shown; the run page has the rest
 LINK_WAIT = 60.0  # seconds a finished card keeps asking the tracking writer for the run id
+PROBLEM_COLOUR = "#ff7f0e"  # the card's edge when some of the run's records were not stored
 
 
 class _Ticker:
@@ -48,17 +53,26 @@ class _Ticker:
     def _loop(self) -> None:
         while True:
             time.sleep(self.interval)
-            with self._lock:
-                cards = list(self._cards)
-            done = [card for card in cards if not _ticks_on(card)]
+            done = self.tick_now()
             with self._lock:
                 self._cards = [card for card in self._cards if card not in done]
                 if not self._cards:
                     self._thread = None
                     return
 
+    def tick_now(self) -> list[_Card]:
+        """One redraw of every live card, on this thread; returns those that need no more."""
+        with self._lock:
+            cards = list(self._cards)
+        return [card for card in cards if not _ticks_on(card)]
+
 
 _TICKER = _Ticker()
+
+
+def tick_cards() -> None:
+    """Redraw the live cards now (e.g. after `%mlops end` flushed their runs' records)."""
+    _TICKER.tick_now()
 
 
 def _ticks_on(card: _Card) -> bool:
@@ -86,6 +100,8 @@ class _Card:
         self.link: str | None = None
         self._source = client_or_uri
         self._run_id_source: Callable[[], str | None] | None = None
+        self.problems: list[str] = []  # what went wrong with the run's records
+        self._problems_source: Callable[[], tuple[list[str], bool]] | None = None
         self._lock = threading.Lock()
 
     def _alive(self) -> bool:
@@ -134,6 +150,27 @@ class _Card:
         self._resolve_run_id()
         return self
 
+    def watch(self, problems: Callable[[], tuple[list[str], bool]]) -> Any:
+        """Show what `problems()` reports about the run's records, (lines, final), until it
+        says final: the tracking writer learns after the cell whether the store took them."""
+        self._problems_source = problems
+        self._check_problems()
+        return self
+
+    def _check_problems(self) -> bool:
+        """True when the problems changed."""
+        source = self._problems_source
+        if source is None:
+            return False
+        try:
+            lines, final = source()
+        except Exception:  # a broken source must not break the card: stop asking it
+            lines, final = self.problems, True
+        if final:
+            self._problems_source = None
+        changed, self.problems = lines != self.problems, list(lines)
+        return changed
+
     def _resolve_run_id(self) -> bool:
         """True when this call learnt the run id."""
         if self.run_id or self._run_id_source is None:
@@ -157,16 +194,19 @@ class _Card:
         if not self._alive():
             return False
         learnt = self._resolve_run_id()
+        noticed = self._check_problems()
         running = self.status not in TERMINAL
-        if running or learnt:  # a finished card's duration is final: redraw for the link only
+        # A finished card's duration is final: redraw for the link and problems only.
+        if running or learnt or noticed:
             with self._lock:
                 self._render()
         if running:
             return True
-        if learnt:
+        if learnt or noticed:
             self.refresh_output()
-        return not (self.run_id or self._run_id_source is None
-                    or time.time() - (self.ended or 0) > LINK_WAIT)
+        wants_link = not (self.run_id or self._run_id_source is None
+                          or time.time() - (self.ended or 0) > LINK_WAIT)
+        return wants_link or self._problems_source is not None
 
     @property
     def duration(self) -> float:
@@ -188,6 +228,10 @@ class _Card:
                 f'<span class="mlops-duration">{self.duration:.1f} s</span>'
                 f'<code style="font-size:10px;color:#777">{esc(self.run_id or "")}</code></div>')
         parts = [head]
+        if self.problems:
+            lines = "<br>".join(esc(line) for line in self.problems)
+            parts.append(f'<div class="mlops-problems" style="color:#d62728;margin:4px 0">'
+                         f'&#9888; {lines}</div>')
         if self.error:
             parts.append(f'<pre class="mlops-error" style="color:#d62728;white-space:pre-wrap;'
                          f'margin:4px 0">{esc(self.error[-2000:])}</pre>')
@@ -195,8 +239,9 @@ class _Card:
             parts.append(_kv("metrics", self.metrics))
         if self.params:
             parts.append(_kv("params", self.params))
+        colour = PROBLEM_COLOUR if self.problems else status_colour(self.status)
         return ('<div class="mlops-run-card" style="border:1px solid #ddd;border-left:4px solid '
-                f'{status_colour(self.status)};padding:4px 8px;margin:2px 0;font-size:12px">'
+                f'{colour};padding:4px 8px;margin:2px 0;font-size:12px">'
                 f'{"".join(parts)}</div>')
 
 
@@ -264,7 +309,10 @@ class CellCard(_Card):
         return self._html()
 
     def _bundle(self) -> dict[str, str]:
-        return {"text/html": self._html(), "text/plain": f"run card: {self.name} {self.status}"}
+        text = f"run card: {self.name} {self.status}"
+        if self.problems:
+            text += "\n" + "\n".join(self.problems)
+        return {"text/html": self._html(), "text/plain": text}
 
 
 def _kv(title: str, values: dict[str, Any]) -> str:
@@ -309,13 +357,15 @@ def show_run_card(run_id: str | None = None, client_or_uri: Any = None, *, name:
 
 
 def cell_card(name: str, *, run_id: Callable[[], str | None] | str | None = None,
-              tracking_uri: str | None = None,
-              params: dict[str, Any] | None = None) -> CellCard | None:
+              tracking_uri: str | None = None, params: dict[str, Any] | None = None,
+              problems: Callable[[], tuple[list[str], bool]] | None = None,
+              ) -> CellCard | None:
     """The live card under a `%%mlops track` cell: the hook the tracking magics call.
 
     `run_id` is the MLflow run id, or a cheap callable that returns it once known (None
-    before). Returns None outside a kernel: a terminal IPython or a script has no frontend
-    for it, and the card must never get in a tracked cell's way.
+    before). `problems` is a cheap callable reporting what went wrong with the run's records
+    (see `watch`). Returns None outside a kernel: a terminal IPython or a script has no
+    frontend for it, and the card must never get in a tracked cell's way.
     """
     from IPython import get_ipython
 
@@ -327,4 +377,6 @@ def cell_card(name: str, *, run_id: Callable[[], str | None] | str | None = None
     elif callable(run_id):
         card.follow(run_id)
     card.params.update(params or {})  # carried by the first display: one message, not two
+    if problems is not None:
+        card._problems_source = problems  # asked from the first tick: nothing to show yet
     return card.show().tick()

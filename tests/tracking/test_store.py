@@ -30,7 +30,8 @@ def _copy_spool(spool: Spool, into: Path) -> Spool:
     """What a crash between sending and acking leaves: the records, nothing acked."""
     into.mkdir()
     for path in spool.root.iterdir():
-        if path.name.startswith(spool.session_id) and not path.name.endswith("lock"):
+        if path.name.startswith(spool.session_id) and not path.name.endswith("lock") \
+                and ".rejected" not in path.name:  # quarantined before: not resent
             copy = shutil.copytree if path.is_dir() else shutil.copy
             copy(path, into / path.name)
     copied = Spool(into, spool.session_id)
@@ -38,7 +39,8 @@ def _copy_spool(spool: Spool, into: Path) -> Spool:
     return copied
 
 
-def test_batches_respect_mlflow_limits_and_replay_adds_no_duplicates(store, tmp_path, h):
+def test_batches_respect_mlflow_limits_and_replay_adds_no_duplicates(store, tmp_path, h,
+                                                                     capsys):
     tracker = Tracker(store)
     run = tracker.start_run("big", "limits")
     tracker.log_params(run, {f"p{i:03d}": i for i in range(150)})
@@ -50,13 +52,20 @@ def test_batches_respect_mlflow_limits_and_replay_adds_no_duplicates(store, tmp_
     tracker.log_params(run, {"late": "yes"})
     tracker.end_run(run)
     assert tracker.flush(120)
+    [refused] = tracker.rejections(run)  # kept, with the store's reason
+    assert refused["what"] == "param 'p000' = changed"
+    assert "Changing param values is not allowed" in refused["reason"]
     crashed = _copy_spool(tracker.writer.spool, tmp_path / "crashed")
     tracker.close()
 
-    # Resending everything (as after a crash before the ack) must change nothing.
+    # Resending everything (as after a crash before the ack) must change nothing, and says
+    # again which record the store refuses.
     args = argparse.Namespace(spool_dir=[crashed.root], no_recover=True)
-    assert sync_command.run(args) == 0
-    assert not list(crashed.root.glob("*.jsonl"))  # fully replayed spools are removed
+    assert sync_command.run(args) == 1
+    said = capsys.readouterr().out
+    assert f"REJECTED by the store: 1 record(s) kept in {crashed.rejected_path}" in said
+    assert "run 'big': param 'p000' = changed rejected by the store" in said
+    assert [p.name for p in crashed.root.glob("*.jsonl")] == [crashed.rejected_path.name]
 
     client = h.client_for(store)
     runs = h.runs_by_name(client, "limits")

@@ -1,0 +1,65 @@
+"""What became of a session's records, in the user's words: stored, rejected by the store
+(kept in the quarantine file), waiting for a store that does not answer, or still being sent.
+
+One home for the lines the run card, `%mlops end` and `%mlops status` show. "Unreachable" is
+said only when the sender saw the store not answer; a store that answered with an error
+rejected a record, and that record is named with the store's reason.
+"""
+
+from __future__ import annotations
+
+from jupyter_mlops.tracking import quarantine
+from jupyter_mlops.tracking.client import RunRef, Tracker
+
+
+def run_problems(tracker: Tracker, run: RunRef) -> tuple[list[str], bool]:
+    """The card's lines for `run` (its rejected records, or a store that does not answer),
+    and whether they are final: the store answered for the run's every record."""
+    writer = tracker.writer
+    entries = tracker.rejections(run)
+    lines = [quarantine.describe(e, with_run=False) for e in entries]
+    if lines:
+        lines.append(f"kept in {writer.spool.rejected_path}")
+    settled = run.status != "RUNNING" and run.ended_at > 0 and writer.settled(run.ended_at)
+    if not settled and writer.store == "unreachable":
+        lines.append(f"not stored yet: the store {tracker.uri} does not answer; the run's "
+                     "records wait in the spool")
+    return lines, settled
+
+
+def outcome(tracker: Tracker, flushed: bool,
+            rejected: list[quarantine.Entry]) -> tuple[str, bool]:
+    """`%mlops end`'s account of the records after a flush, and whether all is well.
+    `rejected` are the rejections not reported yet."""
+    writer = tracker.writer
+    if flushed:
+        delivery = "the other records stored" if rejected else "all records stored"
+    elif writer.store == "unreachable":
+        delivery = (f"store unreachable ({tracker.uri} did not answer): "
+                    f"{writer.pending()} bytes of records kept in the spool "
+                    f"{writer.spool.log_path}; they are sent once it answers, or by "
+                    "`jupyter-mlops sync`")
+    else:
+        store = "the store is busy; " if writer.store == "busy" else ""
+        delivery = (f"{store}still sending: {writer.pending()} bytes not stored yet, the "
+                    "sender goes on in the background (see `%mlops status`)")
+    if not rejected:
+        return delivery, flushed
+    count = f"{len(rejected)} record{'s' if len(rejected) > 1 else ''}"
+    lines = [f"{count} REJECTED by the store, kept in {writer.spool.rejected_path}; {delivery}:"]
+    lines += [f"  {quarantine.describe(e)}" for e in rejected]
+    return "\n".join(lines), False
+
+
+def status_lines(tracker: Tracker) -> list[str]:
+    """`%mlops status`'s lines on the writer, the store and the rejected records."""
+    writer = tracker.writer
+    lines = [f"writer:     {writer.state}, store {writer.store}, {writer.pending()} bytes not "
+             f"yet stored, spooled in {writer.spool.log_path}"]
+    lines += [f"  {e}" for e in writer.errors]
+    rejected = tracker.rejections()
+    if rejected:
+        lines.append(f"rejected:   {len(rejected)} record(s) the store refused, kept in "
+                     f"{writer.spool.rejected_path}")
+        lines += [f"  {quarantine.describe(e)}" for e in rejected]
+    return lines

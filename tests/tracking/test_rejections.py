@@ -1,0 +1,85 @@
+"""A record the store rejects reaches the user, in a real kernel on a real SQLite store: on the
+run card of its cell, in `%mlops end`, in `%mlops status` and in `jupyter-mlops sync`; and a
+store that does not answer is called unreachable, quickly."""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import nbformat
+from nbclient import NotebookClient
+
+
+def _execute(workdir, name):
+    """Run every cell; returns the notebook and each cell's wall time."""
+    nb = nbformat.read(workdir / f"{name}.ipynb", as_version=4)
+    client = NotebookClient(nb, kernel_name="python3", timeout=240,
+                            resources={"metadata": {"path": str(workdir)}})
+    took = []
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            started = time.monotonic()
+            client.execute_cell(cell, index)
+            took.append(time.monotonic() - started)
+    return nb, took
+
+
+def _text(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+def _card(cell) -> str:
+    [card] = [o for o in cell.outputs if "text/html" in o.get("data", {})]
+    return card.data["text/html"]
+
+
+def test_a_param_relogged_with_another_value_is_reported_everywhere(h, workdir):
+    shutil.copy(h.template_db(), workdir / "mlflow.db")
+    nb, _ = _execute(workdir, "Forest_Tuning")
+    track, end, status = nb.cells[1], nb.cells[2], nb.cells[3]
+    [quarantine] = (workdir / ".jupyter_mlops" / "spool").glob("*.rejected.jsonl")
+
+    card = html.unescape(_card(track))  # redrawn in place once the store had answered
+    assert 'data-status="FINISHED"' in card
+    assert "param 'n_estimators' = 200 rejected by the store" in card, card
+    assert "Changing param values is not allowed" in card and str(quarantine) in card
+
+    said = _text(end)
+    assert "1 record REJECTED by the store" in said and str(quarantine) in said
+    assert "run 'Tuned_Forest': param 'n_estimators' = 200 rejected" in said
+    assert "all records stored" not in said and "unreachable" not in said
+    assert any(o.get("name") == "stderr" for o in end.outputs)  # shown as an error
+
+    shown = _text(status)
+    assert f"rejected:   1 record(s) the store refused, kept in {quarantine}" in shown
+    assert "param 'n_estimators' = 200 rejected by the store" in shown
+
+    [entry] = [json.loads(line) for line in quarantine.read_text().splitlines()]
+    assert entry["run"] == "Tuned_Forest" and entry["record"]["params"] == {"n_estimators": "200"}
+    store = h.client_for(f"sqlite:///{workdir / 'mlflow.db'}")
+    runs = h.runs_by_name(store, "forest_tuning")
+    assert runs["Tuned_Forest"].data.params["n_estimators"] == "50"  # the first value stays
+    assert runs["Tuned_Forest"].data.metrics == {"accuracy": 0.875}  # the rest was stored
+    assert {r.info.status for r in runs.values()} == {"FINISHED"}
+
+    done = subprocess.run([sys.executable, "-m", "jupyter_mlops.cli", "sync"], cwd=workdir,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert f"REJECTED by the store: 1 record(s) kept in {quarantine}" in done.stdout
+    assert "run 'Tuned_Forest': param 'n_estimators' = 200 rejected" in done.stdout
+
+
+def test_an_unreachable_store_is_said_so_without_a_long_wait(h, workdir, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{h.free_port()}")
+    nb, took = _execute(workdir, "tiny")
+    track, end = nb.cells[1], nb.cells[2]
+    said = _text(end)
+    assert "store unreachable" in said and "records kept in the spool" in said
+    assert "all records stored" not in said and "REJECTED" not in said
+    assert took[2] < 15, f"`%mlops end` took {took[2]:.1f} s"
+    assert "does not answer; the run's records wait in the spool" in html.unescape(_card(track))
