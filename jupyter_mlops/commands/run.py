@@ -12,7 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("notebook", help="a tagged .ipynb notebook or py:percent script")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"),
-                        help="set a parameter; VALUE is read as a literal (7, 0.5, [1, 2], true)")
+                        help="set a parameter; VALUE is read by the parameter's declared type "
+                             "(1e-3, true, [1, 2], {'a': 1})")
     parser.add_argument("-f", "--params-file", metavar="FILE",
                         help="a YAML file of name: value parameters (-p wins over it)")
     parser.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
