@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 HELP = "run a tagged notebook as a local pipeline: parallel steps, data passing, cache, MLflow"
 
@@ -43,10 +44,21 @@ def run(args: argparse.Namespace) -> int:
         args.notebook, params_file=args.params_file,
         cli_parameters=[tuple(pair) for pair in args.parameter], jobs=args.jobs,
         cache=not args.no_cache, from_step=args.from_step, only=args.only, out=args.out,
-        track=not args.no_track, quiet=args.quiet, fresh_kernels=args.fresh_kernels)
+        track=not args.no_track, quiet=args.quiet, fresh_kernels=args.fresh_kernels,
+        wait_for_store=False)
     for failure in result.failures:
         print(f"\n{failure}\n{failure.traceback}", file=sys.stderr)
     print(f"run folder: {result.run_dir}")
-    if result.mlflow_run_id:
-        print(f"MLflow run: {result.mlflow_run_id}")
+    if result.tracking_uri is not None:
+        _where_tracked(result)
     return result.exit_code
+
+
+def _where_tracked(result: Any) -> None:
+    """The command does not wait for MLflow: say where the run will appear."""
+    from jupyter_mlops.tracking.store import view_hint
+
+    run = f"run {result.mlflow_run_id}" if result.mlflow_run_id else f"run pipeline-{result.run_id}"
+    print(f"MLflow: {run} in experiment {result.mlflow_experiment!r} at {result.tracking_uri} "
+          "(sent in the background; `jupyter-mlops sync` reports what the store did not take)")
+    print(f"  view it: {view_hint(result.tracking_uri)}")

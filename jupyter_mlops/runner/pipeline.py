@@ -31,12 +31,15 @@ def run_pipeline(notebook: str | Path, parameters: Mapping[str, Any] | None = No
                  cache: bool = True, from_step: str | None = None, only: str | None = None,
                  out: str | Path | None = None, track: bool = True,
                  tracking_uri: str | None = None, quiet: bool = False,
-                 stream: IO[str] | None = None, fresh_kernels: bool = False) -> PipelineResult:
+                 stream: IO[str] | None = None, fresh_kernels: bool = False,
+                 wait_for_store: bool = True) -> PipelineResult:
     """Run `notebook`'s steps as a pipeline; parameters are checked before anything runs.
 
     `parameters` are typed values, `cli_parameters` (NAME, TEXT) pairs as `-p` gives them; both
     override `params_file`. The result's `exit_code` is 0, 1 (a step failed) or 130 (interrupted).
     A kernel whose step succeeded is reset and reused for a later step unless `fresh_kernels`.
+    Tracked, it returns once MLflow has the run, unless not `wait_for_store`: then a sender
+    process sends the records meanwhile and after (`jupyter-mlops run` does not wait).
     """
     cli_parameters = list(cli_parameters)
     inputs = rerun_hint.fingerprint(notebook, parameters, params_file, cli_parameters,
@@ -49,7 +52,7 @@ def run_pipeline(notebook: str | Path, parameters: Mapping[str, Any] | None = No
             graph, values, plan = _checked(notebook, parameters, params_file, cli_parameters,
                                            cache, from_step, only)
             result = _run_steps(graph, values, plan, pool, out, jobs or os.cpu_count() or 1,
-                                track, tracking_uri, stream, quiet)
+                                track, tracking_uri, stream, quiet, wait_for_store)
             if result.ok and all(graph.step(name).options.cache for name in plan):
                 rerun_hint.remember(cache_root(out), inputs)
             return result
@@ -83,7 +86,7 @@ def _checked(notebook: str | Path, parameters: Mapping[str, Any] | None,
 
 def _run_steps(graph: StepGraph, values: dict[str, Any], plan: dict[str, str], pool: KernelPool,
                out: str | Path | None, jobs: int, track: bool, tracking_uri: str | None,
-               stream: IO[str] | None, quiet: bool) -> PipelineResult:
+               stream: IO[str] | None, quiet: bool, wait_for_store: bool) -> PipelineResult:
     """The checked run, in a new run folder."""
     from jupyter_mlops.runner.progress import Progress
     from jupyter_mlops.runner.scheduler import Scheduler
@@ -97,12 +100,12 @@ def _run_steps(graph: StepGraph, values: dict[str, Any], plan: dict[str, str], p
     progress.line(f"run {folder.run_id}: {len(plan)} step(s) of {graph.name} -> {folder.root}")
     listeners = [progress] + ([tracker] if tracker is not None else [])
     scheduler = Scheduler(graph, plan, values, folder, jobs, pool, listeners)
-    _execute(scheduler, result, progress, tracker)
+    _execute(scheduler, result, progress, tracker, wait_for_store)
     return result
 
 
 def _execute(scheduler: Scheduler, result: PipelineResult, progress: Progress,
-             tracker: Any) -> None:
+             tracker: Any, wait_for_store: bool = True) -> None:
     """Run the steps into `result`, then write the run's summary and finish its MLflow run."""
     try:
         result.steps = scheduler.run()
@@ -113,14 +116,16 @@ def _execute(scheduler: Scheduler, result: PipelineResult, progress: Progress,
         result.duration = time.time() - result.started
         summary = scheduler.folder.write_summary(result.to_dict())
         if tracker is not None and tracker in scheduler.listeners:
-            result.mlflow_run_id = _finish_tracking(tracker, result, summary)
+            result.mlflow_run_id = _finish_tracking(tracker, result, summary, wait_for_store)
+            result.mlflow_experiment, result.tracking_uri = tracker.experiment, tracker.uri
             scheduler.folder.write_summary(result.to_dict())
     progress.line(f"run {result.run_id} {result.status} in {result.duration:.1f}s")
 
 
-def _finish_tracking(tracker: Any, result: PipelineResult, summary: Path) -> str | None:
+def _finish_tracking(tracker: Any, result: PipelineResult, summary: Path,
+                     wait: bool) -> str | None:
     try:
-        return tracker.finish(result, summary)  # type: ignore[no-any-return]
+        return tracker.finish(result, summary, wait=wait)  # type: ignore[no-any-return]
     except Exception as error:  # noqa: BLE001 - the run happened; only its record is short
         print(f"warning: MLflow tracking failed: {error!r}", file=sys.stderr)
         return None

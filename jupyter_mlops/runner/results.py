@@ -53,7 +53,9 @@ class PipelineResult:
     started: float
     duration: float = 0.0
     interrupted: bool = False
-    mlflow_run_id: str | None = None
+    mlflow_run_id: str | None = None  # None until the sender created it, when not waited for
+    mlflow_experiment: str | None = None  # where the tracked run goes
+    tracking_uri: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -83,6 +85,7 @@ class PipelineResult:
             "run_id": self.run_id, "notebook": self.notebook, "status": self.status,
             "started": self.started, "duration": round(self.duration, 3),
             "parameters": self.parameters, "metrics": self.metrics,
-            "mlflow_run_id": self.mlflow_run_id,
+            "mlflow_run_id": self.mlflow_run_id, "mlflow_experiment": self.mlflow_experiment,
+            "tracking_uri": self.tracking_uri,
             "steps": {name: step.to_dict() for name, step in self.steps.items()},
         }

@@ -4,7 +4,9 @@ Logging goes through the tracking client (`jupyter_mlops.tracking.client.Tracker
 background writer imports mlflow and talks to the store off the scheduler's thread, and spools
 to disk when the store is unreachable. Only the runner's process logs, never the step kernels.
 One client per store serves every run of the process (starting one costs seconds); the tracking
-client flushes and closes it at exit, `close_trackers()` sooner.
+client flushes and closes it at exit, `close_trackers()` sooner. `jupyter-mlops run` waits for
+none of that: `finish(wait=False)` hands the records to the sender process, as a kernel's
+session does, and the command ends while they are sent.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ def close_trackers() -> None:
     """Send what is left and stop every shared client."""
     while _TRACKERS:
         _TRACKERS.popitem()[1].close()
+
+
+def detach_tracker(tracker: Any) -> None:
+    """Hand `tracker`'s records to its sender process without waiting, and stop sharing it."""
+    if _TRACKERS.get(tracker.uri) is tracker:
+        del _TRACKERS[tracker.uri]
+    tracker.detach()
 
 
 class PipelineTracker:
@@ -96,8 +105,13 @@ class PipelineTracker:
             return
         self.tracker.log_model(child, model, name=variable, register=register)
 
-    def finish(self, result: PipelineResult, summary: Path | None = None) -> str | None:
-        """Settle the parent, wait for the writer; returns the parent's MLflow run id."""
+    def finish(self, result: PipelineResult, summary: Path | None = None,
+               wait: bool = True) -> str | None:
+        """Settle the parent and return its MLflow run id (None if not created yet).
+
+        `wait`: until the store has the records. Else they go to the sender process, which
+        sends them after this process has ended; the tracker is not shared any more.
+        """
         self.tracker.log_params(self.parent, result.parameters)
         self.tracker.log_metrics(self.parent, result.metrics)
         self.tracker.set_tags(self.parent, {"mlops.status": result.status,
@@ -106,6 +120,10 @@ class PipelineTracker:
             self.tracker.log_bytes(self.parent, summary.name, summary.read_bytes())
         status = "KILLED" if result.interrupted else "FINISHED" if result.ok else "FAILED"
         self.tracker.end_run(self.parent, status)
+        if not wait:
+            run_id = self.tracker.run_id(self.parent)
+            detach_tracker(self.tracker)
+            return run_id
         if not self.tracker.flush(FLUSH_TIMEOUT):
             print(f"warning: MLflow at {self.uri} did not take the run yet; it is spooled and "
                   "will be sent later", file=sys.stderr)

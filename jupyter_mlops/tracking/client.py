@@ -165,6 +165,11 @@ class Tracker:
         if self._writer is not None:
             self._writer.close(timeout)
 
+    def detach(self) -> None:
+        """Leave the rest to the sender process and return at once (see Writer.detach)."""
+        if self._writer is not None:
+            self._writer.detach()
+
 
 _OPEN: weakref.WeakSet[Tracker] = weakref.WeakSet()
 
@@ -193,4 +198,3 @@ def _dumps(value: Any) -> bytes:
     except ImportError:
         return pickle.dumps(value)
     return cloudpickle.dumps(value)
-

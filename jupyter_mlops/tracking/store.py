@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shlex
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -38,6 +39,13 @@ def artifact_root(uri: str) -> str | None:
     """Artifacts beside a SQLite database (MLflow's UI opens the pair as is)."""
     db = sqlite_path(uri)
     return str(db.parent / "mlruns") if db else None
+
+
+def view_hint(uri: str) -> str:
+    """How a person looks at the runs of `uri`: a server's own page, else `mlflow ui` on it."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri}"
+    return f"mlflow ui --backend-store-uri {shlex.quote(uri)}"
 
 
 def spool_root(uri: str) -> Path:

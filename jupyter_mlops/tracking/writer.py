@@ -122,6 +122,24 @@ class Writer:
         self.spool.release()
         return True
 
+    def detach(self) -> None:
+        """Hand what is left to the sender and return without waiting for the store (a command
+        that ends now): the sender sends it and exits; what it cannot send stays in the spool
+        for `jupyter-mlops sync`. The writer is closed after."""
+        if self._closed:
+            return
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._syncer.join(timeout=10)  # it may be running git for a run's source tags
+        self._add_source_tags()
+        self._sync()
+        if self._tell(f"stop 0 {self._end}") and self._proc is not None:
+            for pipe in (self._proc.stdin, self._proc.stdout):
+                if pipe is not None:
+                    pipe.close()  # nobody reads its answer; it exits after the stop
+        self.spool.release()
+
     def pending(self) -> int:
         """Bytes of spooled records the store has not acknowledged yet."""
         return self.spool.pending_bytes()

@@ -62,21 +62,39 @@ def test_a_signal_stops_the_run_cleanly(tmp_path, signum, mlflow_client_for):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, output
-    assert _wait_for(lambda: not _tagged_processes(tag.split("=")[1]), 10), \
-        f"orphans: {_tagged_processes(tag.split('=')[1])}"
     for pid in kernels:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+        assert _wait_for(lambda pid=pid: not _running(pid), 10), f"kernel {pid} left running"
     summary = json.loads(next((tmp_path / "out" / "runs").glob("*/run.json")).read_text())
     assert summary["status"] == "killed"
     assert {n: s["status"] for n, s in summary["steps"].items()} == {
         "slow-a": "killed", "slow-b": "killed", "after": "killed"}
+    # The command does not wait for MLflow: the sender process stores the runs after it ended.
     client = mlflow_client_for(sqlite_uri(tmp_path))
-    parent = client.get_run(summary["mlflow_run_id"])
-    assert parent.info.status == "KILLED"
-    children = client.search_runs([parent.info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-    assert {c.data.tags["mlops.step"]: c.info.status for c in children} == {
-        "slow-a": "KILLED", "slow-b": "KILLED", "after": "KILLED"}
+    assert _wait_for(lambda: _killed_runs(client, summary["run_id"]) == {
+        "slow-a": "KILLED", "slow-b": "KILLED", "after": "KILLED"}, 240), \
+        _killed_runs(client, summary["run_id"])
+    # Then nothing of the run is left: the sender exits once it has sent everything.
+    assert _wait_for(lambda: not _tagged_processes(tag.split("=")[1]), 60), \
+        f"orphans: {_tagged_processes(tag.split('=')[1])}"
+
+
+def _running(pid: int) -> bool:
+    try:
+        return "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+
+
+def _killed_runs(client, run_id: str) -> dict[str, str] | None:
+    """The step runs' statuses once the pipeline's parent run is stored KILLED; else None."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    parents = client.search_runs(experiments, f"tags.`mlops.run_id` = '{run_id}'") \
+        if experiments else []
+    if not parents or parents[0].info.status != "KILLED":
+        return None
+    children = client.search_runs([parents[0].info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'")
+    return {c.data.tags["mlops.step"]: c.info.status for c in children}
 
 
 def test_a_signal_while_the_notebook_is_read_stops_the_kernel_booting_early(tmp_path):
