@@ -117,12 +117,11 @@ def parameter_value(parameter: Parameter, value: Any, notebook: str | None = Non
     kind = parameter.type
     parsed = _from_text(kind, value) if isinstance(value, str) else _from_data(kind, value)
     if parsed is _REFUSED:
-        got = repr(value) if isinstance(value, str) else f"{_type_of(value)} {value!r}"
+        got = _shown(value) if isinstance(value, str) else f"{_type_of(value)} {_shown(value)}"
         raise ParameterError(parameter.name, f"expected {EXPECTED[kind]}, got {got} "
                              f"(the default is {parameter.default!r})", notebook)
     _check_plain(parameter.name, parsed, notebook)
     return parsed
-
 
 
 def _from_text(kind: str, text: str) -> Any:
@@ -152,7 +151,6 @@ def _from_data(kind: str, value: Any) -> Any:
     return value if type(value) is _PYTHON[kind] else _REFUSED
 
 
-
 def _finite(number: float) -> Any:
     """inf and nan are refused: JSON (REST replies, KFP's runtime config) cannot carry them."""
     return number if math.isfinite(number) else _REFUSED
@@ -173,6 +171,12 @@ def _literal(text: str) -> Any:
         return ast.literal_eval(text.strip())
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return _REFUSED
+
+
+def _shown(value: Any, limit: int = 120) -> str:
+    """The value as the message quotes it; a long one is cut, the message stays readable."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 5]}...{text[-2:]}"
 
 
 def _type_of(value: Any) -> str:

@@ -161,3 +161,8 @@ def test_reading_a_value_twice_changes_nothing_for_typed_parameters(value):
     if kind is not None:
         once = _read(kind, value)
         assert _read(kind, once) == once
+
+
+def test_a_long_value_is_cut_in_the_message():
+    message = _refusal("int", "9" * 10_000 + "x", default=3)
+    assert len(message) < 400 and message.endswith("...x' (the default is 3)")
