@@ -62,4 +62,8 @@ def status_lines(tracker: Tracker) -> list[str]:
         lines.append(f"rejected:   {len(rejected)} record(s) the store refused, kept in "
                      f"{writer.spool.rejected_path}")
         lines += [f"  {quarantine.describe(e)}" for e in rejected]
+    others = [p for p in quarantine.files(writer.spool.root) if p != writer.spool.rejected_path]
+    if others:  # earlier kernels' rejections: still there until the user deletes them
+        lines.append(f"also kept:  {len(others)} quarantine file(s) of earlier sessions in "
+                     f"{writer.spool.root} (`jupyter-mlops sync` lists them)")
     return lines

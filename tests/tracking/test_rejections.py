@@ -83,3 +83,32 @@ def test_an_unreachable_store_is_said_so_without_a_long_wait(h, workdir, monkeyp
     assert "all records stored" not in said and "REJECTED" not in said
     assert took[2] < 15, f"`%mlops end` took {took[2]:.1f} s"
     assert "does not answer; the run's records wait in the spool" in html.unescape(_card(track))
+
+
+def test_a_model_the_sender_cannot_store_is_quarantined_with_its_payload(h, workdir,
+                                                                        monkeypatch):
+    """The model record's payload does not load (as when the sender lacks the model's class):
+    its entry names the model and keeps the payload; the run's other records are stored."""
+    from jupyter_mlops.tracking.client import Tracker
+    from jupyter_mlops.tracking.delivery import run_problems
+
+    shutil.copy(h.template_db(), workdir / "mlflow.db")
+    monkeypatch.chdir(workdir)
+    tracker = Tracker(f"sqlite:///{workdir / 'mlflow.db'}")
+    run = tracker.start_run("Churn_Forest", "churn")
+    tracker.log_metrics(run, {"auc": 0.81})
+    tracker.writer.put({"op": "model", "key": run.key, "name": "forest", "register": "churn",
+                        "payload": b"not a pickle", "filename": "model.pkl"})
+    tracker.end_run(run)
+    assert tracker.flush(120)  # answered for: nothing waits on a retry
+    lines, final = run_problems(tracker, run)
+    tracker.close()
+
+    assert final and lines[0].startswith(
+        "model 'forest' (to register as 'churn') rejected by the store: model 'forest' could "
+        "not be read back from the spool")
+    [entry] = tracker.rejections(run)
+    assert open(entry["payload"], "rb").read() == b"not a pickle"
+    store = h.client_for(f"sqlite:///{workdir / 'mlflow.db'}")
+    stored = h.runs_by_name(store, "churn")["Churn_Forest"]
+    assert stored.data.metrics == {"auc": 0.81} and stored.info.status == "FINISHED"

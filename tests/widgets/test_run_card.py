@@ -67,6 +67,22 @@ def test_card_learns_its_run_id_from_the_tracking_writer(recorder):
     assert "loss=<b>0.25</b>" in card.value
 
 
+def test_card_shows_what_the_store_rejected_once_the_writer_knows(recorder):
+    verdict: list[tuple[list[str], bool]] = [([], False)]
+    card = RunCard(name="Tuned_Forest").watch(lambda: verdict[-1])
+    card.finish("FINISHED", metrics={"accuracy": 0.875})
+    assert "mlops-problems" not in card.value  # the store has not answered yet
+    assert card._tick()  # so the card keeps asking
+
+    verdict.append((["param 'C' = 2 rejected by the store: Changing param values is not "
+                     "allowed", "kept in /spool/s.rejected.jsonl"], True))
+    assert not card._tick()  # final: nothing more to wait for
+    shown = recorder.updates(card.model_id, "value")[-1]
+    assert 'data-status="FINISHED"' in shown and "mlops-problems" in shown
+    assert "param &#x27;C&#x27; = 2 rejected by the store" in shown
+    assert "kept in /spool/s.rejected.jsonl" in shown
+
+
 def test_card_reads_a_real_run_and_links_to_it(recorder, store):
     experiment_id = store.experiment("cards")
     run_id = log_run(store.client, experiment_id, "forest", {"depth": 4},
