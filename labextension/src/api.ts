@@ -56,8 +56,20 @@ export interface IRunDetails extends IRunSummary {
   source: string | null;
 }
 
+/** An experiment holding some of the listed runs: the experiment picker's entries. */
+export interface IExperimentRuns {
+  experiment_id: string;
+  name: string;
+  runs: number;
+}
+
+/**
+ * A page of runs. With `notebook`: that notebook's runs in every experiment (`experiments`
+ * lists those experiments), narrowed to `experiment` when one is asked for.
+ */
 export interface IRunsPage {
   experiment: IExperiment | null;
+  experiments: IExperimentRuns[];
   runs: IRunSummary[];
   total: number;
   next_page_token: string | null;

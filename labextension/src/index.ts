@@ -72,9 +72,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
       mlflowBaseUrl: () => (/^https?:/.test(settings.trackingUri) ? settings.trackingUri : null)
     });
     panel.title.icon = mlopsIcon;
-    if (labShell) {
-      app.shell.add(panel, 'left', { rank: 850 });
+    // JupyterLab: a left sidebar tab. Notebook 7's shell has side areas too (opened from the
+    // View menu, or by "Run locally"): the right one, beside the notebook.
+    if (!labShell) {
+      panel.title.label = 'MLOps';
     }
+    app.shell.add(panel, labShell ? 'left' : 'right', { rank: 850 });
     tracker.currentChanged.connect(() => {
       panel.notebook = current()?.context.path ?? null;
     });

@@ -1,10 +1,19 @@
 /**
- * The "MLOps" sidebar: runs of the active notebook's experiment, updated while cells run,
- * sortable and filterable, with comparison, details and local pipeline runs' progress.
+ * The "MLOps" sidebar: the active notebook's runs, wherever they were logged (found by the
+ * notebook's path tag in every experiment, with a picker to show one experiment), updated
+ * while cells run, sortable and filterable, with comparison, details and local pipeline runs'
+ * progress.
  */
 import { Widget } from '@lumino/widgets';
 
-import { api, IJob, IRunDetails, IRunSummary, IServerConfig } from './api';
+import {
+  api,
+  IExperimentRuns,
+  IJob,
+  IRunDetails,
+  IRunSummary,
+  IServerConfig
+} from './api';
 import { metricKeys, renderComparison } from './compare';
 import { renderDetails } from './details';
 import { duration, h, num, when } from './dom';
@@ -45,6 +54,8 @@ export class RunsPanel extends Widget {
     }
     this._notebook = path;
     this._runs = [];
+    this._experiments = [];
+    this._picked = null;
     this._selected.clear();
     this._view = 'list';
     void this.refresh();
@@ -73,15 +84,16 @@ export class RunsPanel extends Widget {
     try {
       const page = await api.runs({
         notebook: this._notebook,
+        experiment_id: this._picked ?? undefined,
         order_by: this._order ? [this._order] : undefined,
         max_results: 100
       });
-      this._experiment = page.experiment?.name ?? null;
+      this._experiments = page.experiments;
       this._runs = page.runs;
       this._total = page.total;
-      this._message = page.experiment
+      this._message = page.experiments.length
         ? ''
-        : 'No runs yet: run a tracked cell (%%mlops track) in this notebook.';
+        : 'No runs yet: run a tracked cell (%%mlops track), Run locally or a sweep from this notebook.';
     } catch (error) {
       this._message = `Cannot list runs: ${(error as Error).message}`;
     }
@@ -175,9 +187,43 @@ export class RunsPanel extends Widget {
         'div',
         { className: 'jp-mlops-subtitle' },
         this._notebook ? `${this._notebook}` : '',
-        this._experiment ? ` · experiment ${this._experiment}` : ''
+        this._experiments.length ? ' · ' : '',
+        this.renderPicker()
       )
     );
+  }
+
+  /** The experiment picker: all the notebook's experiments, or one of them. */
+  private renderPicker(): HTMLElement | null {
+    const experiments = this._experiments;
+    if (!experiments.length) {
+      return null;
+    }
+    const all = experiments.reduce((sum, e) => sum + e.runs, 0);
+    const option = (value: string, label: string) =>
+      h('option', { value, selected: value === (this._picked ?? '') }, label);
+    const picked = this._picked;
+    const options = experiments.map(e => option(e.experiment_id, `${e.name} (${e.runs})`));
+    if (picked && !experiments.some(e => e.experiment_id === picked)) {
+      options.push(option(picked, 'experiment without runs of this notebook'));
+    }
+    return h(
+      'select',
+      {
+        className: 'jp-mlops-experiment-picker',
+        title: 'Experiments holding this notebook\'s runs',
+        'aria-label': 'experiment',
+        onChange: (e: Event) => this.pick((e.target as HTMLSelectElement).value || null)
+      },
+      option('', `all experiments (${all})`),
+      ...options
+    );
+  }
+
+  private pick(experimentId: string | null): void {
+    this._picked = experimentId;
+    this._selected.clear();
+    void this.refresh();
   }
 
   private renderJobs(): HTMLElement {
@@ -352,7 +398,8 @@ export class RunsPanel extends Widget {
   }
 
   private _notebook: string | null = null;
-  private _experiment: string | null = null;
+  private _experiments: IExperimentRuns[] = [];
+  private _picked: string | null = null; // an experiment id; null: every experiment
   private _runs: IRunSummary[] = [];
   private _total = 0;
   private _order: string | null = null;

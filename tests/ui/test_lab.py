@@ -5,9 +5,10 @@ the DAG (or the error naming a cell) and saves the YAML; the tagging commands se
 from __future__ import annotations
 
 import json
+import shutil
 import time
 
-from .conftest import MLFLOW_UI, TOKEN
+from .conftest import MLFLOW_UI, ROOT, TOKEN
 from .notebook import EDGES, RUNS, STEPS, write_notebook
 
 WAIT_MS = 90_000  # an upper bound for waits on the UI, not a measured timing
@@ -15,12 +16,16 @@ PANEL = "#jp-mlops-panel"
 NAMES_JS = f"[...document.querySelectorAll('{PANEL} .jp-mlops-run-link')].map(a => a.textContent)"
 NOTEBOOK_JS = "window.jupyterapp.shell.currentWidget"
 EXPORT_BUTTON = "[data-command='jupyter-mlops:export-pipeline']"
+SHIPPED_PIPELINE = ROOT / "notebooks" / "02_tagged_pipeline.ipynb"
+EXPLORE = ("import jupyter_mlops\n"
+           "with jupyter_mlops.track('explore', experiment='Churn Explore') as run:\n"
+           "    run.log_metrics({'accuracy': 0.91})")
 
 
 def _open_notebook(page, lab, name: str) -> str:  # noqa: ANN001
     """Open `name` in a workspace of its own (no notebook of an earlier test restored);
     returns a CSS selector of its panel."""
-    stem = name.rsplit(".", 1)[0]
+    stem = name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     page.goto(f"{lab.url}/lab/workspaces/{stem}/tree/{name}?token={TOKEN}")
     page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=WAIT_MS)
     page.wait_for_function(
@@ -198,25 +203,79 @@ def test_notebook_7_shows_the_export_button(page, lab):  # noqa: ANN001
     assert steps == STEPS
 
 
-def test_run_locally_shows_progress_in_the_panel(page, lab):  # noqa: ANN001
+def _small_pipeline(path) -> None:  # noqa: ANN001
+    """Three quick steps: a pipeline to run locally in seconds."""
     steps = [(["parameters"], "n = 4"), (["step:make"], "values = list(range(n))"),
              (["step:total"], "total = sum(values)\nprint('total', total)")]
     cells = [{"cell_type": "code", "id": f"c{i}", "metadata": {"tags": tags}, "source": src,
               "outputs": [], "execution_count": None} for i, (tags, src) in enumerate(steps)]
     kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    (lab.root / "local.ipynb").write_text(json.dumps(
-        {"nbformat": 4, "nbformat_minor": 5, "cells": cells, "metadata": {"kernelspec": kernel}}),
-        encoding="utf-8")
-    notebook = _open_notebook(page, lab, "local.ipynb")
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "cells": cells,
+                                "metadata": {"kernelspec": kernel}}), encoding="utf-8")
+
+
+def _run_locally(page, notebook: str) -> None:  # noqa: ANN001
+    """Export to pipeline, Run locally; wait until the panel shows the run succeeded."""
     page.click(f"{notebook} .jp-NotebookPanel-toolbar {EXPORT_BUTTON}")
     dialog = page.locator(".jp-Dialog")
     dialog.locator(".jp-mlops-dag").wait_for(timeout=WAIT_MS)
     dialog.locator("button", has_text="Run locally").click()
-    job = page.locator(f"{PANEL} .jp-mlops-job")
-    job.wait_for(timeout=WAIT_MS)  # the panel opens on the run's progress
-    assert "local.ipynb" in job.inner_text()
-    page.locator(f"{PANEL} .jp-mlops-job-succeeded").wait_for(timeout=WAIT_MS)
-    assert "local run finished" in page.locator(f"{PANEL} .jp-mlops-log").inner_text()
-    # The pipeline run was tracked to the notebook's experiment: the list shows it.
-    page.wait_for_function(f"() => {NAMES_JS}.some(n => n.startsWith('pipeline-'))",
-                           timeout=WAIT_MS)
+    page.locator(f"{PANEL} .jp-mlops-job").wait_for(timeout=WAIT_MS)  # the panel opens on it
+    page.locator(f"{PANEL} .jp-mlops-job-succeeded, {PANEL} .jp-mlops-job-failed").wait_for(
+        timeout=WAIT_MS)
+    log = page.locator(f"{PANEL} .jp-mlops-log").inner_text()
+    assert page.locator(f"{PANEL} .jp-mlops-job-succeeded").count() == 1, log
+    assert "local run finished" in log
+
+
+def _wait_names(page, expected: list[str], pipelines: int = 0) -> None:  # noqa: ANN001
+    """Wait until the panel lists exactly the runs named `expected` (in any order) and
+    `pipelines` pipeline runs (`pipeline-<run id>`)."""
+    wanted = json.dumps(sorted(expected))
+    page.wait_for_function(
+        f"() => {{ const names = {NAMES_JS};"
+        " const rest = names.filter(n => !n.startsWith('pipeline-')).sort();"
+        f" return names.length - rest.length === {pipelines}"
+        f" && JSON.stringify(rest) === JSON.stringify({wanted}); }}",
+        timeout=WAIT_MS)
+
+
+def test_the_panel_lists_the_notebooks_runs_of_every_experiment(page, lab):  # noqa: ANN001
+    # Named as shipped: its pipeline runs go to the experiment `02-tagged-pipeline`, not to one
+    # named after the file; the panel finds them by the notebook's path all the same.
+    path = lab.root / "panel_runs" / "02_tagged_pipeline.ipynb"
+    path.parent.mkdir(exist_ok=True)
+    shutil.copy(SHIPPED_PIPELINE, path)
+    notebook = _open_notebook(page, lab, "panel_runs/02_tagged_pipeline.ipynb")
+    _run_locally(page, notebook)
+    _wait_names(page, STEPS, pipelines=1)  # the pipeline's run and one run per step
+
+    # A run of this notebook in an experiment of the user's choosing, from a new cell.
+    cells = page.evaluate(f"{NOTEBOOK_JS}.content.widgets.length")
+    page.evaluate(f"{NOTEBOOK_JS}.content.activeCellIndex = {cells - 1}")
+    page.evaluate("window.jupyterapp.commands.execute('notebook:insert-cell-below')")
+    page.evaluate(f"{NOTEBOOK_JS}.content.activeCell.model.sharedModel"
+                  f".setSource({json.dumps(EXPLORE)})")
+    _command(page, "notebook:run-cell")
+    _wait_names(page, [*STEPS, "explore"], pipelines=1)
+
+    picker = f"{PANEL} .jp-mlops-experiment-picker"  # redrawn on each refresh: found anew
+    options = page.locator(picker).locator("option").all_inner_texts()
+    assert options == ["all experiments (7)", "02-tagged-pipeline (6)", "Churn Explore (1)"]
+    page.locator(picker).select_option(label="Churn Explore (1)")
+    _wait_names(page, ["explore"])
+    assert page.locator(f"{PANEL} .jp-mlops-count").inner_text() == "1 of 1 runs"
+    page.locator(picker).select_option(label="02-tagged-pipeline (6)")
+    _wait_names(page, STEPS, pipelines=1)
+    page.locator(picker).select_option(index=0)
+    _wait_names(page, [*STEPS, "explore"], pipelines=1)
+
+
+def test_notebook_7_has_the_panel_that_run_locally_opens(page, lab):  # noqa: ANN001
+    _small_pipeline(lab.root / "nb7_panel" / "Quick_Steps.ipynb")
+    page.goto(f"{lab.url}/notebooks/nb7_panel/Quick_Steps.ipynb?token={TOKEN}")
+    page.locator(f".jp-NotebookPanel-toolbar {EXPORT_BUTTON}").wait_for(timeout=WAIT_MS)
+    _run_locally(page, ".jp-NotebookPanel")
+    assert page.locator(PANEL).is_visible()  # in Notebook 7's right side area
+    _wait_names(page, ["make", "total"], pipelines=1)
