@@ -15,7 +15,8 @@ def run_step_notebook(notebook_json, parameters, inputs, values_dir, notebook_pa
 
     The executed notebook and its HTML are kept even when the step fails. With
     MLFLOW_TRACKING_URI set (the pipeline parameter or the container's environment) the
-    step logs its MLflow run, a child of the pipeline run, as it does locally.
+    step logs its MLflow run, a child of the pipeline run, and its `model:` tag's model, as
+    it does locally.
     """
     import os
     import tempfile
@@ -43,7 +44,7 @@ def run_step_notebook(notebook_json, parameters, inputs, values_dir, notebook_pa
             _keep_notebook(executed, notebook_path, html_path)
             if os.environ.get("MLFLOW_TRACKING_URI"):
                 log_mlflow_run(step, parameters, metrics, notebook_path, status,
-                               time.time() - started)
+                               time.time() - started, values_dir)
     return metrics
 
 
@@ -130,6 +131,7 @@ def _provide_support(packed, directory):
     import importlib.util
     import json
     import os
+    import sys
     import zlib
 
     if importlib.util.find_spec("jupyter_mlops") is not None:
@@ -142,6 +144,7 @@ def _provide_support(packed, directory):
             handle.write(text)
     path = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = directory + (os.pathsep + path if path else "")
+    sys.path.insert(0, directory)  # this process logs the step's model with them too
 
 
 def _mlflow_client(requirement):
@@ -161,12 +164,13 @@ def _mlflow_client(requirement):
     return MlflowClient()
 
 
-def log_mlflow_run(step, parameters, metrics, notebook_path, status, duration):
+def log_mlflow_run(step, parameters, metrics, notebook_path, status, duration,
+                   values_dir=None):
     """The step's MLflow run, tagged as the local runner tags it, under the pipeline's run.
 
     Steps of one KFP run find their parent run by the run's id; the first step creates it.
     Each step leaves the parent settled (FAILED once any step failed), as no step knows
-    whether it is the last.
+    whether it is the last. A model the step could not store fails the run and the step.
     """
     import os
     import shutil
@@ -196,10 +200,34 @@ def log_mlflow_run(step, parameters, metrics, notebook_path, status, duration):
             named = os.path.join(folder, f"{step['step']}.ipynb")
             shutil.copyfile(notebook_path, named)
             client.log_artifact(run_id, named)
+    failure = None
+    if status == "FINISHED" and values_dir and os.path.exists(notebook_path):
+        try:
+            _log_step_model(client, run_id, notebook_path, values_dir)
+        except Exception as error:  # settle the runs first, then fail the step with it
+            failure, status = error, "FAILED"
+            client.set_tag(run_id, "mlops.error", f"{type(error).__name__}: {error}"[:5000])
     client.set_terminated(run_id, status)
     if client.get_run(parent).info.status != "FAILED":
         client.set_terminated(parent, status)
+    if failure is not None:
+        raise failure
     return run_id
+
+
+def _log_step_model(client, run_id, notebook_path, values_dir):
+    """The value the step's `model:` tag names, logged as the local runner logs it."""
+    import json
+
+    from jupyter_mlops.models.logging import log_model, step_model
+    from jupyter_mlops.runner import serializers
+
+    with open(notebook_path, encoding="utf-8") as handle:
+        found = step_model(json.load(handle))
+    if found is not None:
+        variable, register = found
+        log_model(client, run_id, serializers.load(values_dir, variable), name=variable,
+                  register=register)
 
 
 def _experiment(client, name):

@@ -2,7 +2,8 @@
 
 A step notebook imports `jupyter_mlops.runner.serializers` in its kernel. A cluster image
 rarely has jupyter-mlops installed, so each component carries the source of the few modules
-the serializers need and puts them on the kernel's path when the package is missing.
+the serializers need and puts them on the kernel's path when the package is missing; the
+component itself logs the step's model (`model:`) with them and models/logging.py.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import Any
 
 from jupyter_mlops.notebook import Step, StepGraph
 
-# Package-relative files the kernel needs to import jupyter_mlops.runner.serializers; they
-# import only the standard library at module level.
+# Package-relative files the kernel needs to import jupyter_mlops.runner.serializers, and the
+# component to log a model; they import only the standard library at module level.
 SUPPORT_FILES = ("__init__.py", "_lazy.py", "_version.py", "errors.py", "runner/__init__.py",
-                 "runner/errors.py", "runner/serializers.py")
+                 "runner/errors.py", "runner/serializers.py", "models/__init__.py",
+                 "models/logging.py")
 
 # A data library a step imports -> the modules the serializers need to write or read its
 # values (a DataFrame is Parquet: pandas and pyarrow; an estimator is joblib).

@@ -43,6 +43,8 @@ def test_the_embedded_serializers_work_in_a_python_without_jupyter_mlops(tmp_pat
         "from jupyter_mlops.runner import serializers as s\n"
         f"s.dump({{'a': [1, 2]}}, {str(tmp_path / 'v')!r}, 'x')\n"
         f"print(s.load({str(tmp_path / 'v')!r}, 'x'))\n"
+        "from jupyter_mlops.models.logging import step_model\n"  # the component logs models
+        "print(step_model({'metadata': {'mlops': {'model': {'variable': 'forest'}}}}))\n"
     )
     from jupyter_mlops.kfp import runtime
 
@@ -50,4 +52,4 @@ def test_the_embedded_serializers_work_in_a_python_without_jupyter_mlops(tmp_pat
     # -S: no site-packages, so jupyter_mlops (and everything else installed) is out of reach
     out = subprocess.run([sys.executable, "-S", "-c", script], capture_output=True, text=True,
                          check=True, cwd=tmp_path)
-    assert out.stdout.strip() == "{'a': [1, 2]}"
+    assert out.stdout.split("\n")[:2] == ["{'a': [1, 2]}", "('forest', None)"]

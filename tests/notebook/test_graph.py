@@ -27,6 +27,7 @@ def test_the_example_notebook_is_a_diamond_with_parallel_training():
     assert edges(graph)[("load", "features")] == ("customers",)
     assert graph.metrics == {"accuracy": "evaluate", "f1": "evaluate"}
     assert graph.step("train-logreg").parameters == ["C"]
+    assert [s.options.model for s in graph.steps] == [None, None, "forest", "logreg", None]
     assert "sklearn" in graph.step("load").imports
     assert graph.warnings == []
 
