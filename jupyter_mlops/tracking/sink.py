@@ -298,13 +298,15 @@ class MlflowSink:
 
     def _has_model(self, run_id: str, name: str) -> bool:
         """A READY model of that name on the run: one a failed attempt left FAILED is redone."""
+        from mlflow.entities import LoggedModelStatus
+
         try:
             exp_id = self.client.get_run(run_id).info.experiment_id
             models = self.client.search_logged_models(
                 [exp_id], filter_string=f"source_run_id = '{run_id}' AND name = '{name}'")
         except Exception:
             return False
-        return any(str(m.status) in ("READY", "LoggedModelStatus.READY") for m in models)
+        return any(m.status == LoggedModelStatus.READY for m in models)
 
 
 def set_status(client: Any, run_id: str, status: str, end_time: int) -> None:
