@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -25,6 +26,7 @@ from jupyter_mlops._version import __version__
 
 ENTRY_FILE = "entry.json"
 INDEX_FILE = "distributions.json"  # module -> distributions, see Versions
+QUARANTINE = "quarantine"  # damaged entries, moved aside by StepCache.quarantine
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,12 @@ def _local_module_hash(module: str, search_path: list[str]) -> str:
 
 
 class StepCache:
-    """Results of successful steps under `root/<key>/`: data/, metrics.json, step.ipynb."""
+    """Results of successful steps under `root/<key>/`: data/, metrics.json, step.ipynb.
+
+    Entries are copies (never hard links to a run folder's files, which a user may edit), made
+    read-only, and `entry.json` records the sha256 of every file: a reuse copies the files out
+    and checks the copies, so an entry changed or damaged on disk is found, never served.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -156,38 +163,106 @@ class StepCache:
 
     def store(self, key: str, data_dir: Path, metrics: Path, notebook: Path,
               info: Mapping[str, Any]) -> Path:
-        """Copy a step's results in; written aside and renamed, so readers never see half."""
+        """Copy a step's results in, replacing an older entry (`--no-cache` rewrites entries);
+        written aside and renamed, so readers never see half."""
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / key
-        if final.exists():
-            return final
         staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=self.root))
         try:
-            link_tree(data_dir, staging / "data")
-            link_file(metrics, staging / "metrics.json")
-            link_file(notebook, staging / "step.ipynb")
-            (staging / ENTRY_FILE).write_text(json.dumps(dict(info), indent=1, default=str))
+            copy_tree(data_dir, staging / "data")
+            copy_file(metrics, staging / "metrics.json")
+            copy_file(notebook, staging / "step.ipynb")
+            files = {path: digest(staging / path) for path in _files(staging)}
+            for path in files:
+                (staging / path).chmod(0o444)
+            (staging / ENTRY_FILE).write_text(json.dumps(dict(info) | {"files": files},
+                                                         indent=1, default=str))
+            self._discard(final)
             os.rename(staging, final)
         except OSError:
-            shutil.rmtree(staging, ignore_errors=True)  # another run stored it first: fine
+            shutil.rmtree(staging, ignore_errors=True)  # another run stored it meanwhile: fine
         return final
 
+    def restore(self, entry: Path, data_dir: Path, metrics: Path, notebook: Path) -> str | None:
+        """Copy an entry's files out; None if every copy matches its recorded digest, else
+        what is wrong (the copies are then removed)."""
+        try:
+            files = json.loads((entry / ENTRY_FILE).read_text())["files"]
+            copy_tree(entry / "data", data_dir)
+            copy_file(entry / "metrics.json", metrics)
+            copy_file(entry / "step.ipynb", notebook)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            problem: str | None = f"unreadable ({type(error).__name__}: {error})"
+        else:
+            problem = _mismatch(files, data_dir, metrics, notebook)
+        if problem is not None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+            metrics.unlink(missing_ok=True)
+            notebook.unlink(missing_ok=True)
+        return problem
 
-def link_file(source: Path, target: Path) -> None:
-    """Hard-link (cheap, same content) or copy `source` to `target`."""
+    def quarantine(self, entry: Path) -> Path:
+        """Move a damaged entry aside (kept for a look, never reused); returns where."""
+        target = self.root / QUARANTINE / f"{entry.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(entry, target)
+        except OSError:
+            self._discard(entry)
+        return target
+
+    def _discard(self, entry: Path) -> None:
+        if entry.exists():
+            trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=self.root))
+            try:
+                os.rename(entry, trash / "entry")
+            except OSError:
+                pass  # another run moved it first
+            shutil.rmtree(trash, ignore_errors=True)
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(path.relative_to(root)) for path in root.rglob("*") if path.is_file())
+
+
+def _mismatch(recorded: Mapping[str, str], data_dir: Path, metrics: Path,
+              notebook: Path) -> str | None:
+    """The first copied file that differs from its digest, or that is extra or missing."""
+    extra = {f"data/{path}" for path in _files(data_dir)} - set(recorded)
+    if extra:
+        return f"{sorted(extra)[0]} was added"
+    named = {"metrics.json": metrics, "step.ipynb": notebook}
+    for path, expected in recorded.items():
+        copy = named.get(path) or data_dir.joinpath(*Path(path).parts[1:])
+        if not copy.is_file():
+            return f"{path} is missing"
+        if digest(copy) != expected:
+            return f"{path} was changed or damaged"
+    return None
+
+
+def digest(path: Path) -> str:
+    """The sha256 of a file's bytes, read in blocks."""
+    sha = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def copy_file(source: Path, target: Path) -> None:
+    """Copy `source`'s bytes to a new, writable `target` (never a link: they must not share)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+    target.unlink(missing_ok=True)
+    shutil.copyfile(source, target)
 
 
-def link_tree(source: Path, target: Path) -> None:
+def copy_tree(source: Path, target: Path) -> None:
     target.mkdir(parents=True, exist_ok=True)
     if not source.is_dir():
         return
     for item in source.iterdir():
         if item.is_dir():
-            link_tree(item, target / item.name)
+            copy_tree(item, target / item.name)
         else:
-            link_file(item, target / item.name)
+            copy_file(item, target / item.name)

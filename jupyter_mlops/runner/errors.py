@@ -12,13 +12,15 @@ class RunnerError(MlopsError):
 class SerializationError(RunnerError, TypeError):
     """A value on an edge cannot be written or read: names the step, the variable and its type."""
 
-    def __init__(self, name: str, type_name: str, reason: str, step: str | None = None) -> None:
+    def __init__(self, name: str, type_name: str, reason: str, step: str | None = None,
+                 action: str = "save") -> None:
         self.name = name
         self.type_name = type_name
         self.step = step
         self.reason = reason
         where = f"step {step!r}: " if step else ""
-        super().__init__(f"{where}cannot save variable {name!r} of type {type_name}: {reason}")
+        what = f"variable {name!r}" + (f" of type {type_name}" if type_name != "?" else "")
+        super().__init__(f"{where}cannot {action} {what}: {reason}")
 
 
 class StepFailed(RunnerError):

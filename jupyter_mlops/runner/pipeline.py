@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from jupyter_mlops.runner import rerun_hint
+from jupyter_mlops.runner import rerun_hint, rundir
 from jupyter_mlops.runner.kernels import KernelPool, warm_imports
 from jupyter_mlops.runner.results import PipelineResult, StepResult
 from jupyter_mlops.runner.rundir import RunFolder, cache_root
@@ -91,13 +91,15 @@ def _run_steps(graph: StepGraph, values: dict[str, Any], plan: dict[str, str], p
     from jupyter_mlops.runner.progress import Progress
     from jupyter_mlops.runner.scheduler import Scheduler
 
-    folder = RunFolder.create(out)
+    folder = RunFolder.create(out, {"notebook": graph.path, "parameters": values})
     pool.log_dir, pool.warm_code = folder.root / "logs", warm_imports(graph.setup_cells)
     result = PipelineResult(folder.run_id, folder.root, graph.path, values, {}, time.time())
     tracker = _tracker(graph, folder, graph.path, tracking_uri) if track else None
     progress = Progress(len(plan), stream, quiet)
     pool.report = progress.line  # a kernel that died at start and was replaced
     progress.line(f"run {folder.run_id}: {len(plan)} step(s) of {graph.name} -> {folder.root}")
+    for dead in folder.settled:
+        progress.line(f"run {dead} marked failed: {rundir.DEAD}")
     listeners = [progress] + ([tracker] if tracker is not None else [])
     scheduler = Scheduler(graph, plan, values, folder, jobs, pool, listeners)
     _execute(scheduler, result, progress, tracker, wait_for_store)

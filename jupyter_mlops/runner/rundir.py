@@ -6,12 +6,16 @@ Layout of one run (`out` defaults to `.mlops`)::
     <out>/runs/<run-id>/data/<step>/       the step's output values (serializers)
     <out>/runs/<run-id>/metrics/<step>.json
     <out>/runs/<run-id>/logs/              kernel stderr, one file per kernel
-    <out>/runs/<run-id>/run.json           parameters, step states, cache keys
+    <out>/runs/<run-id>/run.json           parameters, step states, cache keys; "running"
+                                           (with the runner's pid) until the run ends
+    <out>/active/<run-id>                  runs not ended yet: a later run checks their pids
     <out>/cache/<key>/                     results reused by later runs
     <out>/cache/reruns/<digest>            inputs of runs a re-run takes all from the cache
 
 Paths come from the run id and step names (DNS-safe by the tag grammar), never from parameter
-values. A run id is fresh per run, so two runs at once never share files.
+values. A run id is fresh per run, so two runs at once never share files. A run whose process
+died (SIGKILL, a power cut) leaves `run.json` saying "running"; the next run, or `jupyter-mlops
+sync`, finds its process gone and marks it failed (`settle_dead_runs`).
 """
 
 from __future__ import annotations
@@ -19,12 +23,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 DEFAULT_OUT = ".mlops"
+RUNNING = "running"
+ACTIVE = "active"
+DEAD = "its process ended without finishing it (killed, or the machine stopped)"
 
 
 def new_run_id() -> str:
@@ -41,16 +49,25 @@ def cache_root(out: str | Path | None = None) -> Path:
 class RunFolder:
     root: Path
     run_id: str
+    settled: tuple[str, ...] = ()  # earlier runs found dead and marked failed on creation
 
     @classmethod
-    def create(cls, out: str | Path | None = None) -> RunFolder:
+    def create(cls, out: str | Path | None = None,
+               summary: dict[str, Any] | None = None) -> RunFolder:
+        """A new run folder whose run.json says "running" from the start, with `summary`."""
         base = Path(out or DEFAULT_OUT).resolve()
+        settled = settle_dead_runs(base)
         run_id = new_run_id()
         root = base / "runs" / run_id
         root.mkdir(parents=True, exist_ok=False)  # a clash means a second run: refuse
         for sub in ("data", "metrics", "logs"):
             (root / sub).mkdir()
-        return cls(root, run_id)
+        folder = cls(root, run_id, tuple(settled))
+        (base / ACTIVE).mkdir(exist_ok=True)
+        (base / ACTIVE / run_id).touch()
+        folder.write_summary({"run_id": run_id, **(summary or {}), "status": RUNNING,
+                              "started": time.time(), "runner": _this_process()})
+        return folder
 
     @property
     def cache_root(self) -> Path:
@@ -69,8 +86,58 @@ class RunFolder:
         return self.root / "logs" / f"{name}.log"
 
     def write_summary(self, summary: dict[str, Any]) -> Path:
+        """Write run.json; once it no longer says "running" the run is off the active list."""
         path = self.root / "run.json"
         staging = path.with_suffix(".json.tmp")
         staging.write_text(json.dumps(summary, indent=1, default=str))
         os.replace(staging, path)
+        if summary.get("status") != RUNNING:
+            (self.root.parent.parent / ACTIVE / self.run_id).unlink(missing_ok=True)
         return path
+
+
+def settle_dead_runs(out: str | Path | None = None) -> list[str]:
+    """Mark failed the runs under `out` whose run.json says "running" while their process, on
+    this machine, is gone; returns their ids."""
+    base = Path(out or DEFAULT_OUT).resolve()
+    settled = []
+    for marker in sorted((base / ACTIVE).glob("*")) if (base / ACTIVE).is_dir() else []:
+        folder = RunFolder(base / "runs" / marker.name, marker.name)
+        try:
+            summary = json.loads((folder.root / "run.json").read_text())
+        except (OSError, ValueError):
+            marker.unlink(missing_ok=True)  # no run behind it (removed by hand)
+            continue
+        if summary.get("status") != RUNNING:
+            marker.unlink(missing_ok=True)
+        elif not _alive(summary.get("runner") or {}):
+            folder.write_summary(summary | {"status": "failed", "error": DEAD})
+            settled.append(marker.name)
+    return settled
+
+
+def _this_process() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "since": _started(os.getpid())}
+
+
+def _started(pid: int) -> str | None:
+    """The process's start time since boot (Linux), which tells a reused pid apart."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(runner: dict[str, Any]) -> bool:
+    """Whether the process that wrote a "running" run.json still runs (unknown: assume so)."""
+    pid = runner.get("pid")
+    if not isinstance(pid, int) or runner.get("host") != socket.gethostname():
+        return True  # another machine's run (a shared folder): not ours to judge
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process holds the pid
+    since = runner.get("since")
+    return since is None or _started(pid) in (since, None)

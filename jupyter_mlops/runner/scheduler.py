@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from jupyter_mlops.notebook import Step, StepGraph
 from jupyter_mlops.runner import cache, executor, serializers
-from jupyter_mlops.runner.errors import StepFailed
+from jupyter_mlops.runner.errors import RunnerError, StepFailed
 from jupyter_mlops.runner.kernels import KernelPool
 from jupyter_mlops.runner.plan import FORCE, REUSE
 from jupyter_mlops.runner.results import CACHED, FAILED, KILLED, OK, SKIPPED, StepResult
@@ -51,7 +51,9 @@ class Scheduler:
         self.pending: list[Step] = [graph.step(name) for name in plan]
         self.running: dict[Future[StepResult], Step] = {}
         self.keys: dict[str, str] = {}
+        self.notes: dict[str, str] = {}  # step -> why its cached result was not used
         self.stopping = threading.Event()
+        self.crash: Exception | None = None  # a fault of the runner's own that ended the loop
         self.pool = pool  # closed when run() ends
 
     # --- the loop -----------------------------------------------------------------------------
@@ -70,10 +72,14 @@ class Scheduler:
                         self._complete(future)
                 elif self.pending and not self._advance(workers):
                     break  # nothing runs and nothing can start: cannot happen on a valid graph
-        except BaseException:
+        except KeyboardInterrupt:
             self.stopping.set()
             self.pool.kill_all()
             raise
+        except Exception as error:  # noqa: BLE001 - a bug of ours fails the steps left, named
+            self.stopping.set()
+            self.pool.kill_all()
+            self.crash = error
         finally:
             workers.shutdown(wait=True, cancel_futures=True)
             self._settle()
@@ -81,11 +87,17 @@ class Scheduler:
         return {name: self.results[name] for name in self.plan}
 
     def _settle(self) -> None:
-        """After an interrupt: collect the steps that were running; the rest is killed."""
+        """After an interrupt (or a fault of the runner's): collect the steps that were running;
+        the rest is killed (failed, naming the fault, when it was no interrupt)."""
         for future in [f for f in self.running if f.done()]:
             self._complete(future)
         for step in list(self.pending) + list(self.running.values()):
-            self._settle_step(step, StepResult(step.name, KILLED, reason="interrupted"))
+            if self.crash is None:
+                result = StepResult(step.name, KILLED, reason="interrupted")
+            else:
+                result = StepResult(step.name, FAILED, error=StepFailed(
+                    step.name, f"the runner stopped: {type(self.crash).__name__}: {self.crash}"))
+            self._settle_step(step, result)
         self.running.clear()
 
     def _advance(self, workers: ThreadPoolExecutor) -> bool:
@@ -113,15 +125,22 @@ class Scheduler:
         """Settle `step` from the cache if its mode and key allow; a REUSE miss fails it."""
         mode = self.plan[step.name]
         if step.name not in self.keys:
-            self.keys[step.name] = self._key(step, self._input_hashes(step))
+            try:
+                self.keys[step.name] = self._key(step, self._input_hashes(step))
+            except (RunnerError, OSError) as error:  # an input that cannot be read
+                self._settle_step(step, StepResult(step.name, FAILED,
+                                                   error=StepFailed(step.name, str(error))))
+                return True
         key = self.keys[step.name]
         entry = None if mode == FORCE else self.cache.lookup(key)
-        if entry is not None:
-            self._settle_step(step, self._reuse(step, key, entry))
+        reused = self._reuse(step, key, entry) if entry is not None else None
+        if reused is not None:
+            self._settle_step(step, reused)
             return True
         if mode == REUSE:
-            error = StepFailed(step.name, "no cached result matches the current code and "
-                               "parameters; run the pipeline without --only first")
+            error = StepFailed(step.name, self.notes.get(step.name, "no cached result matches "
+                               "the current code and parameters")
+                               + "; run the pipeline without --only first")
             self._settle_step(step, StepResult(step.name, FAILED, cache_key=key, error=error))
             return True
         return False
@@ -160,8 +179,12 @@ class Scheduler:
             if mode == FORCE or any(up not in entries for up in step.upstream):
                 needed.add(name)
                 continue
-            hashes = {value: serializers.content_hash(entries[producer] / "data", value)
-                      for value, producer in step.inputs.items()}
+            try:
+                hashes = {value: serializers.content_hash(entries[producer] / "data", value)
+                          for value, producer in step.inputs.items()}
+            except RunnerError:  # a damaged entry: found and reported when it is reused
+                needed.add(name)
+                continue
             entry = self.cache.lookup(self._key(step, hashes))
             if entry is None:
                 needed.add(name)
@@ -200,11 +223,18 @@ class Scheduler:
         env = cache.environment(step.imports, [str(self.workdir)], self.versions)
         return cache.step_key(code, self._parameters(step), input_hashes, env)
 
-    def _reuse(self, step: Step, key: str, entry: Path) -> StepResult:
+    def _reuse(self, step: Step, key: str, entry: Path) -> StepResult | None:
+        """The cached result, copied in and checked; None (the step runs) if the entry was
+        changed or damaged: it is quarantined and the step's progress line says so."""
         started = time.time()
-        cache.link_tree(entry / "data", self.folder.data(step.name))
-        cache.link_file(entry / "metrics.json", self.folder.metrics(step.name))
-        cache.link_file(entry / "step.ipynb", self.folder.notebook(step.name))
+        problem = self.cache.restore(entry, self.folder.data(step.name),
+                                     self.folder.metrics(step.name),
+                                     self.folder.notebook(step.name))
+        if problem is not None:
+            moved = self.cache.quarantine(entry)
+            self.notes[step.name] = (f"its cached result was not used: {problem}; the entry was "
+                                     f"moved to {moved} and the step runs again")
+            return None
         return StepResult(step.name, CACHED, started, time.time() - started, key,
                           self.folder.notebook(step.name), _read_metrics(entry / "metrics.json"),
                           self._parameters(step))
@@ -225,12 +255,13 @@ class Scheduler:
         result = StepResult(step.name, OK if outcome.ok else FAILED, started,
                             time.time() - started, self.keys.get(step.name),
                             self.folder.notebook(step.name), parameters=self._parameters(step),
-                            error=outcome.error, attempts=attempts)
+                            error=outcome.error, attempts=attempts,
+                            reason=self.notes.get(step.name, ""))
         if self.stopping.is_set() and not outcome.ok:
             result.status, result.reason, result.error = KILLED, "interrupted", None
         if outcome.ok:
             result.metrics = _read_metrics(metrics)
-            if step.options.cache and result.cache_key:
+            if step.options.cache and result.cache_key:  # replaces an entry: --no-cache, --from
                 self.cache.store(result.cache_key, data, metrics, self.folder.notebook(step.name),
                                  {"step": step.name, "run_id": self.folder.run_id,
                                   "notebook": self.graph.path})

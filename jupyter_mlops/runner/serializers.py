@@ -86,15 +86,20 @@ def load(directory: Path, name: str) -> Any:
 def content_hash(directory: Path, name: str) -> str:
     """The sha256 of the value's file, as recorded when it was written."""
     _check_name(name)
-    return str(read_manifest(directory, name)["sha256"])
+    manifest = read_manifest(directory, name)
+    if not isinstance(manifest.get("sha256"), str):
+        raise SerializationError(name, "?", f"the manifest in {directory} records no sha256",
+                                 action="read")
+    return str(manifest["sha256"])
 
 
 def read_manifest(directory: Path, name: str) -> dict[str, Any]:
     path = Path(directory) / f"{name}.json"
     try:
         return dict(json.loads(path.read_text()))
-    except (OSError, ValueError) as error:
-        raise SerializationError(name, "?", f"no readable value at {path}: {error}") from None
+    except (OSError, ValueError, TypeError) as error:
+        raise SerializationError(name, "?", f"no readable value at {path}: {error}",
+                                 action="read") from None
 
 
 def write_metrics(path: str | Path, values: dict[str, Any]) -> dict[str, float]:
