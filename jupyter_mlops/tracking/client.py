@@ -12,6 +12,7 @@ import functools
 import getpass
 import os
 import pickle
+import sys
 import time
 import uuid
 import weakref
@@ -164,6 +165,16 @@ class Tracker:
     def close(self, timeout: float = 30.0) -> None:
         if self._writer is not None:
             self._writer.close(timeout)
+            self._tell_rejections()
+
+    def _tell_rejections(self) -> None:
+        """Rejections no `%mlops end` reported (a script's, or after the last end): said on
+        stderr as the process ends, not left only in the quarantine file."""
+        from jupyter_mlops.tracking.delivery import unreported
+
+        message = unreported(self)
+        if message:
+            sys.stderr.write(f"jupyter-mlops: {message}\n")
 
     def detach(self) -> None:
         """Leave the rest to the sender process and return at once (see Writer.detach)."""

@@ -51,6 +51,17 @@ def outcome(tracker: Tracker, flushed: bool,
     return "\n".join(lines), False
 
 
+def unreported(tracker: Tracker) -> str | None:
+    """The rejections not reported yet, as one message (marked reported), or None."""
+    rejected = tracker.rejections()
+    new, tracker.reported = rejected[tracker.reported:], len(rejected)
+    if not new:
+        return None
+    lines = [f"{len(new)} record(s) REJECTED by the store, kept in "
+             f"{tracker.writer.spool.rejected_path}:"]
+    return "\n".join(lines + [f"  {quarantine.describe(e)}" for e in new])
+
+
 def status_lines(tracker: Tracker) -> list[str]:
     """`%mlops status`'s lines on the writer, the store and the rejected records."""
     writer = tracker.writer

@@ -112,3 +112,20 @@ def test_a_model_the_sender_cannot_store_is_quarantined_with_its_payload(h, work
     store = h.client_for(f"sqlite:///{workdir / 'mlflow.db'}")
     stored = h.runs_by_name(store, "churn")["Churn_Forest"]
     assert stored.data.metrics == {"auc": 0.81} and stored.info.status == "FINISHED"
+
+
+def test_a_script_is_told_at_exit_what_the_store_rejected(h, tmp_path):
+    shutil.copy(h.template_db(), tmp_path / "mlflow.db")
+    script = (
+        "import jupyter_mlops\n"
+        "with jupyter_mlops.track('Fit_Churn', experiment='churn', params={'depth': 4}) as run:\n"
+        "    run.log_params({'depth': 6})  # the store keeps the first value\n"
+        "    run.log_metrics({'auc': 0.8})\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=180,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    [quarantine] = (tmp_path / ".jupyter_mlops" / "spool").glob("*.rejected.jsonl")
+    assert f"jupyter-mlops: 1 record(s) REJECTED by the store, kept in {quarantine}" \
+        in done.stderr
+    assert "run 'Fit_Churn': param 'depth' = 6 rejected by the store" in done.stderr
