@@ -16,6 +16,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
+from jupyter_mlops.tracking.spool import sessions
+
 CLI = Path(sys.executable).parent / "jupyter-mlops"
 STORE_DEADLINE = 240.0  # seconds for the detached sender to store the run on a loaded machine
 
@@ -95,11 +97,12 @@ def test_the_command_ends_before_mlflow_has_the_run_and_the_run_arrives(tmp_path
     assert {c.data.tags["mlops.step"] for c in children} == {
         "load-scores", "flag-churn", "churn-rate"}
     # The sender finished its work and cleaned the spool up after itself.
+    spool = tmp_path / ".jupyter_mlops" / "spool"
     deadline = time.monotonic() + 60
-    while list((tmp_path / ".jupyter_mlops" / "spool").glob("*.jsonl")) and \
-            time.monotonic() < deadline:
+    while list(sessions(spool)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not list((tmp_path / ".jupyter_mlops" / "spool").glob("*.jsonl"))
+    assert not list(sessions(spool))
+    assert not list(spool.glob("*.rejected.jsonl"))  # nothing refused by the store
 
 
 def _spool_log(folder: Path) -> str:
@@ -125,7 +128,7 @@ def test_a_store_that_hangs_does_not_hold_the_command(tmp_path):
         assert elapsed < 45, f"the command waited {elapsed:.0f} s for the store"
         assert f"at {uri} (sent in the background; `jupyter-mlops sync` reports" in done.stdout
         assert f"view it: open {uri}" in done.stdout
-        records = next(spool.glob("*.jsonl")).read_text()
+        records = (spool / f"{next(sessions(spool))}.jsonl").read_text()
         assert '"op":"end"' in records and "pipeline-" in records  # all kept on disk
     finally:
         stuck.close()  # the sender's requests fail now; it keeps the records and exits
