@@ -135,7 +135,8 @@ def _options(draft: DraftStep) -> StepOptions:
 
 
 def _check_model(path: str, draft: DraftStep, step: Step) -> None:
-    """`model:VAR` names a variable the step's own cells bind; `register:` needs a model."""
+    """`model:VAR` names a variable the step's own cells bind or use (`forest.fit(X, y)` on
+    an upstream step's forest); `register:` needs a model."""
     options = step.options
     if options.model is None and options.register is None:
         return
@@ -144,9 +145,9 @@ def _check_model(path: str, draft: DraftStep, step: Step) -> None:
     if options.model is None:
         raise CellError(path, cell.index, cell.first_line, f"register:{options.register} "
                         f"needs a model:VARIABLE tag on step {step.name!r}")
-    if options.model not in step.binds:
+    if options.model not in step.binds and options.model not in step.reads:
         raise CellError(path, cell.index, cell.first_line, f"model:{options.model}: step "
-                        f"{step.name!r} never assigns {options.model!r}")
+                        f"{step.name!r} never assigns nor uses {options.model!r}")
 
 
 def _resolve_needs(graph: StepGraph, layout: Layout) -> None:

@@ -192,7 +192,7 @@ def test_soft_keywords_are_rejected_as_parameter_names():
     ([("a = 1", ["setup", "step:one"])], CellError, "conflicting tags: setup, step:one"),
     ([("a = = 1", ["step:one"])], CellError, "line 1: syntax error"),
     ([("a = 1", ["step:train"]), ("b = 2", ["model:forest"])], CellError,
-     "cell 1 ('b = 2'): model:forest: step 'train' never assigns 'forest'"),
+     "cell 1 ('b = 2'): model:forest: step 'train' never assigns nor uses 'forest'"),
     ([("forest = 1", ["step:train", "register:Churn_Forest"])], CellError,
      "register:Churn_Forest needs a model:VARIABLE tag on step 'train'"),
     ([("forest = 1", ["step:train", "model:2forest"])], CellError,
@@ -253,6 +253,9 @@ def test_model_and_register_tags_name_the_steps_model():
     assert (options.model, options.register) == ("forest", "Churn_Forest")
     assert graph.step("load").options.model is None
     assert graph.to_dict()["steps"][1]["options"]["model"] == "forest"
+    fitted_later = graph_of([("forest = make()", ["step:make"]),
+                             ("forest.fit([[0.0]], [0])", ["step:fit", "model:forest"])])
+    assert fitted_later.step("fit").options.model == "forest"
 
 
 def test_order_respects_forward_needs():
