@@ -48,3 +48,14 @@ class ParameterError(MlopsError, ValueError):
         self.notebook = notebook
         where = f"{notebook}: " if notebook else ""
         super().__init__(f"{where}parameter {name!r}: {reason}")
+
+
+def reason_of(error: BaseException) -> str:
+    """What went wrong, in words, also for errors Python raises without a message: the parser's
+    MemoryError on code nested too deeply says nothing at all."""
+    text = str(error).strip()
+    if isinstance(error, MemoryError):
+        return f"out of memory (MemoryError{': ' + text if text else ''})"
+    if isinstance(error, RecursionError):
+        return "nested too deeply to be read"
+    return text or type(error).__name__

@@ -39,11 +39,28 @@ def _check_step_names(graph: StepGraph) -> None:
 
 
 def _check_parameters(graph: StepGraph) -> None:
-    for name in graph.parameters:
+    for name, parameter in graph.parameters.items():
         if name.startswith(RESERVED_PREFIX) or name == TRACKING_PARAMETER:
             raise KfpCompileError(graph.path, f"parameter {name!r}: names starting with "
                                               f"{RESERVED_PREFIX!r} and {TRACKING_PARAMETER!r} "
                                               "are reserved for the pipeline's own inputs")
+        _check_default(graph.path, name, parameter.default)
+
+
+def _check_default(path: str, name: str, default: object) -> None:
+    """The spec holds each default as a protobuf Value, which nests at most 100 messages
+    deep (a list costs 2, a dict 3): kfp's compiler would fail with a DecodeError."""
+    if not isinstance(default, (list, dict)):
+        return
+    from google.protobuf.message import Error as ProtobufError
+    from kfp.compiler.pipeline_spec_builder import to_protobuf_value
+
+    try:
+        to_protobuf_value(default)
+    except (ProtobufError, RecursionError, ValueError, TypeError):
+        raise KfpCompileError(path, f"parameter {name!r}: its default is nested too deeply for "
+                                    "a KFP pipeline spec (at most 50 levels of lists or 33 of "
+                                    "dicts)") from None
 
 
 def _check_acyclic(graph: StepGraph) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING
@@ -100,43 +100,53 @@ def analyse(tree: ast.Module, names: CodeNames | None = None) -> CodeNames:
 
 
 class _Sequence:
-    """Walks module-level statements in execution order."""
+    """Walks module-level statements in execution order.
+
+    The walk keeps its own stack of statement generators rather than recursing: a 500-branch
+    `elif` is a 500-deep tree and valid code, and must not exhaust Python's call stack.
+    """
 
     def __init__(self, names: CodeNames) -> None:
         self.names = names
 
     def statements(self, body: list[ast.stmt]) -> None:
-        for stmt in body:
-            self.statement(stmt)
+        stack: list[Iterator[ast.stmt]] = [iter(body)]
+        while stack:
+            stmt = next(stack[-1], None)
+            if stmt is None:
+                stack.pop()
+            else:
+                stack.append(self.statement(stmt))
 
-    def statement(self, stmt: ast.stmt) -> None:
+    def statement(self, stmt: ast.stmt) -> Iterator[ast.stmt]:
+        """Analyse `stmt`'s own expressions; yield the statements it holds, in order."""
         if isinstance(stmt, (ast.If, ast.While)):
             self.expression(stmt.test)
-            self.statements(stmt.body)
-            self.statements(stmt.orelse)
+            yield from stmt.body
+            yield from stmt.orelse
         elif isinstance(stmt, (ast.For, ast.AsyncFor)):
             self.expression(stmt.iter)
             self.bind_target(stmt.target)
-            self.statements(stmt.body)
-            self.statements(stmt.orelse)
+            yield from stmt.body
+            yield from stmt.orelse
         elif isinstance(stmt, (ast.With, ast.AsyncWith)):
             for item in stmt.items:
                 self.expression(item.context_expr)
                 if item.optional_vars is not None:
                     self.bind_target(item.optional_vars)
-            self.statements(stmt.body)
+            yield from stmt.body
         elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
-            self.statements(stmt.body)
+            yield from stmt.body
             for handler in stmt.handlers:
                 if handler.type is not None:
                     self.expression(handler.type)
                 if handler.name:
                     self.bind(handler.name, handler.lineno)
-                self.statements(handler.body)
+                yield from handler.body
                 if handler.name:  # Python deletes the exception name after the handler
                     self.names.binds.pop(handler.name, None)
-            self.statements(stmt.orelse)
-            self.statements(stmt.finalbody)
+            yield from stmt.orelse
+            yield from stmt.finalbody
         else:
             self.simple(stmt)
 
@@ -156,7 +166,7 @@ class _Sequence:
 
     def bind_target(self, target: ast.expr) -> None:
         scope = _Scope()
-        scope.visit_target(target)
+        scope.visit(target)
         for name, line in scope.loads.items():
             self.read(name, line)
         for name in scope.stores:
@@ -172,8 +182,17 @@ class _Sequence:
         self.names.deleted.discard(name)
 
 
-class _Scope(ast.NodeVisitor):
-    """Loads and stores of one scope; nested scopes add only their free names."""
+# A visitor either handles its node at once (returns None) or is a generator yielding the
+# (scope, child) pairs to visit next, in order; code after a yield runs once that child is done.
+Work = Iterator[tuple["_Scope", ast.AST]]
+
+
+class _Scope:
+    """Loads and stores of one scope; nested scopes add only their free names.
+
+    Expressions nest as deep as the code is long (a 300-call method chain, a 2,500-term sum),
+    so the walk keeps its own stack of visitor generators instead of recursing.
+    """
 
     def __init__(self) -> None:
         self.loads: dict[str, int] = {}
@@ -189,24 +208,37 @@ class _Scope(ast.NodeVisitor):
         scope.visit(stmt)
         return scope
 
-    # ast.NodeVisitor's dispatch builds a method name per node and walks fields through a
-    # generator; a per-type table and a plain loop make the analysis about twice as fast.
     def visit(self, node: ast.AST) -> None:
+        work = self._dispatch(node)
+        stack = [work] if work is not None else []
+        while stack:
+            step = next(stack[-1], None)
+            if step is None:
+                stack.pop()
+                continue
+            scope, child = step
+            work = scope._dispatch(child)
+            if work is not None:
+                stack.append(work)
+
+    # ast.NodeVisitor's dispatch builds a method name per node and walks fields through a
+    # generator; a per-type table makes the analysis about twice as fast.
+    def _dispatch(self, node: ast.AST) -> Work | None:
         visitor = _VISITORS.get(type(node))
         if visitor is None:
             name = "visit_" + type(node).__name__
             visitor = _VISITORS[type(node)] = getattr(_Scope, name, _Scope.generic_visit)
-        visitor(self, node)
+        return visitor(self, node)
 
-    def generic_visit(self, node: ast.AST) -> None:
+    def generic_visit(self, node: ast.AST) -> Work:
         for name in node._fields:
             value = getattr(node, name, None)
             if isinstance(value, list):
                 for item in value:
                     if isinstance(item, ast.AST):
-                        self.visit(item)
+                        yield self, item
             elif isinstance(value, ast.AST):
-                self.visit(value)
+                yield self, value
 
     def _leaf(self, node: ast.AST) -> None:
         """Constants and contexts hold no names."""
@@ -220,28 +252,25 @@ class _Scope(ast.NodeVisitor):
         else:
             self.deletes.append(node.id)
 
-    def visit_target(self, target: ast.expr) -> None:
-        self.visit(target)
-
-    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+    def visit_AugAssign(self, node: ast.AugAssign) -> Work:
         if isinstance(node.target, ast.Name):  # x += 1 reads x first
             self.loads.setdefault(node.target.id, node.lineno)
-        self.visit(node.value)
-        self.visit(node.target)
+        yield self, node.value
+        yield self, node.target
 
-    def visit_Assign(self, node: ast.Assign) -> None:
-        self.visit(node.value)  # the value is evaluated before the targets are bound
+    def visit_Assign(self, node: ast.Assign) -> Work:
+        yield self, node.value  # the value is evaluated before the targets are bound
         for target in node.targets:
-            self.visit(target)
+            yield self, target
 
-    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> Work:
         if node.value is not None:
-            self.visit(node.value)
-            self.visit(node.target)
-        self.visit(node.annotation)
+            yield self, node.value
+            yield self, node.target
+        yield self, node.annotation
 
-    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
-        self.visit(node.value)
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> Work:
+        yield self, node.value
         self.stores.append(node.target.id)
 
     def visit_Global(self, node: ast.Global) -> None:
@@ -263,53 +292,53 @@ class _Scope(ast.NodeVisitor):
                 self.stores.append(alias.asname or alias.name)
 
     # -- nested scopes ---------------------------------------------------------------------
-    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> Work:
         for expr in [*node.decorator_list, *_defaults(node.args)]:
-            self.visit(expr)
-        self._nested(node.body, _parameters(node.args), node.lineno)
+            yield self, expr
+        yield from self._nested(node.body, _parameters(node.args), node.lineno)
         self.stores.append(node.name)
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
-    def visit_Lambda(self, node: ast.Lambda) -> None:
+    def visit_Lambda(self, node: ast.Lambda) -> Work:
         for expr in _defaults(node.args):
-            self.visit(expr)
-        self._nested([ast.Expr(value=node.body)], _parameters(node.args), node.lineno)
+            yield self, expr
+        yield from self._nested([ast.Expr(value=node.body)], _parameters(node.args), node.lineno)
 
-    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+    def visit_ClassDef(self, node: ast.ClassDef) -> Work:
         for expr in [*node.decorator_list, *node.bases, *(k.value for k in node.keywords)]:
-            self.visit(expr)
-        self._nested(node.body, set(), node.lineno)
+            yield self, expr
+        yield from self._nested(node.body, set(), node.lineno)
         self.stores.append(node.name)
 
-    def _comprehension(self, node: ast.expr, elements: list[ast.expr]) -> None:
+    def _comprehension(self, node: ast.expr, elements: list[ast.expr]) -> Work:
         generators = node.generators  # type: ignore[attr-defined]
-        self.visit(generators[0].iter)  # the first iterable is evaluated outside
+        yield self, generators[0].iter  # the first iterable is evaluated outside
         inner = _Scope()
         for index, gen in enumerate(generators):
             if index:
-                inner.visit(gen.iter)
-            inner.visit(gen.target)
+                yield inner, gen.iter
+            yield inner, gen.target
             for condition in gen.ifs:
-                inner.visit(condition)
+                yield inner, condition
         for element in elements:
-            inner.visit(element)
+            yield inner, element
         local = set(inner.stores)
         self._adopt(inner, local)
 
-    def visit_ListComp(self, node: ast.ListComp) -> None:
-        self._comprehension(node, [node.elt])
+    def visit_ListComp(self, node: ast.ListComp) -> Work:
+        return self._comprehension(node, [node.elt])
 
     visit_SetComp = visit_ListComp
     visit_GeneratorExp = visit_ListComp
 
-    def visit_DictComp(self, node: ast.DictComp) -> None:
-        self._comprehension(node, [node.key, node.value])
+    def visit_DictComp(self, node: ast.DictComp) -> Work:
+        return self._comprehension(node, [node.key, node.value])
 
-    def _nested(self, body: list[ast.stmt], parameters: set[str], line: int) -> None:
+    def _nested(self, body: list[ast.stmt], parameters: set[str], line: int) -> Work:
         inner = _Scope()
         for stmt in body:
-            inner.visit(stmt)
+            yield inner, stmt
         local = (parameters | set(inner.stores)) - inner.globals
         self.global_stores.extend(n for n in inner.stores if n in inner.globals)
         self.stores.extend(n for n in inner.stores if n in inner.globals)
@@ -323,7 +352,7 @@ class _Scope(ast.NodeVisitor):
         self.imports.extend(inner.imports)
 
 
-_VISITORS: dict[type, Callable[[_Scope, ast.AST], None]] = {
+_VISITORS: dict[type, Callable[[_Scope, ast.AST], Work | None]] = {
     leaf: _Scope._leaf for leaf in (ast.Constant, ast.Load, ast.Store, ast.Del)
 }
 

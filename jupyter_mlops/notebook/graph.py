@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_mlops.errors import CellError, GraphError
+from jupyter_mlops.errors import CellError, GraphError, reason_of
 from jupyter_mlops.notebook.analysis import CodeNames, analyse, parse_cell
+from jupyter_mlops.notebook.kale_meta import kale_metadata
 from jupyter_mlops.notebook.layout import DraftStep, Layout, code_cells, lay_out, pipeline_name
 from jupyter_mlops.notebook.model import (
     Cell,
@@ -32,8 +33,8 @@ def read_graph(path: str | Path) -> StepGraph:
 
 def build_graph(notebook: Any, path: str) -> StepGraph:
     """The StepGraph of an nbformat v4 notebook; `path` names the notebook in errors."""
-    kale_meta = notebook.metadata.get("kubeflow_notebook") or {}
-    layout = lay_out(path, code_cells(notebook), bool(kale_meta))
+    kale = kale_metadata(notebook, path)
+    layout = lay_out(path, code_cells(notebook), kale.present)
     parameters = _parameters(path, layout.parameter_cells)
     setup = _Names.of(path, layout.setup_cells)
     first_reads: dict[str, dict[str, Cell]] = {}
@@ -41,7 +42,7 @@ def build_graph(notebook: Any, path: str) -> StepGraph:
              for draft in layout.steps.values()]
     graph = StepGraph(
         path=path,
-        name=pipeline_name(kale_meta.get("pipeline_name") or Path(path).stem),
+        name=pipeline_name(kale.pipeline_name or Path(path).stem),
         dialect=layout.dialect,
         steps=steps,
         edges=[],
@@ -49,9 +50,9 @@ def build_graph(notebook: Any, path: str) -> StepGraph:
         setup_cells=layout.setup_cells,
         metrics={},
         warnings=layout.warnings,
-        experiment=_kale_experiment(kale_meta),
-        base_image=kale_meta.get("base_image") or kale_meta.get("docker_image") or None,
-        description=kale_meta.get("pipeline_description") or None,
+        experiment=kale.experiment,
+        base_image=kale.image,
+        description=kale.description,
     )
     _resolve_needs(graph, layout)
     _check_acyclic(graph)  # before Kale's ancestors are walked
@@ -86,7 +87,10 @@ def _parse(path: str, cell: Cell) -> ast.Module:
         raise CellError(path, cell.index, cell.first_line,
                         f"line {error.lineno}: syntax error: {error.msg}") from None
     except (ValueError, RecursionError, MemoryError) as error:
-        raise CellError(path, cell.index, cell.first_line, f"cannot be analysed: {error}") from None
+        hint = "; Python's parser gives up so on code nested this deeply" \
+            if isinstance(error, MemoryError) else ""
+        raise CellError(path, cell.index, cell.first_line,
+                        f"cannot be analysed: {reason_of(error)}{hint}") from None
 
 
 def _parameters(path: str, cells: list[Cell]) -> dict[str, Parameter]:
@@ -278,13 +282,6 @@ def _reported_name(stmt: ast.stmt) -> str | None:
             and value.func.id == "print" and len(value.args) == 1 and not value.keywords):
         value = value.args[0]
     return value.id if isinstance(value, ast.Name) else None
-
-
-def _kale_experiment(meta: dict[str, Any]) -> str | None:
-    experiment = meta.get("experiment")
-    if isinstance(experiment, dict) and experiment.get("name"):
-        return str(experiment["name"])
-    return meta.get("experiment_name") or None
 
 
 def _ordered_union(*groups: Iterable[str]) -> list[str]:

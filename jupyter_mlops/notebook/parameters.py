@@ -184,18 +184,39 @@ def _type_of(value: Any) -> str:
 
 
 def _check_plain(name: str, value: Any, notebook: str | None) -> None:
-    """Only plain data: anything else would reach the kernel as code papermill cannot escape."""
+    """Only plain data: anything else would reach the kernel as code papermill cannot escape.
+
+    Walked with a stack, not recursion: a value may be nested thousands deep, and a YAML
+    anchor may make a list that holds itself."""
+    stack, open_ids = [(value, False)], set()
+    while stack:
+        item, done = stack.pop()
+        if done:  # every element of this container has been checked
+            open_ids.discard(id(item))
+            continue
+        _check_scalar(name, item, notebook)
+        if isinstance(item, (list, dict)):
+            if id(item) in open_ids:
+                raise ParameterError(name, "the value contains itself (a self-referencing "
+                                     "YAML anchor?)", notebook)
+            open_ids.add(id(item))
+            stack.append((item, True))
+            stack.extend((element, False) for element in _elements(name, item, notebook))
+
+
+def _check_scalar(name: str, value: Any, notebook: str | None) -> None:
     if type(value) not in PARAMETER_TYPES:
         raise ParameterError(name, f"values of type {type(value).__name__} are not accepted",
                              notebook)
     if isinstance(value, float) and not math.isfinite(value):
         raise ParameterError(name, f"{value!r} is not accepted: only finite numbers", notebook)
+
+
+def _elements(name: str, value: list | dict, notebook: str | None) -> list[Any]:
     if isinstance(value, list):
-        for item in value:
-            _check_plain(name, item, notebook)
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ParameterError(name, f"dictionary keys must be strings, got {key!r}",
-                                     notebook)
-            _check_plain(name, item, notebook)
+        return list(reversed(value))
+    for key in value:
+        if not isinstance(key, str):
+            raise ParameterError(name, f"dictionary keys must be strings, got {_shown(key)}",
+                                 notebook)
+    return list(reversed(value.values()))

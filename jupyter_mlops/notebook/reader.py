@@ -67,6 +67,9 @@ def _load_json(text: str, path: str) -> Any:
         ) from None
     except RecursionError:
         raise NotebookFormatError(path, "not a notebook: JSON nested too deeply") from None
+    except ValueError as error:  # an integer of more digits than Python reads (4,300)
+        reason = str(error).split(";")[0]  # not the advice to raise the interpreter's limit
+        raise NotebookFormatError(path, f"not a notebook: {reason}") from None
 
 
 def _check_structure(data: Any, path: str) -> None:

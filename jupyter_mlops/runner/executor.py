@@ -88,7 +88,7 @@ def _diagnose(step: str, output: Path, kernel: Kernel, exit_code: int | None,
     if exit_code is not None:
         return failures.crashed(step, notebook, failures.describe_exit(exit_code),
                                 kernel.log_tail())
-    reason = f"{type(raised).__name__}: {raised}" if raised else "the step did not finish"
+    reason = failures.raised_reason(raised, notebook) if raised else "the step did not finish"
     return failures.crashed(step, notebook, reason, kernel.log_tail())
 
 

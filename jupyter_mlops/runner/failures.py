@@ -40,6 +40,35 @@ def crashed(step: str, notebook: Any, reason: str, log_tail: str = "") -> StepFa
     return StepFailed(step, reason, index, line, log_tail.strip() or reason)
 
 
+def raised_reason(raised: BaseException, notebook: Any) -> str:
+    """What papermill's exception says went wrong; when it says nothing (IPython reports an
+    unknown magic's UsageError on stderr only, the reply's error is empty), the kernel's own
+    text from the failing cell's stderr."""
+    ename, evalue = getattr(raised, "ename", None), str(getattr(raised, "evalue", "") or "")
+    if ename and evalue.strip():
+        return f"{ename}: {evalue.strip()}"
+    stderr = _stderr_text(last_started_cell(notebook))
+    if stderr:
+        return stderr
+    if ename:
+        return f"{ename} (the kernel gave no message)"
+    return f"{type(raised).__name__}: {str(raised).strip() or 'no message'}"
+
+
+def _stderr_text(cell: Any | None) -> str:
+    """The last lines the cell wrote to stderr, without colour codes."""
+    if cell is None:
+        return ""
+    text = "".join(strip_ansi(_joined(output.get("text", ""))) for output in cell.get("outputs", [])
+                   if output.get("output_type") == "stream" and output.get("name") == "stderr")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[-3:])[:500]
+
+
+def _joined(text: str | list[str]) -> str:
+    return "".join(text) if isinstance(text, list) else text
+
+
 def last_started_cell(notebook: Any) -> Any | None:
     started = None
     for cell in notebook.cells if notebook is not None else []:

@@ -12,16 +12,21 @@ from typing import Any
 
 import yaml
 
-from jupyter_mlops.errors import ParameterError
+from jupyter_mlops.errors import ParameterError, reason_of
 from jupyter_mlops.notebook import StepGraph, parameter_values
 
 
 def read_params_file(path: str | Path) -> dict[str, Any]:
     """The mapping in a params.yaml file."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ParameterError(str(path), f"cannot read the parameters file: {error}") from None
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ParameterError(str(path), f"the parameters file is not UTF-8 text: {error}") \
+            from None
+    except (OSError, yaml.YAMLError, ValueError, RecursionError) as error:
+        # ValueError: an integer of more digits than Python reads; RecursionError: deep nesting
+        raise ParameterError(str(path), "cannot read the parameters file: "
+                             f"{reason_of(error).split(';')[0]}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -46,7 +46,8 @@ def run_pipeline(notebook: str | Path, parameters: Mapping[str, Any] | None = No
                                     from_step, only) if cache else None
     # Ctrl-C and SIGTERM stop the run cleanly from its first kernel on: none is left behind.
     with _signals_as_interrupt():
-        pool = KernelPool(Path(notebook).resolve().parent, reuse=not fresh_kernels)
+        # realpath, not Path.resolve: a symlink loop is for read_graph to name, not a RuntimeError
+        pool = KernelPool(Path(os.path.realpath(notebook)).parent, reuse=not fresh_kernels)
         try:
             _boot_first_kernel(pool, notebook, out, inputs)
             graph, values, plan = _checked(notebook, parameters, params_file, cli_parameters,

@@ -1,0 +1,141 @@
+"""Hostile or odd input on the command line: one line naming the file, cell or field, a
+non-zero exit, never a bare traceback; valid code however deeply nested gets its graph."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from .conftest import assert_clear_error, cli
+
+PARAMETERS = "n_trees = 10\nlayer_sizes = [64, 32]\n"
+
+
+def write_notebook(folder: Path, name: str, cells: list[tuple[str, list[str]]],
+                   metadata: dict | None = None) -> Path:
+    notebook = new_notebook(metadata=metadata or {})
+    for source, tags in cells:
+        cell = new_code_cell(source)
+        cell.metadata["tags"] = tags
+        notebook.cells.append(cell)
+    path = folder / name
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+    return path
+
+
+def train_notebook(folder: Path, metadata: dict | None = None) -> Path:
+    return write_notebook(folder, "Train_Forest.ipynb", [
+        (PARAMETERS, ["parameters"]),
+        ("forest_size = n_trees * len(layer_sizes)\nprint(forest_size)", ["step:train"]),
+    ], metadata)
+
+
+@pytest.mark.fault("traceback")
+def test_deeply_nested_valid_code_gets_its_graph(tmp_path):
+    chain = "cleaned = raw_frame" + ".copy()" * 300
+    branches = "if n_trees == 0:\n    depth = 0\n" + "".join(
+        f"elif n_trees == {i}:\n    depth = {i}\n" for i in range(1, 500))
+    total = "score = " + " + ".join(f"w{i % 10}" for i in range(2500))
+    weights = "".join(f"w{i} = 0.{i}\n" for i in range(10))
+    path = write_notebook(tmp_path, "Deep_Code.ipynb", [
+        (f"{PARAMETERS}raw_frame = 'x'\n{weights}", ["parameters"]),
+        (chain, ["step:clean"]), (branches, ["step:branch"]), (total, ["step:score"]),
+        ("print(cleaned, depth, score)", ["step:report"]),
+    ])
+    result = cli("graph", path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for edge in ("clean -> report: cleaned", "branch -> report: depth", "score -> report: score"):
+        assert edge in result.stdout
+
+
+@pytest.mark.fault("traceback")
+@pytest.mark.parametrize(("metadata", "field"), [
+    ({"kubeflow_notebook": ["pipeline_name"]}, "kubeflow_notebook"),
+    ({"kubeflow_notebook": "forest-pipeline"}, "kubeflow_notebook"),
+    ({"kubeflow_notebook": {"pipeline_name": 5}}, "kubeflow_notebook.pipeline_name"),
+    ({"kubeflow_notebook": {"docker_image": ["python:3.11"]}}, "kubeflow_notebook.docker_image"),
+], ids=["list", "string", "name-number", "image-list"])
+def test_kale_metadata_of_the_wrong_type_is_named(tmp_path, metadata, field):
+    path = train_notebook(tmp_path, metadata)
+    assert_clear_error(cli("graph", path, cwd=tmp_path), "Train_Forest.ipynb", f"'{field}'")
+
+
+@pytest.mark.fault("traceback")
+def test_a_parameter_default_too_deep_for_kfp_is_named_on_compile(tmp_path):
+    deep = "[" * 150 + "1" + "]" * 150
+    path = write_notebook(tmp_path, "Deep_Params.ipynb", [
+        (f"n_trees = 10\nlayer_sizes = {deep}\n", ["parameters"]),
+        ("print(n_trees, layer_sizes)", ["step:train"]),
+    ])
+    result = cli("compile", path, "--no-install", cwd=tmp_path)
+    assert_clear_error(result, "Deep_Params.ipynb", "'layer_sizes'", "nested too deeply")
+
+
+@pytest.mark.fault("traceback")
+def test_an_nbformat_version_of_5000_digits_is_named(tmp_path):
+    path = train_notebook(tmp_path)
+    text = path.read_text().replace('"nbformat": 4', '"nbformat": ' + "4" * 5000)
+    path.write_text(text)
+    result = cli("graph", path, cwd=tmp_path)
+    assert_clear_error(result, "Train_Forest.ipynb", "5000 digits")
+    assert len((result.stdout + result.stderr).strip().splitlines()) == 1
+
+
+@pytest.mark.fault("traceback")
+@pytest.mark.parametrize(("name", "value"), [
+    ("n_trees", "7" * 5000), ("layer_sizes", "[" * 5000 + "]" * 5000),
+], ids=["int-5000-digits", "list-5000-deep"])
+def test_a_huge_or_deep_p_value_is_refused_by_name(tmp_path, name, value):
+    path = train_notebook(tmp_path)
+    result = cli("run", path, "--no-track", "-q", "-p", name, value, cwd=tmp_path)
+    assert_clear_error(result, "Train_Forest.ipynb", f"parameter {name!r}")
+    assert len(result.stderr) < 1000  # the value is cut in the message
+
+
+@pytest.mark.fault("traceback")
+@pytest.mark.parametrize(("text", "said"), [
+    (b"n_trees: 5\nlayer_sizes: [1, \"\xff\xfe\"]\n", "not UTF-8"),
+    (b"layer_sizes: &sizes [1, *sizes]\n", "itself"),
+    (b"n_trees: " + b"7" * 5000 + b"\n", "5000 digits"),
+], ids=["not-utf8", "self-referencing-anchor", "int-5000-digits"])
+def test_a_broken_params_file_is_named(tmp_path, text, said):
+    path = train_notebook(tmp_path)
+    params = tmp_path / "forest_params.yaml"
+    params.write_bytes(text)
+    result = cli("run", path, "--no-track", "-q", "-f", params, cwd=tmp_path)
+    assert_clear_error(result, said)
+    # the anchor is refused as the file is read (naming it) or as the value is checked
+    assert "forest_params.yaml" in result.stderr or "'layer_sizes'" in result.stderr
+
+
+@pytest.mark.fault("traceback")
+def test_a_symlink_loop_given_to_run_is_named(tmp_path):
+    (tmp_path / "Loop_A.ipynb").symlink_to(tmp_path / "Loop_B.ipynb")
+    (tmp_path / "Loop_B.ipynb").symlink_to(tmp_path / "Loop_A.ipynb")
+    result = cli("run", "Loop_A.ipynb", "--no-track", "-q", cwd=tmp_path)
+    assert_clear_error(result, "Loop_A.ipynb", "symbolic links")
+
+
+@pytest.mark.fault("traceback")
+def test_a_memory_error_from_the_parser_says_why(tmp_path):
+    path = write_notebook(tmp_path, "Minus_Chain.ipynb", [
+        (PARAMETERS, ["parameters"]), ("delta = " + "-" * 100_000 + "n_trees", ["step:train"]),
+    ])
+    result = cli("graph", path, cwd=tmp_path)
+    assert_clear_error(result, "Minus_Chain.ipynb", "cell 1", "MemoryError", "nested")
+    assert not result.stderr.rstrip().endswith(":")
+
+
+@pytest.mark.fault("traceback")
+def test_an_unknown_line_magic_shows_the_kernels_error_text(tmp_path):
+    path = write_notebook(tmp_path, "Bad_Magic.ipynb", [
+        (PARAMETERS, ["parameters"]), ("forest_size = n_trees\n%nosuchmagic 3", ["step:train"]),
+    ])
+    result = cli("run", path, "--no-track", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    failed = [line for line in result.stderr.splitlines() if "failed in cell 1" in line]
+    assert failed, result.stderr
+    assert "Line magic function `%nosuchmagic` not found" in failed[0]
