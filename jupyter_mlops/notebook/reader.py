@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +15,40 @@ from jupyter_mlops.errors import NotebookFormatError
 
 SUPPORTED_MAJOR_VERSIONS = (3, 4)
 PERCENT_SUFFIXES = (".py",)
+MAX_BYTES = 256 * 2**20  # larger files are refused: reading them would exhaust memory
 
 
 def read_notebook(path: str | Path) -> nbformat.NotebookNode:
     """Read and validate the notebook at `path`; any fault raises NotebookFormatError."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path).decode("utf-8")
     except FileNotFoundError:
         raise NotebookFormatError(str(path), "no such file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise NotebookFormatError(str(path), f"cannot be read: {error}") from None
     return reads_notebook(text, str(path))
+
+
+def read_bounded(path: Path, limit: int = MAX_BYTES) -> bytes:
+    """A regular file's bytes, at most `limit` of them; a FIFO, a device (`/dev/zero`) or a
+    folder is refused before it is read, since reading it would hang or never end."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without waiting for a writer
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise OSError(f"not a regular file ({_kind(mode)})")
+    with os.fdopen(fd, "rb") as stream:
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"larger than {limit // 2**20} MiB; a notebook that large is refused")
+    return data
+
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a file")
 
 
 def reads_notebook(text: str, path: str) -> nbformat.NotebookNode:

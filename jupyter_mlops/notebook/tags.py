@@ -81,10 +81,26 @@ def _cache(value: str) -> bool:
     return value in ("on", "enabled")
 
 
+# Bounds a runner and a cluster can honour: retries beyond a few are a loop, a watchdog timer
+# (threading, SIGALRM, KFP's protobuf Duration) cannot be armed for centuries, KFP's accelerator
+# limit is a whole number.
+MAX_RETRIES = 100
+MAX_TIMEOUT = 30 * 24 * 3600.0  # 30 days, in seconds
+MAX_GPUS = 1024
+
+
+def _retries(value: str) -> int:
+    number = int(value)
+    if number > MAX_RETRIES:
+        raise TagValueError(f"retries must be at most {MAX_RETRIES}, not {value[:20]}")
+    return number
+
+
 def _positive_number(value: str) -> float:
     number = float(value)
-    if not number > 0:
-        raise TagValueError(f"timeout must be a positive number of seconds, not {value!r}")
+    if not 0 < number <= MAX_TIMEOUT:
+        raise TagValueError(f"timeout must be a positive number of seconds up to "
+                            f"{MAX_TIMEOUT:.0f} (30 days), not {value[:20]!r}")
     return number
 
 
@@ -100,7 +116,11 @@ def _resources(value: str) -> dict[str, str]:
         if not sep or key not in RESOURCE_KEYS:
             raise TagValueError(f"resources take cpu=..,memory=..,gpu=.., not {item!r}")
         if not _QUANTITY.match(amount):
-            raise TagValueError(f"{key}={amount!r} is not a Kubernetes quantity such as 2 or 4Gi")
+            raise TagValueError(f"{key}={amount[:20]!r} is not a Kubernetes quantity such as 2 "
+                                "or 4Gi")
+        if key == "gpu" and not (amount.isdigit() and int(amount) <= MAX_GPUS):
+            raise TagValueError(f"gpu takes a whole number of GPUs up to {MAX_GPUS}, "
+                                f"not {amount[:20]!r}")
         found[key] = amount
     return found
 
@@ -123,7 +143,7 @@ TAG_RULES: tuple[TagRule, ...] = tuple(
         (r"pipeline-metrics", KALE, _role("kale-metrics"), "pipeline-metrics"),
         (r"cache:(?P<value>off|on)", MLOPS, _option("cache", _cache), "cache:off"),
         (r"cache:(?P<value>enabled|disabled)", KALE, _option("cache", _cache), "cache:disabled"),
-        (r"retries:(?P<value>[0-9]+)", MLOPS, _option("retries", int), "retries:3"),
+        (r"retries:(?P<value>[0-9]+)", MLOPS, _option("retries", _retries), "retries:3"),
         (r"timeout:(?P<value>[0-9.]+)", MLOPS, _option("timeout", _positive_number), "timeout:600"),
         (r"image:(?P<value>\S+)", BOTH, _option("image", str), "image:python:3.11"),
         (r"resources:(?P<value>.+)", MLOPS, _add_resources, "resources:cpu=2"),

@@ -9,22 +9,32 @@ the pool. Two costs papermill pays per notebook are cut, as they add up over man
 - the output notebook is written around every cell; here at the start, at the end (papermill
   writes it then, failed or not) and at most every `SAVE_EVERY` seconds in between, so a long
   step still shows its progress.
+
+A step's outputs are kept in memory (and in its notebook) up to `OUTPUT_CAP` bytes; beyond, its
+printed text goes to a log file in the run folder, which a note in the notebook names, and rich
+outputs are dropped (their text goes to the log). Error outputs are always kept. So a step that
+prints gigabytes leaves the runner's memory and the step notebook bounded.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from queue import Empty
 from typing import Any
 
 from jupyter_core.utils import run_sync
+from nbformat import NotebookNode
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 
 ENGINE_NAME = "mlops-pooled"
 SAVE_EVERY = 5.0  # seconds between writes of the output notebook while a step runs
 IOPUB_WAIT = 0.5  # seconds to wait for the kernel_info's idle status before asking again
+OUTPUT_CAP_ENV = "JUPYTER_MLOPS_STEP_OUTPUT_CAP"
+OUTPUT_CAP = int(os.environ.get(OUTPUT_CAP_ENV, str(10 * 2**20)))  # bytes of outputs kept per step
 
 
 class SparseSaves(NotebookExecutionManager):  # type: ignore[misc]
@@ -45,6 +55,45 @@ class SparseSaves(NotebookExecutionManager):  # type: ignore[misc]
 
 
 class PooledClient(PapermillNotebookClient):  # type: ignore[misc]
+    output_log: Path | None = None  # where outputs beyond OUTPUT_CAP go
+    _kept = 0  # bytes of outputs kept so far
+    _noted: frozenset[int] = frozenset()  # cells whose outputs say where the rest went
+
+    def output(self, outs: list[Any], msg: dict[str, Any], display_id: str | None,
+               cell_index: int) -> Any:
+        """nbclient's, within OUTPUT_CAP: beyond it, text goes to `output_log`."""
+        kind, content = msg["msg_type"], msg.get("content", {})
+        room = OUTPUT_CAP - self._kept
+        if kind == "error" or self.output_hook_stack[msg["parent_header"].get("msg_id")]:
+            return super().output(outs, msg, display_id, cell_index)
+        if kind == "stream":
+            text = str(content.get("text", ""))
+            if len(text) > room:
+                self._divert(outs, cell_index, text[max(room, 0):])
+                if room <= 0:
+                    return None
+                msg = {**msg, "content": {**content, "text": text[:room]}}
+            self._kept += min(len(text), max(room, 0))
+            return super().output(outs, msg, display_id, cell_index)
+        size = len(str(content.get("data", "")))
+        if size > room:
+            self._divert(outs, cell_index,
+                         str(content.get("data", {}).get("text/plain", "")) + "\n")
+            return None
+        self._kept += size
+        return super().output(outs, msg, display_id, cell_index)
+
+    def _divert(self, outs: list[Any], cell_index: int, text: str) -> None:
+        log = self.output_log
+        if log is not None:
+            with open(log, "a", encoding="utf-8", errors="replace") as stream:
+                stream.write(text)
+        if cell_index not in self._noted:
+            self._noted |= {cell_index}
+            where = f"the rest is in {log}" if log is not None else "the rest was not kept"
+            outs.append(NotebookNode(output_type="stream", name="stderr", text=(
+                f"\n[jupyter-mlops: this step's output passed {OUTPUT_CAP:,} bytes; {where}]\n")))
+
     async def async_start_new_kernel_client(self) -> Any:
         self.kc = self.km.client()
         await _maybe_await(self.kc.start_channels())
@@ -119,11 +168,13 @@ class PooledKernelEngine(NBClientEngine):  # type: ignore[misc]
     def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, log_output: bool = False,
                                  stdout_file: Any = None, stderr_file: Any = None,
                                  start_timeout: int = 60, execution_timeout: float | None = None,
-                                 km: Any = None, **kwargs: Any) -> Any:
+                                 km: Any = None, output_log: Path | None = None,
+                                 **kwargs: Any) -> Any:
         client = PooledClient(
             nb_man, km=km, timeout=execution_timeout, startup_timeout=start_timeout,
             kernel_name=kernel_name, log_output=log_output, stdout_file=stdout_file,
             stderr_file=stderr_file)
+        client.output_log = output_log
         try:
             return client.execute()
         finally:

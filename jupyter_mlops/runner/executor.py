@@ -24,8 +24,9 @@ class Outcome:
 
 def execute(step: str, notebook: nbformat.NotebookNode, output: Path,
             parameters: dict[str, Any], metrics_path: Path, pool: KernelPool,
-            timeout: float | None = None) -> Outcome:
-    """Run `notebook` as step `step`; ok only when its final cell wrote `metrics_path`."""
+            timeout: float | None = None, output_log: Path | None = None) -> Outcome:
+    """Run `notebook` as step `step`; ok only when its final cell wrote `metrics_path`.
+    Outputs beyond the engine's cap go to `output_log`."""
     # Imported here, in a worker thread, while the first kernel boots (papermill takes ~1 s).
     import papermill
 
@@ -44,7 +45,8 @@ def execute(step: str, notebook: nbformat.NotebookNode, output: Path,
     try:
         papermill.execute_notebook(
             notebook, str(output), parameters=parameters, engine_name=engine.ENGINE_NAME,
-            kernel_name=KERNEL_NAME, km=kernel.km, progress_bar=False, log_output=False)
+            kernel_name=KERNEL_NAME, km=kernel.km, progress_bar=False, log_output=False,
+            output_log=output_log)
     except Exception as error:  # noqa: BLE001 - judged below, from the notebook and the kernel
         raised = error
     finally:

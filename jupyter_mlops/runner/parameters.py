@@ -14,12 +14,17 @@ import yaml
 
 from jupyter_mlops.errors import ParameterError, reason_of
 from jupyter_mlops.notebook import StepGraph, parameter_values
+from jupyter_mlops.notebook.reader import read_bounded
+
+MAX_FILE_BYTES = 16 * 2**20
+MAX_VALUES = 100_000  # values in the file once its aliases are expanded
 
 
 def read_params_file(path: str | Path) -> dict[str, Any]:
-    """The mapping in a params.yaml file."""
+    """The mapping in a params.yaml file; a FIFO, a huge file or aliases that expand past
+    MAX_VALUES (a "billion laughs" file) are refused before anything is built from them."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = _load_yaml(read_bounded(Path(path), MAX_FILE_BYTES).decode("utf-8"))
     except UnicodeDecodeError as error:
         raise ParameterError(str(path), f"the parameters file is not UTF-8 text: {error}") \
             from None
@@ -32,6 +37,47 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ParameterError(str(path), "a parameters file holds a mapping of name: value")
     return data
+
+
+def _load_yaml(text: str) -> Any:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Count the values `root` stands for with every alias expanded (sizes memoised per node)
+    and refuse an alias that contains itself. A stack, no recursion: nesting may be deep."""
+    sizes: dict[int, int] = {}
+    open_ids: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        children = _children(node)
+        if done:
+            open_ids.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[id(node)] > MAX_VALUES:
+                raise ValueError(f"its aliases expand to more than {MAX_VALUES:,} values "
+                                 "(anchors nested in anchors), refused")
+        elif id(node) in open_ids:
+            raise ValueError(f"an anchor refers to itself (line {node.start_mark.line + 1})")
+        elif id(node) not in sizes:
+            open_ids.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
 
 
 def resolve(graph: StepGraph, given: Mapping[str, Any] | None = None,

@@ -39,6 +39,11 @@ class Progress:
         if self._bar is not None:
             self._bar.set_postfix_str(step)
 
+    def retrying(self, event: tuple[str, int, int, Any]) -> None:
+        """Before each further attempt of a step that `retries:N` lets fail: which one, why."""
+        step, attempt, attempts, error = event
+        self.line(f"{step:<24} retrying (attempt {attempt} of {attempts}) after: {error}")
+
     def finished(self, result: StepResult) -> None:
         word = _WORDS.get(result.status, result.status)
         detail = f" in {result.duration:.1f}s" if result.status in (OK, FAILED) else ""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 FOLDER = "reruns"
+MAX_BYTES = 64 * 2**20  # inputs are hashed only up to this size: a hint is not worth more
 
 
 def fingerprint(notebook: str | Path, parameters: Mapping[str, Any] | None,
@@ -30,12 +31,18 @@ def fingerprint(notebook: str | Path, parameters: Mapping[str, Any] | None,
     digest = hashlib.sha256()
     try:
         for path in (notebook, params_file):
+            if path and not _small_file(Path(path)):
+                return None  # a FIFO, a device, a huge file: the run itself refuses it
             digest.update(Path(path).read_bytes() if path else b"-")
     except OSError:
         return None  # the run itself reports it
     given = sorted((parameters or {}).items())
     digest.update(repr((given, list(cli_parameters), from_step, only, sys.version)).encode())
     return digest.hexdigest()
+
+
+def _small_file(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size <= MAX_BYTES
 
 
 def seen(cache_root: Path, key: str | None) -> bool:

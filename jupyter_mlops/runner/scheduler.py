@@ -33,6 +33,8 @@ class Listener(Protocol):
 
     def finished(self, result: StepResult) -> None: ...
 
+    # optional: retrying((step, attempt, attempts, error)) before each further attempt
+
 
 class Scheduler:
     def __init__(self, graph: StepGraph, plan: dict[str, str], values: dict[str, Any],
@@ -162,8 +164,11 @@ class Scheduler:
 
     def _tell(self, event: str, subject: Any) -> None:
         for listener in list(self.listeners):
+            method = getattr(listener, event, None)
+            if method is None:
+                continue  # a listener that does not follow this event (retries: the progress)
             try:
-                getattr(listener, event)(subject)
+                method(subject)
             except Exception as error:  # noqa: BLE001 - reporting must not stop the pipeline
                 self.listeners.remove(listener)
                 print(f"warning: {type(listener).__name__} stopped: {error!r}", file=sys.stderr)
@@ -277,9 +282,12 @@ class Scheduler:
             shutil.rmtree(data, ignore_errors=True)
             metrics.unlink(missing_ok=True)
             outcome = executor.execute(step.name, notebook, self.folder.notebook(step.name),
-                                       parameters, metrics, self.pool, step.options.timeout)
+                                       parameters, metrics, self.pool, step.options.timeout,
+                                       self.folder.log(f"{step.name}.output"))
             if outcome.ok or self.stopping.is_set() or attempt > step.options.retries:
                 return outcome, attempt
+            self._tell("retrying", (step.name, attempt + 1, step.options.retries + 1,
+                                    outcome.error))
 
     def _parameters(self, step: Step) -> dict[str, Any]:
         return {name: self.values[name] for name in step_parameters(self.graph, step)}
