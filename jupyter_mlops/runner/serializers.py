@@ -83,6 +83,11 @@ def load(directory: Path, name: str) -> Any:
     return serializer.load(Path(directory) / manifest["file"])
 
 
+def load_file(serializer: str, path: Path) -> Any:
+    """Read a value file `dump` wrote, given the serializer its manifest names."""
+    return _by_name(serializer, Path(path).stem).load(Path(path))
+
+
 def content_hash(directory: Path, name: str) -> str:
     """The sha256 of the value's file, as recorded when it was written."""
     _check_name(name)

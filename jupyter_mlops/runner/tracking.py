@@ -83,7 +83,11 @@ class PipelineTracker:
         self.tracker.end_run(child, _STATUS.get(result.status, "KILLED"))
 
     def _log_model(self, child: Any, result: StepResult, executed: bytes) -> None:
-        """The step's `model:VAR`, read from its values folder, as an MLflow model of its run."""
+        """The step's `model:VAR`, as saved in its values folder, as an MLflow model of its run.
+
+        The file goes to the sender as it is: loading it here would import the model's library
+        into the runner (seconds under load) while steps wait to be scheduled.
+        """
         import json
 
         from jupyter_mlops.models.logging import step_model
@@ -97,13 +101,13 @@ class PipelineTracker:
         assert result.notebook is not None
         values = RunFolder(Path(result.notebook).parent, "").data(result.name)
         try:
-            model = serializers.load(values, variable)
+            manifest = serializers.read_manifest(values, variable)
+            self.tracker.log_model_file(child, values / manifest["file"], manifest["serializer"],
+                                        name=variable, register=register)
         except Exception as error:  # noqa: BLE001 - the step ran; say what is missing
             self.tracker.set_tags(child, {"mlops.model_error": str(error)})
             print(f"warning: step {result.name!r}: model {variable!r} not logged: {error}",
                   file=sys.stderr)
-            return
-        self.tracker.log_model(child, model, name=variable, register=register)
 
     def finish(self, result: PipelineResult, summary: Path | None = None,
                wait: bool = True) -> str | None:

@@ -17,6 +17,7 @@ import time
 import uuid
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from jupyter_mlops.tracking import limits
@@ -129,6 +130,17 @@ class Tracker:
         data = _dumps((model, input_example))
         self.writer.put({"op": "model", "key": run.key, "name": name, "register": register,
                          "payload": data, "filename": "model.pkl"})
+
+    def log_model_file(self, run: RunRef, path: Path, serializer: str, name: str = "model",
+                       register: str | None = None) -> None:
+        """A value file runner/serializers.py wrote (a step's model) as an MLflow model.
+
+        The sender loads it: this process never imports the model's library, which can take
+        seconds on a loaded machine.
+        """
+        self.writer.put({"op": "model", "key": run.key, "name": name, "register": register,
+                         "payload": path.read_bytes(), "filename": path.name,
+                         "serializer": serializer})
 
     def _file(self, run: RunRef, artifact_path: str, payload: str | bytes) -> None:
         dest, _, filename = artifact_path.rpartition("/")

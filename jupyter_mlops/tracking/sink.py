@@ -285,8 +285,7 @@ class MlflowSink:
         if self._has_model(run_id, name):
             return
         try:
-            with open(self.files / record["file"], "rb") as handle:
-                model, example = pickle.load(handle)
+            model, example = _read_model(self.files / record["file"], record.get("serializer"))
         except Exception as error:  # missing file, or a class the sender cannot import
             raise PermanentError(f"model {name!r} could not be read back from the spool: "
                                  f"{type(error).__name__}: {error}") from error
@@ -307,6 +306,17 @@ class MlflowSink:
         except Exception:
             return False
         return any(m.status == LoggedModelStatus.READY for m in models)
+
+
+def _read_model(path: Path, serializer: str | None) -> tuple[Any, Any]:
+    """(model, input example) from a spooled model record's file: a pickled pair, or a
+    pipeline step's value file written by runner/serializers.py (no example)."""
+    if serializer:
+        from jupyter_mlops.runner.serializers import load_file
+
+        return load_file(serializer, path), None
+    with open(path, "rb") as handle:
+        return pickle.load(handle)
 
 
 def set_status(client: Any, run_id: str, status: str, end_time: int) -> None:

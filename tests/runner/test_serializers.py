@@ -29,6 +29,9 @@ def test_each_type_goes_to_its_serializer_and_comes_back(tmp_path, value, serial
     manifest = serializers.read_manifest(tmp_path, "value")
     assert manifest["serializer"] == serializer
     back = serializers.load(tmp_path, "value")
+    # the file alone, moved elsewhere (a step's model spooled for the tracking sender)
+    moved = path.rename(tmp_path / "spooled.bin")
+    assert type(serializers.load_file(manifest["serializer"], moved)) is type(back)
     if isinstance(value, pd.DataFrame):
         pd.testing.assert_frame_equal(back, value)
     elif isinstance(value, np.ndarray):
