@@ -24,4 +24,14 @@ def run(args: argparse.Namespace) -> int:
     report = sync(args.spool_dir, recover=not args.no_recover)
     for line in report.lines():
         print(line)
+    if not args.no_recover:
+        _settle_local_runs()
     return 0 if report.ok else 1
+
+
+def _settle_local_runs() -> None:
+    """Local pipeline runs (./.mlops) whose runner process died are marked failed too."""
+    from jupyter_mlops.runner.rundir import DEAD, settle_dead_runs
+
+    for run_id in settle_dead_runs():
+        print(f"local run {run_id} marked failed: {DEAD}")

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -135,3 +139,50 @@ def test_a_params_file_that_is_a_fifo_is_refused(tmp_path):
     result = cli("run", "Churn_Model.ipynb", "--no-track", "-f", "Params_Pipe.yaml",
                  cwd=tmp_path, timeout=QUICK)
     assert_clear_error(result, "Params_Pipe.yaml", "not a regular file (a FIFO)")
+
+
+def _rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+def _wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.fault("lost")
+def test_endless_output_leaves_the_runner_bounded_and_ctrl_c_acts_at_once(tmp_path):
+    """The default cap: the runner's memory stays flat while the log grows by 100 MB, and
+    Ctrl-C ends the run promptly, recorded as killed."""
+    _write_notebook(tmp_path / "Endless_Log.ipynb", [
+        (["step:tail-logs"], "line = 'x' * 999\nwhile True:\n    print(line)"),
+    ])
+    argv = [sys.executable, "-m", "jupyter_mlops.cli", "run", "Endless_Log.ipynb", "--no-track"]
+    runner = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        logs = tmp_path / ".mlops" / "runs"
+
+        def logged_mb() -> float:
+            return sum(p.stat().st_size for p in logs.glob("*/logs/*.output.log")) / 2**20
+
+        assert _wait_for(lambda: logged_mb() > 20, 120), "the step's output never reached the log"
+        before = _rss_mb(runner.pid)
+        assert _wait_for(lambda: logged_mb() > 120, 120)
+        assert _rss_mb(runner.pid) - before < 40  # MB: not the 100 MB printed meanwhile
+        interrupted = time.monotonic()
+        runner.send_signal(signal.SIGINT)
+        output, _ = runner.communicate(timeout=60)
+        assert time.monotonic() - interrupted < 10, output
+    finally:
+        runner.kill()
+        runner.wait()
+    assert runner.returncode == 130, output
+    assert "tail-logs" in output and "killed (interrupted)" in output
+    summary = json.loads(next(logs.glob("*/run.json")).read_text())
+    assert summary["status"] == "killed"

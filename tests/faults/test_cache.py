@@ -187,7 +187,9 @@ def _wait_for(predicate, timeout: float) -> bool:
 
 
 @pytest.mark.fault("lost")
-def test_a_run_killed_with_sigkill_is_marked_failed_by_the_next_run(tmp_path):
+@pytest.mark.parametrize("settler", ["run", "sync"])
+def test_a_run_killed_with_sigkill_is_marked_failed_by_a_later_run_or_sync(tmp_path, settler,
+                                                                            monkeypatch):
     folder = tmp_path / "Sales_Team"
     folder.mkdir()
     _write_notebook(folder / "Slow_Forecast.ipynb", [
@@ -219,12 +221,18 @@ def test_a_run_killed_with_sigkill_is_marked_failed_by_the_next_run(tmp_path):
     summary = runs[0] / "run.json"
     assert json.loads(summary.read_text())["status"] == "running"
 
-    later = cli("run", "Sales_Forecast.ipynb", "--no-track", "--jobs", "1", cwd=folder)
+    if settler == "run":
+        later = cli("run", "Sales_Forecast.ipynb", "--no-track", "--jobs", "1", cwd=folder)
+    else:
+        monkeypatch.setenv("HOME", str(tmp_path))  # no other spool on this machine is replayed
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        later = cli("sync", cwd=folder)
     assert later.returncode == 0, later.stderr
     dead = json.loads(summary.read_text())
     assert dead["status"] == "failed"
     assert "ended without finishing" in dead["error"]
-    assert str(runs[0].name) in later.stderr  # the user is told which run was settled
+    told = later.stdout + later.stderr
+    assert f"{runs[0].name} marked failed" in told  # the user is told which run was settled
 
 
 @pytest.mark.fault("traceback")
