@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
-from jupyter_mlops.server.runindex import RunIndex, RunQuery
+from jupyter_mlops.server.runindex import RunIndex, RunQuery, Scope
 
 ORDERS = [
     (),
@@ -102,7 +102,8 @@ def test_a_full_reload_drops_deleted_runs(store) -> None:
     client.set_terminated(doomed.info.run_id)
     assert doomed.info.run_id in _index_ids(index, experiment, ())
     client.delete_run(doomed.info.run_id)
-    for _ in range(200):  # the reload runs in a background thread; bounded wait for it
+    deadline = time.monotonic() + 120  # the reload runs in a background thread; wait for it
+    while time.monotonic() < deadline:
         if doomed.info.run_id not in _index_ids(index, experiment, ()):
             break
         time.sleep(0.05)
@@ -118,3 +119,30 @@ def test_tag_filter_matches_mlflow_filter(store) -> None:
                                   order_by=["metrics.acc DESC"], max_results=100)
     assert len(expected) > 5
     assert [r.info.run_id for r in page.runs] == [r.info.run_id for r in expected]
+
+
+def test_a_scope_across_experiments_matches_mlflows_tag_filter(tmp_path) -> None:
+    """A notebook's runs in every experiment, by either of two tags; paths with quotes too
+    (MLflow's filter has no escapes: such a value is searched with LIKE, then matched exactly)."""
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    paths = ["/work/Churn Model.ipynb", "/work/Bob's model.ipynb", "/work/a 'b' \"c\".ipynb"]
+    near = "/work/a 'b' \"d\".ipynb"  # what the LIKE pattern of the last path also matches
+    experiments = [client.create_experiment(n, artifact_location=str(tmp_path / n))
+                   for n in ("Baseline", "Tuning")]
+    expected: dict[str, set[str]] = {p: set() for p in paths}
+    for i, path in enumerate([*paths, near] * 2):
+        # Each path: a run of it in Baseline, and a run it launched in Tuning.
+        experiment = experiments[i // 4]
+        tags = {"mlops.notebook": path} if i < 4 else {"mlops.launched_from": path}
+        run_id = client.create_run(experiment, run_name=f"r{i}", tags=tags).info.run_id
+        expected.get(path, set()).add(run_id)
+    index = RunIndex(client, full_refresh_seconds=3600, min_refresh_seconds=0)
+    for path in paths:
+        scope = Scope(None, (("mlops.notebook", path), ("mlops.launched_from", path)))
+        page = index.search(scope, RunQuery(max_results=100))
+        assert {r.info.run_id for r in page.runs} == expected[path], path
+        assert index.experiments_of(scope) == {experiments[0]: 1, experiments[1]: 1}
+        narrowed = index.search(scope, RunQuery(max_results=100,
+                                                experiment_ids=(experiments[1],)))
+        assert [r.info.experiment_id for r in narrowed.runs] == [experiments[1]]
+    assert index.experiment_names[experiments[1]] == "Tuning"
