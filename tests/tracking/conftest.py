@@ -48,7 +48,7 @@ class MlflowServer:
         # Own session: the server and its uvicorn worker are stopped together by the pid.
         self.proc = subprocess.Popen(cmd, cwd=self.folder, env=env, stdout=log, stderr=log,
                                      start_new_session=True)
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 300  # ≈ 6 s alone; minutes on 2 loaded cores
         while time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as reply:

@@ -9,8 +9,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +27,51 @@ SCREENSHOTS_ENV = "MLOPS_SCREENSHOTS"  # where screenshots go; a temporary folde
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"]
+# Upper bounds, not measured timings: on 2 shared cores at load average 6-9 a step that takes a
+# second alone can take a minute. Waits end on events (an attribute, a response) well before.
+UI_WAIT_MS = 180_000  # Playwright's default for every action and wait of a page
+START_DEADLINE = 300.0  # seconds for `jupyter lab` to answer
+API_TIMEOUT = 60.0  # seconds for one REST call to the server
 
 
 @dataclass
 class Lab:
+    """One server for every browser test; a test module that needs its own store (runs go to
+    mlflow.db beside the notebook) or its own notebook names works in a `folder` of the root."""
+
     url: str
     root: Path
     log: Path
+
+    def folder(self, name: str) -> Path:
+        path = self.root / name
+        path.mkdir(exist_ok=True)
+        return path
+
+    def api(self, path: str, method: str = "GET") -> object:
+        request = urllib.request.Request(f"{self.url}/api/{path}", method=method,
+                                         headers={"Authorization": f"token {TOKEN}"})
+        with urllib.request.urlopen(request, timeout=API_TIMEOUT) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def sessions(self) -> set[str]:
+        return {session["id"] for session in self.api("sessions")}
+
+    @contextmanager
+    def own_kernels(self) -> Iterator[None]:
+        """Shut down the kernels opened inside the block when it ends: on a shared server
+        they would otherwise pile up, idle but holding memory, until the last test."""
+        before = self.sessions()
+        try:
+            yield
+        finally:
+            for session in self.sessions() - before:
+                try:
+                    self.api(f"sessions/{session}", method="DELETE")
+                except urllib.error.HTTPError as error:
+                    if error.code != 404:  # already gone: nothing to stop
+                        raise
 
 
 def _free_port() -> int:
@@ -72,7 +112,7 @@ def _labextensions(tmp: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is missing: `make ui-deps` installs it")
@@ -110,17 +150,20 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(600):
+    deadline = time.monotonic() + START_DEADLINE
+    while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"jupyter lab exited:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2):
+            with urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=10):
                 return
         except OSError:
-            time.sleep(0.1)
+            time.sleep(0.2)  # polling a port that is not open yet: nothing to wait on
     raise RuntimeError(f"jupyter lab did not answer:\n{log.read_text()[-3000:]}")
 
 
+# Per module, unlike the server: sync Playwright runs an asyncio loop while it is open, which
+# would break the event-loop fixtures of the non-browser tests that run after tests/ui.
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
@@ -132,12 +175,44 @@ def browser() -> Iterator[object]:
         chromium.close()
 
 
+def new_page(browser, **options: object) -> object:  # noqa: ANN001
+    """A page in a fresh browser context whose actions and waits default to UI_WAIT_MS
+    (Playwright's own 30 s default flakes under load)."""
+    context = browser.new_context(**options)
+    context.set_default_timeout(UI_WAIT_MS)
+    return context.new_page()
+
+
+@contextmanager
+def explained(request: pytest.FixtureRequest, page, lab: Lab) -> Iterator[None]:  # noqa: ANN001
+    """If a test using `page` fails inside the block, print what the page showed and the end of
+    the server's log: a timeout alone does not say what the user was looking at."""
+    failed = request.session.testsfailed
+    try:
+        yield
+    except BaseException:
+        _explain(page, lab)
+        raise
+    if request.session.testsfailed > failed:
+        _explain(page, lab)
+
+
+def _explain(page, lab: Lab) -> None:  # noqa: ANN001
+    try:
+        shown = page.locator("body").inner_text(timeout=10_000)[-4000:]
+    except Exception as error:  # the page itself may be what broke
+        shown = f"(unreadable: {error})"
+    print(f"--- the page at the failure ({page.url}):\n{shown}")
+    print(f"--- the end of jupyter lab's log:\n{lab.log.read_text()[-3000:]}")
+
+
 @pytest.fixture
-def page(browser, lab):  # noqa: ANN001
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    yield page
-    context.close()
+def page(browser, lab, request):  # noqa: ANN001
+    with lab.own_kernels():
+        page = new_page(browser, viewport={"width": 1400, "height": 900})
+        with explained(request, page, lab):
+            yield page
+        page.context.close()
 
 
 @pytest.fixture(scope="session")

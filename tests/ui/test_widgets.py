@@ -2,8 +2,8 @@
 place), the runs browser (filter, sort, compare) and the step graph (live ipywidgets) render in
 JupyterLab 4, and the run card and the runs browser in Notebook 7.
 
-The quickstart example runs once per server (a module fixture), into an MLflow store in the
-server's temporary root; the tests then look at, and play with, its outputs.
+The quickstart example runs once (a module fixture) in a folder of the server's root, into an
+MLflow store of its own; the tests then look at, and play with, its outputs.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, TOKEN
+from .conftest import ROOT, TOKEN, UI_WAIT_MS, explained, new_page
+from .jupyterlab import NOTEBOOK_JS, open_notebook, run_all
 
-WAIT_MS = 120_000  # an upper bound for waits on the UI, not a measured timing
+WAIT_MS = UI_WAIT_MS  # an upper bound for waits on the UI, not a measured timing
+FOLDER = "widgets"  # the quickstart copy's folder: its own store, apart from the shipped tests'
 QUICKSTART = ROOT / "notebooks" / "01_tracking_quickstart.ipynb"
 PIPELINE = ROOT / "notebooks" / "02_tagged_pipeline.ipynb"
 TRACKED = ["logreg", "forest", "boosting"]  # the quickstart's `%%mlops track` cells
-NOTEBOOK_JS = "window.jupyterapp.shell.currentWidget"
 CARD = ".jp-OutputArea-output .mlops-run-card"  # an HTML output the kernel redraws in place
 BROWSER = ".jupyter-widgets.mlops-runs-browser"
 ERROR_TEXT = "Error displaying widget"
@@ -46,41 +47,19 @@ def _write_quickstart(root: Path) -> str:
     return QUICKSTART.name
 
 
-def _wait_idle_kernel(page) -> None:  # noqa: ANN001
-    page.wait_for_function(
-        f"() => {{ const w = {NOTEBOOK_JS};"
-        " return w && w.sessionContext && w.sessionContext.session"
-        " && w.sessionContext.session.kernel"
-        " && w.sessionContext.session.kernel.status === 'idle'; }", timeout=WAIT_MS)
-
-
-def _wait_all_ran(page) -> None:  # noqa: ANN001
-    """Every code cell ran and the kernel is idle again; a cell's error fails at once (run-all
-    stops there) with the error's text."""
-    code = f"{NOTEBOOK_JS}.content.widgets.filter(c => c.model.type === 'code')"
-    errors = (f"{code}.flatMap(c => c.model.outputs.toJSON())"
-              ".filter(o => o.output_type === 'error').map(o => o.ename + ': ' + o.evalue)")
-    page.wait_for_function(
-        f"() => {errors}.length > 0 || ({code}.every(c => c.model.executionCount !== null)"
-        f" && {NOTEBOOK_JS}.sessionContext.session.kernel.status === 'idle')", timeout=WAIT_MS)
-    assert page.evaluate(errors) == []
-
-
 @pytest.fixture(scope="module")
-def quickstart(browser, lab) -> Iterator[object]:  # noqa: ANN001
+def quickstart(browser, lab, request) -> Iterator[object]:  # noqa: ANN001
     """A page on the quickstart copy, run top to bottom once in JupyterLab."""
-    name = _write_quickstart(lab.root)
-    context = browser.new_context(viewport={"width": 1400, "height": 1400})
-    page = context.new_page()
-    page.goto(f"{lab.url}/lab/workspaces/widgets/tree/{name}?token={TOKEN}")
-    page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=WAIT_MS)
-    # The screenshots get the whole width: no file browser beside the notebook.
-    page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
-    _wait_idle_kernel(page)
-    page.evaluate("() => { void window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-    _wait_all_ran(page)
-    yield page
-    context.close()
+    name = _write_quickstart(lab.folder(FOLDER))
+    with lab.own_kernels():
+        page = new_page(browser, viewport={"width": 1400, "height": 1400})
+        with explained(request, page, lab):
+            open_notebook(page, lab, f"{FOLDER}/{name}", workspace="widgets")
+            # The screenshots get the whole width: no file browser beside the notebook.
+            page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+            assert run_all(page) == []
+            yield page
+        page.context.close()
 
 
 def _scroll_to(locator) -> None:  # noqa: ANN001
@@ -129,12 +108,18 @@ def _browser(page) -> object:  # noqa: ANN001
 
 def _filter(page, browser, text: str, shown: str) -> None:  # noqa: ANN001
     """Type a filter and press Enter (which sends it to the kernel); wait for the count."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     field = browser.locator(".widget-text input").first
     field.fill(text)
     field.press("Enter")
-    page.wait_for_function(
-        f"() => document.querySelector('{BROWSER}').textContent.includes({shown!r})",
-        timeout=WAIT_MS)
+    try:
+        page.wait_for_function(
+            f"() => document.querySelector('{BROWSER}').textContent.includes({shown!r})",
+            timeout=WAIT_MS)
+    except PlaywrightTimeout:
+        raise AssertionError(f"filtered on {text!r}, the runs browser does not say {shown!r}:"
+                             f" {browser.inner_text()!r}") from None
 
 
 def _count(browser) -> tuple[int, int]:  # noqa: ANN001
