@@ -106,16 +106,31 @@ def test_a_kale_notebook_compiles_unchanged_and_runs_under_kfp_local(tmp_path):
     assert set(kfp_metrics(run, "evaluate-model")) == {"score", "spread"}  # Kale's print(...)
 
 
-def test_the_example_notebook_gives_the_local_runners_values_and_metrics(tmp_path):
+def test_the_example_notebook_gives_the_local_runners_values_metrics_and_models(tmp_path):
+    from mlflow import MlflowClient
+    from mlflow.entities import LoggedModelStatus
+
     compiled = compile_notebook(EXAMPLE, install_packages=False)
     arguments = {"n_customers": 400, "n_estimators": 10}
-    run = run_local(compiled.pipeline, tmp_path / "kfp", **arguments)
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = run_local(compiled.pipeline, tmp_path / "kfp", MLFLOW_TRACKING_URI=tracking,
+                    **arguments)
     _assert_matches(compiled, run, run_reference(EXAMPLE, tmp_path / "local", arguments))
     assert 0.5 < kfp_metrics(run, "evaluate")["accuracy"] <= 1.0
     written = {name: serializers.read_manifest(run / step / VALUES_OUTPUT, name)["serializer"]
                for step, name in (("load", "customers"), ("features", "X_train_scaled"),
                                   ("train-forest", "forest"))}
     assert written == {"customers": "parquet", "X_train_scaled": "npy", "forest": "joblib"}
+    # model:forest and model:logreg: each training step's run holds its model, READY
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name(compiled.graph.experiment or compiled.graph.name)
+    steps = {r.info.run_id: r.data.tags["mlops.step"]
+             for r in client.search_runs([experiment.experiment_id])
+             if r.data.tags.get("mlops.kind") == "pipeline-step"}
+    models = client.search_logged_models([experiment.experiment_id])
+    assert {(steps[m.source_run_id], m.name, m.status) for m in models} == {
+        ("train-forest", "forest", LoggedModelStatus.READY),
+        ("train-logreg", "logreg", LoggedModelStatus.READY)}
 
 
 def _timeout_notebook(path: Path) -> Path:
