@@ -65,8 +65,8 @@ def model_entry(variable: str, register: str | None) -> dict[str, Any]:
 def step_model(notebook: dict[str, Any]) -> tuple[str, str | None] | None:
     """(variable, registered name) of the model a step notebook saves with its values, if any.
 
-    The local runner and KFP components read it from the executed notebook, load the value
-    from the step's values folder and log it on the step's run.
+    The local runner and KFP components read it from the executed notebook and log the value
+    saved in the step's values folder on the step's run (the runner through the sender).
     """
     entry = notebook.get("metadata", {}).get("mlops", {}).get("model")
     return (entry["variable"], entry.get("register")) if entry else None
