@@ -16,6 +16,7 @@ from jupyter_mlops.server.errors import ApiError, bad_request
 from jupyter_mlops.server.paths import resolve_notebook
 
 AUTH_RESOURCE = "mlops"
+MAX_INT = 2**63 - 1  # what a file offset or a database integer holds
 
 # Stable codes for errors raised by Jupyter Server itself (auth, unknown method).
 _HTTP_CODES = {400: "bad-request", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
@@ -65,18 +66,38 @@ class MlopsHandler(APIHandler):
     def json_body(self) -> dict[str, Any]:
         try:
             body = json.loads(self.request.body or b"{}")
-        except ValueError:
+        except json.JSONDecodeError:
             raise bad_request("the body is not JSON", "bad-json") from None
+        except RecursionError:
+            raise bad_request("the body is JSON nested too deeply", "bad-json") from None
+        except ValueError as error:  # an integer of more digits than Python reads (4,300)
+            reason = str(error).split(";")[0]
+            raise bad_request(f"the body cannot be read: {reason}", "bad-json") from None
         if not isinstance(body, dict):
             raise bad_request("the body must be a JSON object", "bad-json")
         return body
+
+    def int_argument(self, name: str, default: int, low: int = 0, high: int = MAX_INT) -> int:
+        """A whole-number query argument within [low, high], else a 400 naming it."""
+        text = self.get_query_argument(name, str(default))
+        try:
+            value = int(text)
+        except ValueError:
+            raise bad_request(f"{name} must be an integer", f"bad-{name}") from None
+        if not low <= value <= high:
+            raise bad_request(f"{name} must be {low}..{high}", f"bad-{name}")
+        return value
 
     def reply(self, data: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data, default=str))
 
-    async def notebook(self, api_path: str | None) -> NotebookRef:
+    async def notebook(self, api_path: Any) -> NotebookRef:
+        """The notebook a request names; `api_path` is as the client sent it (any JSON)."""
+        if api_path is not None and not isinstance(api_path, str):
+            raise bad_request("path must be a string: a notebook's path under the server root",
+                              "bad-path")
         real = await resolve_notebook(self.contents_manager, api_path)
         path = (api_path or "").strip()
         os_path = os.path.join(os.path.abspath(self.contents_manager.root_dir), path)

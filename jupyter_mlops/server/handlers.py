@@ -209,10 +209,7 @@ class LocalRunHandler(MlopsHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self, job_id: str) -> None:
-        try:
-            offset = int(self.get_query_argument("offset", "0"))
-        except ValueError:
-            raise bad_request("offset must be an integer", "bad-offset") from None
+        offset = self.int_argument("offset", 0)
         self.reply(self.mlops.jobs.get(job_id).to_dict(offset))
 
     @tornado.web.authenticated
@@ -270,8 +267,10 @@ def _default_experiment(ref: NotebookRef | None) -> str | None:
 
 
 def _parameters(body: dict[str, Any]) -> dict[str, Any]:
-    parameters = body.get("parameters") or {}
-    if not isinstance(parameters, dict):
+    parameters = body.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):  # [] is no object either
         raise bad_request("parameters must be an object", "bad-parameters")
     return parameters
 

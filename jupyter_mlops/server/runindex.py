@@ -288,7 +288,7 @@ def decode_token(token: str | None, query: RunQuery) -> int:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
         offset = int(data["o"])
         same = data["q"] == query.fingerprint()
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):  # 1e400 -> inf
         raise bad_request("invalid page token", "bad-page-token") from None
     if not same or offset < 0:
         raise bad_request("the page token belongs to another query", "bad-page-token")
