@@ -219,11 +219,17 @@ def _log_step_model(client, run_id, notebook_path, values_dir):
     """The value the step's `model:` tag names, logged as the local runner logs it."""
     import json
 
-    from jupyter_mlops.models.logging import log_model, step_model
+    with open(notebook_path, encoding="utf-8") as handle:
+        notebook = json.load(handle)
+    try:
+        from jupyter_mlops.models.logging import log_model, step_model
+    except ImportError:  # an image's older jupyter-mlops: only a step with a model needs it
+        if "model" in notebook.get("metadata", {}).get("mlops", {}):
+            raise
+        return
     from jupyter_mlops.runner import serializers
 
-    with open(notebook_path, encoding="utf-8") as handle:
-        found = step_model(json.load(handle))
+    found = step_model(notebook)
     if found is not None:
         variable, register = found
         log_model(client, run_id, serializers.load(values_dir, variable), name=variable,
