@@ -8,8 +8,28 @@ rejected a record, and that record is named with the store's reason.
 
 from __future__ import annotations
 
+import time
+
 from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking.client import RunRef, Tracker
+
+
+def flush_while_progressing(tracker: Tracker, step: float = 30.0,
+                            patience: float = 300.0) -> bool:
+    """Flush, waiting as long as the sender gets on (sends, or is still connecting, e.g. to
+    a store that 8 kernels migrate at once) up to `patience`; a store that does not answer
+    ends the wait at once. True when the store answered for every record."""
+    deadline = time.monotonic() + patience
+    writer = tracker.writer
+    while True:
+        before, started = writer.pending(), time.monotonic()
+        wait = min(step, max(deadline - started, 1.0))
+        if tracker.flush(timeout=wait):
+            return True
+        if time.monotonic() - started < wait or time.monotonic() >= deadline:
+            return False  # the sender answered "not yet" (store down or busy), or died
+        if writer.pending() >= before and writer.state != "starting":
+            return False  # no progress in a whole step: say so rather than wait on
 
 
 def run_problems(tracker: Tracker, run: RunRef) -> tuple[list[str], bool]:

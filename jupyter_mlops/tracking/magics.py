@@ -144,7 +144,7 @@ class MlopsMagics(Magics):
             print("mlops: no session run to end")
             return
         tracker = session.tracker
-        stored = tracker.flush(timeout=60)
+        stored = delivery.flush_while_progressing(tracker)
         run_id = tracker.run_id(run) or "(not created yet)"
         rejected = tracker.rejections()
         state, ok = delivery.outcome(tracker, stored, rejected[tracker.reported:])
