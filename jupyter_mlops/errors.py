@@ -57,5 +57,5 @@ def reason_of(error: BaseException) -> str:
     if isinstance(error, MemoryError):
         return f"out of memory (MemoryError{': ' + text if text else ''})"
     if isinstance(error, RecursionError):
-        return "nested too deeply to be read"
+        return "nested too deeply"
     return text or type(error).__name__

@@ -44,13 +44,24 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="mlops-submit-") as folder:
         package, graph = _package(args, Path(folder))
         arguments = typed_arguments([tuple(pair) for pair in args.parameter],
-                                    package.read_text("utf-8"), str(package), graph)
+                                    _text(package), str(package), graph)
         experiment = graph.experiment if graph else None
         submission = submit_package(package, connection, arguments=arguments,
                                     experiment=args.experiment or experiment or "Default",
                                     run_name=args.run_name, schedule=args.schedule)
     print(f"created {submission.kind} {submission.id}: {submission.url}")
     return 0
+
+
+def _text(package: Path) -> str:
+    from jupyter_mlops.kfp.errors import KfpSubmitError
+
+    try:
+        return package.read_text("utf-8")
+    except UnicodeDecodeError as error:
+        raise KfpSubmitError(f"{package} is not UTF-8 text: {error}") from None
+    except OSError as error:
+        raise KfpSubmitError(f"{package} cannot be read: {error}") from None
 
 
 def _package(args: argparse.Namespace, folder: Path) -> tuple[Path, StepGraph | None]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from jupyter_mlops.errors import reason_of
 from jupyter_mlops.kfp.errors import KfpSubmitError
 from jupyter_mlops.notebook import Parameter, StepGraph, parameter_values
 
@@ -29,6 +30,9 @@ def pipeline_inputs(spec_text: str, source: str = "the pipeline") -> dict[str, P
         spec = yaml.safe_load(spec_text)
     except yaml.YAMLError as error:
         raise KfpSubmitError(f"{source} is not YAML: {error}") from None
+    except (ValueError, RecursionError) as error:  # a 5,000-digit number, nesting 5,000 deep
+        raise KfpSubmitError(f"{source} cannot be read: {reason_of(error).split(';')[0]}") \
+            from None
     if not isinstance(spec, dict) or not ({"root", "pipelineSpec"} & set(spec)):
         raise KfpSubmitError(f"{source} is not a KFP pipeline spec (no 'root'); compile a "
                              "notebook with `jupyter-mlops compile` or kfp's compiler")

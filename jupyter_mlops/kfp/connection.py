@@ -71,7 +71,14 @@ def _read_config(config: str | Path | None) -> dict[str, str]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        raise KfpSubmitError(f"config file {path} is not readable JSON: {error}") from None
+        reason = str(error).split(";")[0]
+        raise KfpSubmitError(f"config file {path} is not readable JSON: {reason}") from None
+    except RecursionError:
+        raise KfpSubmitError(f"config file {path} is JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise KfpSubmitError(f"config file {path} must hold a JSON object")
-    return {key: str(value) for key, value in data.items() if key in ENVIRONMENT and value}
+    for key in ENVIRONMENT:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise KfpSubmitError(f"config file {path}: {key!r} must be a string, "
+                                 f"not {type(data[key]).__name__}")
+    return {key: value for key, value in data.items() if key in ENVIRONMENT and value}

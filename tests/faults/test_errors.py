@@ -139,3 +139,22 @@ def test_an_unknown_line_magic_shows_the_kernels_error_text(tmp_path):
     failed = [line for line in result.stderr.splitlines() if "failed in cell 1" in line]
     assert failed, result.stderr
     assert "Line magic function `%nosuchmagic` not found" in failed[0]
+
+
+@pytest.mark.fault("traceback")
+@pytest.mark.parametrize(("pipeline", "config", "said"), [
+    (b"root: {}\n# \xff\xfe\n", None, "not UTF-8"),
+    (b"root: " + b"[" * 5000 + b"]" * 5000 + b"\n", None, "nested too deeply"),
+    (b"root: {}\n", b"{\"host\": " + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
+    (b"root: {}\n", b"{\"host\": 5}", "'host' must be a string"),
+], ids=["pipeline-not-utf8", "pipeline-5000-deep", "config-5000-deep", "config-host-number"])
+def test_a_broken_pipeline_or_config_given_to_submit_is_named(tmp_path, pipeline, config, said):
+    package = tmp_path / "Forest_Pipeline.yaml"
+    package.write_bytes(pipeline)
+    where = ["--host", "http://127.0.0.1:9"]
+    if config is not None:
+        (tmp_path / "kfp_config.json").write_bytes(config)
+        where = ["--config", "kfp_config.json"]
+    result = cli("submit", package, *where, "-p", "n_trees", "5", cwd=tmp_path)
+    named = "kfp_config.json" if config is not None else "Forest_Pipeline.yaml"
+    assert_clear_error(result, named, said)
