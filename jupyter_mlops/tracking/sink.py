@@ -225,9 +225,13 @@ class MlflowSink:
             try:
                 self.client.log_batch(run_id, metrics=batch_metrics, params=params, tags=tags)
             except Exception as error:
-                if not is_permanent(error):
+                if not self._refused(error):
                     raise
                 self._one_by_one(run_id, batch_metrics, params, tags)
+
+    def _refused(self, error: BaseException) -> bool:
+        """The store answered that this call is wrong (not: it went away meanwhile)."""
+        return classify(error) == REJECTED and (is_permanent(error) or self.answers())
 
     def _one_by_one(self, run_id: str, metrics: list, params: list, tags: list) -> None:
         """A refused batch (e.g. a param re-logged with another value): store the rest, then
@@ -239,7 +243,7 @@ class MlflowSink:
                 try:
                     self.client.log_batch(run_id, **{kind: [item]})
                 except Exception as error:
-                    if not is_permanent(error):
+                    if not self._refused(error):
                         raise
                     if kind == "metrics":
                         refused["metrics"].append([item.key, item.value, item.timestamp,

@@ -129,3 +129,29 @@ def test_a_script_is_told_at_exit_what_the_store_rejected(h, tmp_path):
     assert f"jupyter-mlops: 1 record(s) REJECTED by the store, kept in {quarantine}" \
         in done.stderr
     assert "run 'Fit_Churn': param 'depth' = 6 rejected by the store" in done.stderr
+
+
+def test_a_server_that_answers_with_an_error_is_not_called_unreachable(h, workdir,
+                                                                       mlflow_server):
+    """Over HTTP the store's refusal is an error response: quarantined at once, the rest
+    stored, and the sender still sees a store that answers."""
+    from jupyter_mlops.tracking.client import Tracker
+    from jupyter_mlops.tracking.delivery import outcome
+
+    tracker = Tracker(mlflow_server.uri)
+    run = tracker.start_run("Boosted_Trees", "boosting")
+    tracker.log_params(run, {"learning_rate": 0.1})
+    tracker.log_params(run, {"learning_rate": 0.05})
+    tracker.log_metrics(run, {"auc": 0.9})
+    tracker.end_run(run)
+    started = time.monotonic()
+    assert tracker.flush(120)
+    assert time.monotonic() - started < 60  # no strikes, no back-off
+    said, ok = outcome(tracker, True, tracker.rejections())
+    assert tracker.writer.store == "answers"
+    tracker.close()
+
+    assert not ok and "unreachable" not in said
+    assert "run 'Boosted_Trees': param 'learning_rate' = 0.05 rejected by the store" in said
+    stored = h.runs_by_name(h.client_for(mlflow_server.uri), "boosting")["Boosted_Trees"]
+    assert stored.data.params == {"learning_rate": "0.1"} and stored.data.metrics == {"auc": 0.9}
