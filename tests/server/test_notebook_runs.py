@@ -9,7 +9,7 @@ import time
 
 from mlflow import MlflowClient
 
-from jupyter_mlops.tracking.notebook_info import LAUNCHED_FROM_TAG, NOTEBOOK_TAG
+from jupyter_mlops.tracking.notebook_info import LAUNCHED_FROM_TAG, NOTEBOOK_TAG, notebook_tags
 
 from .conftest import EXAMPLE, fetch_json
 
@@ -18,7 +18,7 @@ NAME = "Bob's_Churn_Model.ipynb"  # a quote in the name: the tag filter must sti
 
 async def _runs(jp_fetch, **params: object) -> dict:
     code, body = await fetch_json(jp_fetch, "mlops", "api", "runs",
-                                  params={"notebook": NAME, **params})
+                                  params={"notebook": NAME, **params})  # NAME unless given
     assert code == 200, body
     return body
 
@@ -93,3 +93,22 @@ async def test_a_notebook_without_runs_lists_none(jp_fetch, jp_root_dir) -> None
     shutil.copy(EXAMPLE, jp_root_dir / NAME)
     body = await _runs(jp_fetch)
     assert body["runs"] == [] and body["experiments"] == [] and body["total"] == 0
+
+
+async def test_every_path_form_of_the_notebook_matches(jp_fetch, jp_root_dir, mlflow_store,
+                                                      monkeypatch) -> None:
+    # As the CLI is typed (relative), as a kernel sees it (its folder reached by a symlink),
+    # and absolute: the runs record one form, so the panel finds all three.
+    (jp_root_dir / "Sub Folder").mkdir()
+    shutil.copy(EXAMPLE, jp_root_dir / "Sub Folder" / "Churn_Report.ipynb")
+    linked = jp_root_dir.parent / "linked_root"
+    linked.symlink_to(jp_root_dir, target_is_directory=True)
+    monkeypatch.chdir(jp_root_dir)
+    forms = {"typed": "Sub Folder/Churn_Report.ipynb",
+             "kernel": str(linked / "Sub Folder" / "Churn_Report.ipynb"),
+             "absolute": str(jp_root_dir / "Sub Folder" / "Churn_Report.ipynb")}
+    client = MlflowClient(tracking_uri=mlflow_store["uri"])
+    for name, path in forms.items():
+        _run(client, "Churn Reports", name, **notebook_tags(path))
+    body = await _runs(jp_fetch, notebook="Sub Folder/Churn_Report.ipynb")
+    assert _names(body) == set(forms)
