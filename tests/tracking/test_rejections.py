@@ -155,3 +155,35 @@ def test_a_server_that_answers_with_an_error_is_not_called_unreachable(h, workdi
     assert "run 'Boosted_Trees': param 'learning_rate' = 0.05 rejected by the store" in said
     stored = h.runs_by_name(h.client_for(mlflow_server.uri), "boosting")["Boosted_Trees"]
     assert stored.data.params == {"learning_rate": "0.1"} and stored.data.metrics == {"auc": 0.9}
+
+
+def test_what_counts_as_no_answer_busy_or_a_rejection():
+    """The errors mlflow raises in each case (built as its REST client builds them)."""
+    import requests
+    from mlflow.exceptions import MlflowException, RestException
+
+    from jupyter_mlops.tracking.sink import BUSY, REJECTED, UNREACHABLE, classify
+
+    def wrapped(cause: BaseException) -> MlflowException:
+        try:
+            raise cause
+        except Exception as error:  # how rest_utils.http_request wraps what requests raised
+            try:
+                raise MlflowException(f"API request to http://127.0.0.1:9/api failed with "
+                                      f"exception {error}")
+            except MlflowException as outer:
+                return outer
+
+    refused = requests.exceptions.ConnectionError("[Errno 111] Connection refused")
+    assert classify(wrapped(refused)) == UNREACHABLE
+    assert classify(wrapped(requests.exceptions.ReadTimeout("read timed out"))) == UNREACHABLE
+    assert classify(MlflowException("API request to http://h/api failed with exception "
+                                    "HTTPConnectionPool: Max retries exceeded")) == UNREACHABLE
+    assert classify(RestException({"error_code": "TEMPORARILY_UNAVAILABLE",
+                                   "message": "try later"})) == BUSY
+    assert classify(MlflowException("(sqlite3.OperationalError) database is locked")) == BUSY
+    assert classify(RestException({"error_code": "INVALID_PARAMETER_VALUE",
+                                   "message": "Changing param values is not allowed"})) \
+        == REJECTED
+    assert classify(MlflowException("The saved sklearn model references untrusted types")) \
+        == REJECTED
