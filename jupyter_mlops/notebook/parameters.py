@@ -21,6 +21,9 @@ from jupyter_mlops.notebook.model import PARAMETER_TYPES, Cell, Parameter
 
 _REFUSED = object()  # a value the declared type does not take
 _PYTHON: dict[str, type] = {name: python for python, name in PARAMETER_TYPES.items()}
+# Lists and dicts in a value: papermill writes the value as code, and Python's parser reads
+# at most 200 nested brackets.
+MAX_DEPTH = 100
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 
@@ -186,11 +189,12 @@ def _type_of(value: Any) -> str:
 def _check_plain(name: str, value: Any, notebook: str | None) -> None:
     """Only plain data: anything else would reach the kernel as code papermill cannot escape.
 
-    Walked with a stack, not recursion: a value may be nested thousands deep, and a YAML
-    anchor may make a list that holds itself."""
-    stack, open_ids = [(value, False)], set()
+    Walked with a stack, not recursion: a YAML anchor may make a list that holds itself, and
+    a value nested deeper than MAX_DEPTH is refused, as Python's parser could not read it back.
+    """
+    stack, open_ids = [(value, 0, False)], set()
     while stack:
-        item, done = stack.pop()
+        item, depth, done = stack.pop()
         if done:  # every element of this container has been checked
             open_ids.discard(id(item))
             continue
@@ -199,9 +203,13 @@ def _check_plain(name: str, value: Any, notebook: str | None) -> None:
             if id(item) in open_ids:
                 raise ParameterError(name, "the value contains itself (a self-referencing "
                                      "YAML anchor?)", notebook)
+            if depth >= MAX_DEPTH:
+                raise ParameterError(name, f"the value is nested more than {MAX_DEPTH} levels "
+                                     "deep", notebook)
             open_ids.add(id(item))
-            stack.append((item, True))
-            stack.extend((element, False) for element in _elements(name, item, notebook))
+            stack.append((item, depth, True))
+            stack.extend((element, depth + 1, False)
+                         for element in _elements(name, item, notebook))
 
 
 def _check_scalar(name: str, value: Any, notebook: str | None) -> None:

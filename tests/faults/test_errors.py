@@ -87,7 +87,8 @@ def test_an_nbformat_version_of_5000_digits_is_named(tmp_path):
 @pytest.mark.fault("traceback")
 @pytest.mark.parametrize(("name", "value"), [
     ("n_trees", "7" * 5000), ("layer_sizes", "[" * 5000 + "]" * 5000),
-], ids=["int-5000-digits", "list-5000-deep"])
+    ("layer_sizes", "[" * 900 + "]" * 900),
+], ids=["int-5000-digits", "list-5000-deep", "list-900-deep"])
 def test_a_huge_or_deep_p_value_is_refused_by_name(tmp_path, name, value):
     path = train_notebook(tmp_path)
     result = cli("run", path, "--no-track", "-q", "-p", name, value, cwd=tmp_path)

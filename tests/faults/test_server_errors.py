@@ -49,11 +49,14 @@ def hostile(notebooks: Path) -> Path:  # noqa: F811
         "Deep_Chain.ipynb": _notebook([(["parameters"], "raw_frame = 'x'"),
                                        (["step:clean"], chain)]),
         "Minus_Chain.ipynb": _notebook([(["step:clean"], "delta = " + "-" * 100_000 + "1")]),
-        "Quick_Step.ipynb": _notebook([(["parameters"], "n_rows = 3"),
+        "Quick_Step.ipynb": _notebook([(["parameters"], "n_rows = 3\nrow_sizes = [1, 2]"),
                                        (["step:make"], "rows = list(range(n_rows))")]),
     }
     for name, notebook in cells.items():
         (notebooks / name).write_text(json.dumps(notebook), encoding="utf-8")
+    big = json.dumps(_notebook([(["step:clean"], "x = 1")]))
+    (notebooks / "Big_Version.ipynb").write_text(
+        big.replace('"nbformat": 4', '"nbformat": ' + "4" * 5000), encoding="utf-8")
     kale = _notebook([(["step:clean"], "x = 1")])
     kale["metadata"]["kubeflow_notebook"] = ["pipeline_name"]
     (notebooks / "Kale_List.ipynb").write_text(json.dumps(kale), encoding="utf-8")
@@ -95,6 +98,16 @@ async def test_parameters_given_as_a_list_are_refused(jp_fetch, hostile):  # noq
 
 @pytest.mark.fault("traceback")
 @on_server_loop
+async def test_a_parameter_nested_900_deep_is_refused_by_name(jp_fetch, hostile):  # noqa: ANN001
+    deep = "[" * 900 + "]" * 900
+    body = '{"path": "Quick_Step.ipynb", "parameters": {"row_sizes": ' + deep + "}}"
+    code, answer = await _post(jp_fetch, "local-runs", body)
+    _assert_refused(code, answer, "parameter-error")
+    assert "'row_sizes'" in answer["message"] and "nested" in answer["message"], answer
+
+
+@pytest.mark.fault("traceback")
+@on_server_loop
 @pytest.mark.parametrize("offset", ["1e400", "1" + "0" * 30])
 async def test_a_page_token_holding_a_huge_number_is_a_400(jp_fetch, notebooks, offset):  # noqa: ANN001, F811
     token = base64.urlsafe_b64encode(f'{{"o": {offset}, "q": "x"}}'.encode()).decode()
@@ -121,6 +134,7 @@ async def test_a_log_offset_beyond_2_63_is_a_400(jp_fetch, hostile):  # noqa: AN
 @on_server_loop
 @pytest.mark.parametrize(("name", "named"), [
     ("Kale_List.ipynb", "kubeflow_notebook"), ("Minus_Chain.ipynb", "MemoryError"),
+    ("Big_Version.ipynb", "5000 digits"),
 ])
 async def test_a_notebook_that_crashed_analysis_is_an_invalid_notebook(jp_fetch, hostile, name,
                                                                        named):  # noqa: ANN001
