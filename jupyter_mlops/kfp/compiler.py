@@ -130,8 +130,12 @@ def _write(text: str, output: str | Path | None) -> Path | None:
     if output is None:
         return None
     path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as error:  # a folder given as the output, no permission, a full disk
+        raise KfpCompileError(str(path), f"cannot write the pipeline YAML: {error.strerror}") \
+            from None
     return path
 
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.runner.errors import RunnerError
+
 DEFAULT_OUT = ".mlops"
 RUNNING = "running"
 ACTIVE = "active"
@@ -59,7 +61,12 @@ class RunFolder:
         settled = settle_dead_runs(base)
         run_id = new_run_id()
         root = base / "runs" / run_id
-        root.mkdir(parents=True, exist_ok=False)  # a clash means a second run: refuse
+        try:
+            root.mkdir(parents=True, exist_ok=False)  # a clash means a second run: refuse
+        except FileExistsError:
+            raise
+        except OSError as error:  # --out names a file, or a folder the user cannot write
+            raise RunnerError(f"cannot make a run folder in {base}: {error.strerror}") from None
         for sub in ("data", "metrics", "logs"):
             (root / sub).mkdir()
         folder = cls(root, run_id, tuple(settled))

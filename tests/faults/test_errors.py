@@ -159,3 +159,19 @@ def test_a_broken_pipeline_or_config_given_to_submit_is_named(tmp_path, pipeline
     result = cli("submit", package, *where, "-p", "n_trees", "5", cwd=tmp_path)
     named = "kfp_config.json" if config is not None else "Forest_Pipeline.yaml"
     assert_clear_error(result, named, said)
+
+
+@pytest.mark.fault("traceback")
+def test_a_file_given_as_the_run_folder_is_named(tmp_path):
+    path = train_notebook(tmp_path)
+    (tmp_path / "results.txt").write_text("not a folder")
+    result = cli("run", path, "--no-track", "-q", "--out", "results.txt", cwd=tmp_path)
+    assert_clear_error(result, "results.txt", "Not a directory")
+
+
+@pytest.mark.fault("traceback")
+def test_a_folder_given_as_the_compile_output_is_named(tmp_path):
+    path = train_notebook(tmp_path)
+    (tmp_path / "pipelines").mkdir()
+    result = cli("compile", path, "--no-install", "-o", "pipelines", cwd=tmp_path)
+    assert_clear_error(result, "pipelines", "Is a directory")
