@@ -150,7 +150,10 @@ def _from_data(kind: str, value: Any) -> Any:
     if kind == "NoneType":
         return value
     if kind == "float" and type(value) in (int, float):
-        return _finite(float(value))
+        try:
+            return _finite(float(value))
+        except OverflowError:  # an int of 400 digits and more is beyond every float
+            return _REFUSED
     return value if type(value) is _PYTHON[kind] else _REFUSED
 
 

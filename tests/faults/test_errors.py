@@ -11,7 +11,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from .conftest import assert_clear_error, cli
 
-PARAMETERS = "n_trees = 10\nlayer_sizes = [64, 32]\n"
+PARAMETERS = "n_trees = 10\nlayer_sizes = [64, 32]\nlearning_rate = 0.1\n"
 
 
 def write_notebook(folder: Path, name: str, cells: list[tuple[str, list[str]]],
@@ -97,19 +97,20 @@ def test_a_huge_or_deep_p_value_is_refused_by_name(tmp_path, name, value):
 
 
 @pytest.mark.fault("traceback")
-@pytest.mark.parametrize(("text", "said"), [
-    (b"n_trees: 5\nlayer_sizes: [1, \"\xff\xfe\"]\n", "not UTF-8"),
-    (b"layer_sizes: &sizes [1, *sizes]\n", "itself"),
-    (b"n_trees: " + b"7" * 5000 + b"\n", "5000 digits"),
-], ids=["not-utf8", "self-referencing-anchor", "int-5000-digits"])
-def test_a_broken_params_file_is_named(tmp_path, text, said):
+@pytest.mark.parametrize(("text", "named", "said"), [
+    (b"n_trees: 5\nlayer_sizes: [1, \"\xff\xfe\"]\n", "forest_params.yaml", "not UTF-8"),
+    (b"layer_sizes: &sizes [1, *sizes]\n", None, "itself"),
+    (b"n_trees: " + b"7" * 5000 + b"\n", "forest_params.yaml", "5000 digits"),
+    (b"learning_rate: 1" + b"0" * 4000 + b"\n", "'learning_rate'", "expected a float"),
+], ids=["not-utf8", "self-referencing-anchor", "int-5000-digits", "float-4000-digits"])
+def test_a_broken_params_file_is_named(tmp_path, text, named, said):
     path = train_notebook(tmp_path)
     params = tmp_path / "forest_params.yaml"
     params.write_bytes(text)
     result = cli("run", path, "--no-track", "-q", "-f", params, cwd=tmp_path)
-    assert_clear_error(result, said)
-    # the anchor is refused as the file is read (naming it) or as the value is checked
-    assert "forest_params.yaml" in result.stderr or "'layer_sizes'" in result.stderr
+    assert_clear_error(result, said, *([named] if named else []))
+    if named is None:  # refused as the file is read (its aliases) or as the value is checked
+        assert "forest_params.yaml" in result.stderr or "'layer_sizes'" in result.stderr
 
 
 @pytest.mark.fault("traceback")

@@ -49,8 +49,9 @@ def hostile(notebooks: Path) -> Path:  # noqa: F811
         "Deep_Chain.ipynb": _notebook([(["parameters"], "raw_frame = 'x'"),
                                        (["step:clean"], chain)]),
         "Minus_Chain.ipynb": _notebook([(["step:clean"], "delta = " + "-" * 100_000 + "1")]),
-        "Quick_Step.ipynb": _notebook([(["parameters"], "n_rows = 3\nrow_sizes = [1, 2]"),
-                                       (["step:make"], "rows = list(range(n_rows))")]),
+        "Quick_Step.ipynb": _notebook([
+            (["parameters"], "n_rows = 3\nrow_sizes = [1, 2]\nlearning_rate = 0.1"),
+            (["step:make"], "rows = list(range(n_rows))")]),
     }
     for name, notebook in cells.items():
         (notebooks / name).write_text(json.dumps(notebook), encoding="utf-8")
@@ -94,6 +95,15 @@ async def test_a_malformed_body_is_a_400(jp_fetch, notebooks, endpoint, body, ex
 async def test_parameters_given_as_a_list_are_refused(jp_fetch, hostile):  # noqa: ANN001
     body = json.dumps({"path": "Quick_Step.ipynb", "parameters": []})
     _assert_refused(*await _post(jp_fetch, "local-runs", body), "bad-parameters")
+
+
+@pytest.mark.fault("traceback")
+@on_server_loop
+async def test_a_float_of_4000_digits_is_refused_by_name(jp_fetch, hostile):  # noqa: ANN001
+    body = '{"path": "Quick_Step.ipynb", "parameters": {"learning_rate": 1' + "0" * 4000 + "}}"
+    code, answer = await _post(jp_fetch, "local-runs", body)
+    _assert_refused(code, answer, "parameter-error")
+    assert "'learning_rate'" in answer["message"], answer
 
 
 @pytest.mark.fault("traceback")
