@@ -48,8 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except MlopsError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except MlopsError as error:  # one line: a message quoting a library's may span several
+        print("error: " + " ".join(line.strip() for line in str(error).splitlines()),
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -58,4 +58,7 @@ def reason_of(error: BaseException) -> str:
         return f"out of memory (MemoryError{': ' + text if text else ''})"
     if isinstance(error, RecursionError):
         return "nested too deeply"
+    mark, problem = getattr(error, "problem_mark", None), getattr(error, "problem", None)
+    if mark is not None and problem:  # PyYAML's message spans lines with a snippet and a caret
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
     return text or type(error).__name__

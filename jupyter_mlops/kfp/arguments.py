@@ -29,7 +29,7 @@ def pipeline_inputs(spec_text: str, source: str = "the pipeline") -> dict[str, P
     try:
         spec = yaml.safe_load(spec_text)
     except yaml.YAMLError as error:
-        raise KfpSubmitError(f"{source} is not YAML: {error}") from None
+        raise KfpSubmitError(f"{source} is not YAML: {reason_of(error)}") from None
     except (ValueError, RecursionError) as error:  # a 5,000-digit number, nesting 5,000 deep
         raise KfpSubmitError(f"{source} cannot be read: {reason_of(error).split(';')[0]}") \
             from None

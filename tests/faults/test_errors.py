@@ -176,3 +176,12 @@ def test_a_folder_given_as_the_compile_output_is_named(tmp_path):
     (tmp_path / "pipelines").mkdir()
     result = cli("compile", path, "--no-install", "-o", "pipelines", cwd=tmp_path)
     assert_clear_error(result, "pipelines", "Is a directory")
+
+
+@pytest.mark.fault("traceback")
+def test_a_yaml_syntax_error_is_one_line_with_its_place(tmp_path):
+    path = train_notebook(tmp_path)
+    (tmp_path / "forest_params.yaml").write_text("n_trees: 5\nlayer_sizes: [64, 32\n")
+    result = cli("run", path, "--no-track", "-q", "-f", "forest_params.yaml", cwd=tmp_path)
+    assert_clear_error(result, "forest_params.yaml", "line 3, column 1")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
