@@ -12,6 +12,7 @@ import time
 
 from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking.client import RunRef, Tracker
+from jupyter_mlops.tracking.writer import Writer
 
 
 def flush_while_progressing(tracker: Tracker, step: float = 30.0,
@@ -54,6 +55,8 @@ def outcome(tracker: Tracker, flushed: bool,
     writer = tracker.writer
     if flushed:
         delivery = "the other records stored" if rejected else "all records stored"
+    elif writer.held or writer.lost:
+        delivery = held_line(writer)
     elif writer.store == "unreachable":
         delivery = (f"store unreachable ({tracker.uri} did not answer): "
                     f"{writer.pending()} bytes of records kept in the spool "
@@ -69,6 +72,14 @@ def outcome(tracker: Tracker, flushed: bool,
     lines = [f"{count} REJECTED by the store, kept in {writer.spool.rejected_path}; {delivery}:"]
     lines += [f"  {quarantine.describe(e)}" for e in rejected]
     return "\n".join(lines), False
+
+
+def held_line(writer: Writer) -> str:
+    """Records the disk refused: where, why, and that the runs are not settled."""
+    lost = f"; {writer.lost} dropped (beyond what memory holds)" if writer.lost else ""
+    return (f"NOT STORED: {writer.held} record(s) could not be written to the spool "
+            f"{writer.spool.log_path} ({writer.fault}){lost}; they are held in memory and "
+            "written once the disk has room (the runs stay open until then)")
 
 
 def unreported(tracker: Tracker) -> str | None:
@@ -87,6 +98,8 @@ def status_lines(tracker: Tracker) -> list[str]:
     writer = tracker.writer
     lines = [f"writer:     {writer.state}, store {writer.store}, {writer.pending()} bytes not "
              f"yet stored, spooled in {writer.spool.log_path}"]
+    if writer.held or writer.lost:
+        lines.append(f"  {held_line(writer)}")
     lines += [f"  {e}" for e in writer.errors]
     rejected = tracker.rejections()
     if rejected:

@@ -84,20 +84,36 @@ class Spool:
         Once written, a record survives the death of the process (it is in the OS's cache);
         `sync` (or a later `sync()`) makes it survive a crash of the machine too.
         """
-        if self._log is None:
-            self.files.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the session
-        ends = []
-        offset = self._log.tell()
-        for record in records:
-            line = json.dumps(record, separators=(",", ":")).encode() + b"\n"
-            self._log.write(line)
+        lines = [encode(record) for record in records]
+        end = self.append_lines(lines)
+        ends, offset = [], end - sum(map(len, lines))
+        for line in lines:
             offset += len(line)
             ends.append(offset)
-        self._log.flush()
         if sync:
             self.sync()
         return ends
+
+    def append_lines(self, lines: list[bytes]) -> int:
+        """Append encoded records whole or not at all; returns the log's end offset.
+
+        Unbuffered: a write the disk refuses (ENOSPC) raises here, and the part written is cut
+        off again, so a full disk never leaves a torn line that later lines would run into.
+        """
+        if self._log is None:
+            self.files.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_path, "ab", buffering=0)  # noqa: SIM115 - kept open
+        fd = self._log.fileno()
+        start = os.lseek(fd, 0, os.SEEK_END)
+        joined = b"".join(lines)
+        data = memoryview(joined)
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        except OSError:
+            os.ftruncate(fd, start)
+            raise
+        return start + len(joined)
 
     def sync(self) -> None:
         if self._log is not None:
@@ -138,8 +154,8 @@ class Spool:
             for line in handle:
                 if not line.endswith(b"\n"):
                     break  # a torn last line from a crash mid-write: never acked, dropped
+                out.append((offset + len(line), _decode(line, offset)))
                 offset += len(line)
-                out.append((offset, json.loads(line)))
                 if len(out) >= limit:
                     break
         return out
@@ -200,6 +216,26 @@ class Spool:
         shutil.rmtree(self.files, ignore_errors=True)
         for lock in self._locks.values():
             Path(lock.lock_file).unlink(missing_ok=True)
+
+
+def encode(record: Record) -> bytes:
+    """A record as its spool line."""
+    return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+
+
+def _decode(line: bytes, offset: int) -> Record:
+    """A spool line's record; a line that is not a JSON object (damaged on disk, or written
+    by hand) becomes a `damaged` record, which replay quarantines instead of stopping."""
+    try:
+        record = json.loads(line)
+    except ValueError as error:
+        problem = f"not JSON ({error})"
+    else:
+        if isinstance(record, dict):
+            return record
+        problem = f"a JSON {type(record).__name__}, not a record"
+    return {"op": "damaged", "offset": offset, "problem": problem,
+            "line": line.decode("utf-8", "replace")[:2000]}
 
 
 def sessions(root: Path) -> Iterator[str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking.gitinfo import source_tags
-from jupyter_mlops.tracking.spool import Record, Spool
+from jupyter_mlops.tracking.spool import Record, Spool, encode
 
 
 def _idle_seconds() -> float:
@@ -36,7 +36,16 @@ class Writer:
     def __init__(self, uri: str, spool_root: Path, session_id: str) -> None:
         self.uri = uri
         self.spool = Spool(spool_root, session_id)
-        self.spool.try_lock("kernel")
+        # Records the disk refused (full): held here, in order, and written when it has room.
+        self._held: list[tuple[bytes, Path | None, bytes | None]] = []
+        self._held_bytes = 0
+        self._planned = 0  # the spool's end offset once every held record is written
+        self.fault: str | None = None  # why the spool cannot be written right now
+        self.lost = 0  # records dropped: held records beyond HELD_BYTES
+        try:
+            self.spool.try_lock("kernel")
+        except OSError as error:  # a full or read-only disk: the cell still runs
+            self._refused(error)
         self._ids: dict[str, str] = {}
         self._ids_read = 0  # bytes of the spool's ids file read into _ids
         self._rejected: list[quarantine.Entry] = []  # the quarantine file's entries so far
@@ -69,19 +78,25 @@ class Writer:
             if _inline(record):
                 record["text"] = record.pop("payload")
                 record["artifact"] = record.pop("filename")
-            elif "payload" in record:
-                self._unsynced.append(self._write_payload(record))
+            payload = self._name_payload(record) if "payload" in record else (None, None)
             notebook = record.pop("enrich", None)
             if notebook is not None:
                 self._enrich.append((record["key"], notebook))
-            self._end = end = self.spool.append([record], sync=False)[-1]
+            end = self._hold(encode(record), *payload)
+            self._write_held()
         with self._wake:
             self._wake.notify()
         return end
 
     def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until every record put so far is in the store (True) or only spooled (False)."""
-        return self._request("flush", timeout)
+        """Wait until every record put so far is in the store (True) or only spooled (False).
+        False at once while records are held because the disk refused them."""
+        return self._request("flush", timeout) and not self.held and not self.lost
+
+    @property
+    def held(self) -> int:
+        """Records not in the spool yet: the disk refused them (see `fault`)."""
+        return len(self._held)
 
     def recover(self) -> None:
         """Have the sender replay orphaned spools and settle dead kernels' runs."""
@@ -93,7 +108,8 @@ class Writer:
         """Send what is left, stop the sender, release the spool (once)."""
         if self._closed:
             return False
-        if self._proc is None and self.spool.acked() >= self._end and self._enrich == []:
+        if (self._proc is None and self.spool.acked() >= self._end and self._enrich == []
+                and not self._sync_held()):
             return self._close_rested()
         deadline = time.monotonic() + timeout
         if self._request("flush", timeout):
@@ -251,7 +267,9 @@ class Writer:
         while not self._closed:
             idle = False
             with self._wake:
-                if synced == self._end and not self._recover and not self._enrich:
+                if self._held:  # a full disk: try again in a while
+                    self._wake.wait(_HELD_RETRY)
+                elif synced == self._end and not self._recover and not self._enrich:
                     idle = not self._wake.wait(self._idle)
                 recover, self._recover = self._recover, False
             if self._closed:
@@ -288,6 +306,7 @@ class Writer:
     def _sync(self) -> int:
         """fsync the spool and the payload files written so far; returns the synced offset."""
         with self._append:
+            self._write_held()
             files, self._unsynced = self._unsynced, []
             end = self._end
         for path in files:
@@ -306,17 +325,74 @@ class Writer:
         for key, notebook in pending:
             self.put({"op": "data", "key": key, "tags": source_tags(notebook)})
 
-    def _write_payload(self, record: Record) -> Path:
+    def _name_payload(self, record: Record) -> tuple[Path, bytes]:
         """The payload goes to a file; the spooled record names it (and the artifact's name)."""
         payload = record.pop("payload")
         self._files += 1
         record["artifact"] = record.pop("filename")
         record["file"] = f"{self._files:06d}"  # flat: a folder per file costs a mkdir per cell
-        path = self.spool.files / record["file"]
-        if self._files == 1:
-            self.spool.files.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(payload.encode() if isinstance(payload, str) else payload)
-        return path
+        return self.spool.files / record["file"], (
+            payload.encode() if isinstance(payload, str) else payload)
+
+    # records the disk refused ------------------------------------------------------------
+    def _hold(self, line: bytes, path: Path | None, payload: bytes | None) -> int:
+        """Queue a record to be written (now, or once the disk has room); returns the spool
+        offset it ends at. Beyond HELD_BYTES held, a record is dropped and counted."""
+        size = len(line) + len(payload or b"")
+        if self._held and self._held_bytes + size > HELD_BYTES:
+            self.lost += 1
+            return self._planned
+        self._held.append((line, path, payload))
+        self._held_bytes += size
+        self._planned += len(line)
+        return self._planned
+
+    def _write_held(self) -> None:
+        """Write the held records in order (call with `_append` held); stops at the first the
+        disk refuses, which stays held, and says so once per fault."""
+        while self._held:
+            line, path, payload = self._held[0]
+            try:
+                if path is not None:
+                    _write_file(path, payload or b"")
+                self._end = self.spool.append_lines([line])
+            except OSError as error:
+                if path is not None:
+                    path.unlink(missing_ok=True)
+                self._refused(error)
+                return
+            self._held.pop(0)
+            self._held_bytes -= len(line) + len(payload or b"")
+            if path is not None:
+                self._unsynced.append(path)
+        self._planned = self._end
+        if self.fault is not None:
+            self.fault = None
+            sys.stderr.write(f"jupyter-mlops: the spool {self.spool.log_path} is written "
+                             "again; the held records are in it\n")
+
+    def _sync_held(self) -> int:
+        with self._append:
+            self._write_held()
+            return len(self._held)
+
+    def _refused(self, error: OSError) -> None:
+        """One line the first time the disk refuses: the cell runs on, the records wait."""
+        if self.fault is not None:
+            return
+        self.fault = error.strerror or str(error)
+        sys.stderr.write(f"jupyter-mlops: tracking records cannot be written to the spool "
+                         f"{self.spool.log_path}: {self.fault}; the cell ran, its records are "
+                         "held in memory until the disk has room\n")
+
+
+HELD_BYTES = 256 * 1024 * 1024  # records held in memory while the disk is full
+_HELD_RETRY = 2.0  # seconds between attempts to write held records
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
 
 
 INLINE_TEXT = 16 * 1024  # characters of a text artifact kept in its spooled record

@@ -1,0 +1,199 @@
+"""The store and the spool under faults: a full disk (a real, small tmpfs), a store whose
+creation the disk cut short, damaged spool lines, and stores the server must not open.
+
+Kernels, SQLite stores and the Jupyter server are real; the full disk is a tmpfs mounted for
+the test (root only: skipped elsewhere) and filled with a file, as a user's disk fills.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TRAIN_FOREST = """\
+%%mlops track {name} --metrics auto
+from sklearn.datasets import load_iris
+from sklearn.ensemble import RandomForestClassifier
+X, y = load_iris(return_X_y=True)
+forest = RandomForestClassifier(n_estimators=5, random_state={seed}).fit(X, y)
+accuracy = forest.score(X, y)
+print("{name} trained", accuracy)
+"""
+
+
+# a small disk ---------------------------------------------------------------------------
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 2 MB tmpfs, unmounted after the test."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(path: Path) -> None:
+    """Write `path` until the disk is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 65536)
+    except OSError as error:
+        assert error.errno == errno.ENOSPC, error
+    finally:
+        os.close(fd)
+
+
+FILL = """\
+import errno, os
+def fill(path):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\\0" * 65536)
+    except OSError as error:
+        assert error.errno == errno.ENOSPC, error
+    finally:
+        os.close(fd)
+"""
+
+
+# kernels --------------------------------------------------------------------------------
+@pytest.fixture
+def user_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clean tracking environment that kernels inherit."""
+    for var in ("MLFLOW_TRACKING_URI", "JPY_SESSION_NAME", "JUPYTER_MLOPS_NOTEBOOK",
+                "JUPYTER_MLOPS_SPOOL_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+
+
+def run_notebook(folder: Path, name: str, cells: list[str], out: Path | None = None):
+    """Execute the cells in a fresh kernel (cwd = folder); every cell may fail, as a user's
+    would on today's code, so the notebook is read back and checked whole."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    notebook = new_notebook(cells=[new_code_cell(c, metadata={"tags": ["raises-exception"]})
+                                   for c in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    source, output = folder / f"{name}.ipynb", (out or folder.parent) / f"{name}.out.ipynb"
+    nbformat.write(notebook, source)
+    try:
+        papermill.execute_notebook(str(source), str(output), cwd=str(folder),
+                                   kernel_name="python3", progress_bar=False,
+                                   )
+    except PapermillExecutionError:
+        pass
+    return nbformat.read(output, as_version=4)
+
+
+def cell_text(cell) -> str:
+    """What the user sees under a cell: streams, values and errors."""
+    parts = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            parts.append(f"ERROR {output['ename']}: {output['evalue']}")
+            parts.append("Traceback (most recent call last)")
+        parts.append(output.get("text", ""))
+        parts.append(str(output.get("data", {}).get("text/plain", "")))
+    return "\n".join(parts)
+
+
+def migrated_db(folder: Path) -> str:
+    """A migrated, empty MLflow store in `folder` (made once per session, then copied)."""
+    global _TEMPLATE
+    if _TEMPLATE is None:
+        template = Path(os.environ.get("TMPDIR", "/tmp")) / f"faults-store-{os.getpid()}.db"
+        if not template.exists():
+            from mlflow import MlflowClient
+
+            uri = f"sqlite:///{template}"
+            MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models()
+        _TEMPLATE = template
+    shutil.copy(_TEMPLATE, folder / "mlflow.db")
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+_TEMPLATE: Path | None = None
+
+
+def statuses(uri: str, experiment: str) -> dict[str, str]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"experiment {experiment!r} not stored"
+    return {r.info.run_name: r.info.status for r in client.search_runs([exp.experiment_id])}
+
+
+# a full disk ----------------------------------------------------------------------------
+@pytest.mark.fault("traceback")
+def test_a_full_working_directory_runs_the_cell_and_says_so_in_one_line(
+        small_disk: Path, user_env: None, tmp_path: Path) -> None:
+    work = small_disk / "Churn_Study"
+    work.mkdir()
+    nb_cells = ["%load_ext jupyter_mlops", FILL + f"fill({str(small_disk / 'filler.bin')!r})",
+                TRAIN_FOREST.format(name="fit_Forest", seed=0),
+                'print("accuracy after the cell:", accuracy)']
+    notebook = run_notebook(work, "Churn_Study", nb_cells, out=tmp_path)
+    tracked, after = cell_text(notebook.cells[2]), cell_text(notebook.cells[3])
+    assert "fit_Forest trained 0.9" in tracked, tracked
+    assert "accuracy after the cell: 0.9" in after, after
+    assert "Traceback" not in tracked + after, tracked + after
+    warnings = [line for line in tracked.splitlines() if line.startswith("jupyter-mlops:")]
+    assert len(warnings) == 1, tracked
+    spool = work / ".jupyter_mlops" / "spool"
+    assert str(spool) in warnings[0] and "No space left on device" in warnings[0], warnings
+
+
+@pytest.mark.fault("lost")
+def test_end_never_says_stored_while_the_disk_holds_the_records_back(
+        small_disk: Path, user_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spool's disk fills mid-session: `%mlops end` says so (not "stored"); once the disk
+    has room again, the held records reach the store and no cell run stays RUNNING."""
+    work = tmp_path / "Churn_Study"
+    work.mkdir()
+    uri = migrated_db(work)
+    monkeypatch.setenv("JUPYTER_MLOPS_SPOOL_DIR", str(small_disk / "spool"))
+    filler = small_disk / "filler.bin"
+    trained = [TRAIN_FOREST.format(name=f"forest_{seed}", seed=seed) for seed in range(3)]
+    cells = ["%load_ext jupyter_mlops", "%mlops start --experiment Churn_Model",
+             FILL + f"fill({str(filler)!r})", *trained, "%mlops end",
+             f"os.remove({str(filler)!r})", "%mlops start --experiment Churn_Model",
+             "%mlops end",
+             "from mlflow import MlflowClient\n"
+             f"client = MlflowClient(tracking_uri={uri!r})\n"
+             "exp = client.get_experiment_by_name('Churn_Model')\n"
+             "print(sorted((r.info.run_name, r.info.status) "
+             "for r in client.search_runs([exp.experiment_id])))"]
+    notebook = run_notebook(work, "Churn_Study", cells)
+    texts = [cell_text(cell) for cell in notebook.cells]
+    for seed, text in enumerate(texts[3:6]):
+        assert f"forest_{seed} trained 0.9" in text and "Traceback" not in text, text
+    full_end, free_end = texts[6], texts[9]
+    assert "all records stored" not in full_end, full_end
+    assert "NOT STORED" in full_end and "No space left on device" in full_end, full_end
+    assert str(small_disk / "spool") in full_end, full_end
+    assert "all records stored" in free_end, free_end
+    seen_at_success = texts[10]
+    assert "RUNNING" not in seen_at_success, seen_at_success
+    stored = statuses(uri, "Churn_Model")
+    assert {f"forest_{seed}" for seed in range(3)} <= stored.keys(), stored
+    assert set(stored.values()) == {"FINISHED"}, stored
