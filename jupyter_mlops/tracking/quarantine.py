@@ -86,6 +86,10 @@ def files(root: Path) -> Iterator[Path]:
 def what(record: Record) -> str:
     """The record in the user's words: which model, artifact, params, metrics or tags."""
     op = record.get("op")
+    if op == "damaged":
+        where = record.get("offset")
+        at = f"at byte {where}" if where is not None else f"ending at byte {record.get('end')}"
+        return f"damaged spool line {at}"
     if op == "model":
         name = f"model {record.get('name') or 'model'!r}"
         return f"{name} (to register as {record['register']!r})" if record.get("register") else name
@@ -109,7 +113,8 @@ def describe(entry: Entry, with_run: bool = True) -> str:
     reason = " ".join(str(entry.get("reason", "")).split())
     if len(reason) > SHOWN_CHARS:
         reason = reason[:SHOWN_CHARS] + "..."
-    line = f"{entry.get('what')} rejected by the store: {reason}"
+    damaged = (entry.get("record") or {}).get("op") == "damaged"
+    line = f"{entry.get('what')}{':' if damaged else ' rejected by the store:'} {reason}"
     if not with_run:
         return line
     run = f"run {entry['run']!r}" if entry.get("run") else f"run {entry.get('run_id') or '?'}"

@@ -7,6 +7,7 @@ not answer (or answered "busy") raises and stays in the spool, to be resent.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -19,10 +20,13 @@ log = logging.getLogger("jupyter_mlops.tracking")
 
 
 def units(items: list[tuple[int, Record]]) -> Iterator[tuple[int, Record]]:
-    """Merge consecutive data records of one run into one (fewer log_batch calls)."""
+    """Merge consecutive data records of one run into one (fewer log_batch calls). A record
+    of the wrong shape becomes a `damaged` unit of its own, which `apply` quarantines."""
     current: Record | None = None
     end = 0
+    start = None
     for offset, record in items:
+        record, start = _checked(record, start, offset), offset
         if current is not None and _mergeable(current, record):
             current["params"].update(record.get("params") or {})
             current["tags"].update(record.get("tags") or {})
@@ -34,6 +38,45 @@ def units(items: list[tuple[int, Record]]) -> Iterator[tuple[int, Record]]:
         current, end = _copy(record), offset
     if current is not None:
         yield end, current
+
+
+_TEXT, _INT, _MAP, _LIST = (str,), (int,), (dict, type(None)), (list, type(None))
+_SHAPES: dict[str, dict[str, tuple[type, ...]]] = {
+    "run": {"key": _TEXT, "exp": _TEXT, "start": _INT, "tags": _MAP,
+            "name": (str, type(None)), "parent": (str, type(None))},
+    "end": {"key": _TEXT, "status": _TEXT, "end": _INT},
+    "data": {"key": _TEXT, "params": _MAP, "tags": _MAP, "metrics": _LIST},
+    "file": {"key": _TEXT},
+    "model": {"key": _TEXT, "file": _TEXT},
+}
+
+
+def shape_problem(record: Record) -> str | None:
+    """What is wrong with a spool record's shape (None: nothing). Unknown ops pass: the
+    sink refuses them by name."""
+    op = record.get("op")
+    if not isinstance(op, str):
+        return "no op"
+    for name, types in _SHAPES.get(op, {}).items():
+        if not isinstance(record.get(name), types) or isinstance(record.get(name), bool):
+            return f"{op} record with {name}={str(record.get(name))[:60]!r}"
+    if op == "data" and any(not (isinstance(m, list) and len(m) == 4)
+                            for m in record.get("metrics") or ()):
+        return "data record with a metric that is not [key, value, time, step]"
+    if op == "file" and not (isinstance(record.get("text"), str)
+                             or isinstance(record.get("file"), str)):
+        return "file record with neither text nor a file"
+    return None
+
+
+def _checked(record: Record, start: int | None, end: int) -> Record:
+    if record.get("op") == "damaged":
+        return record
+    problem = shape_problem(record)
+    if problem is None:
+        return record
+    return {"op": "damaged", "offset": start, "end": end, "problem": problem,
+            "line": json.dumps(record, default=str)[:2000]}
 
 
 def _mergeable(current: Record, record: Record) -> bool:
@@ -56,6 +99,9 @@ def apply(sink: MlflowSink, record: Record, spool: Spool) -> bool:
     Raises when the store did not answer or was busy: the unit stays in the spool."""
     if record["op"] == "header":
         return True
+    if record["op"] == "damaged":  # never sent: kept apart, named, and passed over
+        reject(sink, spool, record, PermanentError(f"not sent: {record['problem']}"))
+        return False
     try:
         sink.apply(record)
     except Exception as error:

@@ -22,6 +22,7 @@ class SyncReport:
     failed: dict[str, str] = field(default_factory=dict)  # session or uri -> error
     recovered: list[str] = field(default_factory=list)  # run ids marked FAILED
     rejected: dict[str, list[str]] = field(default_factory=dict)  # quarantine file -> records
+    unsent: dict[str, str] = field(default_factory=dict)  # uri -> a session not fully sent
 
     def lines(self) -> list[str]:
         out = [f"replayed {sid}: {n} record groups" for sid, n in self.replayed.items()]
@@ -56,6 +57,12 @@ def sync(spool_dirs: list[Path] | None = None, recover: bool = True) -> SyncRepo
     db = sqlite_path(uri)
     if recover and (clients or db is None or db.exists()):  # never create a store to recover
         for target in clients or {uri: None}:
+            if target in report.unsent:
+                # Its runs' end records may be among those not sent: marking them FAILED
+                # now would be wrong; the next sync settles them.
+                report.failed[target] = (f"runs not settled: records of session "
+                                         f"{report.unsent[target]} are still in the spool")
+                continue
             try:
                 client = clients.get(target) or open_client(target)
                 report.recovered += fail_dead_runs(client, socket.gethostname())
@@ -79,6 +86,7 @@ def _replay_one(spool: Spool, default_uri: str, clients: dict[str, Any],
     if not spool.try_own(wait=30):
         report.busy.append(spool.session_id)
         return
+    uri = default_uri
     try:
         head = replay_mod.header(spool)
         uri = head.get("uri", default_uri) if head else default_uri
@@ -87,5 +95,6 @@ def _replay_one(spool: Spool, default_uri: str, clients: dict[str, Any],
         report.replayed[spool.session_id] = replay_mod.replay(spool, clients[uri], uri)
     except Exception as error:
         report.failed[spool.session_id] = f"{error.__class__.__name__}: {error}"
+        report.unsent.setdefault(uri, spool.session_id)
     finally:
         spool.release()

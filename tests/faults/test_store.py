@@ -8,14 +8,20 @@ the test (root only: skipped elsewhere) and filled with a file, as a user's disk
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
+
+from jupyter_mlops.tracking.spool import Spool
+
+from .conftest import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -197,3 +203,52 @@ def test_end_never_says_stored_while_the_disk_holds_the_records_back(
     stored = statuses(uri, "Churn_Model")
     assert {f"forest_{seed}" for seed in range(3)} <= stored.keys(), stored
     assert set(stored.values()) == {"FINISHED"}, stored
+
+
+# damaged spool lines --------------------------------------------------------------------
+def _dead_kernel_spool(spool_dir: Path, uri: str, damage: bytes) -> tuple[Spool, list[str]]:
+    """The spool a killed kernel left: three finished cell runs of `Churn_Model`, with a
+    damaged line after the first run's records (before the others' FINISHED records)."""
+    import socket
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    identity = {"mlops.pid": str(gone.pid), "mlops.host": socket.gethostname()}
+    spool = Spool(spool_dir, "20261201090000-4242-deadbeef")
+    spool.append([{"op": "header", "uri": uri, "host": socket.gethostname()}])
+    names = [f"forest_{seed}" for seed in range(3)]
+    for i, name in enumerate(names):
+        spool.append([
+            {"op": "run", "key": f"key{i}", "exp": "Churn_Model", "parent": None,
+             "name": name, "start": 1764579600000 + i, "tags": identity},
+            {"op": "data", "key": f"key{i}", "params": {"n_estimators": "5"},
+             "metrics": [["accuracy", 0.9 + i / 100, 1764579600500, 0]]}])
+        if i == 0:
+            spool.append_lines([damage])
+        spool.append([{"op": "end", "key": f"key{i}", "status": "FINISHED",
+                       "end": 1764579601000 + i}])
+    spool.release()
+    return spool, names
+
+
+@pytest.mark.fault("lost")
+@pytest.mark.parametrize("damage", [
+    pytest.param(b'{"op": "data", "key": "key0", "metr\x00\x00\x00\n', id="torn-bytes"),
+    pytest.param(b'{"op": "end", "key": ["key1"], "status": "FINISHED"}\n', id="wrong-shape"),
+])
+def test_a_damaged_spool_line_is_set_aside_and_the_rest_delivered(
+        tmp_path: Path, user_env: None, damage: bytes) -> None:
+    work = tmp_path / "Churn_Study"
+    work.mkdir()
+    uri = migrated_db(work)
+    spool, names = _dead_kernel_spool(work / ".jupyter_mlops" / "spool", uri, damage)
+    done = cli("sync", cwd=work)
+    said = done.stdout + done.stderr
+    assert done.returncode == 1, said
+    assert "Traceback" not in said, said
+    assert "damaged spool line" in said and str(spool.rejected_path) in said, said
+    assert "marked FAILED" not in said, said
+    stored = statuses(uri, "Churn_Model")
+    assert stored == dict.fromkeys(names, "FINISHED"), stored
+    kept = [json.loads(line) for line in spool.rejected_path.read_text().splitlines()]
+    assert len(kept) == 1 and kept[0]["record"]["op"] == "damaged", kept
