@@ -12,7 +12,8 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING
+from itertools import repeat
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from IPython.core.inputtransformer2 import TransformerManager
@@ -191,7 +192,7 @@ class _Scope:
     """Loads and stores of one scope; nested scopes add only their free names.
 
     Expressions nest as deep as the code is long (a 300-call method chain, a 2,500-term sum),
-    so the walk keeps its own stack of visitor generators instead of recursing.
+    so the walk keeps its own stack instead of recursing.
     """
 
     def __init__(self) -> None:
@@ -209,36 +210,12 @@ class _Scope:
         return scope
 
     def visit(self, node: ast.AST) -> None:
-        work = self._dispatch(node)
-        stack = [work] if work is not None else []
-        while stack:
-            step = next(stack[-1], None)
-            if step is None:
-                stack.pop()
-                continue
-            scope, child = step
-            work = scope._dispatch(child)
-            if work is not None:
-                stack.append(work)
+        _walk(self, node, 0)
 
     # ast.NodeVisitor's dispatch builds a method name per node and walks fields through a
     # generator; a per-type table makes the analysis about twice as fast.
-    def _dispatch(self, node: ast.AST) -> Work | None:
-        visitor = _VISITORS.get(type(node))
-        if visitor is None:
-            name = "visit_" + type(node).__name__
-            visitor = _VISITORS[type(node)] = getattr(_Scope, name, _Scope.generic_visit)
-        return visitor(self, node)
-
-    def generic_visit(self, node: ast.AST) -> Work:
-        for name in node._fields:
-            value = getattr(node, name, None)
-            if isinstance(value, list):
-                for item in value:
-                    if isinstance(item, ast.AST):
-                        yield self, item
-            elif isinstance(value, ast.AST):
-                yield self, value
+    def generic_visit(self, node: ast.AST) -> None:
+        """Marks the nodes whose children `visit` walks itself."""
 
     def _leaf(self, node: ast.AST) -> None:
         """Constants and contexts hold no names."""
@@ -355,6 +332,75 @@ class _Scope:
 _VISITORS: dict[type, Callable[[_Scope, ast.AST], Work | None]] = {
     leaf: _Scope._leaf for leaf in (ast.Constant, ast.Load, ast.Store, ast.Del)
 }
+
+
+# Recursion is the fast walk; below this depth a subtree is walked with a stack of its own.
+_RECURSION_DEPTH = 150
+
+
+def _walk(scope: _Scope, node: ast.AST, depth: int) -> None:
+    if depth > _RECURSION_DEPTH:
+        _walk_with_stack(scope, node)
+        return
+    kind = type(node)
+    visitor = _VISITORS.get(kind) or _visitor(kind)
+    if visitor is _Scope.generic_visit:  # most nodes: their children, no generator
+        for child in _children(node, kind):
+            _walk(scope, child, depth + 1)
+    elif visitor is not _Scope._leaf:
+        work = visitor(scope, node)
+        if work is not None:
+            for inner, child in work:
+                _walk(inner, child, depth + 1)
+
+
+def _walk_with_stack(scope: _Scope, node: ast.AST) -> None:
+    """The walk of `_walk` for code nested deeper than Python's stack allows (a 300-call
+    method chain, a 2,500-term sum, a 500-branch elif): the stack holds the nodes still to
+    visit, as (scope, node), and visitors paused at a yield. A node's children go on top of the
+    visitor that yielded it, so they are done before it resumes, as in the recursive walk."""
+    stack: list[Any] = [(scope, node)]
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    while stack:
+        top = pop()
+        if type(top) is not tuple:  # a paused visitor: the node it yields next, if any
+            step = next(top, None)
+            if step is not None:
+                push(top)
+                push(step)
+            continue
+        owner, current = top
+        kind = type(current)
+        visitor = _VISITORS.get(kind) or _visitor(kind)
+        if visitor is _Scope.generic_visit:
+            extend(zip(repeat(owner), reversed(_children(current, kind))))
+        elif visitor is not _Scope._leaf:
+            work = visitor(owner, current)
+            if work is not None:
+                push(work)
+
+
+def _visitor(kind: type) -> Callable[[_Scope, ast.AST], Work | None]:
+    visitor = getattr(_Scope, "visit_" + kind.__name__, _Scope.generic_visit)
+    _VISITORS[kind] = visitor
+    return visitor
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _children(node: ast.AST, kind: type) -> list[ast.AST]:
+    fields = _FIELDS.get(kind)
+    if fields is None:  # `ctx` holds Load or Store: no names
+        fields = _FIELDS[kind] = tuple(f for f in kind._fields if f != "ctx")
+    children: list[ast.AST] = []
+    for name in fields:
+        value = getattr(node, name, None)
+        if isinstance(value, list):
+            children.extend(item for item in value if isinstance(item, ast.AST))
+        elif isinstance(value, ast.AST):
+            children.append(value)
+    return children
 
 
 def _parameters(args: ast.arguments) -> set[str]:
