@@ -18,3 +18,7 @@ class NoActiveRunError(TrackingError):
 
 class StoreUnavailableError(TrackingError):
     """The tracking store cannot be reached right now (records stay in the spool)."""
+
+
+class StoreError(TrackingError):
+    """A SQLite store that cannot be opened as it is: not SQLite, half made, or not creatable."""

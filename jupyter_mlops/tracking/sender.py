@@ -165,7 +165,7 @@ class Sender:
     # sending ---------------------------------------------------------------------------
     def _connect(self) -> None:
         try:
-            self._client = self._client or open_client(self.uri)
+            self._client = self._client or open_client(self.uri, notice=self._error)
             self._client.search_experiments(max_results=1)
         except Exception as error:
             self._go_offline(f"store {self.uri} unreachable: {reason(error)[:200]}",

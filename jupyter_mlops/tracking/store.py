@@ -2,8 +2,10 @@
 
 The embedded default is a SQLite MLflow store `mlflow.db` in the working directory with its
 artifacts in `mlruns/` beside it. MLflow migrates a new database's schema on first use and
-that migration races: processes starting together on a fresh file corrupt it. So the first
-open in each process happens under a file lock.
+that migration races: processes starting together on a fresh file corrupt it, and a disk
+that fills meanwhile leaves it half made. So a new store is migrated under another name and
+renamed into place, under a file lock; a ready store is opened without one (a read writes
+nothing beside it).
 """
 
 from __future__ import annotations
@@ -12,9 +14,15 @@ import hashlib
 import logging
 import os
 import shlex
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
+
+from jupyter_mlops.tracking.errors import StoreError
 
 DEFAULT_DB = "mlflow.db"
 SPOOL_ENV = "JUPYTER_MLOPS_SPOOL_DIR"
@@ -66,23 +74,142 @@ def _http_defaults() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
-def open_client(uri: str) -> Any:
-    """An MlflowClient on `uri` whose tracking and registry schemas are ready (imports mlflow)."""
+def open_client(uri: str, create: bool = True,
+                notice: Callable[[str], None] | None = None) -> Any:
+    """An MlflowClient on `uri` whose tracking and registry schemas are ready (imports mlflow).
+
+    A SQLite store is created atomically (migrated under another name, then renamed), so a
+    disk that fills meanwhile leaves no half-made `mlflow.db`; one an older version left
+    (no runs in it) is moved aside and made anew, said through `notice`. `create=False`
+    (a read): a store that is not ready raises StoreError and nothing is written.
+    """
     _http_defaults()
     from mlflow import MlflowClient
 
     db = sqlite_path(uri)
     if db is None:
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
-    from filelock import FileLock
-
     # The one-time schema creation logs at INFO from a background thread into the cell.
     for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    state = sqlite_state(db)
+    if state == READY:
+        return _client(uri)  # no lock file: nothing to create or migrate
+    if not create or state == NOT_SQLITE:
+        raise StoreError(_STATE_MESSAGES[state].format(db=db))
+    from filelock import FileLock
+
     db.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(db) + ".lock", timeout=300):
-        # The client opens the store eagerly: creating it is what migrates, so inside the lock.
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        client.search_experiments(max_results=1)
-        client.search_registered_models(max_results=1)  # the registry's store too
+        state = sqlite_state(db)  # another process may have made it meanwhile
+        if state == HALF_MADE:
+            aside = db.with_name(f"{db.name}.half-made-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(db, aside)
+            if notice is not None:
+                notice(f"{db} was a half-made MLflow store (its creation stopped, e.g. on a "
+                       f"full disk) holding no runs: moved to {aside}, a new store made")
+            state = ABSENT
+        if state == ABSENT:
+            _create(db)
+        elif state != READY and state != OLDER:
+            raise StoreError(_STATE_MESSAGES[state].format(db=db))
+        # An older schema is upgraded by MLflow as it opens it: inside the lock.
+        return _client(uri)
+
+
+def _client(uri: str) -> Any:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.search_experiments(max_results=1)
+    client.search_registered_models(max_results=1)  # the registry's store too
     return client
+
+
+def _create(db: Path) -> None:
+    """Migrate a new store under a temporary name, then rename it into place."""
+    # A name of its own each try: MLflow caches engines by URI, and one kept on a failed
+    # try's (deleted) file would be handed out again.
+    temp = db.with_name(f".{db.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        _dispose(_client(f"sqlite:///{temp}"))
+        os.replace(temp, db)
+    except Exception as error:
+        raise StoreError(f"cannot create the MLflow store {db}: {_cause(error)}; nothing was "
+                         "left behind, it is made on the next try") from None
+    finally:
+        for leftover in (temp, temp.with_name(temp.name + "-journal")):
+            leftover.unlink(missing_ok=True)
+
+
+def _dispose(client: Any) -> None:
+    """Close the client's engines on the temporary file (it is renamed next)."""
+    stores = [getattr(client._tracking_client, "store", None)]
+    try:
+        stores.append(client._get_registry_client().store)
+    except Exception:  # only a handle kept open a while longer
+        pass
+    for store in stores:
+        engine = getattr(store, "engine", None)
+        if engine is not None:
+            engine.dispose()
+
+
+def _cause(error: BaseException) -> str:
+    """The root cause in a line: `database or disk is full`, not the SQL that hit it."""
+    text = str(getattr(error, "orig", None) or error)
+    return text.splitlines()[0][:300] if text else type(error).__name__
+
+
+ABSENT, READY, OLDER, HALF_MADE, HALF_MADE_WITH_RUNS, NOT_SQLITE = (
+    "absent", "ready", "older", "half-made", "half-made-with-runs", "not-sqlite")
+_STATE_MESSAGES = {
+    ABSENT: "there is no MLflow store at {db}",
+    OLDER: "the MLflow store {db} has an older schema; open it once from a notebook (or run "
+           "`mlflow db upgrade`) to upgrade it",
+    HALF_MADE: "{db} is a half-made MLflow store (its creation stopped, e.g. on a full disk) "
+               "holding no runs; the next tracked session makes it anew",
+    HALF_MADE_WITH_RUNS: "{db} is a half-migrated MLflow store that holds runs: back it up, "
+                         "then run `mlflow db upgrade sqlite:///{db}`",
+    NOT_SQLITE: "{db} is not an SQLite database (an MLflow store named mlflow.db is one)",
+}
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def sqlite_state(db: Path) -> str:
+    """What the file at `db` is, read without writing anything beside it."""
+    try:
+        with open(db, "rb") as handle:
+            head = handle.read(len(_SQLITE_MAGIC))
+    except FileNotFoundError:
+        return ABSENT
+    except OSError:
+        return NOT_SQLITE
+    if not head:
+        return ABSENT  # an empty file: SQLite's own way of saying "new"
+    if head != _SQLITE_MAGIC:
+        return NOT_SQLITE
+    import sqlite3
+
+    try:
+        with closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            tables = {row[0] for row in conn.execute(
+                "select name from sqlite_master where type = 'table'")}
+            version = (conn.execute("select version_num from alembic_version").fetchall()
+                       if "alembic_version" in tables else [])
+            # What a half-made store may hold: the default experiment, nothing else.
+            content = sum(conn.execute(f"select count(*) from {table}").fetchone()[0] - floor
+                          for table, floor in (("runs", 0), ("experiments", 1),
+                                               ("registered_models", 0)) if table in tables)
+    except sqlite3.DatabaseError:
+        return NOT_SQLITE
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    if version and version[0][0] == _get_latest_schema_revision() \
+            and not any(t.startswith("_alembic_tmp_") for t in tables):
+        return READY
+    if content <= 0:  # not ready and empty: nothing is lost by making it anew
+        return HALF_MADE
+    if not version or any(t.startswith("_alembic_tmp_") for t in tables):
+        return HALF_MADE_WITH_RUNS
+    return OLDER

@@ -23,9 +23,11 @@ class SyncReport:
     recovered: list[str] = field(default_factory=list)  # run ids marked FAILED
     rejected: dict[str, list[str]] = field(default_factory=dict)  # quarantine file -> records
     unsent: dict[str, str] = field(default_factory=dict)  # uri -> a session not fully sent
+    notes: list[str] = field(default_factory=list)  # e.g. a half-made store made anew
 
     def lines(self) -> list[str]:
-        out = [f"replayed {sid}: {n} record groups" for sid, n in self.replayed.items()]
+        out = list(self.notes)
+        out += [f"replayed {sid}: {n} record groups" for sid, n in self.replayed.items()]
         out += [f"skipped {sid}: its kernel or its sender is still running"
                 for sid in self.busy]
         out += [f"failed {where}: {error}" for where, error in self.failed.items()]
@@ -64,7 +66,7 @@ def sync(spool_dirs: list[Path] | None = None, recover: bool = True) -> SyncRepo
                                          f"{report.unsent[target]} are still in the spool")
                 continue
             try:
-                client = clients.get(target) or open_client(target)
+                client = clients.get(target) or open_client(target, notice=report.notes.append)
                 report.recovered += fail_dead_runs(client, socket.gethostname())
             except Exception as error:
                 report.failed[target] = f"{error.__class__.__name__}: {error}"
@@ -91,7 +93,7 @@ def _replay_one(spool: Spool, default_uri: str, clients: dict[str, Any],
         head = replay_mod.header(spool)
         uri = head.get("uri", default_uri) if head else default_uri
         if uri not in clients:
-            clients[uri] = open_client(uri)
+            clients[uri] = open_client(uri, notice=report.notes.append)
         report.replayed[spool.session_id] = replay_mod.replay(spool, clients[uri], uri)
     except Exception as error:
         report.failed[spool.session_id] = f"{error.__class__.__name__}: {error}"

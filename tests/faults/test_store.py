@@ -252,3 +252,62 @@ def test_a_damaged_spool_line_is_set_aside_and_the_rest_delivered(
     assert stored == dict.fromkeys(names, "FINISHED"), stored
     kept = [json.loads(line) for line in spool.rejected_path.read_text().splitlines()]
     assert len(kept) == 1 and kept[0]["record"]["op"] == "damaged", kept
+
+
+# a store the disk cut short -------------------------------------------------------------
+def leave_free(mount: Path, free: int) -> Path:
+    """Fill the disk but `free` bytes; returns the filler file."""
+    filler = mount / "filler.bin"
+    fill(filler)
+    os.truncate(filler, max(filler.stat().st_size - free, 0))
+    return filler
+
+
+@pytest.mark.fault("lost")
+def test_a_store_the_disk_cut_short_is_never_left_half_made(small_disk: Path) -> None:
+    from jupyter_mlops.tracking.errors import StoreError
+    from jupyter_mlops.tracking.store import open_client
+
+    db = small_disk / "mlflow.db"
+    filler = leave_free(small_disk, 300 * 1024)  # a migrated store takes about 1 MB
+    with pytest.raises(StoreError) as refused:
+        open_client(f"sqlite:///{db}")
+    assert str(db) in str(refused.value) and "disk is full" in str(refused.value), refused
+    assert "\n" not in str(refused.value) and "CREATE TABLE" not in str(refused.value)
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler.bin", "mlflow.db.lock"]
+    filler.unlink()
+    client = open_client(f"sqlite:///{db}")
+    experiment = client.create_experiment("Churn_Model")
+    run = client.create_run(experiment, run_name="forest_0")
+    client.log_metric(run.info.run_id, "accuracy", 0.93)
+    assert client.get_run(run.info.run_id).data.metrics == {"accuracy": 0.93}
+
+
+OLD_OPEN = """\
+import sys
+from mlflow import MlflowClient
+uri = sys.argv[1]
+MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()
+"""
+
+
+@pytest.mark.fault("lost")
+def test_a_half_made_store_is_made_anew_and_said(small_disk: Path, user_env: None) -> None:
+    """A store an earlier version left half made (MLflow migrating in place on a full disk:
+    `table _alembic_tmp_runs already exists` ever after) is moved aside, named, made anew."""
+    db = small_disk / "mlflow.db"
+    filler = leave_free(small_disk, 100 * 1024)
+    made = subprocess.run([sys.executable, "-c", OLD_OPEN, f"sqlite:///{db}"],
+                          capture_output=True, text=True, timeout=600)
+    assert made.returncode != 0 and db.exists(), made.stderr[-2000:]
+    filler.unlink()
+    done = cli("sync", cwd=small_disk)
+    said = done.stdout + done.stderr
+    assert done.returncode == 0 and "Traceback" not in said, said
+    aside = [p for p in small_disk.iterdir() if p.name.startswith("mlflow.db.half-made-")]
+    assert len(aside) == 1 and str(aside[0]) in said and "half-made" in said, said
+    from jupyter_mlops.tracking.store import open_client
+
+    client = open_client(f"sqlite:///{db}")
+    run = client.create_run(client.create_experiment("Churn_Model"), run_name="forest_0")
+    assert client.get_run(run.info.run_id).info.status == "RUNNING"
