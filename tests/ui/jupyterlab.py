@@ -54,8 +54,8 @@ def output_text(page, source_start: str) -> str:  # noqa: ANN001
         ".map(o => o.text || (o.data && o.data['text/plain']) || '').join('')")
 
 
-def open_panel(page, widen: bool = True) -> object:  # noqa: ANN001
-    """Open the MLOps sidebar; widened, so the metric columns show (and the screenshots)."""
+def open_panel(page, widen: int = 260) -> object:  # noqa: ANN001
+    """Open the MLOps sidebar, widened by `widen` pixels so the metric columns show."""
     page.click("li.lm-TabBar-tab[data-id='jp-mlops-panel']")
     panel = page.locator(PANEL)
     panel.locator(".jp-mlops-header").wait_for()
@@ -64,7 +64,7 @@ def open_panel(page, widen: bool = True) -> object:  # noqa: ANN001
     if widen and box:
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 200)
         page.mouse.down()
-        page.mouse.move(box["x"] + 260, box["y"] + 200, steps=5)
+        page.mouse.move(box["x"] + widen, box["y"] + 200, steps=5)
         page.mouse.up()
     return panel
 
@@ -92,3 +92,12 @@ def wait_panel_rows(page, run_ids: dict[str, str]) -> dict[str, dict]:  # noqa: 
                              f" {page.evaluate(PANEL_ROWS_JS)} and says"
                              f" {page.locator(PANEL).inner_text()!r}") from None
     return {row["id"]: row for row in page.evaluate(PANEL_ROWS_JS)}
+
+
+def screenshot_panel(page, path: str) -> None:  # noqa: ANN001
+    """The panel down to its last line (not the empty sidebar below it)."""
+    box = page.locator(PANEL).bounding_box()
+    bottom = page.evaluate(f"Math.max(...[...document.querySelector('{PANEL}').children]"
+                           ".map(c => c.getBoundingClientRect().bottom))")
+    page.screenshot(path=path, clip={"x": box["x"], "y": box["y"], "width": box["width"],
+                                     "height": min(box["height"], bottom - box["y"] + 12)})

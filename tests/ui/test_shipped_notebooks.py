@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
-from .conftest import ROOT, Lab, explained, new_page
+from .conftest import ROOT, UI_WAIT_MS, Lab, explained, new_page
 from .jupyterlab import (
     EXPORT_BUTTON,
     PANEL,
@@ -29,6 +30,7 @@ from .jupyterlab import (
     open_panel,
     output_text,
     run_all,
+    screenshot_panel,
     wait_panel_rows,
 )
 
@@ -174,7 +176,8 @@ class TestQuickstart:
         stored = {r.info.run_name: r.info.run_id
                   for r in _runs_tagged(client, NOTEBOOK_TAG, ran.path)}
         for name, card in self._cards(ran).items():
-            assert card.locator("code").inner_text().strip() == stored[name]
+            # The card learns its run id from the background writer, after the cell.
+            expect(card.locator("code")).to_have_text(stored[name], timeout=UI_WAIT_MS)
             assert card.locator(".mlops-problems").count() == 0, card.inner_text()
 
     def test_every_model_is_ready_in_the_store(self, ran: Ran, shipped: Lab) -> None:
@@ -199,11 +202,11 @@ class TestQuickstart:
         runs = [r for r in _runs_tagged(client, NOTEBOOK_TAG, ran.path)
                 if r.data.tags.get("mlops.kind") == "cell"]
         assert sorted(r.info.run_name for r in runs) == sorted(_tracked_models(QUICKSTART))
-        panel = open_panel(ran.page)
+        open_panel(ran.page, widen=360)  # wide enough for the metric columns
         rows = wait_panel_rows(ran.page, {r.info.run_id: r.info.status.lower() for r in runs})
         assert {rows[r.info.run_id]["name"] for r in runs} == set(_tracked_models(QUICKSTART))
         ran.page.locator(f"{PANEL} th", has_text="accuracy").first.wait_for()
-        panel.screenshot(path=str(screenshots / "panel.png"))
+        screenshot_panel(ran.page, str(screenshots / "panel.png"))
 
 
 # --- 02: the tagged pipeline -------------------------------------------------------------------
