@@ -14,8 +14,9 @@ from typing import Any
 
 from jupyter_mlops.server.errors import ApiError
 from jupyter_mlops.server.runindex import RunIndex, Scope
+from jupyter_mlops.tracking.errors import StoreError
 from jupyter_mlops.tracking.notebook_info import LAUNCHED_FROM_TAG, NOTEBOOK_TAG, tag_value
-from jupyter_mlops.tracking.store import DEFAULT_DB, open_client
+from jupyter_mlops.tracking.store import DEFAULT_DB, open_client, sqlite_path
 
 SOURCE_TAGS = ("mlops.cell_source", "mlops.source", "mlops.code")  # the tracked cell's code
 SOURCE_ARTIFACTS = ("cell.py", "code.py", "source.py", "cell/source.py")
@@ -42,24 +43,49 @@ class Stores:
         self._stores: dict[str, Store] = {}
         self._lock = threading.Lock()
 
-    def uri_for(self, folder: str) -> str | None:
+    def uri_for(self, folder: str, root: str) -> str | None:
         """The URI runs of notebooks in `folder` go to; None: no store there yet."""
         if self.configured_uri:
-            return self.configured_uri
+            configured = sqlite_path(self.configured_uri)
+            # A configured SQLite file no kernel has made yet: no runs, not an error.
+            return None if configured is not None and not configured.exists() \
+                else self.configured_uri
         db = Path(folder) / DEFAULT_DB
         # Never create a database as a side effect of reading.
-        return f"sqlite:///{db}" if db.is_file() else None
+        return self.local_uri(folder, root) if db.is_file() else None
+
+    @staticmethod
+    def local_uri(folder: str, root: str) -> str:
+        """`mlflow.db` in `folder` (under `root`); a link to a store outside the root is
+        refused, as notebooks through such links are."""
+        db = os.path.join(folder, DEFAULT_DB)
+        real, top = os.path.realpath(db), os.path.realpath(root)
+        if os.path.commonpath([real, top]) != top:
+            raise ApiError(403, "store-outside-root",
+                           f"{DEFAULT_DB} in this folder links outside the server root; "
+                           "it is not opened")
+        return f"sqlite:///{db}"
 
     def get(self, uri: str) -> Store:
         with self._lock:
             store = self._stores.get(uri)
             if store is None:
-                # The tracking layer's opener: a kernel may be creating this SQLite file
-                # right now, and MLflow's first-use migration must not run twice at once.
-                client = open_client(uri)
+                # A read opens only a ready store: it never creates, migrates or repairs
+                # one, nor writes a lock file beside it (a kernel makes its own store).
+                try:
+                    client = open_client(uri, create=False)
+                except StoreError as error:
+                    raise _store_refused(uri, error) from None
                 index = RunIndex(client, self.full_refresh, self.min_refresh)
                 store = self._stores[uri] = Store(uri, client, index)
         return store
+
+
+def _store_refused(uri: str, error: StoreError) -> ApiError:
+    """409 with the reason, the store named by its file name only (no server paths)."""
+    db = sqlite_path(uri)
+    message = str(error).replace(f"sqlite:///{db}", DEFAULT_DB).replace(str(db), DEFAULT_DB)
+    return ApiError(409, "store-unreadable", message)
 
 
 def experiments(client: Any) -> list[dict[str, Any]]:

@@ -19,6 +19,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+# The server fixtures of tests/server (a real Jupyter Server with the extension).
+from pytest_jupyter.jupyter_server import *  # noqa: F401,F403
+from server.conftest import TOKEN, _notebook, fetch_json
+
 from jupyter_mlops.tracking.spool import Spool
 
 from .conftest import cli
@@ -311,3 +315,74 @@ def test_a_half_made_store_is_made_anew_and_said(small_disk: Path, user_env: Non
     client = open_client(f"sqlite:///{db}")
     run = client.create_run(client.create_experiment("Churn_Model"), run_name="forest_0")
     assert client.get_run(run.info.run_id).info.status == "RUNNING"
+
+
+# stores the server must not open ---------------------------------------------------------
+@pytest.fixture
+def jp_server_config(user_env: None) -> dict[str, object]:
+    """No configured store: each notebook's folder has its own `mlflow.db`."""
+    return {"ServerApp": {"jpserver_extensions": {"jupyter_mlops.server": True}},
+            "IdentityProvider": {"token": TOKEN},
+            "MlopsExtension": {"tracking_uri": "", "min_refresh_seconds": 0.0}}
+
+
+def _study(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Train_Forest.ipynb").write_text(json.dumps(_notebook([
+        (["step:train"], "accuracy = 0.93")])), encoding="utf-8")
+    return folder
+
+
+def _listing(*folders: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns)
+            for folder in folders for p in sorted(folder.iterdir())}
+
+
+async def _get(jp_fetch, route: str, notebook: str) -> tuple[int, dict[str, object]]:
+    return await fetch_json(jp_fetch, "mlops", "api", route, params={"notebook": notebook})
+
+
+@pytest.mark.fault("traceback")
+def test_a_store_that_is_not_sqlite_is_a_409_and_a_read_writes_nothing(
+        jp_asyncio_loop, jp_fetch, jp_root_dir: Path) -> None:
+    broken = _study(jp_root_dir / "Churn_Study")
+    (broken / "mlflow.db").write_text("these are my notes, not a database\n")
+    ready = _study(jp_root_dir / "Sales_Study")
+    migrated_db(ready)
+    before = _listing(broken, ready)
+
+    async def reads() -> list[tuple[int, dict[str, object]]]:
+        return [await _get(jp_fetch, route, f"{study}/Train_Forest.ipynb")
+                for study in ("Churn_Study", "Sales_Study") for route in ("experiments", "runs")]
+
+    (bad_exp, bad_runs, good_exp, good_runs) = jp_asyncio_loop.run_until_complete(reads())
+    for code, body in (bad_exp, bad_runs):
+        assert code == 409 and body["code"] == "store-unreadable", body
+        assert "mlflow.db is not an SQLite database" in body["message"], body
+        assert str(jp_root_dir) not in body["message"], body
+    assert good_exp[0] == 200 and good_runs[0] == 200, (good_exp, good_runs)
+    assert _listing(broken, ready) == before  # no lock file, no migration, no repair
+
+
+@pytest.mark.fault("wrong")
+def test_a_store_linked_from_outside_the_root_is_refused_and_left_alone(
+        jp_asyncio_loop, jp_fetch, jp_root_dir: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    uri = migrated_db(outside)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    client.create_run(client.create_experiment("Secret_Model"), run_name="private")
+    linked = _study(jp_root_dir / "Linked_Study")
+    (linked / "mlflow.db").symlink_to(outside / "mlflow.db")
+    before = _listing(outside, linked)
+
+    async def reads() -> list[tuple[int, dict[str, object]]]:
+        return [await _get(jp_fetch, route, "Linked_Study/Train_Forest.ipynb")
+                for route in ("experiments", "runs")]
+
+    for code, body in jp_asyncio_loop.run_until_complete(reads()):
+        assert code == 403 and body["code"] == "store-outside-root", body
+        assert "Secret_Model" not in json.dumps(body), body
+    assert _listing(outside, linked) == before
