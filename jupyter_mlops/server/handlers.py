@@ -55,7 +55,7 @@ class ExperimentsHandler(MlopsHandler):
         """The tracking store of the notebook's folder (else the root's), None if there is none."""
         ref = await self.notebook(notebook) if notebook else None
         folder = os.path.dirname(ref.real_path) if ref else self.contents_manager.root_dir
-        uri = self.mlops.stores.uri_for(folder)
+        uri = self.mlops.stores.uri_for(folder, self.contents_manager.root_dir)
         # Opening a store may migrate its schema: off the event loop.
         return (await asyncio.to_thread(self.mlops.stores.get, uri) if uri else None), ref
 
@@ -198,7 +198,8 @@ class LocalRunsHandler(GraphHandler):
         # A malformed notebook or a value its parameters do not take: 400 now.
         parameters = await self.run_notebook_call(_local_run_parameters, ref, _parameters(body))
         folder = os.path.dirname(ref.real_path)
-        uri = self.mlops.resolved_tracking_uri() or f"sqlite:///{folder}/{store.DEFAULT_DB}"
+        uri = self.mlops.resolved_tracking_uri() or self.mlops.stores.local_uri(
+            folder, self.contents_manager.root_dir)
         job = self.mlops.jobs.start(ref.api_path, ref.real_path, parameters, uri)
         self.reply(job.to_dict(), status=201)
 
