@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_mlops.tracking.store import open_client
+
 from .conftest import copy_notebook, sqlite_uri
 
 CLI = Path(sys.executable).parent / "jupyter-mlops"
@@ -42,7 +44,7 @@ def _wait_for(predicate, timeout: float) -> bool:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_signal_stops_the_run_cleanly(tmp_path, signum, mlflow_client_for):
+def test_a_signal_stops_the_run_cleanly(tmp_path, signum):
     notebook = copy_notebook("slow", tmp_path)
     pids = tmp_path / "pids"
     pids.mkdir()
@@ -69,7 +71,8 @@ def test_a_signal_stops_the_run_cleanly(tmp_path, signum, mlflow_client_for):
     assert {n: s["status"] for n, s in summary["steps"].items()} == {
         "slow-a": "killed", "slow-b": "killed", "after": "killed"}
     # The command does not wait for MLflow: the sender process stores the runs after it ended.
-    client = mlflow_client_for(sqlite_uri(tmp_path))
+    # Opened under the store's creation lock: the sender may be creating mlflow.db right now.
+    client = open_client(sqlite_uri(tmp_path))
     assert _wait_for(lambda: _killed_runs(client, summary["run_id"]) == {
         "slow-a": "KILLED", "slow-b": "KILLED", "after": "KILLED"}, 240), \
         _killed_runs(client, summary["run_id"])

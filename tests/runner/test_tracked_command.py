@@ -17,6 +17,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
 from jupyter_mlops.tracking.spool import sessions
+from jupyter_mlops.tracking.store import open_client
 
 CLI = Path(sys.executable).parent / "jupyter-mlops"
 STORE_DEADLINE = 240.0  # seconds for the detached sender to store the run on a loaded machine
@@ -70,8 +71,7 @@ def _stored_runs(client, run_id: str) -> tuple[object, list] | None:
     return parent, children
 
 
-def test_the_command_ends_before_mlflow_has_the_run_and_the_run_arrives(tmp_path,
-                                                                        mlflow_client_for):
+def test_the_command_ends_before_mlflow_has_the_run_and_the_run_arrives(tmp_path):
     notebook = _notebook(tmp_path)
     done, _ = _run(notebook, _env())
     assert done.returncode == 0, done.stdout + done.stderr
@@ -82,7 +82,8 @@ def test_the_command_ends_before_mlflow_has_the_run_and_the_run_arrives(tmp_path
     assert f"view it: mlflow ui --backend-store-uri {uri}" in done.stdout
     assert "warning" not in done.stderr.lower()
 
-    client = mlflow_client_for(uri)
+    # Opened under the store's creation lock: the sender may be creating mlflow.db right now.
+    client = open_client(uri)
     deadline = time.monotonic() + STORE_DEADLINE
     stored = None
     while stored is None and time.monotonic() < deadline:
