@@ -42,7 +42,9 @@ def run_problems(tracker: Tracker, run: RunRef) -> tuple[list[str], bool]:
     if lines:
         lines.append(f"kept in {writer.spool.rejected_path}")
     settled = run.status != "RUNNING" and run.ended_at > 0 and writer.settled(run.ended_at)
-    if not settled and writer.store == "unreachable":
+    if not settled and (writer.held or writer.lost):
+        lines.append(held_line(writer))
+    elif not settled and writer.store == "unreachable":
         lines.append(f"not stored yet: the store {tracker.uri} does not answer; the run's "
                      "records wait in the spool")
     return lines, settled

@@ -124,6 +124,7 @@ class Writer:
                 self._proc.wait(timeout=5)  # reaped here, not left a zombie
             except subprocess.TimeoutExpired:
                 pass  # still sending; it exits on its own
+        self._say_lost()
         self.spool.release()
         return stored
 
@@ -154,6 +155,7 @@ class Writer:
             for pipe in (self._proc.stdin, self._proc.stdout):
                 if pipe is not None:
                     pipe.close()  # nobody reads its answer; it exits after the stop
+        self._say_lost()
         self.spool.release()
 
     def pending(self) -> int:
@@ -375,6 +377,13 @@ class Writer:
         with self._append:
             self._write_held()
             return len(self._held)
+
+    def _say_lost(self) -> None:
+        """Closing with records the disk still refuses: they end with the process, said."""
+        if self._held or self.lost:
+            sys.stderr.write(f"jupyter-mlops: {len(self._held) + self.lost} tracking record(s) "
+                             f"LOST: the spool {self.spool.log_path} could not be written "
+                             f"({self.fault}) before the process ended\n")
 
     def _refused(self, error: OSError) -> None:
         """One line the first time the disk refuses: the cell runs on, the records wait."""

@@ -125,22 +125,24 @@ def cell_text(cell) -> str:
     return "\n".join(parts)
 
 
-def migrated_db(folder: Path) -> str:
-    """A migrated, empty MLflow store in `folder` (made once per session, then copied)."""
-    global _TEMPLATE
-    if _TEMPLATE is None:
-        template = Path(os.environ.get("TMPDIR", "/tmp")) / f"faults-store-{os.getpid()}.db"
-        if not template.exists():
-            from mlflow import MlflowClient
+@pytest.fixture(scope="session")
+def _store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated, empty MLflow store, copied for each test (migrating costs seconds)."""
+    from mlflow import MlflowClient
 
-            uri = f"sqlite:///{template}"
-            MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models()
-        _TEMPLATE = template
-    shutil.copy(_TEMPLATE, folder / "mlflow.db")
-    return f"sqlite:///{folder / 'mlflow.db'}"
+    template = tmp_path_factory.mktemp("store-template") / "mlflow.db"
+    uri = f"sqlite:///{template}"
+    MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models()
+    return template
 
 
-_TEMPLATE: Path | None = None
+@pytest.fixture
+def migrated_db(_store_template: Path):
+    """`migrated_db(folder)`: a ready MLflow store `mlflow.db` in `folder`; returns its URI."""
+    def make(folder: Path) -> str:
+        shutil.copy(_store_template, folder / "mlflow.db")
+        return f"sqlite:///{folder / 'mlflow.db'}"
+    return make
 
 
 def statuses(uri: str, experiment: str) -> dict[str, str]:
@@ -174,8 +176,8 @@ def test_a_full_working_directory_runs_the_cell_and_says_so_in_one_line(
 
 @pytest.mark.fault("lost")
 def test_end_never_says_stored_while_the_disk_holds_the_records_back(
-        small_disk: Path, user_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+        small_disk: Path, user_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        migrated_db) -> None:
     """The spool's disk fills mid-session: `%mlops end` says so (not "stored"); once the disk
     has room again, the held records reach the store and no cell run stays RUNNING."""
     work = tmp_path / "Churn_Study"
@@ -228,7 +230,9 @@ def _dead_kernel_spool(spool_dir: Path, uri: str, damage: bytes) -> tuple[Spool,
             {"op": "data", "key": f"key{i}", "params": {"n_estimators": "5"},
              "metrics": [["accuracy", 0.9 + i / 100, 1764579600500, 0]]}])
         if i == 0:
-            spool.append_lines([damage])
+            spool.release()
+            with open(spool.log_path, "ab") as log:  # as a disk (or a hand) damaged it
+                log.write(damage)
         spool.append([{"op": "end", "key": f"key{i}", "status": "FINISHED",
                        "end": 1764579601000 + i}])
     spool.release()
@@ -241,7 +245,7 @@ def _dead_kernel_spool(spool_dir: Path, uri: str, damage: bytes) -> tuple[Spool,
     pytest.param(b'{"op": "end", "key": ["key1"], "status": "FINISHED"}\n', id="wrong-shape"),
 ])
 def test_a_damaged_spool_line_is_set_aside_and_the_rest_delivered(
-        tmp_path: Path, user_env: None, damage: bytes) -> None:
+        tmp_path: Path, user_env: None, damage: bytes, migrated_db) -> None:
     work = tmp_path / "Churn_Study"
     work.mkdir()
     uri = migrated_db(work)
@@ -344,7 +348,7 @@ async def _get(jp_fetch, route: str, notebook: str) -> tuple[int, dict[str, obje
 
 @pytest.mark.fault("traceback")
 def test_a_store_that_is_not_sqlite_is_a_409_and_a_read_writes_nothing(
-        jp_asyncio_loop, jp_fetch, jp_root_dir: Path) -> None:
+        jp_asyncio_loop, jp_fetch, jp_root_dir: Path, migrated_db) -> None:
     broken = _study(jp_root_dir / "Churn_Study")
     (broken / "mlflow.db").write_text("these are my notes, not a database\n")
     ready = _study(jp_root_dir / "Sales_Study")
@@ -366,7 +370,7 @@ def test_a_store_that_is_not_sqlite_is_a_409_and_a_read_writes_nothing(
 
 @pytest.mark.fault("wrong")
 def test_a_store_linked_from_outside_the_root_is_refused_and_left_alone(
-        jp_asyncio_loop, jp_fetch, jp_root_dir: Path, tmp_path: Path) -> None:
+        jp_asyncio_loop, jp_fetch, jp_root_dir: Path, tmp_path: Path, migrated_db) -> None:
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     uri = migrated_db(outside)
