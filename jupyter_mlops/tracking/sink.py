@@ -8,6 +8,7 @@ model is logged only if the run has none under that name yet.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import pickle
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.tracking.spool import registered_key
 from jupyter_mlops.tracking.store import artifact_root
 
 log = logging.getLogger("jupyter_mlops.tracking")
@@ -68,7 +70,8 @@ def classify(error: BaseException) -> str:
     if any(_unreachable(e) for e in chain):
         return UNREACHABLE
     if any(getattr(e, "error_code", "") in _BUSY_CODES or "database is locked" in str(e)
-           or "too many 429 error" in str(e) or "too many 503 error" in str(e) for e in chain):
+           or "too many 429 error" in str(e) or "too many 503 error" in str(e)
+           or _disk_full(e) for e in chain):
         return BUSY
     message = str(error)
     # mlflow's REST client wraps what requests raised in a plain MlflowException.
@@ -77,6 +80,13 @@ def classify(error: BaseException) -> str:
             and "error responses" not in message:
         return UNREACHABLE
     return REJECTED
+
+
+def _disk_full(error: BaseException) -> bool:
+    """A full disk under the store or the spool: it says nothing about the record, and room
+    may come back, so it counts as busy (retried), not as a rejection."""
+    return getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) \
+        or "database or disk is full" in str(error)
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -294,10 +304,13 @@ class MlflowSink:
             raise PermanentError(f"model {name!r} could not be read back from the spool: "
                                  f"{type(error).__name__}: {error}") from error
         try:
-            log_model(self.client, run_id, model, name=name, input_example=example,
-                      register=record.get("register"))
+            info = log_model(self.client, run_id, model, name=name, input_example=example,
+                             register=record.get("register"))
         except ModelLoggingError as error:
             raise PermanentError(str(error)) from error
+        version = getattr(info, "registered_model_version", None)
+        if version is not None:  # the run card names it; written before the record's ack
+            self.on_new_id(registered_key(record["key"], name), str(version))
 
     def _has_model(self, run_id: str, name: str) -> bool:
         """A READY model of that name on the run: one a failed attempt left FAILED is redone."""

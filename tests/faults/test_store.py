@@ -390,3 +390,25 @@ def test_a_store_linked_from_outside_the_root_is_refused_and_left_alone(
         assert code == 403 and body["code"] == "store-outside-root", body
         assert "Secret_Model" not in json.dumps(body), body
     assert _listing(outside, linked) == before
+
+
+@pytest.mark.fault("lost")
+def test_a_full_disk_under_the_store_is_waited_for_not_a_rejection(small_disk: Path) -> None:
+    """The store's own disk fills: MLflow's error says nothing about the record, so the
+    record stays in the spool to be resent, rather than being quarantined as refused."""
+    import sqlite3
+
+    from jupyter_mlops.tracking.sink import BUSY, classify
+
+    db = small_disk / "notes.db"
+    conn = sqlite3.connect(db)
+    conn.execute("create table runs (payload blob)")
+    fill(small_disk / "filler.bin")
+    with pytest.raises(sqlite3.OperationalError) as full:
+        conn.execute("insert into runs values (?)", (b"\0" * 1_000_000,))
+        conn.commit()
+    conn.close()
+    assert classify(full.value) == BUSY, full.value
+    with pytest.raises(OSError) as spool_full:
+        (small_disk / "run.ids").write_bytes(b"\0" * 100_000)
+    assert classify(spool_full.value) == BUSY, spool_full.value
