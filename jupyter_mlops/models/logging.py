@@ -39,8 +39,9 @@ def is_sklearn(model: Any) -> bool:
 
 
 def log_model(client: Any, run_id: str, model: Any, *, name: str = "model",
-              input_example: Any = None, register: str | None = None) -> str:
-    """Store `model` as MLflow model `name` of run `run_id`; returns the logged model's id.
+              input_example: Any = None, register: str | None = None) -> Any:
+    """Store `model` as MLflow model `name` of run `run_id`; returns MLflow's ModelInfo (its
+    `model_id`, and `registered_model_version` when registered).
 
     scikit-learn estimators (pipelines, ensembles, trees) take the sklearn flavor; any other
     object is kept whole in a python_function model. Raises ModelLoggingError when the object
@@ -54,7 +55,7 @@ def log_model(client: Any, run_id: str, model: Any, *, name: str = "model",
             if _from_store(error):
                 raise
             raise ModelLoggingError(name, kind, f"{type(error).__name__}: {error}") from error
-    return str(info.model_id)
+    return info
 
 
 def model_entry(variable: str, register: str | None) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,8 @@ def track_cell(shell: Any, session: Session, options: CellOptions, source: str) 
     finally:
         session.stack.remove(run)
         if card is not None:  # after captured(): run.status is settled
+            if options.model:
+                card.watch_model(options.model, _model_fate(tracker, run, options, ns))
             card.finish(run.status, error=f"{type(error).__name__}: {error}" if error else None,
                         **logged)
 
@@ -74,6 +77,16 @@ def _run_card(shell: Any, name: str, tracker: Tracker, run: RunRef) -> Any:
                          problems=lambda: run_problems(tracker, run))
     except Exception:  # a view must never break tracking
         return None
+
+
+def _model_fate(tracker: Tracker, run: RunRef, options: CellOptions,
+                ns: dict[str, Any]) -> Callable[[], tuple[str, bool]]:
+    """What the card says of the cell's model once the store answered (delivery.py)."""
+    if options.model not in ns:
+        return lambda: ("NOT LOGGED: no such variable", True)
+    from jupyter_mlops.tracking.delivery import model_fate
+
+    return lambda: model_fate(tracker, run, options.register)
 
 
 def execute(shell: Any, code: str) -> Any:

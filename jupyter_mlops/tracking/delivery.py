@@ -12,6 +12,7 @@ import time
 
 from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking.client import RunRef, Tracker
+from jupyter_mlops.tracking.spool import registered_key
 from jupyter_mlops.tracking.writer import Writer
 
 
@@ -48,6 +49,26 @@ def run_problems(tracker: Tracker, run: RunRef) -> tuple[list[str], bool]:
         lines.append(f"not stored yet: the store {tracker.uri} does not answer; the run's "
                      "records wait in the spool")
     return lines, settled
+
+
+def model_fate(tracker: Tracker, run: RunRef, register: str | None = None,
+               name: str = "model") -> tuple[str, bool]:
+    """What became of the run's model `name`, in a few words for the card ("" until the store
+    answered for the run's records), and whether that is final. No mlflow here: the sender's
+    ack says stored, the quarantine says rejected, the ids file has the registered version."""
+    writer = tracker.writer
+    if not (run.status != "RUNNING" and run.ended_at > 0 and writer.settled(run.ended_at)):
+        return "", False
+    # Read after the ack: the sender quarantines a record before it acks it.
+    if any((e.get("record") or {}).get("op") == "model"
+           and (e["record"].get("name") or "model") == name for e in tracker.rejections(run)):
+        return "NOT STORED: rejected", True
+    if writer.spool.acked() < run.ended_at:
+        return "", True  # the writer closed before the store had it: nothing to say here
+    if not register:
+        return "stored", True
+    version = writer.run_id(registered_key(run.key, name))
+    return f"registered {register}{f' v{version}' if version else ''}", True
 
 
 def outcome(tracker: Tracker, flushed: bool,

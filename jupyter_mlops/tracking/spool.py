@@ -2,7 +2,8 @@
 
 Every record is appended here before it is sent (a write-ahead log), so a store outage or a
 killed kernel loses nothing. `<id>.ack` holds the offset up to which the store has the
-records; `<id>.ids` maps client-side run keys to MLflow run ids. Replay resends what follows
+records; `<id>.ids` maps client-side run keys to MLflow run ids (and a registered model's
+`registered_key` to its version, for the run card). Replay resends what follows
 the ack offset; every operation is idempotent on resend (see sink.py), so a crash between
 sending and acking costs nothing. A session's files are deleted once it is fully acked.
 
@@ -236,6 +237,11 @@ def _decode(line: bytes, offset: int) -> Record:
         problem = f"a JSON {type(record).__name__}, not a record"
     return {"op": "damaged", "offset": offset, "problem": problem,
             "line": line.decode("utf-8", "replace")[:2000]}
+
+
+def registered_key(run_key: str, name: str) -> str:
+    """The ids file's key of the version registered from model `name` of run `run_key`."""
+    return f"{run_key}/model/{name}"
 
 
 def sessions(root: Path) -> Iterator[str]:

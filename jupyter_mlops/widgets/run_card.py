@@ -9,6 +9,8 @@ reporting on.
 A card also shows what went wrong with its run's records after the cell: the tracking writer
 sends them in the background, so a record the store rejects (a model it cannot save, a param
 re-logged with another value) is known later; `watch(...)` polls for it on the card's clock.
+Likewise `watch_model(...)` names the cell's model (`--model VAR`) and, once the store
+answered, whether it was stored, registered (name and version) or rejected.
 """
 
 from __future__ import annotations
@@ -102,6 +104,9 @@ class _Card:
         self._run_id_source: Callable[[], str | None] | None = None
         self.problems: list[str] = []  # what went wrong with the run's records
         self._problems_source: Callable[[], tuple[list[str], bool]] | None = None
+        self.model: str | None = None  # the variable logged as the run's model
+        self.model_fate = ""  # what the store made of it: stored, registered ..., rejected
+        self._model_source: Callable[[], tuple[str, bool]] | None = None
         self._lock = threading.Lock()
 
     def _alive(self) -> bool:
@@ -157,6 +162,27 @@ class _Card:
         self._check_problems()
         return self
 
+    def watch_model(self, variable: str, fate: Callable[[], tuple[str, bool]]) -> Any:
+        """Name the run's model, `variable`, with what `fate()` reports of it, (words, final),
+        until it says final; redraws at the card's next change (`finish`, a tick)."""
+        self.model, self._model_source = variable, fate
+        self._check_model()
+        return self
+
+    def _check_model(self) -> bool:
+        """True when the model's fate changed."""
+        source = self._model_source
+        if source is None:
+            return False
+        try:
+            fate, final = source()
+        except Exception:  # a broken source must not break the card: stop asking it
+            fate, final = self.model_fate, True
+        if final:
+            self._model_source = None
+        changed, self.model_fate = fate != self.model_fate, fate
+        return changed
+
     def _check_problems(self) -> bool:
         """True when the problems changed."""
         source = self._problems_source
@@ -194,7 +220,7 @@ class _Card:
         if not self._alive():
             return False
         learnt = self._resolve_run_id()
-        noticed = self._check_problems()
+        noticed = self._check_problems() | self._check_model()
         running = self.status not in TERMINAL
         # A finished card's duration is final: redraw for the link and problems only.
         if running or learnt or noticed:
@@ -206,7 +232,8 @@ class _Card:
             self.refresh_output()
         wants_link = not (self.run_id or self._run_id_source is None
                           or time.time() - (self.ended or 0) > LINK_WAIT)
-        return wants_link or self._problems_source is not None
+        return (wants_link or self._problems_source is not None
+                or self._model_source is not None)
 
     @property
     def duration(self) -> float:
@@ -239,10 +266,28 @@ class _Card:
             parts.append(_kv("metrics", self.metrics))
         if self.params:
             parts.append(_kv("params", self.params))
+        if self.model:
+            parts.append(self._model_html())
         colour = PROBLEM_COLOUR if self.problems else status_colour(self.status)
         return ('<div class="mlops-run-card" style="border:1px solid #ddd;border-left:4px solid '
                 f'{colour};padding:4px 8px;margin:2px 0;font-size:12px">'
                 f'{"".join(parts)}</div>')
+
+    def _model_html(self) -> str:
+        fate = ""
+        if self.model_fate:  # a failure is said in capitals ("NOT STORED: ..."), in red
+            colour = "#d62728" if self.model_fate.startswith("NOT") else "#777"
+            fate = f' <span style="color:{colour}">&rarr; {esc(self.model_fate)}</span>'
+        return (f'<div class="mlops-model"><span style="color:#777">model:</span> '
+                f'<b>{esc(self.model)}</b>{fate}</div>')
+
+    def _text(self) -> str:
+        """The card in plain text (text/plain, for frontends without HTML)."""
+        lines = [f"run card: {self.name} {self.status}"]
+        if self.model:
+            lines.append(f"model: {self.model}" + (f" -> {self.model_fate}"
+                                                   if self.model_fate else ""))
+        return "\n".join(lines + self.problems)
 
 
 class RunCard(_Card, StaticFallback, widgets.HTML):
@@ -309,10 +354,7 @@ class CellCard(_Card):
         return self._html()
 
     def _bundle(self) -> dict[str, str]:
-        text = f"run card: {self.name} {self.status}"
-        if self.problems:
-            text += "\n" + "\n".join(self.problems)
-        return {"text/html": self._html(), "text/plain": text}
+        return {"text/html": self._html(), "text/plain": self._text()}
 
 
 def _kv(title: str, values: dict[str, Any]) -> str:

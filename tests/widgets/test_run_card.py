@@ -3,6 +3,10 @@ tracking magics' hook (`cell_card`) in a real kernel."""
 
 from __future__ import annotations
 
+import html
+import re
+import shutil
+
 import nbformat
 from nbclient import NotebookClient
 
@@ -157,3 +161,80 @@ def test_a_cell_card_gets_its_link_after_the_cell_ended(tmp_path):
     assert 'data-status="FINISHED"' in html and "accuracy=<b>0.5</b>" in html
     assert 'href="http://127.0.0.1:5999/#/runs/0ddba11"' in html
     assert nb.cells[1].outputs == []
+
+
+def test_card_names_its_model_and_then_what_the_store_made_of_it(recorder):
+    fate: list[tuple[str, bool]] = [("", False)]
+    card = RunCard(name="Random_Forest").watch_model("forest", lambda: fate[-1])
+    card.finish("FINISHED", metrics={"accuracy": 0.875})
+    assert "model:</span> <b>forest</b></div>" in card.value  # named before the store answers
+    assert card._tick()  # and the card keeps asking
+
+    fate.append(("registered Churn_Forest v3", True))
+    assert not card._tick()
+    shown = recorder.updates(card.model_id, "value")[-1]
+    assert "<b>forest</b>" in shown and "&rarr; registered Churn_Forest v3" in shown
+
+
+def test_a_rejected_model_is_said_in_red(recorder):
+    card = RunCard(name="Threshold_Rule").watch_model(
+        "rule", lambda: ("NOT STORED: rejected", True))
+    card.finish("FINISHED")
+    assert 'color:#d62728">&rarr; NOT STORED: rejected' in card.value
+
+
+MODEL_CELLS = ["%load_ext jupyter_mlops\n%mlops start --experiment Churn_Cards", """\
+%%mlops track Random_Forest --metrics accuracy --model forest --register Churn_Forest_Card
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+X, y = make_classification(n_samples=200, n_features=6, random_state=0)
+forest = RandomForestClassifier(n_estimators=10, max_depth=3, random_state=0).fit(X, y)
+accuracy = forest.score(X, y)
+""", """\
+%%mlops track Gradient_Boosting --model boosting
+from sklearn.ensemble import GradientBoostingClassifier
+boosting = GradientBoostingClassifier(n_estimators=10, random_state=0).fit(X, y)
+""", """\
+%%mlops track Threshold_Rule --model rule
+def _trained_here():
+    raise RuntimeError("this rule loads only in the kernel that trained it")
+
+class ThresholdRule:
+    def __reduce__(self):  # as a model holding a live resource would
+        return (_trained_here, ())
+
+rule = ThresholdRule()
+""", """\
+%%mlops track Forgotten_Model --model knn
+print("no knn defined")
+""", "%mlops end"]
+
+
+def _card_text(cell) -> str:
+    """The card's final HTML as the user reads it (tags dropped, entities decoded)."""
+    [output] = [o for o in cell.outputs if "text/html" in o.get("data", {})]
+    return html.unescape(re.sub(r"<[^>]+>", " ", output.data["text/html"]))
+
+
+def test_a_model_cell_card_names_its_model_and_whether_it_was_stored(tmp_path, store,
+                                                                     monkeypatch):
+    """`%%mlops track --model VAR [--register NAME]` in a real kernel on a real SQLite store:
+    each card names its variable and, once `%mlops end` flushed, what became of it."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    shutil.copy(store.folder / "mlflow.db", tmp_path / "mlflow.db")  # already migrated
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in MODEL_CELLS])
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    forest, boosting, rule, forgotten = (_card_text(nb.cells[i]) for i in range(1, 5))
+
+    from jupyter_mlops.widgets.data import resolve_client
+
+    client = resolve_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    [version] = client.search_model_versions("name = 'Churn_Forest_Card'")
+    assert re.search(rf"model:\s+forest\s+→ registered Churn_Forest_Card v{version.version}\b",
+                     forest), forest
+    assert re.search(r"model:\s+boosting\s+→ stored\b", boosting), boosting
+    assert re.search(r"model:\s+rule\s+→ NOT STORED: rejected", rule), rule
+    assert "could not be read back" in rule  # the store's reason, among the card's problems
+    assert re.search(r"model:\s+knn\s+→ NOT LOGGED: no such variable", forgotten), forgotten
+    assert 'data-status="FINISHED"' in nb.cells[1].outputs[0].data["text/html"]
