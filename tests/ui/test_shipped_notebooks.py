@@ -1,8 +1,8 @@
 """The shipped notebooks are the acceptance tests: notebooks/01-03, copied unchanged into the
 server's root, opened in JupyterLab and run with Run All, as a new user would. The tests check
-what that user sees: each run card FINISHED with no problem, `%mlops end`'s truthful
-message, the MLOps panel listing the notebook's runs wherever they were logged, and, in the
-store (mlflow.db in the root, as by default), every logged model READY.
+what that user sees: each run card FINISHED, with no problem and naming its model, `%mlops
+end`'s truthful message, the MLOps panel listing the notebook's runs wherever they were logged,
+and, in the store (mlflow.db in the root, as by default), every logged model READY.
 
 The README's panel and Export dialog screenshots are taken here, from these notebooks.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -179,6 +180,16 @@ class TestQuickstart:
             # The card learns its run id from the background writer, after the cell.
             expect(card.locator("code")).to_have_text(stored[name], timeout=UI_WAIT_MS)
             assert card.locator(".mlops-problems").count() == 0, card.inner_text()
+
+    def test_every_run_card_names_its_model(self, ran: Ran) -> None:
+        for name, card in self._cards(ran).items():
+            variable = _tracked_models(QUICKSTART)[name]
+            # Named by its variable; "stored" once the background sender's store answered.
+            expect(card.locator(".mlops-model")).to_have_text(
+                re.compile(rf"^model:\s*{variable}\s*→ stored$"), timeout=UI_WAIT_MS)
+            text = card.inner_text()
+            assert re.search(rf"\bmodel\b.*\b{variable}\b", text, re.I | re.S), (
+                f"the card of {name!r} does not name its model {variable!r}: {text!r}")
 
     def test_every_model_is_ready_in_the_store(self, ran: Ran, shipped: Lab) -> None:
         client = _client(shipped)
