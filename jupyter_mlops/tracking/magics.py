@@ -190,8 +190,8 @@ class MlopsMagics(Magics):
         """A literal, else an expression over the user's variables, else the text itself."""
         try:
             return ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            pass
+        except (ValueError, SyntaxError, RecursionError, MemoryError):
+            pass  # a literal too deep for the parser is logged as text, not a traceback
         try:
             return eval(raw, self.shell.user_ns)  # noqa: S307 - the user's own notebook
         except Exception:

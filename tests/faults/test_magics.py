@@ -1,0 +1,26 @@
+"""Fault cases of the `%mlops` magics, in a real IPython shell."""
+
+from __future__ import annotations
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+
+@pytest.fixture
+def shell(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "jupyter_mlops")
+    yield ip
+    ip.run_cell("%mlops end")
+
+
+@pytest.mark.fault("traceback")
+@pytest.mark.parametrize("value", ["-" * 5000 + "1", "~" * 10_000 + "1"])
+def test_a_value_too_deep_to_parse_is_logged_as_text(shell, capsys, value):  # noqa: ANN001
+    result = shell.run_cell(f"%mlops log depth={value}")
+    captured = capsys.readouterr()
+    assert result.error_in_exec is None, captured.err
+    assert "RecursionError" not in captured.out + captured.err
+    assert "MemoryError" not in captured.out + captured.err
