@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from jupyter_mlops.runner.errors import KernelStartFailed
+from jupyter_mlops.runner.rundir import temp_prefix
 
 if TYPE_CHECKING:  # imported when needed: a run served from the cache starts no kernel
     from jupyter_client import KernelManager
@@ -401,7 +402,7 @@ class KernelPool:
         name = f"kernel-{next(self._counter)}"
         log_dir = self.log_dir  # read once: the run may set it meanwhile
         if log_dir is None:
-            handle, path = tempfile.mkstemp(prefix=f"mlops-{name}-", suffix=".log")
+            handle, path = tempfile.mkstemp(prefix=f"{temp_prefix()}{name}-", suffix=".log")
             log_path, log_file = Path(path), os.fdopen(handle, "wb")
         else:
             log_path = log_dir / f"{name}.log"
@@ -446,10 +447,11 @@ def _runtime_dir() -> Path | None:
     sockets are not an option (Windows) and the kernel uses TCP."""
     if os.name != "posix":
         return None
-    folder = Path(tempfile.mkdtemp(prefix="mlops-ipc-"))
+    prefix = f"{temp_prefix()}ipc-"
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
     if len(str(folder)) + len("/k-99999") > _SOCKET_PATH_MAX:  # a long TMPDIR
         folder.rmdir()
-        folder = Path(tempfile.mkdtemp(prefix="mlops-ipc-", dir="/tmp"))
+        folder = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     return folder
 
 

@@ -15,15 +15,19 @@ Layout of one run (`out` defaults to `.mlops`)::
 Paths come from the run id and step names (DNS-safe by the tag grammar), never from parameter
 values. A run id is fresh per run, so two runs at once never share files. A run whose process
 died (SIGKILL, a power cut) leaves `run.json` saying "running"; the next run, or `jupyter-mlops
-sync`, finds its process gone and marks it failed (`settle_dead_runs`).
+sync`, finds its process gone and marks it failed (`settle_dead_runs`), and removes what its
+kernels kept in the system temp folder until the run had a folder (`temp_prefix`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import shutil
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +39,7 @@ DEFAULT_OUT = ".mlops"
 RUNNING = "running"
 ACTIVE = "active"
 DEAD = "its process ended without finishing it (killed, or the machine stopped)"
+_TEMP_OWNER = re.compile(r"mlops-(\d+)\.(\w+)-")  # what temp_prefix() writes
 
 
 def new_run_id() -> str:
@@ -120,7 +125,26 @@ def settle_dead_runs(out: str | Path | None = None) -> list[str]:
         elif not _alive(summary.get("runner") or {}):
             folder.write_summary(summary | {"status": "failed", "error": DEAD})
             settled.append(marker.name)
+    _remove_dead_runners_temp_files()
     return settled
+
+
+def temp_prefix() -> str:
+    """The start of the names of this process's files in the system temp folder (early kernel
+    logs, kernel sockets): its pid and start time, so a later run can tell a dead runner's."""
+    return f"mlops-{os.getpid()}.{_started(os.getpid())}-"
+
+
+def _remove_dead_runners_temp_files() -> None:
+    for folder in {Path(tempfile.gettempdir()), Path("/tmp")}:
+        for path in folder.glob("mlops-*"):
+            owner = _TEMP_OWNER.match(path.name)
+            if owner is None or process_alive(int(owner[1]), owner[2]):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _this_process() -> dict[str, Any]:
@@ -140,11 +164,15 @@ def _alive(runner: dict[str, Any]) -> bool:
     pid = runner.get("pid")
     if not isinstance(pid, int) or runner.get("host") != socket.gethostname():
         return True  # another machine's run (a shared folder): not ours to judge
+    return process_alive(pid, runner.get("since"))
+
+
+def process_alive(pid: int, since: str | None) -> bool:
+    """Whether process `pid`, started at `since` (None: unknown), still runs on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass  # someone else's process holds the pid
-    since = runner.get("since")
-    return since is None or _started(pid) in (since, None)
+    return since in (None, "None") or _started(pid) in (since, None)

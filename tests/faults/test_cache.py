@@ -1,6 +1,7 @@
 """The step cache never serves a wrong value: an entry edited through a run folder, truncated,
 with a broken manifest or garbage metrics is found, named, quarantined and recomputed;
-`--no-cache` rewrites entries; a run killed with SIGKILL is marked failed by the next run."""
+`--no-cache` rewrites entries; a run killed with SIGKILL is marked failed by the next run,
+its temp files removed."""
 
 from __future__ import annotations
 
@@ -220,7 +221,9 @@ def test_a_run_killed_with_sigkill_is_marked_failed_by_a_later_run_or_sync(tmp_p
                 pass
     summary = runs[0] / "run.json"
     assert json.loads(summary.read_text())["status"] == "running"
+    assert list(temp.glob("mlops-*")), "the killed run left no kernel log or sockets to clean"
 
+    monkeypatch.setenv("TMPDIR", str(temp))  # the later command looks where the run kept them
     if settler == "run":
         later = cli("run", "Sales_Forecast.ipynb", "--no-track", "--jobs", "1", cwd=folder)
     else:
@@ -233,6 +236,7 @@ def test_a_run_killed_with_sigkill_is_marked_failed_by_a_later_run_or_sync(tmp_p
     assert "ended without finishing" in dead["error"]
     told = later.stdout + later.stderr
     assert f"{runs[0].name} marked failed" in told  # the user is told which run was settled
+    assert list(temp.glob("mlops-*")) == []  # its kernel logs and socket folders removed
 
 
 @pytest.mark.fault("traceback")

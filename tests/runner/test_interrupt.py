@@ -132,4 +132,4 @@ def test_a_signal_while_the_notebook_is_read_stops_the_kernel_booting_early(tmp_
     assert proc.returncode == 130, output
     assert _wait_for(lambda: not _tagged_processes(tag), GONE_DEADLINE), \
         f"orphans: {_tagged_processes(tag)}"
-    assert not list(staging.glob("mlops-kernel-*"))
+    assert not list(staging.glob("mlops-*"))
