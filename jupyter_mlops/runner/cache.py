@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_mlops._version import __version__
+from jupyter_mlops.runner.serializers import file_digest
 
 ENTRY_FILE = "entry.json"
 INDEX_FILE = "distributions.json"  # module -> distributions, see Versions
@@ -172,7 +173,7 @@ class StepCache:
             copy_tree(data_dir, staging / "data")
             copy_file(metrics, staging / "metrics.json")
             copy_file(notebook, staging / "step.ipynb")
-            files = {path: digest(staging / path) for path in _files(staging)}
+            files = {path: file_digest(staging / path) for path in _files(staging)}
             for path in files:
                 (staging / path).chmod(0o444)
             (staging / ENTRY_FILE).write_text(json.dumps(dict(info) | {"files": files},
@@ -236,18 +237,9 @@ def _mismatch(recorded: Mapping[str, str], data_dir: Path, metrics: Path,
         copy = named.get(path) or data_dir.joinpath(*Path(path).parts[1:])
         if not copy.is_file():
             return f"{path} is missing"
-        if digest(copy) != expected:
+        if file_digest(copy) != expected:
             return f"{path} was changed or damaged"
     return None
-
-
-def digest(path: Path) -> str:
-    """The sha256 of a file's bytes, read in blocks."""
-    sha = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
 
 
 def copy_file(source: Path, target: Path) -> None:

@@ -144,11 +144,12 @@ def _by_name(name: str, value_name: str) -> Serializer:
 def _write_manifest(directory: Path, name: str, serializer: Serializer, path: Path,
                     value: Any) -> None:
     manifest = {"version": MANIFEST_VERSION, "name": name, "serializer": serializer.name,
-                "file": path.name, "type": _type_name(value), "sha256": _file_hash(path)}
+                "file": path.name, "type": _type_name(value), "sha256": file_digest(path)}
     (directory / f"{name}.json").write_text(json.dumps(manifest, indent=1))
 
 
-def _file_hash(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """The sha256 of a file's bytes, read in blocks (manifests and cache entries record it)."""
     digest = hashlib.sha256()
     with path.open("rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
