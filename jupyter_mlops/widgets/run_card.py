@@ -171,13 +171,9 @@ class _Card:
 
     def _check_model(self) -> bool:
         """True when the model's fate changed."""
-        source = self._model_source
-        if source is None:
+        if self._model_source is None:
             return False
-        try:
-            fate, final = source()
-        except Exception:  # a broken source must not break the card: stop asking it
-            fate, final = self.model_fate, True
+        fate, final = _ask(self._model_source, self.model_fate)
         if final:
             self._model_source = None
         changed, self.model_fate = fate != self.model_fate, fate
@@ -185,13 +181,9 @@ class _Card:
 
     def _check_problems(self) -> bool:
         """True when the problems changed."""
-        source = self._problems_source
-        if source is None:
+        if self._problems_source is None:
             return False
-        try:
-            lines, final = source()
-        except Exception:  # a broken source must not break the card: stop asking it
-            lines, final = self.problems, True
+        lines, final = _ask(self._problems_source, self.problems)
         if final:
             self._problems_source = None
         changed, self.problems = lines != self.problems, list(lines)
@@ -366,6 +358,15 @@ def _kv(title: str, values: dict[str, Any]) -> str:
 
 
 _SHARED: dict[str, Any] = {}
+
+
+def _ask(source: Callable[[], tuple[Any, bool]], current: Any) -> tuple[Any, bool]:
+    """(value, final) from one of a card's sources; a broken source must not break the card,
+    so it keeps `current` and is not asked again."""
+    try:
+        return source()
+    except Exception:  # noqa: BLE001
+        return current, True
 
 
 def _shared(name: str, make: Callable[[], Any]) -> Any:
