@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -50,6 +51,16 @@ def summary() -> str:
 def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001
     if _TRIED:
         terminalreporter.write_line(summary())
+
+
+def wait_for(predicate, timeout: float) -> bool:  # noqa: ANN001
+    """Whether `predicate()` comes true within `timeout` seconds, polled every 0.1 s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def cli(*args: str | Path, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:

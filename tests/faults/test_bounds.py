@@ -19,7 +19,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from jupyter_mlops.notebook.tags import MAX_RETRIES
 
-from .conftest import assert_clear_error, cli
+from .conftest import assert_clear_error, cli, wait_for
 
 QUICK = 90  # seconds: a refusal is immediate; the old code hung until killed
 
@@ -152,15 +152,6 @@ def _rss_mb(pid: int) -> float:
     return statistics.median(samples)
 
 
-def _wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.fault("lost")
 def test_endless_output_leaves_the_runner_bounded_and_ctrl_c_acts_at_once(tmp_path):
     """The default cap: the runner's memory stays flat while the log grows by 100 MB, and
@@ -179,9 +170,9 @@ def test_endless_output_leaves_the_runner_bounded_and_ctrl_c_acts_at_once(tmp_pa
 
         # Kept output would grow the runner by the 200 MB printed after the first sample; the
         # buffers in flight swing by tens of MB from one sample to the next (seen under load).
-        assert _wait_for(lambda: logged_mb() > 40, 120), "the step's output never reached the log"
+        assert wait_for(lambda: logged_mb() > 40, 120), "the step's output never reached the log"
         before = _rss_mb(runner.pid)
-        assert _wait_for(lambda: logged_mb() > 240, 180)
+        assert wait_for(lambda: logged_mb() > 240, 180)
         assert _rss_mb(runner.pid) - before < 100  # MB
         interrupted = time.monotonic()
         runner.send_signal(signal.SIGINT)
