@@ -42,7 +42,7 @@ def run_problems(tracker: Tracker, run: RunRef) -> tuple[list[str], bool]:
     lines = [quarantine.describe(e, with_run=False) for e in entries]
     if lines:
         lines.append(f"kept in {writer.spool.rejected_path}")
-    settled = run.status != "RUNNING" and run.ended_at > 0 and writer.settled(run.ended_at)
+    settled = _settled(writer, run)
     if not settled and (writer.held or writer.lost):
         lines.append(held_line(writer))
     elif not settled and writer.store == "unreachable":
@@ -57,7 +57,7 @@ def model_fate(tracker: Tracker, run: RunRef, register: str | None = None,
     answered for the run's records), and whether that is final. No mlflow here: the sender's
     ack says stored, the quarantine says rejected, the ids file has the registered version."""
     writer = tracker.writer
-    if not (run.status != "RUNNING" and run.ended_at > 0 and writer.settled(run.ended_at)):
+    if not _settled(writer, run):
         return "", False
     # Read after the ack: the sender quarantines a record before it acks it.
     if any((e.get("record") or {}).get("op") == "model"
@@ -69,6 +69,11 @@ def model_fate(tracker: Tracker, run: RunRef, register: str | None = None,
         return "stored", True
     version = writer.run_id(registered_key(run.key, name))
     return f"registered {register}{f' v{version}' if version else ''}", True
+
+
+def _settled(writer: Writer, run: RunRef) -> bool:
+    """The run has ended and the store answered for every record up to its end."""
+    return run.status != "RUNNING" and run.ended_at > 0 and writer.settled(run.ended_at)
 
 
 def outcome(tracker: Tracker, flushed: bool,
