@@ -15,8 +15,8 @@ __all__ = ["MlopsError", "__version__", "load_ipython_extension", "track", "read
 _LAZY = {
     "read_graph": "jupyter_mlops.notebook",
     "track": "jupyter_mlops.tracking",
-    "load_ipython_extension": "jupyter_mlops.tracking.magics",
-    "unload_ipython_extension": "jupyter_mlops.tracking.magics",
+    "load_ipython_extension": "jupyter_mlops.magics",
+    "unload_ipython_extension": "jupyter_mlops.magics",
     "run_pipeline": "jupyter_mlops.runner",
     "runs": "jupyter_mlops.widgets",
     "sweep": "jupyter_mlops.widgets",

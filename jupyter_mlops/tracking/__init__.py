@@ -1,4 +1,5 @@
-"""Cell tracking: `%mlops` magics and `track()` log notebook cells and script blocks as MLflow runs.
+"""Cell tracking: log notebook cells and script blocks as MLflow runs (`track()`, and the
+`%mlops` magics above this package in jupyter_mlops/magics.py).
 
 Importing this package is cheap and never imports mlflow: records are appended to an on-disk
 spool in the caller's thread, and a sender process (tracking/sender.py) sends them to MLflow.

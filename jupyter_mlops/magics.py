@@ -1,7 +1,8 @@
-"""`%mlops` / `%%mlops`: a thin command layer over the fluent session (session.py).
+"""`%mlops` / `%%mlops`: a thin command layer over the fluent session (tracking/session.py).
 
-`%load_ext jupyter_mlops` only registers the magics; mlflow is imported by the background
-writer, never on the cell's critical path.
+The magics sit above tracking and the widgets: they hand the run card in to the tracked cell,
+so tracking itself never imports a view. `%load_ext jupyter_mlops` only registers the magics;
+mlflow is imported by the background writer, never on the cell's critical path.
 """
 
 from __future__ import annotations
