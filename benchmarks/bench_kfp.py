@@ -144,7 +144,7 @@ def local_execution(folder: Path) -> dict[str, float]:
     from kfp import local
 
     from jupyter_mlops.kfp import compile_notebook
-    from jupyter_mlops.runner import run_pipeline
+    from jupyter_mlops.runner import RunOptions, run_pipeline
 
     compiled = compile_notebook(EXAMPLE, install_packages=False)
     local.init(runner=local.SubprocessRunner(use_venv=False),
@@ -154,7 +154,8 @@ def local_execution(folder: Path) -> dict[str, float]:
         compiled.pipeline()
     figures = {"kfp.local, no installs": time.perf_counter() - start}
     start = time.perf_counter()
-    result = run_pipeline(EXAMPLE, out=folder / "runner", track=False, cache=False, quiet=True)
+    result = run_pipeline(EXAMPLE, RunOptions(out=folder / "runner", track=False, cache=False,
+                                              quiet=True))
     figures["local runner (no cache, no tracking)"] = time.perf_counter() - start
     assert result.ok, result.failures
     return figures

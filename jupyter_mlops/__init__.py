@@ -18,6 +18,7 @@ _LAZY = {
     "load_ipython_extension": "jupyter_mlops.magics",
     "unload_ipython_extension": "jupyter_mlops.magics",
     "run_pipeline": "jupyter_mlops.runner",
+    "RunOptions": "jupyter_mlops.runner",
     "runs": "jupyter_mlops.widgets",
     "sweep": "jupyter_mlops.widgets",
 }

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from jupyter_mlops.errors import MlopsError
     from jupyter_mlops.notebook import read_graph
-    from jupyter_mlops.runner import run_pipeline
+    from jupyter_mlops.runner import RunOptions, run_pipeline
     from jupyter_mlops.runner.tracking import close_trackers
     from jupyter_mlops.tracking.store import tracking_uri
 
@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for n, (label, parameters) in enumerate(plans, 1):
             print(f"\n== run {n} of 3: {label}", flush=True)
-            results.append((label, run_pipeline(notebook, parameters, out=args.out,
-                                                tracking_uri=uri)))
+            options = RunOptions(parameters=parameters, out=args.out, tracking_uri=uri)
+            results.append((label, run_pipeline(notebook, options)))
     except MlopsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

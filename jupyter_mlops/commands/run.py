@@ -35,17 +35,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jupyter_mlops.runner import run_pipeline
+    from jupyter_mlops.runner import RunOptions, run_pipeline
 
     if args.jobs is not None and args.jobs < 1:
         print("error: --jobs must be at least 1", file=sys.stderr)
         return 2
-    result = run_pipeline(
-        args.notebook, params_file=args.params_file,
-        cli_parameters=[tuple(pair) for pair in args.parameter], jobs=args.jobs,
-        cache=not args.no_cache, from_step=args.from_step, only=args.only, out=args.out,
-        track=not args.no_track, quiet=args.quiet, fresh_kernels=args.fresh_kernels,
-        wait_for_store=False)
+    result = run_pipeline(args.notebook, RunOptions(
+        params_file=args.params_file, cli_parameters=tuple(tuple(p) for p in args.parameter),
+        jobs=args.jobs, cache=not args.no_cache, from_step=args.from_step, only=args.only,
+        out=args.out, track=not args.no_track, quiet=args.quiet,
+        fresh_kernels=args.fresh_kernels, wait_for_store=False))
     for failure in result.failures:
         print(f"\n{failure}\n{failure.traceback}", file=sys.stderr)
     print(f"run folder: {result.run_dir}")

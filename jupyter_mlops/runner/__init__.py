@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from jupyter_mlops._lazy import lazy_attributes
 
-__all__ = ["run_pipeline", "PipelineResult"]
+__all__ = ["run_pipeline", "RunOptions", "PipelineResult"]
 
 _LAZY = {"run_pipeline": "jupyter_mlops.runner.pipeline",
+         "RunOptions": "jupyter_mlops.runner.options",
          "PipelineResult": "jupyter_mlops.runner.pipeline"}
 
 

@@ -7,13 +7,14 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops.runner import rerun_hint, rundir
 from jupyter_mlops.runner.kernels import KernelPool, warm_imports
+from jupyter_mlops.runner.options import RunOptions
 from jupyter_mlops.runner.results import PipelineResult, StepResult
 from jupyter_mlops.runner.rundir import RunFolder, cache_root
 
@@ -22,40 +23,30 @@ if TYPE_CHECKING:  # imported when needed: the first kernel boots while they loa
     from jupyter_mlops.runner.progress import Progress
     from jupyter_mlops.runner.scheduler import Scheduler
 
-__all__ = ["run_pipeline", "PipelineResult", "StepResult"]
+__all__ = ["run_pipeline", "RunOptions", "PipelineResult", "StepResult"]
 
 
-def run_pipeline(notebook: str | Path, parameters: Mapping[str, Any] | None = None, *,
-                 params_file: str | Path | None = None,
-                 cli_parameters: Iterable[tuple[str, str]] = (), jobs: int | None = None,
-                 cache: bool = True, from_step: str | None = None, only: str | None = None,
-                 out: str | Path | None = None, track: bool = True,
-                 tracking_uri: str | None = None, quiet: bool = False,
-                 stream: IO[str] | None = None, fresh_kernels: bool = False,
-                 wait_for_store: bool = True) -> PipelineResult:
+def run_pipeline(notebook: str | Path, options: RunOptions | None = None) -> PipelineResult:
     """Run `notebook`'s steps as a pipeline; parameters are checked before anything runs.
 
-    `parameters` are typed values, `cli_parameters` (NAME, TEXT) pairs as `-p` gives them; both
-    override `params_file`. The result's `exit_code` is 0, 1 (a step failed) or 130 (interrupted).
-    A kernel whose step succeeded is reset and reused for a later step unless `fresh_kernels`.
-    Tracked, it returns once MLflow has the run, unless not `wait_for_store`: then a sender
-    process sends the records meanwhile and after (`jupyter-mlops run` does not wait).
+    For example `run_pipeline("Train.ipynb", RunOptions(parameters={"alpha": 0.1}, jobs=2))`.
+    The result's `exit_code` is 0, 1 (a step failed) or 130 (interrupted). A kernel whose step
+    succeeded is reset and reused for a later step unless `options.fresh_kernels`. Tracked, it
+    returns once MLflow has the run, unless not `options.wait_for_store`: then a sender process
+    sends the records meanwhile and after (`jupyter-mlops run` does not wait).
     """
-    cli_parameters = list(cli_parameters)
-    inputs = rerun_hint.fingerprint(notebook, parameters, params_file, cli_parameters,
-                                    from_step, only) if cache else None
+    options = options or RunOptions()
+    inputs = rerun_hint.fingerprint(notebook, options) if options.cache else None
     # Ctrl-C and SIGTERM stop the run cleanly from its first kernel on: none is left behind.
     with _signals_as_interrupt():
         # realpath, not Path.resolve: a symlink loop is for read_graph to name, not a RuntimeError
-        pool = KernelPool(Path(os.path.realpath(notebook)).parent, reuse=not fresh_kernels)
+        pool = KernelPool(Path(os.path.realpath(notebook)).parent, reuse=not options.fresh_kernels)
         try:
-            _boot_first_kernel(pool, notebook, out, inputs)
-            graph, values, plan = _checked(notebook, parameters, params_file, cli_parameters,
-                                           cache, from_step, only)
-            result = _run_steps(graph, values, plan, pool, out, jobs or os.cpu_count() or 1,
-                                track, tracking_uri, stream, quiet, wait_for_store)
+            _boot_first_kernel(pool, notebook, options.out, inputs)
+            graph, values, plan = _checked(notebook, options)
+            result = _run_steps(graph, values, plan, pool, options)
             if result.ok and all(graph.step(name).options.cache for name in plan):
-                rerun_hint.remember(cache_root(out), inputs)
+                rerun_hint.remember(cache_root(options.out), inputs)
             return result
         finally:
             pool.close()  # the scheduler closed it when it ran; this is for bad input
@@ -69,41 +60,38 @@ def _boot_first_kernel(pool: KernelPool, notebook: str | Path, out: str | Path |
         pool.launch(1)
 
 
-def _checked(notebook: str | Path, parameters: Mapping[str, Any] | None,
-             params_file: str | Path | None, cli_parameters: list[tuple[str, str]],
-             cache: bool, from_step: str | None,
-             only: str | None) -> tuple[StepGraph, dict[str, Any], dict[str, str]]:
+def _checked(notebook: str | Path,
+             options: RunOptions) -> tuple[StepGraph, dict[str, Any], dict[str, str]]:
     """The step graph, the parameter values and the plan, or an error naming what is wrong."""
     from jupyter_mlops.notebook import read_graph
     from jupyter_mlops.runner import parameters as params
     from jupyter_mlops.runner.plan import make_plan
 
     graph = read_graph(str(notebook))
-    given = dict(params.read_params_file(params_file)) if params_file else {}
-    given.update(parameters or {})
-    values = params.resolve(graph, given, cli_parameters)
-    return graph, values, make_plan(graph, cache, from_step, only)
+    given = dict(params.read_params_file(options.params_file)) if options.params_file else {}
+    given.update(options.parameters)
+    values = params.resolve(graph, given, list(options.cli_parameters))
+    return graph, values, make_plan(graph, options.cache, options.from_step, options.only)
 
 
 def _run_steps(graph: StepGraph, values: dict[str, Any], plan: dict[str, str], pool: KernelPool,
-               out: str | Path | None, jobs: int, track: bool, tracking_uri: str | None,
-               stream: IO[str] | None, quiet: bool, wait_for_store: bool) -> PipelineResult:
+               options: RunOptions) -> PipelineResult:
     """The checked run, in a new run folder."""
     from jupyter_mlops.runner.progress import Progress
     from jupyter_mlops.runner.scheduler import Scheduler
 
-    folder = RunFolder.create(out, {"notebook": graph.path, "parameters": values})
+    folder = RunFolder.create(options.out, {"notebook": graph.path, "parameters": values})
     pool.log_dir, pool.warm_code = folder.root / "logs", warm_imports(graph.setup_cells)
     result = PipelineResult(folder.run_id, folder.root, graph.path, values, {}, time.time())
-    tracker = _tracker(graph, folder, graph.path, tracking_uri) if track else None
-    progress = Progress(len(plan), stream, quiet)
+    tracker = _tracker(graph, folder, graph.path, options.tracking_uri) if options.track else None
+    progress = Progress(len(plan), options.stream, options.quiet)
     pool.report = progress.line  # a kernel that died at start and was replaced
     progress.line(f"run {folder.run_id}: {len(plan)} step(s) of {graph.name} -> {folder.root}")
     for dead in folder.settled:
         progress.line(f"run {dead} marked failed: {rundir.DEAD}")
     listeners = [progress] + ([tracker] if tracker is not None else [])
-    scheduler = Scheduler(graph, plan, values, folder, jobs, pool, listeners)
-    _execute(scheduler, result, progress, tracker, wait_for_store)
+    scheduler = Scheduler(graph, plan, values, folder, options.workers, pool, listeners)
+    _execute(scheduler, result, progress, tracker, options.wait_for_store)
     return result
 
 

@@ -16,28 +16,27 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+
+from jupyter_mlops.runner.options import RunOptions
 
 FOLDER = "reruns"
 MAX_BYTES = 64 * 2**20  # inputs are hashed only up to this size: a hint is not worth more
 
 
-def fingerprint(notebook: str | Path, parameters: Mapping[str, Any] | None,
-                params_file: str | Path | None, cli_parameters: Iterable[tuple[str, str]],
-                from_step: str | None, only: str | None) -> str | None:
+def fingerprint(notebook: str | Path, options: RunOptions) -> str | None:
     """A digest of the run's inputs as given; None when a file cannot be read."""
     digest = hashlib.sha256()
     try:
-        for path in (notebook, params_file):
+        for path in (notebook, options.params_file):
             if path and not _small_file(Path(path)):
                 return None  # a FIFO, a device, a huge file: the run itself refuses it
             digest.update(Path(path).read_bytes() if path else b"-")
     except OSError:
         return None  # the run itself reports it
-    given = sorted((parameters or {}).items())
-    digest.update(repr((given, list(cli_parameters), from_step, only, sys.version)).encode())
+    given = sorted(options.parameters.items())
+    digest.update(repr((given, list(options.cli_parameters), options.from_step, options.only,
+                        sys.version)).encode())
     return digest.hexdigest()
 
 

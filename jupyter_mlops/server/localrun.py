@@ -14,10 +14,10 @@ def main(argv: list[str]) -> int:
     notebook, parameters = argv[0], json.loads(argv[1]) if len(argv) > 1 else {}
     print(f"local run of {notebook.rsplit('/', 1)[-1]} started", flush=True)
     from jupyter_mlops.errors import MlopsError
-    from jupyter_mlops.runner import run_pipeline
+    from jupyter_mlops.runner import RunOptions, run_pipeline
 
     try:
-        result = run_pipeline(notebook, parameters=parameters, stream=sys.stdout)
+        result = run_pipeline(notebook, RunOptions(parameters=parameters, stream=sys.stdout))
     except MlopsError as error:
         print(f"error: {error}", flush=True)
         return 1

@@ -164,10 +164,11 @@ class SweepExecutor:
 
     def _run_pipeline(self, run: SweepRun) -> dict[str, float]:
         """Through the local runner; its own MLflow tracking is off, the sweep run records it."""
-        from jupyter_mlops.runner import run_pipeline
+        from jupyter_mlops.runner import RunOptions, run_pipeline
 
-        result = run_pipeline(self.plan.notebook, run.params, jobs=1, track=False, quiet=True,
-                              out=self.plan.out / f"run-{run.index}")
+        result = run_pipeline(self.plan.notebook, RunOptions(
+            parameters=run.params, jobs=1, track=False, quiet=True,
+            out=self.plan.out / f"run-{run.index}"))
         run.output = Path(result.run_dir)
         if not result.ok:
             reasons = [str(f) for f in result.failures] or [f"pipeline {result.status}"]
@@ -210,7 +211,8 @@ class SweepExecutor:
                 client.log_batch(run.run_id, metrics=metrics, tags=tags)
             if run.error:
                 client.log_text(run.run_id, run.error, "error.txt")
-            client.set_terminated(run.run_id, run.status, int(run.ended * 1000))
+            client.set_terminated(run.run_id, run.status,
+                                  int((run.ended or time.time()) * 1000))
 
         try:
             self._write(write)

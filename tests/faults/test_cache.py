@@ -19,7 +19,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from jupyter_mlops.runner import run_pipeline
+from jupyter_mlops.runner import RunOptions, run_pipeline
 
 from .conftest import assert_clear_error, cli
 
@@ -47,8 +47,8 @@ def sales_forecast(folder: Path) -> Path:
 def _run(folder: Path, **options):
     stream = io.StringIO()
     options.setdefault("jobs", 1)
-    result = run_pipeline(folder / "Sales_Forecast.ipynb", out=folder / ".mlops", track=False,
-                          stream=stream, **options)
+    result = run_pipeline(folder / "Sales_Forecast.ipynb", RunOptions(
+        out=folder / ".mlops", track=False, stream=stream, **options))
     return result, stream.getvalue()
 
 

@@ -72,11 +72,11 @@ class Reference:
 
 def run_reference(notebook: Path, folder: Path, parameters: dict[str, Any]) -> Reference:
     """The same notebook and parameters through the local runner (jupyter_mlops.runner)."""
-    from jupyter_mlops.runner import run_pipeline
+    from jupyter_mlops.runner import RunOptions, run_pipeline
     from jupyter_mlops.runner.rundir import RunFolder
 
-    result = run_pipeline(notebook, parameters, out=folder, track=False, cache=False,
-                          quiet=True)
+    result = run_pipeline(notebook, RunOptions(parameters=parameters, out=folder, track=False,
+                                               cache=False, quiet=True))
     assert result.ok, [str(error) for error in result.failures]
     run_folder = RunFolder(Path(result.run_dir), result.run_id)
     return Reference({name: run_folder.data(name) for name in result.steps},

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from jupyter_mlops.runner import PipelineResult, run_pipeline
+from jupyter_mlops.runner import PipelineResult, RunOptions, run_pipeline
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "runner"
 
@@ -24,11 +24,12 @@ def copy_notebook(name: str, folder: Path) -> Path:
 
 
 def run(notebook: Path, out: Path, **options: Any) -> PipelineResult:
-    """run_pipeline quietly into `out`, untracked unless a tracking_uri is given."""
+    """run_pipeline quietly into `out`, untracked unless a tracking_uri is given; `options` are
+    RunOptions fields."""
     options.setdefault("track", "tracking_uri" in options)
     options.setdefault("quiet", True)
     options.setdefault("jobs", 2)
-    return run_pipeline(notebook, out=out, **options)
+    return run_pipeline(notebook, RunOptions(out=out, **options))
 
 
 def statuses(result: PipelineResult) -> dict[str, str]:
