@@ -32,6 +32,15 @@ REASON_TAG = "mlops.reason"  # why a step did not run
 MODEL_ERROR_TAG = "mlops.model_error"  # the step ran, its model could not be logged
 RUN_DIR_TAG = "mlops.run_dir"  # the local run folder
 
+# --- registered model versions (besides NOTEBOOK_TAG and GIT_COMMIT_TAG, copied from the run) -
+PREVIOUS_HOLDER_PREFIX = "mlops.previous."  # + alias: the version that held it before this one
+
+
+def previous_holder_tag(alias: str) -> str:
+    """The version tag naming who held `alias` before this version took it (`none`: nobody)."""
+    return PREVIOUS_HOLDER_PREFIX + alias
+
+
 # --- sweeps --------------------------------------------------------------------------------
 SWEEP_TAG = "mlops.sweep"  # the sweep's id, shared by its runs
 SWEEP_MODE_TAG = "mlops.mode"  # "notebook" or "pipeline"
