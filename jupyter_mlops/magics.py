@@ -18,7 +18,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from jupyter_mlops.tracking import delivery
 from jupyter_mlops.tracking import session as session_mod
-from jupyter_mlops.tracking.cell import CellOptions, track_cell
+from jupyter_mlops.tracking.cell import CellOptions, TrackedCell, track_cell
 from jupyter_mlops.tracking.client import STATUSES
 from jupyter_mlops.tracking.errors import TrackingError
 from jupyter_mlops.tracking.limits import as_metric
@@ -97,11 +97,16 @@ class MlopsMagics(Magics):
             raise UsageError(str(error)) from None
 
     @property
+    def _user_ns(self) -> dict[str, Any]:
+        assert self.shell is not None  # magics run inside a shell
+        return self.shell.user_ns
+
+    @property
     def _session(self) -> session_mod.Session:
         return session_mod.current()
 
     def _start(self, args: argparse.Namespace, cell: None) -> None:
-        run = self._session.start(args.experiment, args.run_name, self.shell.user_ns)
+        run = self._session.start(args.experiment, args.run_name, self._user_ns)
         where = self._session.notebook or "(notebook path not detected)"
         print(f"mlops: session run {run.name!r} in experiment {run.experiment!r} - {where}")
 
@@ -111,11 +116,11 @@ class MlopsMagics(Magics):
             name=args.name, params=_names(args.params), metrics=_names(args.metrics),
             model=args.model, input_example=args.input_example, register=args.register,
             tags=dict(_split_pair(p) for p in args.tags))
-        return track_cell(self.shell, self._session, options, cell)
+        return track_cell(self.shell, self._session, options, cell, _card_observer(self.shell))
 
     def _log(self, args: argparse.Namespace, cell: None) -> None:
         session = self._session
-        session.ensure(self.shell.user_ns)
+        session.ensure(self._user_ns)
         values = {k: self._value(v) for k, v in map(_split_pair, args.pairs)}
         metrics = {k: v for k, v in values.items() if as_metric(v) is not None}
         tags = {k: v for k, v in values.items() if k not in metrics}
@@ -126,14 +131,14 @@ class MlopsMagics(Magics):
 
     def _params(self, args: argparse.Namespace, cell: None) -> None:
         session = self._session
-        session.ensure(self.shell.user_ns)
+        session.ensure(self._user_ns)
         values = {}
         for item in args.pairs:
             if "=" in item:
                 key, raw = _split_pair(item)
                 values[key] = self._value(raw)
-            elif item in self.shell.user_ns:
-                values[item] = self.shell.user_ns[item]
+            elif item in self._user_ns:
+                values[item] = self._user_ns[item]
             else:
                 raise UsageError(f"{item!r} is neither K=V nor a defined variable")
         session.tracker.log_params(session.active(), values)
@@ -174,7 +179,7 @@ class MlopsMagics(Magics):
 
         session = self._session
         experiment = session.experiment or session_mod.default_experiment(
-            session_mod.notebook_info.detect_path(self.shell.user_ns))
+            session_mod.notebook_info.detect_path(self._user_ns))
         session.tracker.flush(timeout=10)
         if getattr(self.shell, "kernel", None) is not None:  # a frontend: the runs browser
             from jupyter_mlops.widgets import runs
@@ -194,9 +199,36 @@ class MlopsMagics(Magics):
         except (ValueError, SyntaxError, RecursionError, MemoryError):
             pass  # a literal too deep for the parser is logged as text, not a traceback
         try:
-            return eval(raw, self.shell.user_ns)  # noqa: S307 - the user's own notebook
+            return eval(raw, self._user_ns)  # noqa: S307 - the user's own notebook
         except Exception:
             return raw
+
+
+class _RunCardObserver:
+    """The run card under a tracked cell (widgets/run_card.py), as the cell's observer."""
+
+    def __init__(self) -> None:
+        self.card: Any = None
+
+    def started(self, cell: TrackedCell) -> None:
+        from jupyter_mlops.widgets.run_card import cell_card
+
+        # The store's verdict on the run's records comes after the cell: the card asks.
+        self.card = cell_card(cell.name, run_id=cell.run_id, tracking_uri=cell.tracker.uri,
+                              problems=cell.problems)
+
+    def finished(self, cell: TrackedCell) -> None:
+        if self.card is None:
+            return
+        if cell.options.model:
+            self.card.watch_model(cell.options.model, cell.model_fate)
+        error = f"{type(cell.error).__name__}: {cell.error}" if cell.error else None
+        self.card.finish(cell.run.status, error=error, params=cell.params, metrics=cell.metrics)
+
+
+def _card_observer(shell: Any) -> _RunCardObserver | None:
+    """A run card under the cell; none in a terminal IPython, which has no frontend for it."""
+    return _RunCardObserver() if getattr(shell, "kernel", None) is not None else None
 
 
 def _settle_cards() -> None:

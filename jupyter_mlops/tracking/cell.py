@@ -1,13 +1,17 @@
-"""`%%mlops track`: run a cell's code in the user namespace as a child run of the session."""
+"""`%%mlops track`: run a cell's code in the user namespace as a child run of the session.
+
+Whoever shows the cell (the run card under it) is an observer the caller passes in, as the
+runner's `Listener` is: tracking never imports a view.
+"""
 
 from __future__ import annotations
 
 import ast
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import limits, notebook_info
 from jupyter_mlops.tracking.capture import captured
 from jupyter_mlops.tracking.client import RunRef, Tracker
@@ -27,7 +31,49 @@ class CellOptions:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-def track_cell(shell: Any, session: Session, options: CellOptions, source: str) -> Any:
+@dataclass
+class TrackedCell:
+    """A tracked cell as its observer sees it; `params`, `metrics` and `error` are set when
+    the cell has run, and `run.status` is settled by then."""
+
+    name: str
+    tracker: Tracker
+    run: RunRef
+    options: CellOptions
+    model_defined: bool = False  # `options.model` names a variable the cell left defined
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+
+    def run_id(self) -> str | None:
+        """The MLflow run id once the sender created the run (cheap: no waiting)."""
+        return self.tracker.run_id(self.run)
+
+    def problems(self) -> tuple[list[str], bool]:
+        """The store's verdict on the run's records, known after the cell (delivery.py)."""
+        from jupyter_mlops.tracking.delivery import run_problems
+
+        return run_problems(self.tracker, self.run)
+
+    def model_fate(self) -> tuple[str, bool]:
+        """What became of the cell's model once the store answered (delivery.py)."""
+        if not self.model_defined:
+            return "NOT LOGGED: no such variable", True
+        from jupyter_mlops.tracking.delivery import model_fate
+
+        return model_fate(self.tracker, self.run, self.options.register)
+
+
+class CellObserver(Protocol):
+    """Told of a tracked cell as it starts and as it settles (the run card under it)."""
+
+    def started(self, cell: TrackedCell) -> None: ...
+
+    def finished(self, cell: TrackedCell) -> None: ...
+
+
+def track_cell(shell: Any, session: Session, options: CellOptions, source: str,
+               observer: CellObserver | None = None) -> Any:
     """Execute `source` as a tracked run; returns the last expression's value like a cell."""
     __tracebackhide__ = True  # IPython hides this frame: the user sees their own traceback
     ns = shell.user_ns
@@ -35,58 +81,40 @@ def track_cell(shell: Any, session: Session, options: CellOptions, source: str) 
     tracker = session.tracker
     name = options.name or f"cell-{shell.execution_count}"
     run = tracker.start_run(name, session.experiment or "notebooks", parent=parent,
-                            tags={"mlops.kind": "cell", **options.tags,
+                            tags={vocab.KIND_TAG: vocab.KIND_CELL, **options.tags,
                                   **notebook_info.notebook_tags(session.notebook)})
     # IPython's syntax (magics, `!cmd`, `x?`) inside the cell; plain Python needs no pass.
     code = shell.transform_cell(source) if any(c in source for c in "%!?") else source
-    tracker.log_text(run, "cell.py", source)
+    tracker.log_text(run, vocab.CELL_SOURCE_ARTIFACT, source)
     if len(source) < 7000:  # shown on the run's page in MLflow's UI
-        tracker.set_tags(run, {"mlflow.note.content": f"```python\n{source}\n```"})
-    card = _run_card(shell, name, tracker, run)
-    logged: dict[str, dict[str, Any]] = {}
-    error: BaseException | None = None
+        tracker.set_tags(run, {vocab.NOTE_TAG: vocab.note_text(source)})
+    cell = TrackedCell(name, tracker, run, options)
+    observer = _tell(observer, "started", cell)
     session.stack.append(run)
     try:
         with captured(tracker, run, shell):
             try:
                 return execute(shell, code)
             except BaseException as exc:
-                error = exc
+                cell.error = exc
                 raise
             finally:
-                logged = _log_values(tracker, run, session, options, ns, code)
+                cell.params, cell.metrics = _log_values(tracker, run, session, options, ns, code)
     finally:
         session.stack.remove(run)
-        if card is not None:  # after captured(): run.status is settled
-            if options.model:
-                card.watch_model(options.model, _model_fate(tracker, run, options, ns))
-            card.finish(run.status, error=f"{type(error).__name__}: {error}" if error else None,
-                        **logged)
+        cell.model_defined = options.model in ns
+        _tell(observer, "finished", cell)  # after captured(): run.status is settled
 
 
-def _run_card(shell: Any, name: str, tracker: Tracker, run: RunRef) -> Any:
-    """The live run card under the cell (jupyter_mlops.widgets); None without a frontend."""
-    if getattr(shell, "kernel", None) is None:  # terminal IPython: no widgets
+def _tell(observer: CellObserver | None, event: str, cell: TrackedCell) -> CellObserver | None:
+    """Tell the observer; one that fails is dropped: a view must never break tracking."""
+    if observer is None:
         return None
     try:
-        from jupyter_mlops.tracking.delivery import run_problems
-        from jupyter_mlops.widgets.run_card import cell_card
-
-        # The store's verdict on the run's records comes after the cell: the card asks.
-        return cell_card(name, run_id=lambda: tracker.run_id(run), tracking_uri=tracker.uri,
-                         problems=lambda: run_problems(tracker, run))
-    except Exception:  # a view must never break tracking
+        getattr(observer, event)(cell)
+    except Exception:
         return None
-
-
-def _model_fate(tracker: Tracker, run: RunRef, options: CellOptions,
-                ns: dict[str, Any]) -> Callable[[], tuple[str, bool]]:
-    """What the card says of the cell's model once the store answered (delivery.py)."""
-    if options.model not in ns:
-        return lambda: ("NOT LOGGED: no such variable", True)
-    from jupyter_mlops.tracking.delivery import model_fate
-
-    return lambda: model_fate(tracker, run, options.register)
+    return observer
 
 
 def execute(shell: Any, code: str) -> Any:
@@ -106,7 +134,7 @@ def execute(shell: Any, code: str) -> Any:
 
 
 def _log_values(tracker: Tracker, run: RunRef, session: Session, options: CellOptions,
-                ns: dict[str, Any], code: str) -> dict[str, dict[str, Any]]:
+                ns: dict[str, Any], code: str) -> tuple[dict[str, Any], dict[str, Any]]:
     params = parameter_values(session.notebook, ns)
     params.update(_pick(ns, options.params, "param"))
     if params:
@@ -121,7 +149,7 @@ def _log_values(tracker: Tracker, run: RunRef, session: Session, options: CellOp
         tracker.log_metrics(run, metrics)
     if options.model:
         _log_model(tracker, run, options, ns)
-    return {"params": params, "metrics": metrics}
+    return params, metrics
 
 
 def _pick(ns: dict[str, Any], names: list[str], kind: str) -> dict[str, Any]:
