@@ -1,0 +1,396 @@
+"""The model registry on MLflow: register a logged model, list versions with their lineage, and
+move aliases by promotion.
+
+MLflow's aliases only (its stages are deprecated). A version answers where it came from: the
+run that logged its model, that run's metrics (models/gates.py's reading), and the notebook and
+git commit of the run or of its session or pipeline parent, copied onto the version's tags
+when it is registered here (versions registered elsewhere are looked up through their run).
+
+A promotion moves the alias in one registry call, so it is atomic as a user sees it: a refused
+condition or a failed call leaves the alias where it was. The version taking the alias records
+the version it took it from (`mlops.previous.champion=3`); a rollback is the promotion of that
+earlier version. mlflow is imported by the functions that talk to the store.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jupyter_mlops.errors import MlopsError
+from jupyter_mlops.models import gates
+from jupyter_mlops.steps import mlflow_vocabulary as vocab
+
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+_LINEAGE_TAGS = (vocab.NOTEBOOK_TAG, vocab.GIT_COMMIT_TAG)
+_NOBODY = "none"  # the previous-holder tag's value when nobody held the alias
+_MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+class RegistryError(MlopsError):
+    """A registered model, version, alias or logged model that is not there, or a name MLflow
+    refuses: the message names it and, where it helps, what there is instead."""
+
+
+class PromotionRefused(gates.GateFailed):
+    """`promote --if` did not hold: each failing condition with the metric, its value and the
+    threshold; the alias has not moved."""
+
+
+@dataclass(frozen=True)
+class Version:
+    """A registered model version, its aliases and its lineage, flattened for display."""
+
+    model: str
+    version: int
+    aliases: tuple[str, ...] = ()
+    status: str = ""
+    created_ms: int = 0
+    run_id: str | None = None
+    source: str = ""
+    metrics: dict[str, float] = field(default_factory=dict)
+    notebook: str | None = None
+    git_commit: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} v{self.version}"
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.model}/{self.version}"
+
+    def previous(self, alias: str) -> str | None:
+        """The version that held `alias` before this one took it ('none': nobody did)."""
+        return self.tags.get(vocab.previous_holder_tag(alias))
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What a promotion did: `alias` of `model` now on `version`, taken from `previous`."""
+
+    model: str
+    alias: str
+    version: int
+    previous: int | None
+    results: tuple[gates.GateResult, ...] = ()
+
+    @property
+    def moved(self) -> bool:
+        return self.previous != self.version
+
+    def message(self) -> str:
+        if not self.moved:
+            head = f"{self.model} v{self.version} already holds @{self.alias}; nothing moved"
+        else:
+            was = f"v{self.previous}" if self.previous is not None else "nobody"
+            head = f"{self.model} v{self.version} is now @{self.alias} (was {was})"
+        return "\n".join([head, *(f"  {r.message}" for r in self.results)])
+
+
+# --- registering ---------------------------------------------------------------------------
+def register(source: Any, name: str, *, alias: str | None = None, store: Any = None) -> Version:
+    """Register a logged model as a new version of `name` (created if new), optionally giving
+    it `alias` (a promotion: the previous holder is recorded).
+
+    `source`: a run id (its model), `runs:/RUN_ID/NAME`, a logged model id (`m-...`,
+    `models:/m-...`), or what `log_model` returned.
+    """
+    client = client_for(store)
+    if alias:
+        _check_alias(alias)
+    logged = logged_model(client, source)
+    _create_registered_model(client, name)
+    tags = lineage(client, logged.source_run_id) if logged.source_run_id else {}
+    created = client.create_model_version(
+        name, source=f"models:/{logged.model_id}", run_id=logged.source_run_id, tags=tags,
+        model_id=logged.model_id)
+    if alias:
+        holder = client.get_registered_model(name).aliases.get(alias)
+        _move_alias(client, name, alias, int(created.version), holder)
+    return describe(name, version=created.version, store=client)
+
+
+def log_and_register(model: Any, name: str, *, experiment: str, run_name: str,
+                     tags: dict[str, str] | None = None, alias: str | None = None,
+                     input_example: Any = None, store: Any = None) -> Version:
+    """Log an in-memory object as an MLflow model on a new run of `experiment`, then register
+    it (`%mlops register VARIABLE`): logged now, not by the background writer, so the version
+    exists when the call returns."""
+    from jupyter_mlops.steps.model_logging import log_model
+    from jupyter_mlops.tracking.store import artifact_root
+
+    client = client_for(store)
+    if alias:
+        _check_alias(alias)
+    experiment_id = vocab.get_or_create_experiment(client, experiment,
+                                                   artifact_root(client.tracking_uri))
+    run = client.create_run(experiment_id, run_name=run_name, tags=tags or {})
+    status = "FAILED"
+    try:
+        info = log_model(client, run.info.run_id, model, input_example=input_example)
+        status = "FINISHED"
+    finally:
+        client.set_terminated(run.info.run_id, status)
+    return register(info.model_id, name, alias=alias, store=client)
+
+
+def logged_model(client: Any, source: Any) -> Any:
+    """The READY logged model `source` names (see `register`); RegistryError naming it if none."""
+    text = str(getattr(source, "model_id", None) or source).strip().removeprefix("models:/")
+    if text.startswith("runs:/"):
+        run_id, _, name = text.removeprefix("runs:/").partition("/")
+        return _model_of_run(client, run_id, name or None)
+    if _RUN_ID.fullmatch(text):
+        return _model_of_run(client, text, None)
+    if text.startswith("m-"):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return client.get_logged_model(text)
+        except MlflowException:
+            raise RegistryError(f"no logged model {text!r} in {client.tracking_uri}") from None
+    raise RegistryError(f"{source!r} names no logged model: give a run id (32 hex digits), "
+                        "runs:/RUN_ID/NAME, or a logged model id (m-...)")
+
+
+def _model_of_run(client: Any, run_id: str, name: str | None) -> Any:
+    """The run's READY logged model (named `name`, else the only one or the one named
+    `model`); RegistryError saying why there is none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise RegistryError(f"no run {run_id} in {client.tracking_uri}") from None
+    query = f"source_run_id = '{run_id}'" + (f" AND name = '{_quoted(name)}'" if name else "")
+    models = client.search_logged_models([run.info.experiment_id], filter_string=query)
+    ready = [m for m in models if str(m.status).endswith("READY")]
+    if name is None and len(ready) > 1:
+        ready = [m for m in ready if m.name == vocab.MODEL_ARTIFACT] or ready
+    if len(ready) == 1:
+        return ready[0]
+    what = f"run {run_id} ({run.info.run_name})"
+    if ready:
+        raise RegistryError(f"{what} logged several models ({_listed(m.name for m in ready)}):"
+                            f" name one, runs:/{run_id}/NAME")
+    if models:
+        state = str(models[0].status).rpartition(".")[2]
+        raise RegistryError(f"{what}: its model {models[0].name!r} is {state}, not stored; "
+                            "nothing to register")
+    named = f" named {name!r}" if name else ""
+    raise RegistryError(f"{what} logged no model{named}: track its cell with `--model VARIABLE`,"
+                        " or register the variable itself")
+
+
+def lineage(client: Any, run_id: str) -> dict[str, str]:
+    """The notebook and git commit tags of run `run_id`, or of its parent run (a cell's
+    session, a step's pipeline) for those the run itself lacks."""
+    from mlflow.exceptions import MlflowException
+
+    found: dict[str, str] = {}
+    while run_id and len(found) < len(_LINEAGE_TAGS):
+        try:
+            tags = client.get_run(run_id).data.tags
+        except MlflowException:
+            break
+        found = {k: tags[k] for k in _LINEAGE_TAGS if k in tags} | found
+        run_id = tags.get(vocab.PARENT_RUN_TAG, "")
+    return found
+
+
+# --- reading -------------------------------------------------------------------------------
+def versions(name: str | None = None, *, store: Any = None,
+             max_results: int = 1000) -> list[Version]:
+    """Versions of `name` (every registered model's when None), by model, newest first."""
+    client = client_for(store)
+    if name is not None:
+        models = [_registered(client, name)]
+        found = client.search_model_versions(f"name = '{_quoted(name)}'",
+                                             max_results=max_results)
+    else:
+        models = list(client.search_registered_models(max_results=max_results))
+        found = client.search_model_versions(max_results=max_results)
+    aliases = {m.name: m.aliases or {} for m in models}
+    runs: dict[str, dict[str, str]] = {}
+    rows = [_version(client, v, aliases.get(v.name, {}), runs) for v in found]
+    return sorted(rows, key=lambda v: (v.model, -v.version))
+
+
+def describe(name: str, *, version: int | str | None = None, alias: str | None = None,
+             store: Any = None) -> Version:
+    """One version, named by number or by alias (the newest when neither)."""
+    client = client_for(store)
+    model = _registered(client, name)
+    number = _number(client, model, version, alias)
+    return _version(client, client.get_model_version(name, str(number)), model.aliases or {},
+                    {})
+
+
+def table(name: str | None = None, *, store: Any = None) -> Any:
+    """`versions` as a pandas DataFrame: one row a version, its metrics as columns."""
+    import pandas as pd
+
+    return pd.DataFrame([{
+        "model": v.model, "version": v.version, "aliases": ", ".join(v.aliases),
+        "status": v.status, **{f"metrics.{k}": x for k, x in sorted(v.metrics.items())},
+        "run_id": v.run_id, "notebook": v.notebook, "git_commit": v.git_commit,
+    } for v in versions(name, store=store)])
+
+
+# --- promoting -----------------------------------------------------------------------------
+def promote(name: str, *, to: str = gates.CHAMPION, version: int | str | None = None,
+            alias: str | None = None, condition: str | None = None,
+            store: Any = None) -> Promotion:
+    """Give alias `to` of model `name` to the version numbered `version` or holding `alias`,
+    when `condition` (`accuracy>=0.8 and f1>=champion+0.01`) holds for it.
+
+    A failing condition raises PromotionRefused; an unknown model, version or alias, or a
+    malformed condition, raises before anything is read or moved.
+    """
+    if (version is None) == (alias is None):
+        raise RegistryError(f"promote {name!r}: name the version to promote by number or by "
+                            "alias (--version N or --alias challenger), one of the two")
+    conditions = gates.parse_condition(condition) if condition else []
+    _check_alias(to)
+    client = client_for(store)
+    model = _registered(client, name)
+    number = _number(client, model, version, alias)
+    holder = (model.aliases or {}).get(to)
+    holder = int(holder) if holder is not None else None
+    results = tuple(_judge(client, name, number, conditions)) if conditions else ()
+    if not all(r.passed for r in results):
+        stays = f"v{holder}" if holder is not None else "nobody"
+        raise PromotionRefused(results, f"{name} v{number} not promoted to @{to} (@{to} "
+                                        f"stays on {stays})")
+    if holder != number:
+        _move_alias(client, name, to, number, holder)
+    return Promotion(name, to, number, holder, results)
+
+
+def _judge(client: Any, name: str, number: int, conditions: list[gates.Gate]
+           ) -> list[gates.GateResult]:
+    metrics = gates.version_metrics(client, name, number)
+    return gates.check(conditions, metrics, gates.champion_of(client, name))
+
+
+def _move_alias(client: Any, name: str, alias: str, number: int, holder: int | None) -> None:
+    """Record the previous holder on the version, then move the alias in one call; when the
+    move fails, the tag is put back and the alias is still where it was."""
+    from mlflow.exceptions import MlflowException
+
+    tag = vocab.previous_holder_tag(alias)
+    before = client.get_model_version(name, str(number)).tags.get(tag)
+    client.set_model_version_tag(name, str(number), tag,
+                                 str(holder) if holder is not None else _NOBODY)
+    try:
+        client.set_registered_model_alias(name, alias, str(number))
+    except BaseException as error:
+        if before is None:
+            client.delete_model_version_tag(name, str(number), tag)
+        else:
+            client.set_model_version_tag(name, str(number), tag, before)
+        if isinstance(error, MlflowException):
+            raise RegistryError(f"@{alias} of {name!r} not moved: {error.message}") from None
+        raise
+
+
+# --- lookups and their errors ----------------------------------------------------------------
+def client_for(store: Any = None) -> Any:
+    """An MlflowClient: given, opened on a URI, or on the default store (as `%mlops` uses)."""
+    if store is not None and not isinstance(store, str):
+        return store
+    from jupyter_mlops.tracking.store import open_client, tracking_uri
+
+    return open_client(store or tracking_uri())
+
+
+def _registered(client: Any, name: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(name)
+    except MlflowException as error:
+        if error.error_code not in _MISSING:
+            raise
+    names = [m.name for m in client.search_registered_models(max_results=200)]
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = (f"; did you mean {close[0]!r}?" if close
+            else f"; registered: {_listed(names)}" if names else "; none is registered yet")
+    raise RegistryError(f"no registered model {name!r} in {client.tracking_uri}{hint}")
+
+
+def _number(client: Any, model: Any, version: int | str | None, alias: str | None) -> int:
+    """The version number named by `version` or `alias` (the newest when neither)."""
+    aliases = model.aliases or {}
+    if alias is not None:
+        if alias not in aliases:
+            held = _listed(f"@{a} (v{v})" for a, v in sorted(aliases.items()))
+            raise RegistryError(f"model {model.name!r} has no alias @{alias}; "
+                                + (f"its aliases: {held}" if aliases else "it has no aliases"))
+        return int(aliases[alias])
+    numbers = sorted((int(v.version) for v in client.search_model_versions(
+        f"name = '{_quoted(model.name)}'")), reverse=True)
+    if version is None and numbers:
+        return numbers[0]
+    if str(version).isdigit() and int(str(version)) in numbers:
+        return int(str(version))
+    raise RegistryError(f"model {model.name!r} has no version {version}; "
+                        + (f"its versions: {_listed(map(str, numbers))}" if numbers
+                           else "it has none"))
+
+
+def _version(client: Any, found: Any, aliases: dict[str, Any],
+             runs: dict[str, dict[str, str]]) -> Version:
+    tags = dict(found.tags or {})
+    run_id = found.run_id or None
+    if run_id and not all(k in tags for k in _LINEAGE_TAGS):
+        if run_id not in runs:
+            runs[run_id] = lineage(client, run_id)
+        tags = runs[run_id] | tags
+    try:
+        metrics = gates.version_metrics(client, found.name, found.version) if run_id else {}
+    except Exception:  # a deleted run: the version is still listed
+        metrics = {}
+    return Version(
+        model=found.name, version=int(found.version),
+        aliases=tuple(sorted(a for a, v in aliases.items() if int(v) == int(found.version))),
+        status=str(found.status), created_ms=found.creation_timestamp or 0, run_id=run_id,
+        source=found.source or "", metrics=metrics, notebook=tags.get(vocab.NOTEBOOK_TAG),
+        git_commit=tags.get(vocab.GIT_COMMIT_TAG), tags=tags)
+
+
+def _create_registered_model(client: Any, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            return
+        raise RegistryError(f"cannot register a model named {name!r}: {error.message}") from None
+
+
+def _check_alias(alias: str) -> None:
+    """MLflow's own rule for alias names, said before anything is written."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import _validate_model_alias_name
+
+    try:
+        _validate_model_alias_name(alias)
+    except MlflowException as error:
+        raise RegistryError(f"alias {alias!r}: {error.message}") from None
+
+
+def _quoted(name: str) -> str:
+    return name.replace("'", "\\'")
+
+
+def _listed(items: Iterable[str], limit: int = 10) -> str:
+    items = list(items)
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
