@@ -75,7 +75,8 @@ def _package(args: argparse.Namespace, folder: Path) -> tuple[Path, StepGraph | 
         return target, None
     from jupyter_mlops.kfp import compile_notebook
 
-    result = compile_notebook(target, folder / f"{target.stem}.yaml", compile_options(args))
+    output = folder / f"{target.stem}.yaml"
+    result = compile_notebook(target, output, compile_options(args))
     for note in result.warnings:
         print(f"warning: {note}", file=sys.stderr)
-    return result.path, result.graph
+    return output, result.graph

@@ -136,7 +136,7 @@ class _Sequence:
                 if item.optional_vars is not None:
                     self.bind_target(item.optional_vars)
             yield from stmt.body
-        elif isinstance(stmt, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+        elif isinstance(stmt, (ast.Try, ast.TryStar)):
             yield from stmt.body
             for handler in stmt.handlers:
                 if handler.type is not None:
@@ -389,7 +389,7 @@ def _visitor(kind: type) -> Callable[[_Scope, ast.AST], Work | None]:
 _FIELDS: dict[type, tuple[str, ...]] = {}
 
 
-def _children(node: ast.AST, kind: type) -> list[ast.AST]:
+def _children(node: ast.AST, kind: type[ast.AST]) -> list[ast.AST]:
     fields = _FIELDS.get(kind)
     if fields is None:  # `ctx` holds Load or Store: no names
         fields = _FIELDS[kind] = tuple(f for f in kind._fields if f != "ctx")

@@ -63,5 +63,5 @@ def json_kind(value: Any) -> str:
         return f"the boolean {str(value).lower()}"
     if isinstance(value, (int, float)):
         return f"the number {value!r}"[:60]
-    kinds = {str: "a string", list: "a list", dict: "an object"}
+    kinds: dict[type, str] = {str: "a string", list: "a list", dict: "an object"}
     return kinds.get(type(value), type(value).__name__)

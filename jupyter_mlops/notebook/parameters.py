@@ -57,11 +57,12 @@ def read_parameters(path: str, cell: Cell, tree: ast.Module) -> list[Parameter]:
     for stmt in tree.body:
         if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
             continue  # a docstring or a bare literal
-        target, value = _assignment(stmt)
-        if target is None:
+        assignment = _assignment(stmt)
+        if assignment is None:
             raise CellError(path, cell.index, cell.first_line,
                             f"line {stmt.lineno}: a parameters cell holds only assignments "
                             "of literal values such as `epochs = 10`")
+        target, value = assignment
         try:
             default = ast.literal_eval(value)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
@@ -80,7 +81,7 @@ def read_parameters(path: str, cell: Cell, tree: ast.Module) -> list[Parameter]:
     return found
 
 
-def _assignment(stmt: ast.stmt) -> tuple[str | None, ast.expr | None]:
+def _assignment(stmt: ast.stmt) -> tuple[str, ast.expr] | None:
     if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
         target = stmt.targets[0]
         if isinstance(target, ast.Name):
@@ -88,7 +89,7 @@ def _assignment(stmt: ast.stmt) -> tuple[str | None, ast.expr | None]:
     if isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
         if isinstance(stmt.target, ast.Name):
             return stmt.target.id, stmt.value
-    return None, None
+    return None
 
 
 # --- values: the one grammar ----------------------------------------------------------------

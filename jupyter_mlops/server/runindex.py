@@ -206,7 +206,8 @@ class RunIndex:
         """The scope's experiments; every active one is listed afresh (new ones appear)."""
         if scope.experiment_ids is not None:
             return list(scope.experiment_ids)
-        listed, token = {}, None
+        listed: dict[str, str] = {}
+        token = None
         while True:
             page = self.client.search_experiments(max_results=_PAGE, page_token=token)
             listed.update((e.experiment_id, e.name) for e in page)

@@ -112,6 +112,15 @@ class _Card:
     def _alive(self) -> bool:
         return True
 
+    # --- drawn by each subclass ----------------------------------------------------------
+    def _render(self) -> None:
+        """Redraw the live view (called under the card's lock)."""
+        raise NotImplementedError
+
+    def refresh_output(self) -> None:
+        """Rewrite the output the saved notebook keeps."""
+        raise NotImplementedError
+
     # --- state ---------------------------------------------------------------------------
     def update(self, *, status: str | None = None, params: dict[str, Any] | None = None,
                metrics: dict[str, Any] | None = None, run_id: str | None = None,
@@ -282,7 +291,8 @@ class _Card:
         return "\n".join(lines + self.problems)
 
 
-class RunCard(_Card, StaticFallback, widgets.HTML):
+class RunCard(StaticFallback, _Card, widgets.HTML):
+    # StaticFallback first: its refresh_output (re-send the bundle) is this card's.
     """One run as a card widget; its HTML is both the live view and the saved fallback."""
 
     def __init__(self, name: str = "", run_id: str | None = None, status: str = "RUNNING",
@@ -423,3 +433,4 @@ def cell_card(name: str, *, run_id: Callable[[], str | None] | str | None = None
     if problems is not None:
         card._problems_source = problems  # asked from the first tick: nothing to show yet
     return card.show().tick()
+

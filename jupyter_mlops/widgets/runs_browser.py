@@ -47,7 +47,7 @@ class RunsBrowser(StaticFallback, widgets.VBox):
         super().__init__([controls, self.message, self.table, self.selector, self.comparison])
         self.add_class("mlops-runs-browser")
         self.filter.observe(lambda _: self.refresh(), "value")
-        self.sort.observe(lambda _: self._quiet or self.redraw(), "value")
+        self.sort.observe(self._sort_changed, "value")
         self.descending.observe(lambda _: self.redraw(), "value")
         self.selector.observe(lambda _: self._show_comparison(), "value")
         self.refresh_button.on_click(lambda _: self.refresh())
@@ -82,6 +82,10 @@ class RunsBrowser(StaticFallback, widgets.VBox):
             self.selector.value = tuple(kept)
             self._draw_table()
             self._show_comparison()
+
+    def _sort_changed(self, _change: Any) -> None:
+        if not self._quiet:
+            self.redraw()
 
     def _sort_options(self, cols: list[str]) -> None:
         value = self.sort.value
