@@ -47,11 +47,11 @@ def resolve_connection(host: str | None = None, token: str | None = None,
     stored = _read_config(config)
     found = {key: value or _from_environment(key) or stored.get(key)
              for key, value in given.items()}
-    if not found["host"]:
+    host = found.pop("host")
+    if not host:
         raise KfpSubmitError("no KFP host: pass --host URL, set KFP_HOST, or put "
                              f'{{"host": "..."}} in {config or _config_path()}')
-    found["host"] = str(found["host"]).rstrip("/")
-    return Connection(**found)
+    return Connection(host=str(host).rstrip("/"), **found)
 
 
 def _from_environment(key: str) -> str | None:

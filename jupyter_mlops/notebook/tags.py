@@ -74,7 +74,9 @@ def _mapping(name: str) -> Action:
 
 def _add_resources(tags: CellTags, match: re.Match[str]) -> None:
     """Several resources: tags add up (nbformat's schema rejects commas inside one tag)."""
-    tags.options.setdefault("resources", {}).update(_resources(match["value"]))  # type: ignore[union-attr]
+    found = tags.options.setdefault("resources", {})
+    assert isinstance(found, dict)
+    found.update(_resources(match["value"]))
 
 
 def _cache(value: str) -> bool:
@@ -173,8 +175,10 @@ def parse_tags(raw_tags: list[str] | tuple[str, ...]) -> CellTags:
                 raise TagValueError(f"malformed tag {tag!r}; expected the form {_example(tag)!r}")
             tags.unknown.append(tag)
             continue
+        match = rule.pattern.fullmatch(tag)
+        assert match is not None  # the rule was chosen by this match
         try:
-            rule.action(tags, rule.pattern.fullmatch(tag))
+            rule.action(tags, match)
         except (ValueError, TypeError) as error:
             raise TagValueError(f"tag {tag!r}: {error}") from None
         if rule.dialect != BOTH:

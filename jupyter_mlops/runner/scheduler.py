@@ -140,10 +140,10 @@ class Scheduler:
             self._settle_step(step, reused)
             return True
         if mode == REUSE:
-            error = StepFailed(step.name, self.notes.get(step.name, "no cached result matches "
-                               "the current code and parameters")
-                               + "; run the pipeline without --only first")
-            self._settle_step(step, StepResult(step.name, FAILED, cache_key=key, error=error))
+            missing = StepFailed(step.name, self.notes.get(step.name, "no cached result matches "
+                                 "the current code and parameters")
+                                 + "; run the pipeline without --only first")
+            self._settle_step(step, StepResult(step.name, FAILED, cache_key=key, error=missing))
             return True
         return False
 

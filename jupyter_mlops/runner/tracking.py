@@ -42,8 +42,9 @@ def close_trackers() -> None:
 
 def detach_tracker(tracker: Any) -> None:
     """Hand `tracker`'s records to its sender process without waiting, and stop sharing it."""
-    if _TRACKERS.get(tracker.uri) is tracker:
-        del _TRACKERS[tracker.uri]
+    uri = tracker.uri
+    if _TRACKERS.get(uri) is tracker:
+        del _TRACKERS[uri]
     tracker.detach()
 
 

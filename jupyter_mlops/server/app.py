@@ -56,6 +56,7 @@ class MlopsExtension(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(routes("/"))  # Jupyter Server prefixes base_url
+        assert self.serverapp is not None  # linked before the handlers are initialized
         self.log.info("jupyter_mlops: REST API at %smlops/api/",
                       self.serverapp.web_app.settings["base_url"])
 

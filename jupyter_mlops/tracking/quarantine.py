@@ -94,8 +94,8 @@ def what(record: Record) -> str:
         name = f"model {record.get('name') or 'model'!r}"
         return f"{name} (to register as {record['register']!r})" if record.get("register") else name
     if op == "file":
-        dest, name = record.get("dest"), record.get("artifact") or record.get("file")
-        return f"artifact {f'{dest}/{name}' if dest else name!r}"
+        dest, file = record.get("dest"), record.get("artifact") or record.get("file")
+        return f"artifact {f'{dest}/{file}' if dest else file!r}"
     if op == "run":
         return f"run {record.get('name')!r}"
     if op == "end":

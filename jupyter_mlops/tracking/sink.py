@@ -227,7 +227,8 @@ class MlflowSink:
 
         run_id = self.run_id(record["key"])
         metrics = [Metric(k, v, ts, step) for k, v, ts, step in record.get("metrics", ())]
-        named = [Param(k, v) for k, v in (record.get("params") or {}).items()]
+        named: list[Param | RunTag] = [Param(k, v)
+                                       for k, v in (record.get("params") or {}).items()]
         named += [RunTag(k, v) for k, v in (record.get("tags") or {}).items()]
         for batch_metrics, batch_named in _batches(metrics, named):
             params = [p for p in batch_named if isinstance(p, Param)]
@@ -350,7 +351,7 @@ def set_status(client: Any, run_id: str, status: str, end_time: int) -> None:
 
 def _batches(metrics: list, named: list) -> list[tuple[list, list]]:
     """Split into log_batch calls of at most 1000 metrics and 100 params+tags."""
-    out = []
+    out: list[tuple[list, list]] = []
     m, n = 0, 0
     while m < len(metrics) or n < len(named) or not out:
         out.append((metrics[m : m + MAX_METRICS], named[n : n + MAX_PARAMS_TAGS]))

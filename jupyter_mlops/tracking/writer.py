@@ -236,10 +236,11 @@ class Writer:
         """Write one line to the sender, starting (or restarting) it when needed."""
         with self._stdin:
             for _ in range(2):
-                proc = self._sender()
+                stdin = self._sender().stdin
+                assert stdin is not None  # spawned with stdin=PIPE
                 try:
-                    proc.stdin.write(line.encode() + b"\n")
-                    proc.stdin.flush()
+                    stdin.write(line.encode() + b"\n")
+                    stdin.flush()
                     return True
                 except (BrokenPipeError, OSError, ValueError):
                     self._proc = None
