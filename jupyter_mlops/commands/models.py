@@ -1,0 +1,114 @@
+"""`jupyter-mlops models list|show|promote`: the model registry from the command line.
+
+Exit codes: 0 done, 1 an error (unknown model, version or alias, a malformed condition, no
+store), 2 a usage error, EXIT_REFUSED when a promotion's `--if` did not hold (nothing moved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from typing import Any
+
+HELP = ("registered models: list versions with aliases, metrics and lineage, show one, "
+        "promote a version to an alias (champion)")
+EXIT_REFUSED = 3
+METRICS_SHOWN = 3  # in a list row; `show` gives them all
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument("--tracking-uri", metavar="URI",
+                       help="the MLflow store (default: MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", parents=[store], help="versions of every model, or "
+                                 "of MODEL: aliases, key metrics, source run, notebook, commit")
+    listing.add_argument("model", nargs="?", help="one registered model")
+    show = actions.add_parser("show", parents=[store], help="a model's versions in full, or one")
+    show.add_argument("model")
+    _version_options(show, required=False)
+    promote = actions.add_parser("promote", parents=[store],
+                                 help="give an alias to a version, if a condition holds")
+    promote.add_argument("model")
+    _version_options(promote, required=True)
+    promote.add_argument("--to", required=True, metavar="ALIAS", help="the alias to move, e.g. "
+                         "champion (promoting an earlier version rolls back)")
+    promote.add_argument("--if", dest="condition", metavar="EXPR",
+                         help="promote only if this holds: accuracy>=0.8, f1>=champion+0.01 "
+                              f"(else exit code {EXIT_REFUSED})")
+
+
+def _version_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    which = parser.add_mutually_exclusive_group(required=required)
+    which.add_argument("--version", type=int, metavar="N", help="version number")
+    which.add_argument("--alias", metavar="ALIAS", help="the version holding this alias")
+
+
+def run(args: argparse.Namespace) -> int:
+    from jupyter_mlops.models import registry
+    from jupyter_mlops.tracking.store import open_client, tracking_uri
+
+    client = open_client(args.tracking_uri or tracking_uri(), create=False)
+    if args.action == "list":
+        rows = registry.versions(args.model, store=client)
+        print(_table(rows) if rows else f"no registered models in {client.tracking_uri}")
+    elif args.action == "show":
+        if args.version is None and args.alias is None:
+            shown = registry.versions(args.model, store=client)
+        else:
+            shown = [registry.describe(args.model, version=args.version, alias=args.alias,
+                                       store=client)]
+        print("\n\n".join(_details(v) for v in shown))
+    else:
+        try:
+            done = registry.promote(args.model, to=args.to, version=args.version,
+                                    alias=args.alias, condition=args.condition, store=client)
+        except registry.PromotionRefused as refused:
+            print(refused, file=sys.stderr)
+            return EXIT_REFUSED
+        print(done.message())
+    return 0
+
+
+def _table(rows: list[Any]) -> str:
+    header = ("MODEL", "VERSION", "ALIASES", "STATUS", "METRICS", "RUN", "NOTEBOOK", "COMMIT")
+    cells = [header] + [(
+        v.model, str(v.version), " ".join(f"@{a}" for a in v.aliases), v.status,
+        _metrics(v.metrics, METRICS_SHOWN), (v.run_id or "")[:8],
+        (v.notebook or "").rpartition("/")[2], (v.git_commit or "")[:8],
+    ) for v in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                     for row in cells)
+
+
+def _details(v: Any) -> str:
+    created = dt.datetime.fromtimestamp(v.created_ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+    previous = [f"@{a} from v{v.previous(a)}" if v.previous(a) != "none" else f"@{a} (first)"
+                for a in sorted(_promoted(v.tags))]
+    lines = [
+        f"{v.label}  {' '.join(f'@{a}' for a in v.aliases)}".rstrip(),
+        f"  status:     {v.status}, created {created}",
+        f"  run:        {v.run_id or '-'}",
+        f"  notebook:   {v.notebook or '-'}",
+        f"  git commit: {v.git_commit or '-'}",
+        f"  metrics:    {_metrics(v.metrics) or '-'}",
+        f"  source:     {v.source}",
+    ]
+    if previous:
+        lines.append(f"  promoted:   {', '.join(previous)}")
+    return "\n".join(lines)
+
+
+def _promoted(tags: dict[str, str]) -> list[str]:
+    from jupyter_mlops.steps.mlflow_vocabulary import PREVIOUS_HOLDER_PREFIX
+
+    return [k.removeprefix(PREVIOUS_HOLDER_PREFIX) for k in tags
+            if k.startswith(PREVIOUS_HOLDER_PREFIX)]
+
+
+def _metrics(metrics: dict[str, float], limit: int | None = None) -> str:
+    shown = sorted(metrics.items())[:limit]
+    more = " ..." if limit is not None and len(metrics) > limit else ""
+    return " ".join(f"{k}={x:.4g}" for k, x in shown) + more
