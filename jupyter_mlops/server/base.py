@@ -1,9 +1,13 @@
-"""The base of every handler: authentication, authorization and {code, message} errors."""
+"""The base of every handler: authentication, authorization, {code, message} errors, and the
+helpers handlers share (the request's notebook, its tracking store, calls into the layers below)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.client import responses
 from typing import Any
@@ -11,7 +15,8 @@ from typing import Any
 from jupyter_server.base.handlers import APIHandler
 from tornado.web import HTTPError
 
-from jupyter_mlops.errors import NotebookError
+from jupyter_mlops.errors import MlopsError, NotebookError
+from jupyter_mlops.server import store
 from jupyter_mlops.server.errors import ApiError, bad_request
 from jupyter_mlops.server.paths import resolve_notebook
 
@@ -33,7 +38,8 @@ class NotebookRef:
 
 
 class MlopsHandler(APIHandler):
-    """Subclasses decorate every method with `@tornado.web.authenticated` and `@authorized`."""
+    """One subclass per route, defining exactly the HTTP methods the route offers (any other
+    answers 405), each decorated with `@tornado.web.authenticated` and `@authorized`."""
 
     auth_resource = AUTH_RESOURCE
 
@@ -114,5 +120,40 @@ class MlopsHandler(APIHandler):
             message = message.replace(root + os.sep, "").replace(root, ".")
         return "\n".join(message.splitlines()[:10])[:2000] or type(error).__name__
 
-    def notebook_error(self, error: NotebookError, ref: NotebookRef) -> ApiError:
-        return ApiError(400, "invalid-notebook", self.safe_message(error, ref))
+    async def store_for(self, notebook: str | None) -> tuple[store.Store | None,
+                                                             NotebookRef | None]:
+        """The tracking store of the notebook's folder (else the root's), None if there is none."""
+        ref = await self.notebook(notebook) if notebook else None
+        folder = os.path.dirname(ref.real_path) if ref else self.contents_manager.root_dir
+        uri = self.mlops.stores.uri_for(folder, self.contents_manager.root_dir)
+        # Opening a store may migrate its schema: off the event loop.
+        return (await asyncio.to_thread(self.mlops.stores.get, uri) if uri else None), ref
+
+    async def run_notebook_call(self, func: Callable[..., Any], ref: NotebookRef,
+                                *args: Any) -> Any:
+        """Call `func(ref, ...)` off the event loop; the faults of the layers below become
+        answers naming the notebook by its API path."""
+        try:
+            return await asyncio.to_thread(func, ref, *args)
+        except ApiError:
+            raise
+        except MlopsError as error:
+            raise self.api_error(error, ref) from None
+
+    def api_error(self, error: MlopsError, ref: NotebookRef) -> ApiError:
+        """A malformed notebook or a refused request is a 400; a KFP server that refused or did
+        not answer a submission, a 502."""
+        # Not imported for the check (importing kfp takes a second): raised, it is loaded.
+        kfp_errors = sys.modules.get("jupyter_mlops.kfp.errors")
+        if isinstance(error, NotebookError):
+            return ApiError(400, "invalid-notebook", self.safe_message(error, ref))
+        if kfp_errors is not None and isinstance(error, kfp_errors.KfpSubmitError):
+            return ApiError(502, "kfp-submit-failed", self.safe_message(error, ref))
+        return ApiError(400, _code_of(error), self.safe_message(error, ref))
+
+
+def _code_of(error: Exception) -> str:
+    """A stable code from the error's class: CompileError -> 'compile-error'."""
+    name = type(error).__name__
+    out = "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
+    return out or "error"

@@ -1,9 +1,14 @@
-"""REST handlers under <base_url>/mlops/api/, thin over the tracking, runner and kfp modules."""
+"""REST handlers under <base_url>/mlops/api/, thin over the tracking, runner and kfp modules.
+
+One handler class per route, defining exactly the methods the route offers; `routes` is the
+table. The notebook-reading calls at the end run off the event loop (`run_notebook_call`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from dataclasses import replace
 from typing import Any
 
@@ -11,7 +16,6 @@ import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 
-from jupyter_mlops.errors import MlopsError, NotebookError
 from jupyter_mlops.server import store
 from jupyter_mlops.server.base import MlopsHandler, NotebookRef
 from jupyter_mlops.server.errors import ApiError, bad_request
@@ -35,7 +39,7 @@ class ConfigHandler(MlopsHandler):
     @authorized
     async def get(self) -> None:
         settings = self.mlops
-        self.reply({"mlflow_ui_url": settings.mlflow_ui_url or None,
+        self.reply({"mlflow_ui_url": settings.resolved_ui_url(),
                     "kfp_enabled": bool(settings.kfp_host),
                     "default_image": settings.default_image or None})
 
@@ -50,17 +54,8 @@ class ExperimentsHandler(MlopsHandler):
         listed = await asyncio.to_thread(store.experiments, found.client) if found else []
         self.reply({"experiments": listed, "notebook_experiment": _default_experiment(ref)})
 
-    async def store_for(self, notebook: str | None) -> tuple[store.Store | None,
-                                                             NotebookRef | None]:
-        """The tracking store of the notebook's folder (else the root's), None if there is none."""
-        ref = await self.notebook(notebook) if notebook else None
-        folder = os.path.dirname(ref.real_path) if ref else self.contents_manager.root_dir
-        uri = self.mlops.stores.uri_for(folder, self.contents_manager.root_dir)
-        # Opening a store may migrate its schema: off the event loop.
-        return (await asyncio.to_thread(self.mlops.stores.get, uri) if uri else None), ref
 
-
-class RunsHandler(ExperimentsHandler):
+class RunsHandler(MlopsHandler):
     """GET: a page of runs ordered MLflow's way, from the run index. With `notebook`: the runs
     of that notebook found by its path tag in every experiment (`experiment` or
     `experiment_id` narrows them to one); else the runs of the experiment named."""
@@ -131,7 +126,7 @@ class RunsHandler(ExperimentsHandler):
         return store.experiment_by_name(client, name) if name else None
 
 
-class RunHandler(ExperimentsHandler):
+class RunHandler(MlopsHandler):
     """GET: one run in full: params, metrics with history, tags, artifacts, cell source."""
 
     @tornado.web.authenticated
@@ -152,23 +147,8 @@ class GraphHandler(MlopsHandler):
         ref = await self.notebook(self.get_query_argument("path", None))
         self.reply(await self.run_notebook_call(_graph_dict, ref))
 
-    async def run_notebook_call(self, func: Any, ref: NotebookRef, *args: Any) -> Any:
-        """Call `func(ref, ...)` off the event loop; notebook faults become 400s."""
-        try:
-            return await asyncio.to_thread(func, ref, *args)
-        except NotebookError as error:
-            raise self.notebook_error(error, ref) from None
-        except ApiError:
-            raise
-        except MlopsError as error:
-            raise self.api_error(error, ref) from None
 
-    def api_error(self, error: MlopsError, ref: NotebookRef) -> ApiError:
-        """The answer to a fault of the modules below: the request's, so a 400."""
-        return ApiError(400, _code_of(error), self.safe_message(error, ref))
-
-
-class CompileHandler(GraphHandler):
+class CompileHandler(MlopsHandler):
     """POST {path, image?}: the KFP pipeline YAML and the graph it came from."""
 
     @tornado.web.authenticated
@@ -182,7 +162,7 @@ class CompileHandler(GraphHandler):
         self.reply(await self.run_notebook_call(_compile, ref, image))
 
 
-class LocalRunsHandler(GraphHandler):
+class LocalRunsHandler(MlopsHandler):
     """POST {path, parameters?}: start a local pipeline run; GET: the runs started here."""
 
     @tornado.web.authenticated
@@ -220,7 +200,7 @@ class LocalRunHandler(MlopsHandler):
         self.reply(job.to_dict(offset=None))
 
 
-class SubmitHandler(GraphHandler):
+class SubmitHandler(MlopsHandler):
     """POST {path, parameters?, experiment?}: compile and submit to the configured KFP host."""
 
     @tornado.web.authenticated
@@ -239,13 +219,6 @@ class SubmitHandler(GraphHandler):
                    "parameters": _parameters(body), "image": settings.default_image or None,
                    "experiment": experiment}
         self.reply(await self.run_notebook_call(_submit, ref, options), status=201)
-
-    def api_error(self, error: MlopsError, ref: NotebookRef) -> ApiError:
-        from jupyter_mlops.kfp.errors import KfpSubmitError
-
-        if isinstance(error, KfpSubmitError):  # the KFP server refused or is unreachable
-            return ApiError(502, "kfp-submit-failed", self.safe_message(error, ref))
-        return super().api_error(error, ref)
 
 
 def _no_runs() -> dict[str, Any]:
@@ -276,35 +249,61 @@ def _parameters(body: dict[str, Any]) -> dict[str, Any]:
     return parameters
 
 
-def _code_of(error: Exception) -> str:
-    """A stable code from the error's class: CompileError -> 'compile-error'."""
-    name = type(error).__name__
-    out = "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
-    return out or "error"
+# --- graph, compile and submit: the (already confined) notebook read, the replies shaped ------
+
+
+def _graph(ref: NotebookRef) -> Any:
+    """Parsed under its API path, so errors name the notebook as the user sees it."""
+    from jupyter_mlops.notebook import build_graph, reads_notebook
+
+    with open(ref.real_path, encoding="utf-8", errors="replace") as file:
+        text = file.read()
+    return build_graph(reads_notebook(text, ref.api_path), ref.api_path)
 
 
 def _graph_dict(ref: NotebookRef) -> dict[str, Any]:
-    from jupyter_mlops.server import pipelines
-
-    return pipelines.graph_dict(ref)
+    """The step graph as GET /graph answers it."""
+    return _graph(ref).to_dict()
 
 
 def _local_run_parameters(ref: NotebookRef, given: dict[str, Any]) -> dict[str, Any]:
-    from jupyter_mlops.server import pipelines
+    """A local run's values, read by the notebook's grammar now, so a fault is the request's."""
+    from jupyter_mlops.notebook import parameter_values
 
-    return pipelines.local_run_parameters(ref, given)
+    graph = _graph(ref)
+    return parameter_values(graph.parameters, given, graph.path)
 
 
 def _compile(ref: NotebookRef, image: str | None) -> dict[str, Any]:
-    from jupyter_mlops.server import pipelines
+    """{name, yaml, graph, warnings}: the graph as GET /graph gives it, the compiler's notes."""
+    from jupyter_mlops.kfp import CompileOptions, compile_notebook
 
-    return pipelines.compile_yaml(ref, image)
+    graph = _graph(ref)
+    compiled = compile_notebook(graph, options=CompileOptions(image=image or None))
+    return {"name": compiled.name, "yaml": compiled.yaml, "graph": graph.to_dict(),
+            "warnings": [str(w) for w in compiled.warnings]}
 
 
 def _submit(ref: NotebookRef, options: dict[str, Any]) -> dict[str, Any]:
-    from jupyter_mlops.server import pipelines
+    """Compile, then create a KFP run on the configured host (token/namespace: env or file)."""
+    from jupyter_mlops.kfp import CompileOptions, compile_notebook
+    from jupyter_mlops.kfp.arguments import typed_arguments
+    from jupyter_mlops.kfp.connection import resolve_connection
+    from jupyter_mlops.kfp.submit import submit_package
 
-    return pipelines.submit(ref, options)
+    graph = _graph(ref)
+    connection = resolve_connection(host=options["host"], namespace=options.get("namespace"))
+    compiled = compile_notebook(graph, options=CompileOptions(image=options.get("image") or None))
+    arguments = typed_arguments(options.get("parameters") or {}, compiled.yaml, graph.path, graph)
+    experiment = options.get("experiment") or graph.experiment or graph.name
+    with tempfile.TemporaryDirectory() as tmp:
+        package = f"{tmp}/{compiled.name}.yaml"
+        with open(package, "w", encoding="utf-8") as file:
+            file.write(compiled.yaml)
+        done = submit_package(package, connection, arguments=arguments,
+                              experiment=experiment)
+    return {"kind": done.kind, "id": done.id, "experiment_id": done.experiment_id,
+            "url": done.url, "experiment": experiment}
 
 
 def routes(base_url: str) -> list[tuple[str, type[MlopsHandler]]]:
