@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def summary(results: list[tuple[str, Any]], uri: str) -> str:
     """The runs as a table, then where to look at them."""
+    from jupyter_mlops.tracking.store import DEFAULT_UI
+
     rows = [("run", "parameters", "status", "steps run / cached", "metrics", "time")]
     for n, (label, result) in enumerate(results, 1):
         counts = [s.status for s in result.steps.values()]
@@ -78,7 +80,7 @@ def summary(results: list[tuple[str, Any]], uri: str) -> str:
         "",
         f"Run folders (executed step notebooks, values, run.json): {last.run_dir.parent}",
         f"MLflow store: {uri}",
-        f"  open the runs:  {_mlflow_ui(uri)}   then http://127.0.0.1:5000",
+        f"  open the runs:  {_mlflow_ui(uri)}   then {DEFAULT_UI}",
         "  open the notebook in JupyterLab:  make lab",
     ]
     return "\n".join(lines)

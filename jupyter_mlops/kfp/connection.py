@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from jupyter_mlops import settings
 from jupyter_mlops.kfp.errors import KfpSubmitError
 
 # Each setting, the environment variables read for it in order (ours, then kfp's own).
@@ -19,8 +20,6 @@ ENVIRONMENT = {
     "namespace": ("KFP_NAMESPACE",),
     "cookies": ("KFP_COOKIES",),
 }
-CONFIG_ENV = "JUPYTER_MLOPS_KFP_CONFIG"
-DEFAULT_CONFIG = Path("~/.config/jupyter-mlops/kfp.json")
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ def _from_environment(key: str) -> str | None:
 
 
 def _config_path() -> Path:
-    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG).expanduser()
+    return settings.KFP_CONFIG.get()
 
 
 def _read_config(config: str | Path | None) -> dict[str, str]:

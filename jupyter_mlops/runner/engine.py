@@ -10,15 +10,15 @@ the pool. Two costs papermill pays per notebook are cut, as they add up over man
   writes it then, failed or not) and at most every `SAVE_EVERY` seconds in between, so a long
   step still shows its progress.
 
-A step's outputs are kept in memory (and in its notebook) up to `OUTPUT_CAP` bytes; beyond, its
-printed text goes to a log file in the run folder, which a note in the notebook names, and rich
-outputs are dropped (their text goes to the log). Error outputs are always kept. So a step that
-prints gigabytes leaves the runner's memory and the step notebook bounded.
+A step's outputs are kept in memory (and in its notebook) up to `settings.STEP_OUTPUT_CAP` bytes;
+beyond, its printed text goes to a log file in the run folder, which a note in the notebook names,
+and rich outputs are dropped (their text goes to the log). Error outputs are always kept. So a
+step that prints gigabytes leaves the runner's memory and the step notebook bounded.
 """
 
 from __future__ import annotations
 
-import os
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,11 +30,11 @@ from nbformat import NotebookNode
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 
+from jupyter_mlops import settings
+
 ENGINE_NAME = "mlops-pooled"
 SAVE_EVERY = 5.0  # seconds between writes of the output notebook while a step runs
 IOPUB_WAIT = 0.5  # seconds to wait for the kernel_info's idle status before asking again
-OUTPUT_CAP_ENV = "JUPYTER_MLOPS_STEP_OUTPUT_CAP"
-OUTPUT_CAP = int(os.environ.get(OUTPUT_CAP_ENV, str(10 * 2**20)))  # bytes of outputs kept per step
 
 
 class SparseSaves(NotebookExecutionManager):  # type: ignore[misc]
@@ -55,15 +55,20 @@ class SparseSaves(NotebookExecutionManager):  # type: ignore[misc]
 
 
 class PooledClient(PapermillNotebookClient):  # type: ignore[misc]
-    output_log: Path | None = None  # where outputs beyond OUTPUT_CAP go
+    output_log: Path | None = None  # where outputs beyond the cap go
     _kept = 0  # bytes of outputs kept so far
     _noted: frozenset[int] = frozenset()  # cells whose outputs say where the rest went
 
+    @functools.cached_property
+    def _cap(self) -> int:
+        """Bytes of outputs kept in the step's notebook."""
+        return settings.STEP_OUTPUT_CAP.get()
+
     def output(self, outs: list[Any], msg: dict[str, Any], display_id: str | None,
                cell_index: int) -> Any:
-        """nbclient's, within OUTPUT_CAP: beyond it, text goes to `output_log`."""
+        """nbclient's, within the cap: beyond it, text goes to `output_log`."""
         kind, content = msg["msg_type"], msg.get("content", {})
-        room = OUTPUT_CAP - self._kept
+        room = self._cap - self._kept
         if kind == "error" or self.output_hook_stack[msg["parent_header"].get("msg_id")]:
             return super().output(outs, msg, display_id, cell_index)
         if kind == "stream":
@@ -92,7 +97,7 @@ class PooledClient(PapermillNotebookClient):  # type: ignore[misc]
             self._noted |= {cell_index}
             where = f"the rest is in {log}" if log is not None else "the rest was not kept"
             outs.append(NotebookNode(output_type="stream", name="stderr", text=(
-                f"\n[jupyter-mlops: this step's output passed {OUTPUT_CAP:,} bytes; {where}]\n")))
+                f"\n[jupyter-mlops: this step's output passed {self._cap:,} bytes; {where}]\n")))
 
     async def async_start_new_kernel_client(self) -> Any:
         self.kc = self.km.client()

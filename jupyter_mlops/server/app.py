@@ -27,7 +27,8 @@ class MlopsExtension(ExtensionApp):
         "mlflow.db in the notebook's folder (as the tracking layer does)."
     ).tag(config=True)
     mlflow_ui_url = Unicode(
-        "", help="Base URL of an MLflow UI; when set, the panel links runs to it."
+        "", help="Base URL of the MLflow UI the panel links runs to; empty: JUPYTER_MLOPS_UI_URL, "
+        "else the tracking server for an http(s) store, else http://127.0.0.1:5000 (`mlflow ui`)."
     ).tag(config=True)
     kfp_host = Unicode(
         "", help="Kubeflow Pipelines API host that Submit uses; empty disables submission."
@@ -48,6 +49,11 @@ class MlopsExtension(ExtensionApp):
 
     def resolved_tracking_uri(self) -> str | None:
         return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+
+    def resolved_ui_url(self) -> str:
+        from jupyter_mlops.tracking.store import ui_url
+
+        return self.mlflow_ui_url or ui_url(self.resolved_tracking_uri())
 
     def initialize_settings(self) -> None:
         self.stores = Stores(self.resolved_tracking_uri(), self.full_refresh_seconds,

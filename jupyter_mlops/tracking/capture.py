@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from jupyter_mlops import settings
 from jupyter_mlops.tracking.client import RunRef, Tracker
-
-STDOUT_CAP = int(os.environ.get("JUPYTER_MLOPS_STDOUT_CAP", "100000"))
 
 
 class StdoutTee:
@@ -41,7 +39,7 @@ class StdoutTee:
         kept = "".join(self._parts)
         if self.total > self._kept:
             kept += (f"\n[jupyter-mlops: stdout cut at {self._kept} of {self.total} characters;"
-                     f" raise JUPYTER_MLOPS_STDOUT_CAP to keep more]\n")
+                     f" raise {settings.STDOUT_CAP.name} to keep more]\n")
         return kept
 
 
@@ -95,7 +93,7 @@ def status_of(error: BaseException | None) -> str:
 def captured(tracker: Tracker, run: RunRef, shell: Any = None) -> Iterator[None]:
     """Run a block inside `run`: stdout, figures, status and error are logged; errors re-raise."""
     __tracebackhide__ = True
-    tee = StdoutTee(sys.stdout, STDOUT_CAP)
+    tee = StdoutTee(sys.stdout, settings.STDOUT_CAP.get())
     catcher = FigureCatcher(shell)
     error: BaseException | None = None
     sys.stdout = tee

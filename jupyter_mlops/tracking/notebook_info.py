@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops import settings
+
 NOTEBOOK_TAG = "mlops.notebook"  # the notebook whose code the run executed
 LAUNCHED_FROM_TAG = "mlops.launched_from"  # the notebook that started it, when another (sweeps)
 _PARAM_TAGS = ("parameters", "injected-parameters")
@@ -27,7 +29,7 @@ _cache: dict[Path, tuple[float, list[str]]] = {}
 def detect_path(user_ns: dict[str, Any] | None = None) -> Path | None:
     ns = user_ns or {}
     candidates = [
-        os.environ.get("JUPYTER_MLOPS_NOTEBOOK"),
+        settings.NOTEBOOK.get(),
         os.environ.get("JPY_SESSION_NAME"),
         ns.get("__session__"),
         ns.get("PAPERMILL_INPUT_PATH"),

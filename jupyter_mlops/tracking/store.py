@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from jupyter_mlops import settings
 from jupyter_mlops.tracking.errors import StoreError
 
 DEFAULT_DB = "mlflow.db"
-SPOOL_ENV = "JUPYTER_MLOPS_SPOOL_DIR"
+DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves
 
 
 def tracking_uri() -> str:
@@ -56,10 +57,18 @@ def view_hint(uri: str) -> str:
     return f"mlflow ui --backend-store-uri {shlex.quote(uri)}"
 
 
+def ui_url(uri: str | None) -> str:
+    """The MLflow UI that shows the runs of `uri`: JUPYTER_MLOPS_UI_URL when set, else the
+    tracking server itself for an http(s) store, else where `mlflow ui` serves."""
+    server = uri if uri and uri.startswith(("http://", "https://")) else None
+    return settings.UI_URL.get() or server or DEFAULT_UI
+
+
 def spool_root(uri: str) -> Path:
     """Spool under the store's folder for SQLite, else ~/.jupyter_mlops/spool/<uri hash>."""
-    if os.environ.get(SPOOL_ENV):
-        return Path(os.environ[SPOOL_ENV])
+    chosen = settings.SPOOL_DIR.get()
+    if chosen is not None:
+        return chosen
     db = sqlite_path(uri)
     if db is not None:
         return db.parent / ".jupyter_mlops" / "spool"

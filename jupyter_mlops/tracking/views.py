@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from jupyter_mlops.tracking.store import artifact_root, open_client, sqlite_path
+from jupyter_mlops.tracking.store import DEFAULT_UI, artifact_root, open_client, sqlite_path
 
 
 def runs_table(uri: str, experiment: str, last: int) -> Any:
@@ -44,4 +44,4 @@ def ui_hint(uri: str) -> str:
     return (f"Open the MLflow UI on this store with:\n"
             f"  mlflow ui --backend-store-uri sqlite:///{db} --default-artifact-root "
             f"{artifact_root(uri)} --port 5000\n"
-            f"then browse http://127.0.0.1:5000 (from the folder {db.parent}).")
+            f"then browse {DEFAULT_UI} (from the folder {db.parent}).")

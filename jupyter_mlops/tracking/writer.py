@@ -21,13 +21,10 @@ import threading
 import time
 from pathlib import Path
 
+from jupyter_mlops import settings
 from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking.gitinfo import source_tags
 from jupyter_mlops.tracking.spool import Record, Spool, encode
-
-
-def _idle_seconds() -> float:
-    return float(os.environ.get("JUPYTER_MLOPS_SENDER_IDLE", "60"))
 
 
 class Writer:
@@ -64,7 +61,7 @@ class Writer:
         self._files = 0
         self._end = 0
         self._closed = False
-        self._idle = _idle_seconds()
+        self._idle = settings.SENDER_IDLE.get()
         self.put({"op": "header", "uri": uri, "host": socket.gethostname()})
         self._syncer = threading.Thread(target=self._sync_loop, name="jupyter-mlops-syncer",
                                         daemon=True)

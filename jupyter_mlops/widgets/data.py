@@ -13,8 +13,6 @@ from typing import Any
 BASE_COLUMNS = ("name", "status", "start", "duration_s")
 _MLFLOW_FILTER_PREFIXES = ("metrics.", "params.", "tags.", "attributes.", "metric.", "param.",
                            "tag.", "attribute.")
-UI_ENV = "JUPYTER_MLOPS_UI_URL"
-DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves (see `%mlops ui`)
 
 
 @dataclass
@@ -153,9 +151,10 @@ def metric_histories(client: Any, rows: list[RunRow], key: str) -> dict[str, lis
 
 
 def run_link(uri: str | None, experiment_id: str | None, run_id: str) -> str:
-    """The run's page in the MLflow UI: the server itself for http(s) stores, else where
-    `mlflow ui` serves (JUPYTER_MLOPS_UI_URL overrides). Without the experiment id, the UI's
-    `#/runs/<id>` route finds the run's experiment itself."""
-    base = os.environ.get(UI_ENV) or (uri if uri and uri.startswith("http") else DEFAULT_UI)
+    """The run's page in the MLflow UI (`tracking.store.ui_url`). Without the experiment id, the
+    UI's `#/runs/<id>` route finds the run's experiment itself."""
+    from jupyter_mlops.tracking.store import ui_url
+
+    base = ui_url(uri)
     page = f"experiments/{experiment_id}/runs/{run_id}" if experiment_id else f"runs/{run_id}"
     return f"{base.rstrip('/')}/#/{page}"

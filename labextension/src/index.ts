@@ -41,8 +41,6 @@ export const mlopsIcon = new LabIcon({
 
 /** Settings from the schema (schema/plugin.json). */
 interface ISettings {
-  trackingUri: string;
-  kfpHost: string;
   defaultImage: string;
 }
 
@@ -62,14 +60,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
     registry: ISettingRegistry | null,
     labShell: ILabShell | null
   ) => {
-    const settings: ISettings = { trackingUri: '', kfpHost: '', defaultImage: '' };
+    const settings: ISettings = { defaultImage: '' };
     let config: IServerConfig | null = null;
     const current = (): NotebookPanel | null => tracker.currentWidget;
 
     const panel = new RunsPanel({
       insertCode: source => insertCode(current(), source),
-      kernelBusy: () => current()?.sessionContext.session?.kernel?.status === 'busy',
-      mlflowBaseUrl: () => (/^https?:/.test(settings.trackingUri) ? settings.trackingUri : null)
+      kernelBusy: () => current()?.sessionContext.session?.kernel?.status === 'busy'
     });
     panel.title.icon = mlopsIcon;
     // JupyterLab: a left sidebar tab. Notebook 7's shell has side areas too (opened from the

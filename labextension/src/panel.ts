@@ -29,7 +29,6 @@ type View = 'list' | 'compare' | 'details';
 export interface IPanelHost {
   insertCode: (source: string) => void;
   kernelBusy: () => boolean;
-  mlflowBaseUrl: () => string | null;
 }
 
 /**
@@ -389,7 +388,7 @@ export class RunsPanel extends Widget {
   }
 
   private mlflowBase(): string | null {
-    return this._config?.mlflow_ui_url ?? this.host.mlflowBaseUrl();
+    return this._config?.mlflow_ui_url ?? null; // the server's MlopsExtension.mlflow_ui_url
   }
 
   private mlflowUrl(run: IRunDetails): string | null {

@@ -126,10 +126,14 @@ async def test_a_body_that_is_not_json_is_a_400(jp_fetch, notebooks) -> None:
     assert (code, body["code"]) == (400, "bad-json")
 
 
-async def test_config_exposes_no_host(jp_fetch, notebooks) -> None:
+async def test_config_exposes_no_host(jp_fetch, notebooks, monkeypatch) -> None:
     code, body = await _get(jp_fetch, "config")
     assert code == 200
-    assert body == {"mlflow_ui_url": None, "kfp_enabled": False, "default_image": None}
+    assert body == {"mlflow_ui_url": "http://127.0.0.1:5000", "kfp_enabled": False,
+                    "default_image": None}  # where `mlflow ui` serves a local store
+    monkeypatch.setenv("JUPYTER_MLOPS_UI_URL", "https://mlflow.example.org/")
+    code, body = await _get(jp_fetch, "config")
+    assert body["mlflow_ui_url"] == "https://mlflow.example.org/"  # the panel links there
 
 
 async def test_submit_without_a_configured_host_is_refused(jp_fetch, notebooks) -> None:

@@ -86,15 +86,15 @@ def _config_dir(tmp: Path) -> Path:
     config.mkdir()
     (config / "jupyter_server_config.json").write_text(json.dumps({
         "ServerApp": {"jpserver_extensions": {"jupyter_mlops.server": True}},
+        "MlopsExtension": {"mlflow_ui_url": MLFLOW_UI},  # the panel's MLflow UI link
     }))
     return config
 
 
 def _settings_dir(tmp: Path) -> Path:
-    """User settings: the extension's MLflow UI link set, JupyterLab's news prompt off."""
+    """User settings: JupyterLab's news prompt off."""
     settings = tmp / "settings"
-    values = {"jupyter-mlops/plugin": {"trackingUri": MLFLOW_UI},
-              "@jupyterlab/apputils-extension/notification": {"fetchNews": "false",
+    values = {"@jupyterlab/apputils-extension/notification": {"fetchNews": "false",
                                                               "checkForUpdates": False}}
     for name, value in values.items():
         path = settings / f"{name}.jupyterlab-settings"
