@@ -7,9 +7,14 @@ import sys
 from typing import Any
 
 HELP = "run a tagged notebook as a local pipeline: parallel steps, data passing, cache, MLflow"
+EPILOG = ("exit codes: 0 the run passed; 1 a step failed; 2 bad usage; 3 a gate failed "
+          "(gate:METRIC>=VALUE; its metric, value and threshold are printed) or its model "
+          "could not be registered; 130 interrupted. Errors in the notebook, its tags or "
+          "parameters also exit 1 before anything runs.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
     parser.add_argument("notebook", help="a tagged .ipynb notebook or py:percent script")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"),
@@ -32,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start a new kernel for every step instead of reusing a reset one")
     parser.add_argument("--no-track", action="store_true", help="do not log the run to MLflow")
     parser.add_argument("--quiet", "-q", action="store_true", help="print no progress")
+    parser.add_argument("--report", metavar="FILE",
+                        help="write a Markdown summary for CI: parameters, metrics against the "
+                             "champion, gate results, links")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,9 +52,13 @@ def run(args: argparse.Namespace) -> int:
         params_file=args.params_file, cli_parameters=tuple(tuple(p) for p in args.parameter),
         jobs=args.jobs, cache=not args.no_cache, from_step=args.from_step, only=args.only,
         out=args.out, track=not args.no_track, quiet=args.quiet,
-        fresh_kernels=args.fresh_kernels, wait_for_store=False))
+        fresh_kernels=args.fresh_kernels, wait_for_store=False, report=args.report))
     for failure in result.failures:
         print(f"\n{failure}\n{failure.traceback}", file=sys.stderr)
+    if result.gate_error is not None:
+        print(f"error: {result.gate_error}", file=sys.stderr)
+    if args.report:
+        print(f"report: {args.report}")
     print(f"run folder: {result.run_dir}")
     if result.tracking_uri is not None:
         _where_tracked(result)

@@ -15,6 +15,7 @@ from jupyter_mlops.notebook.layout import DraftStep, Layout, code_cells, lay_out
 from jupyter_mlops.notebook.model import (
     Cell,
     Edge,
+    GateTag,
     GraphWarning,
     Parameter,
     Resources,
@@ -59,6 +60,7 @@ def build_graph(notebook: Any, path: str) -> StepGraph:
     _connect(graph, first_reads)
     _check_acyclic(graph)
     _collect_metrics(graph, layout)
+    _collect_gates(graph, layout)
     return graph
 
 
@@ -142,10 +144,13 @@ def _check_model(path: str, draft: DraftStep, step: Step) -> None:
     """`model:VAR` names a variable the step's own cells bind or use (`forest.fit(X, y)` on
     an upstream step's forest); `register:` needs a model."""
     options = step.options
-    if options.model is None and options.register is None:
+    if options.model is None and options.register is None and options.promote is None:
         return
     cell = next(cell for cell, tags in zip(draft.cells, draft.tags, strict=True)
-                if {"model", "register"} & tags.options.keys())
+                if {"model", "register", "promote"} & tags.options.keys())
+    if options.promote is not None and options.register is None:
+        raise CellError(path, cell.index, cell.first_line, f"promote:{options.promote} needs "
+                        f"a register:MODEL tag on step {step.name!r}")
     if options.model is None:
         raise CellError(path, cell.index, cell.first_line, f"register:{options.register} "
                         f"needs a model:VARIABLE tag on step {step.name!r}")
@@ -263,6 +268,27 @@ def _collect_metrics(graph: StepGraph, layout: Layout) -> None:
                 continue
             producer.metrics.append(name)
             graph.metrics[name] = producer.name
+
+
+def _collect_gates(graph: StepGraph, layout: Layout) -> None:
+    """Each `gate:` judges a metric some step reports; one against the champion needs the one
+    model the pipeline registers, whose champion it is compared with."""
+    registered = sorted({s.options.register for s in graph.steps if s.options.register})
+    for draft in layout.steps.values():
+        for cell, tags in zip(draft.cells, draft.tags, strict=True):
+            for gate in tags.gates:
+                if gate.metric not in graph.metrics:
+                    known = ", ".join(sorted(graph.metrics)) or "none"
+                    raise CellError(graph.path, cell.index, cell.first_line, f"gate:{gate}: no "
+                                    f"metrics cell or step reports {gate.metric!r} (metrics: "
+                                    f"{known})")
+                if gate.relative and len(registered) != 1:
+                    which = ("no step is tagged register:MODEL" if not registered else
+                             f"the pipeline registers {', '.join(registered)}")
+                    raise CellError(graph.path, cell.index, cell.first_line, f"gate:{gate} "
+                                    "compares with the champion of the model the pipeline "
+                                    f"registers, but {which}")
+                graph.gates.append(GateTag(gate, graph.metrics[gate.metric], cell.index))
 
 
 def _metric_names(path: str, cell: Cell, include_bound: bool) -> list[str]:

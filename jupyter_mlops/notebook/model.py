@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from jupyter_mlops.steps.gates import Gate
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -42,6 +44,7 @@ class StepOptions:
     resources: Resources = field(default_factory=Resources)
     model: str | None = None  # the variable logged as the step's MLflow model (model:VAR)
     register: str | None = None  # the registered model it becomes a version of (register:NAME)
+    promote: str | None = None  # the alias it takes when the gates against the champion pass
     limits: dict[str, str] = field(default_factory=dict)  # Kale's limit:KEY:VAL
     annotations: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
@@ -102,6 +105,15 @@ class Step:
 
 
 @dataclass(frozen=True)
+class GateTag:
+    """A `gate:` tag: the condition, the step that reports its metric, and the tagged cell."""
+
+    gate: Gate
+    step: str
+    cell_index: int
+
+
+@dataclass(frozen=True)
 class Edge:
     """A dependency `source` -> `target`, with the names whose values travel along it."""
 
@@ -138,6 +150,7 @@ class StepGraph:
     experiment: str | None = None
     base_image: str | None = None
     description: str | None = None
+    gates: list[GateTag] = field(default_factory=list)
 
     def step(self, name: str) -> Step:
         for step in self.steps:
@@ -199,6 +212,8 @@ class StepGraph:
             "steps": [_step_dict(step) for step in self.steps],
             "edges": [asdict(edge) | {"names": list(edge.names)} for edge in self.edges],
             "metrics": dict(self.metrics),
+            "gates": [{"gate": str(g.gate), "step": g.step, "cell": g.cell_index}
+                      for g in self.gates],
             "warnings": [asdict(w) for w in self.warnings],
         }
 

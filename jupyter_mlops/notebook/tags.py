@@ -9,6 +9,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from jupyter_mlops.steps.gates import Gate, parse_gate
+
 MLOPS, KALE, BOTH = "mlops", "kale", "both"
 
 
@@ -23,6 +25,7 @@ class CellTags:
     mappings: dict[str, dict[str, str]] = field(default_factory=dict)  # limits/labels/annotations
     unknown: list[str] = field(default_factory=list)
     dialects: set[str] = field(default_factory=set)
+    gates: list[Gate] = field(default_factory=list)  # gate:EXPR, in the cell's order
 
 
 class TagValueError(ValueError):
@@ -63,6 +66,10 @@ def _option(name: str, convert: Callable[[str], object]) -> Action:
         tags.options[name] = convert(match["value"])
 
     return apply
+
+
+def _gate(tags: CellTags, match: re.Match[str]) -> None:
+    tags.gates.append(parse_gate(match["value"]))  # its GateSyntaxError quotes the condition
 
 
 def _mapping(name: str) -> Action:
@@ -152,6 +159,9 @@ TAG_RULES: tuple[TagRule, ...] = tuple(
         (r"model:(?P<value>[A-Za-z_][A-Za-z0-9_]*)", MLOPS, _option("model", str), "model:forest"),
         (r"register:(?P<value>[A-Za-z0-9][A-Za-z0-9_.-]*)", MLOPS, _option("register", str),
          "register:churn-model"),
+        (r"promote:(?P<value>[A-Za-z0-9][A-Za-z0-9_-]*)", MLOPS, _option("promote", str),
+         "promote:champion"),
+        (r"gate:(?P<value>.+)", MLOPS, _gate, "gate:accuracy>=0.8"),
         (r"limit:(?P<key>[^:]+):(?P<value>.+)", KALE, _mapping("limits"), "limit:nvidia.com/gpu:1"),
         (r"annotation:(?P<key>[^:]+):(?P<value>.*)", KALE, _mapping("annotations"),
          "annotation:a:b"),
@@ -161,7 +171,7 @@ TAG_RULES: tuple[TagRule, ...] = tuple(
 
 # Prefixes of known tags, to tell a malformed known tag from a tag meant for something else.
 _KNOWN_PREFIXES = ("needs:", "prev:", "cache:", "retries:", "timeout:", "image:", "resources:",
-                   "model:", "register:", "limit:", "annotation:", "label:")
+                   "model:", "register:", "promote:", "gate:", "limit:", "annotation:", "label:")
 
 
 def parse_tags(raw_tags: list[str] | tuple[str, ...]) -> CellTags:

@@ -31,6 +31,7 @@ class RunOptions:
     stream: IO[str] | None = None  # where progress lines go; None: stderr
     fresh_kernels: bool = False  # a new kernel per step instead of a reset, reused one
     wait_for_store: bool = True  # False: return at once, a sender process delivers the records
+    report: str | Path | None = None  # write a Markdown summary here (runner/report.py), for CI
 
     @property
     def workers(self) -> int:

@@ -45,6 +45,10 @@ def run_pipeline(notebook: str | Path, options: RunOptions | None = None) -> Pip
             _boot_first_kernel(pool, notebook, options.out, inputs)
             graph, values, plan = _checked(notebook, options)
             result = _run_steps(graph, values, plan, pool, options)
+            if options.report is not None:
+                from jupyter_mlops.runner.report import write_report
+
+                write_report(result, options.report)
             if result.ok and all(graph.step(name).options.cache for name in plan):
                 rerun_hint.remember(cache_root(options.out), inputs)
             return result
@@ -91,15 +95,19 @@ def _run_steps(graph: StepGraph, values: dict[str, Any], plan: dict[str, str], p
         progress.line(f"run {dead} marked failed: {rundir.DEAD}")
     listeners = [progress] + ([tracker] if tracker is not None else [])
     scheduler = Scheduler(graph, plan, values, folder, options.workers, pool, listeners)
-    _execute(scheduler, result, progress, tracker, options.wait_for_store)
+    _execute(scheduler, result, progress, tracker, options)
     return result
 
 
 def _execute(scheduler: Scheduler, result: PipelineResult, progress: Progress,
-             tracker: Any, wait_for_store: bool = True) -> None:
-    """Run the steps into `result`, then write the run's summary and finish its MLflow run."""
+             tracker: Any, options: RunOptions) -> None:
+    """Run the steps into `result`, judge its gates and register its model (runner/release.py),
+    then write the run's summary and finish its MLflow run."""
+    wait_for_store = options.wait_for_store
     try:
         result.steps = scheduler.run()
+        if result.steps_ok:
+            _release(scheduler, result, progress, tracker, options.tracking_uri)
     except KeyboardInterrupt:
         result.steps, result.interrupted = scheduler.results, True
     finally:
@@ -111,6 +119,20 @@ def _execute(scheduler: Scheduler, result: PipelineResult, progress: Progress,
             result.mlflow_experiment, result.tracking_uri = tracker.experiment, tracker.uri
             scheduler.folder.write_summary(result.to_dict())
     progress.line(f"run {result.run_id} {result.status} in {result.duration:.1f}s")
+
+
+def _release(scheduler: Scheduler, result: PipelineResult, progress: Progress, tracker: Any,
+             tracking_uri: str | None) -> None:
+    from jupyter_mlops.errors import MlopsError
+    from jupyter_mlops.runner.release import release_run
+
+    listening = tracker if tracker is not None and tracker in scheduler.listeners else None
+    try:
+        release_run(scheduler.graph, result, listening, tracking_uri, progress.line)
+    except Exception as error:  # noqa: BLE001 - the registry refused: the run fails, named
+        result.gate_error = MlopsError(f"{scheduler.graph.path}: registering the model failed: "
+                                       f"{type(error).__name__}: {error}")
+        progress.line(str(result.gate_error))
 
 
 def _finish_tracking(tracker: Any, result: PipelineResult, summary: Path,

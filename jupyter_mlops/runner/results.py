@@ -10,6 +10,8 @@ from jupyter_mlops.runner.errors import StepFailed
 
 # Step states; the run's exit code follows from them.
 OK, CACHED, FAILED, SKIPPED, KILLED = "ok", "cached", "failed", "skipped", "killed"
+# Exit codes of a run: a step failed, a gate failed (the steps ran), interrupted.
+STEP_FAILED_EXIT, GATE_FAILED_EXIT, INTERRUPTED_EXIT = 1, 3, 130
 
 
 @dataclass
@@ -56,10 +58,16 @@ class PipelineResult:
     mlflow_run_id: str | None = None  # None until the sender created it, when not waited for
     mlflow_experiment: str | None = None  # where the tracked run goes
     tracking_uri: str | None = None
+    release: Any = None  # models/release.py's ReleaseOutcome: gate verdicts, registrations
+    gate_error: Any = None  # models/gates.py's GateFailed when a quality gate failed
+
+    @property
+    def steps_ok(self) -> bool:
+        return not self.interrupted and all(s.status in (OK, CACHED) for s in self.steps.values())
 
     @property
     def ok(self) -> bool:
-        return not self.interrupted and all(s.status in (OK, CACHED) for s in self.steps.values())
+        return self.steps_ok and self.gate_error is None
 
     @property
     def status(self) -> str:
@@ -67,7 +75,11 @@ class PipelineResult:
 
     @property
     def exit_code(self) -> int:
-        return 130 if self.interrupted else 0 if self.ok else 1
+        if self.interrupted:
+            return INTERRUPTED_EXIT
+        if not self.steps_ok:
+            return STEP_FAILED_EXIT
+        return GATE_FAILED_EXIT if self.gate_error is not None else 0
 
     @property
     def failures(self) -> list[StepFailed]:
@@ -87,5 +99,8 @@ class PipelineResult:
             "parameters": self.parameters, "metrics": self.metrics,
             "mlflow_run_id": self.mlflow_run_id, "mlflow_experiment": self.mlflow_experiment,
             "tracking_uri": self.tracking_uri,
+            "gates": [{"gate": str(r.gate), "metric": r.metric, "value": r.value,
+                       "threshold": r.threshold, "passed": r.passed, "message": r.message}
+                      for r in (self.release.results if self.release else [])],
             "steps": {name: step.to_dict() for name, step in self.steps.items()},
         }

@@ -1,0 +1,151 @@
+"""After a pipeline's steps: its gates judged, its model registered as `challenger`, promoted.
+
+The one decision both backends make, in the local runner after the steps and in the gate task
+of a compiled KFP pipeline: the same plan (from the `gate:`, `register:` and `promote:` tags)
+and the same call. Gates with a fixed threshold are quality gates: one failing fails the
+pipeline and nothing is registered. Gates against the champion decide the promotion when a
+step says `promote:ALIAS` (the model stays registered as `challenger`, not promoted, and the
+result says why); without `promote:` they fail the pipeline like the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from jupyter_mlops.models import gates
+from jupyter_mlops.steps.gates import CHAMPION, Gate, GateResult, parse_gate
+
+if TYPE_CHECKING:
+    from jupyter_mlops.notebook import StepGraph
+
+CHALLENGER = "challenger"  # the alias a version registered by a pipeline takes
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A step's `model:VAR` registered as `register:MODEL`, promoted to `promote:ALIAS`."""
+
+    step: str
+    variable: str
+    model: str
+    promote: str | None = None
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """The gates (as written) and registrations of a pipeline; JSON-ready for a KFP task."""
+
+    gates: tuple[str, ...] = ()
+    registrations: tuple[Registration, ...] = ()
+
+    @classmethod
+    def of(cls, graph: StepGraph) -> ReleasePlan | None:
+        """The graph's plan; None when it has no gate and registers nothing."""
+        found = tuple(Registration(s.name, s.options.model, s.options.register, s.options.promote)
+                      for s in graph.steps if s.options.register and s.options.model)
+        plan = cls(tuple(str(tag.gate) for tag in graph.gates), found)
+        return plan if plan.gates or plan.registrations else None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReleasePlan:
+        return cls(tuple(data.get("gates", ())),
+                   tuple(Registration(**r) for r in data.get("registrations", ())))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"gates": list(self.gates), "registrations": [asdict(r) for r in self.registrations]}
+
+    @property
+    def parsed(self) -> list[Gate]:
+        return [parse_gate(text) for text in self.gates]
+
+    @property
+    def promotes(self) -> bool:
+        return any(r.promote for r in self.registrations)
+
+    def blocks(self, gate: Gate) -> bool:
+        """A gate whose failure fails the pipeline (see the module's note)."""
+        return not (gate.relative and self.promotes)
+
+
+@dataclass
+class ReleaseOutcome:
+    """What the release did: every gate's verdict, the versions registered and promoted."""
+
+    results: list[GateResult] = field(default_factory=list)
+    blocking: list[bool] = field(default_factory=list)  # per result: does it fail the pipeline
+    champion: gates.Champion | None = None
+    registered: dict[str, int] = field(default_factory=dict)  # model -> new version
+    promoted: dict[str, str] = field(default_factory=dict)  # model -> "v4 is now @champion..."
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """A quality gate failed: the pipeline fails."""
+        return any(b and not r.passed for r, b in zip(self.results, self.blocking, strict=True))
+
+    @property
+    def beats_champion(self) -> bool:
+        return all(r.passed for r, b in zip(self.results, self.blocking, strict=True) if not b)
+
+    def error(self, where: str) -> gates.GateFailed:
+        failing = [r for r, b in zip(self.results, self.blocking, strict=True) if b]
+        return gates.GateFailed(failing, where)
+
+    def lines(self) -> list[str]:
+        """What the run prints: each verdict, then what was registered and promoted or why not."""
+        return [r.message for r in self.results] + self.notes
+
+
+def judge(plan: ReleasePlan, metrics: Mapping[str, float], client: Any = None) -> ReleaseOutcome:
+    """Every gate's verdict on `metrics`. Gates against the champion read the registry through
+    `client`; with no client they pass, saying the store was not asked."""
+    parsed = plan.parsed
+    outcome = ReleaseOutcome(blocking=[plan.blocks(g) for g in parsed])
+    model = next((r.model for r in plan.registrations), None)
+    if model is not None and client is not None:  # also for the report's comparison
+        outcome.champion = gates.champion_of(client, model)
+    outcome.results = gates.check(parsed, metrics, outcome.champion)
+    return outcome
+
+
+def release(plan: ReleasePlan, metrics: Mapping[str, float], client: Any,
+            source: Callable[[Registration], str | None]) -> ReleaseOutcome:
+    """Judge the gates; unless a quality gate failed, register each step's model (`source`
+    gives its `runs:/RUN_ID/VAR`, None when it was not logged) as `challenger`, and promote it
+    when the gates against the champion passed. Raises nothing for a failed gate: the caller
+    fails the pipeline with `outcome.error(...)`; the registry's own errors pass through."""
+    from jupyter_mlops.models import registry
+
+    outcome = judge(plan, metrics, client)
+    if outcome.failed:
+        if plan.registrations:
+            outcome.notes.append("not registered: a gate failed")
+        return outcome
+    for entry in plan.registrations:
+        found = source(entry) if client is not None else None
+        if found is None:
+            outcome.notes.append(f"{entry.model}: not registered, the store has no model of "
+                                 f"step {entry.step!r} (tracking off or the store unreachable)")
+            continue
+        version = registry.register(found, entry.model, alias=CHALLENGER, store=client)
+        outcome.registered[entry.model] = version.version
+        outcome.notes.append(f"registered {version.label} as @{CHALLENGER}")
+        if entry.promote:
+            _promote(outcome, entry, version.version, client)
+    return outcome
+
+
+def _promote(outcome: ReleaseOutcome, entry: Registration, version: int, client: Any) -> None:
+    from jupyter_mlops.models import registry
+
+    if not outcome.beats_champion:
+        holder = outcome.champion.label if outcome.champion else CHAMPION
+        outcome.notes.append(f"not promoted to @{entry.promote}: {entry.model} v{version} does "
+                             f"not beat {holder}")
+        return
+    promotion = registry.promote(entry.model, to=entry.promote or CHAMPION, version=version,
+                                 store=client)
+    outcome.promoted[entry.model] = promotion.message()
+    outcome.notes.append(promotion.message())

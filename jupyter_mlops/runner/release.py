@@ -1,0 +1,56 @@
+"""The release of a local run: its gates judged, its model registered and promoted.
+
+Runs once the steps have settled, before the pipeline's MLflow run is closed. The decision is
+models/release.py's (a compiled KFP pipeline makes the same one in its gate task); this module
+gives it what a local run has: the pipeline's metrics, the registry, and the MLflow runs the
+steps' models were logged on, which the background sender must have stored first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from jupyter_mlops.runner.results import PipelineResult
+
+if TYPE_CHECKING:
+    from jupyter_mlops.models.release import Registration, ReleaseOutcome
+    from jupyter_mlops.notebook import StepGraph
+
+STORE_TIMEOUT = 120.0  # how long the models may take to reach the store before registering
+
+
+def release_run(graph: StepGraph, result: PipelineResult, tracker: Any,
+                tracking_uri: str | None, say: Any) -> ReleaseOutcome | None:
+    """Judge the gates and register/promote; each verdict and what was done goes to `say`.
+    A failed quality gate marks `result` failed (exit code 3). None: nothing to release."""
+    from jupyter_mlops.models.release import ReleasePlan, release
+
+    plan = ReleasePlan.of(graph)
+    if plan is None:
+        return None
+    client = _client(plan, tracker, tracking_uri)
+    outcome = release(plan, result.metrics, client, lambda entry: _source(entry, tracker))
+    result.release = outcome
+    for line in outcome.lines():
+        say(line)
+    if outcome.failed:
+        result.gate_error = outcome.error(graph.path)
+    return outcome
+
+
+def _client(plan: Any, tracker: Any, uri: str | None) -> Any:
+    """The registry: the tracked run's store, or the configured one to read the champion."""
+    if tracker is None and not any(g.relative for g in plan.parsed):
+        return None
+    from jupyter_mlops.tracking.store import open_client, tracking_uri
+
+    return open_client(tracker.uri if tracker is not None else uri or tracking_uri())
+
+
+def _source(entry: Registration, tracker: Any) -> str | None:
+    """`runs:/RUN_ID/VAR` of the model `entry`'s step logged, once the sender stored it."""
+    if tracker is None or not tracker.tracker.flush(STORE_TIMEOUT):
+        return None  # untracked, or the store did not take the runs: nothing to register
+    child = tracker.children.get(entry.step)
+    run_id = tracker.tracker.run_id(child) if child is not None else None
+    return f"runs:/{run_id}/{entry.variable}" if run_id else None
