@@ -16,11 +16,12 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
+from jupyter_mlops.commands.models import PROMOTE_HELP, promote_arguments
+from jupyter_mlops.errors import MlopsError
 from jupyter_mlops.tracking import delivery
 from jupyter_mlops.tracking import session as session_mod
 from jupyter_mlops.tracking.cell import CellOptions, TrackedCell, track_cell
 from jupyter_mlops.tracking.client import STATUSES
-from jupyter_mlops.tracking.errors import TrackingError
 from jupyter_mlops.tracking.limits import as_metric
 
 
@@ -66,6 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", help="table of the experiment's recent runs")
     runs.add_argument("--last", type=int, default=10, help="how many runs (default 10)")
     sub.add_parser("ui", help="how to open the MLflow UI on this store")
+    register = sub.add_parser("register", help="register a variable's model, or a run's "
+                              "logged model, as a new version of MODEL")
+    register.add_argument("source", metavar="VARIABLE|RUN_ID",
+                          help="a variable holding a model (logged now), or a run id")
+    register.add_argument("--name", required=True, metavar="MODEL", help="registered model")
+    register.add_argument("--alias", help="give the new version this alias (e.g. challenger)")
+    models = sub.add_parser("models", help="registered models: versions, aliases, metrics, "
+                            "source run and notebook")
+    models.add_argument("model", nargs="?", help="one registered model")
+    promote_arguments(sub.add_parser("promote", help=PROMOTE_HELP))
     return parser
 
 
@@ -93,7 +104,7 @@ class MlopsMagics(Magics):
                              " the other subcommands are line magics (`%mlops ...`).")
         try:
             return getattr(self, f"_{args.command}")(args, cell)
-        except TrackingError as error:
+        except MlopsError as error:  # said in the cell, without a traceback
             raise UsageError(str(error)) from None
 
     @property
@@ -191,6 +202,53 @@ class MlopsMagics(Magics):
         from jupyter_mlops.tracking.views import ui_hint
 
         print(ui_hint(self._session.tracker.uri))
+
+    def _register(self, args: argparse.Namespace, cell: None) -> None:
+        from jupyter_mlops.models import registry
+
+        session, ns = self._session, self._user_ns
+        if args.source in ns:  # a variable: logged on a run of its own, now
+            notebook = session.notebook or session_mod.notebook_info.detect_path(ns)
+            version = registry.log_and_register(
+                ns[args.source], args.name, alias=args.alias, store=session.tracker.uri,
+                experiment=session.experiment or session_mod.default_experiment(notebook),
+                run_name=f"register {args.source}", tags=self._register_tags(notebook))
+        else:
+            if session.run is not None:  # a tracked cell's model reaches the store first
+                session.tracker.flush(timeout=60)
+            version = registry.register(args.source, args.name, alias=args.alias,
+                                        store=session.tracker.uri)
+        aliases = "".join(f" @{a}" for a in version.aliases)
+        print(f"mlops: registered {version.label}{aliases} from run {version.run_id}")
+
+    def _register_tags(self, notebook: Any) -> dict[str, str]:
+        """Where the variable's run comes from: the notebook, git, and the session run."""
+        from jupyter_mlops.steps import mlflow_vocabulary as vocab
+        from jupyter_mlops.tracking.gitinfo import source_tags
+
+        session = self._session
+        tags = source_tags(str(notebook or ""))
+        parent = session.tracker.run_id(session.run, timeout=30) if session.run else None
+        return tags | ({vocab.PARENT_RUN_TAG: parent} if parent else {})
+
+    def _models(self, args: argparse.Namespace, cell: None) -> Any:
+        session = self._session
+        if session.run is not None:  # versions the sender is registering are listed too
+            session.tracker.flush(timeout=30)
+        if getattr(self.shell, "kernel", None) is not None:  # a frontend: the models view
+            from jupyter_mlops.widgets.models_view import models
+
+            return models(args.model, session.tracker.uri)
+        from jupyter_mlops.models.registry import table
+
+        return table(args.model, store=session.tracker.uri)
+
+    def _promote(self, args: argparse.Namespace, cell: None) -> None:
+        from jupyter_mlops.models.registry import promote
+
+        done = promote(args.model, to=args.to, version=args.version, alias=args.alias,
+                       condition=args.condition, store=self._session.tracker.uri)
+        print(f"mlops: {done.message()}")
 
     def _value(self, raw: str) -> Any:
         """A literal, else an expression over the user's variables, else the text itself."""

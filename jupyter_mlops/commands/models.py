@@ -15,6 +15,7 @@ HELP = ("registered models: list versions with aliases, metrics and lineage, sho
         "promote a version to an alias (champion)")
 EXIT_REFUSED = 3
 METRICS_SHOWN = 3  # in a list row; `show` gives them all
+PROMOTE_HELP = "give an alias (champion) to a version, if a condition holds"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,15 +29,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show = actions.add_parser("show", parents=[store], help="a model's versions in full, or one")
     show.add_argument("model")
     _version_options(show, required=False)
-    promote = actions.add_parser("promote", parents=[store],
-                                 help="give an alias to a version, if a condition holds")
-    promote.add_argument("model")
-    _version_options(promote, required=True)
-    promote.add_argument("--to", required=True, metavar="ALIAS", help="the alias to move, e.g. "
-                         "champion (promoting an earlier version rolls back)")
-    promote.add_argument("--if", dest="condition", metavar="EXPR",
-                         help="promote only if this holds: accuracy>=0.8, f1>=champion+0.01 "
-                              f"(else exit code {EXIT_REFUSED})")
+    promote_arguments(actions.add_parser("promote", parents=[store], help=PROMOTE_HELP))
+
+
+def promote_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a promotion, here and in `%mlops promote`."""
+    parser.add_argument("model")
+    _version_options(parser, required=True)
+    parser.add_argument("--to", required=True, metavar="ALIAS", help="the alias to move, e.g. "
+                        "champion (promoting an earlier version rolls back)")
+    parser.add_argument("--if", dest="condition", metavar="EXPR",
+                        help="promote only if this holds: accuracy>=0.8, f1>=champion+0.01 "
+                             "(else nothing moves; the command exits with "
+                             f"{EXIT_REFUSED})")
 
 
 def _version_options(parser: argparse.ArgumentParser, required: bool) -> None:
