@@ -1,7 +1,8 @@
 """Local pipeline runs started from the UI: each one a child process, with a log file to poll.
 
 A child process, not a thread: cancelling kills its whole process group (papermill's kernels
-included), and a crashing run cannot take the server down.
+included), and a crashing run cannot take the server down. The child runs `run_child`, which
+prints one progress line per step (the runner's) to the log the panel polls.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from jupyter_mlops.server.errors import ApiError
 
 MAX_LOG_CHUNK = 64_000
 MAX_JOBS_KEPT = 50
+# `-c`, not `-m` this module: the package imports it, and runpy warns of running a module twice.
+_CHILD = ("import sys; from jupyter_mlops.server.jobs import run_child; "
+          "sys.exit(run_child(sys.argv[1:]))")
 
 
 @dataclass
@@ -77,8 +81,7 @@ class Jobs:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if tracking_uri:
             env["MLFLOW_TRACKING_URI"] = tracking_uri
-        argv = [sys.executable, "-m", "jupyter_mlops.server.localrun", real_path,
-                json.dumps(parameters)]
+        argv = [sys.executable, "-c", _CHILD, real_path, json.dumps(parameters)]
         with open(log_path, "wb") as log:
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, cwd=os.path.dirname(real_path),
@@ -116,6 +119,23 @@ class Jobs:
         finished = [j for j in self._jobs.values() if j.process.poll() is not None]
         for job in finished[: max(0, len(self._jobs) - MAX_JOBS_KEPT)]:
             del self._jobs[job.id]
+
+
+def run_child(argv: list[str]) -> int:
+    """The child process: `NOTEBOOK PARAMETERS_JSON`. The exit code is the runner's: 0 ok,
+    1 a step failed (or the notebook or a value was refused), 130 killed."""
+    notebook, parameters = argv[0], json.loads(argv[1]) if len(argv) > 1 else {}
+    print(f"local run of {notebook.rsplit('/', 1)[-1]} started", flush=True)
+    from jupyter_mlops.errors import MlopsError
+    from jupyter_mlops.runner import RunOptions, run_pipeline
+
+    try:
+        result = run_pipeline(notebook, RunOptions(parameters=parameters, stream=sys.stdout))
+    except MlopsError as error:
+        print(f"error: {error}", flush=True)
+        return 1
+    print(f"local run finished: {result.status}", flush=True)
+    return result.exit_code
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
