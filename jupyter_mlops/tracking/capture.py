@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from jupyter_mlops import settings
+from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking.client import RunRef, Tracker
 
 
@@ -112,12 +113,12 @@ def captured(tracker: Tracker, run: RunRef, shell: Any = None) -> Iterator[None]
 def _log_outputs(tracker: Tracker, run: RunRef, tee: StdoutTee, catcher: FigureCatcher,
                  error: BaseException | None) -> None:
     if tee.total:
-        tracker.log_text(run, "stdout.txt", tee.text())
+        tracker.log_text(run, vocab.STDOUT_ARTIFACT, tee.text())
     for i, png in enumerate(catcher.images):
-        tracker.log_bytes(run, f"figures/figure_{i}.png", png)
+        tracker.log_bytes(run, vocab.figure_artifact(i), png)
     status = status_of(error)
     if error is not None and status != "FINISHED":
         trace = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-        tracker.set_tags(run, {"mlops.error": f"{type(error).__name__}: {error}"[:1000]})
-        tracker.log_text(run, "error.txt", trace)
+        tracker.set_tags(run, {vocab.ERROR_TAG: f"{type(error).__name__}: {error}"[:1000]})
+        tracker.log_text(run, vocab.ERROR_ARTIFACT, trace)
     tracker.end_run(run, status)

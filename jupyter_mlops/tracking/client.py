@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import limits
 from jupyter_mlops.tracking.process import identity_tags
 from jupyter_mlops.tracking.store import spool_root, tracking_uri
@@ -71,7 +72,7 @@ class Tracker:
         cleaned = limits.clean_strings(tags or {}, "tag", limits.MAX_TAG_VALUE)
         record: dict[str, Any] = {
             "op": "run", "key": run.key, "exp": experiment, "parent": run.parent, "name": name,
-            "start": run.start, "tags": {**identity_tags(), "mlflow.user": _user(),
+            "start": run.start, "tags": {**identity_tags(), vocab.USER_TAG: _user(),
                                          **cleaned.values},
         }
         if notebook is not None:
@@ -120,7 +121,7 @@ class Tracker:
     def log_bytes(self, run: RunRef, artifact_path: str, data: bytes) -> None:
         self._file(run, artifact_path, data)
 
-    def log_model(self, run: RunRef, model: Any, name: str = "model",
+    def log_model(self, run: RunRef, model: Any, name: str = vocab.MODEL_ARTIFACT,
                   input_example: Any = None, register: str | None = None) -> None:
         """Any object as an MLflow model (models/logging.py picks the flavor), registered
         as `register` if given; the signature comes from the example.
@@ -131,8 +132,8 @@ class Tracker:
         self.writer.put({"op": "model", "key": run.key, "name": name, "register": register,
                          "payload": data, "filename": "model.pkl"})
 
-    def log_model_file(self, run: RunRef, path: Path, serializer: str, name: str = "model",
-                       register: str | None = None) -> None:
+    def log_model_file(self, run: RunRef, path: Path, serializer: str,
+                       name: str = vocab.MODEL_ARTIFACT, register: str | None = None) -> None:
         """A value file runner/serializers.py wrote (a step's model) as an MLflow model.
 
         The sender loads it: this process never imports the model's library, which can take

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking.client import RunRef, Tracker
 from jupyter_mlops.tracking.spool import registered_key
@@ -52,7 +53,7 @@ def run_problems(tracker: Tracker, run: RunRef) -> tuple[list[str], bool]:
 
 
 def model_fate(tracker: Tracker, run: RunRef, register: str | None = None,
-               name: str = "model") -> tuple[str, bool]:
+               name: str = vocab.MODEL_ARTIFACT) -> tuple[str, bool]:
     """What became of the run's model `name`, in a few words for the card ("" until the store
     answered for the run's records), and whether that is final. No mlflow here: the sender's
     ack says stored, the quarantine says rejected, the ids file has the registered version."""
@@ -61,7 +62,8 @@ def model_fate(tracker: Tracker, run: RunRef, register: str | None = None,
         return "", False
     # Read after the ack: the sender quarantines a record before it acks it.
     if any((e.get("record") or {}).get("op") == "model"
-           and (e["record"].get("name") or "model") == name for e in tracker.rejections(run)):
+           and (e["record"].get("name") or vocab.MODEL_ARTIFACT) == name
+           for e in tracker.rejections(run)):
         return "NOT STORED: rejected", True
     if writer.spool.acked() < run.ended_at:
         return "", True  # the writer closed before the store had it: nothing to say here

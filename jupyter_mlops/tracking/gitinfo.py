@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking.notebook_info import notebook_tags
 
 
@@ -24,16 +25,16 @@ def git_tags(folder: Path) -> dict[str, str]:
     commit = _git(folder, "rev-parse", "HEAD")
     if commit is None:
         return {}
-    tags = {"mlflow.source.git.commit": commit}
+    tags = {vocab.GIT_COMMIT_TAG: commit}
     status = _git(folder, "status", "--porcelain", "--untracked-files=no")
     if status is not None:
-        tags["mlops.git.dirty"] = "true" if status else "false"
+        tags[vocab.GIT_DIRTY_TAG] = "true" if status else "false"
     branch = _git(folder, "rev-parse", "--abbrev-ref", "HEAD")
     if branch and branch != "HEAD":
-        tags["mlflow.source.git.branch"] = branch
+        tags[vocab.GIT_BRANCH_TAG] = branch
     remote = _git(folder, "config", "--get", "remote.origin.url")
     if remote:
-        tags["mlflow.source.git.repoURL"] = remote
+        tags[vocab.GIT_REPO_TAG] = remote
     return tags
 
 
@@ -42,8 +43,8 @@ def source_tags(notebook: str) -> dict[str, str]:
     path = Path(notebook) if notebook else None
     tags: dict[str, str] = {}
     if path is not None:
-        tags["mlflow.source.name"] = str(path)
-        tags["mlflow.source.type"] = "NOTEBOOK" if path.suffix == ".ipynb" else "LOCAL"
+        tags[vocab.SOURCE_NAME_TAG] = str(path)
+        tags[vocab.SOURCE_TYPE_TAG] = "NOTEBOOK" if path.suffix == ".ipynb" else "LOCAL"
         tags.update(notebook_tags(path))
     tags.update(git_tags(path.parent if path is not None else Path.cwd()))
     return tags

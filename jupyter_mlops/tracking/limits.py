@@ -14,6 +14,8 @@ import re
 import warnings
 from dataclasses import dataclass, field
 
+from jupyter_mlops.steps.mlflow_vocabulary import overflow_artifact
+
 MAX_KEY = 250
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
@@ -65,7 +67,7 @@ def clean_strings(items: dict[str, object], kind: str, limit: int) -> Cleaned:
             continue
         value = str(raw_value)
         if len(value) > limit:
-            artifact = f"{kind}s/{key}.txt"
+            artifact = overflow_artifact(kind, key)
             marker = f" ...[cut by jupyter-mlops: {len(value)} chars, full value in {artifact}]"
             out.overflow[artifact] = value
             _warn(f"{kind} {key!r} value is {len(value)} characters (MLflow allows {limit});"

@@ -18,10 +18,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.steps.mlflow_vocabulary import LAUNCHED_FROM_TAG, NOTEBOOK_TAG
+
 from jupyter_mlops import settings
 
-NOTEBOOK_TAG = "mlops.notebook"  # the notebook whose code the run executed
-LAUNCHED_FROM_TAG = "mlops.launched_from"  # the notebook that started it, when another (sweeps)
 _PARAM_TAGS = ("parameters", "injected-parameters")
 _cache: dict[Path, tuple[float, list[str]]] = {}
 

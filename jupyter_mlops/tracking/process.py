@@ -6,9 +6,7 @@ import os
 import socket
 from pathlib import Path
 
-PID_TAG = "mlops.pid"
-HOST_TAG = "mlops.host"
-START_TAG = "mlops.pid_start"
+from jupyter_mlops.steps.mlflow_vocabulary import HOST_TAG, PID_TAG, START_TAG
 
 
 def _start_ticks(pid: int) -> str:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from jupyter_mlops.tracking.process import HOST_TAG, run_is_orphaned
+from jupyter_mlops.steps.mlflow_vocabulary import HOST_TAG, PID_TAG, RECOVERED_TAG
+from jupyter_mlops.tracking.process import run_is_orphaned
 from jupyter_mlops.tracking.sink import set_status
-
-RECOVERED_TAG = "mlops.recovered"
 
 
 def fail_dead_runs(client: Any, host: str) -> list[str]:
@@ -31,6 +30,6 @@ def fail_dead_runs(client: Any, host: str) -> list[str]:
 
 
 def _fail(client: Any, run: Any) -> None:
-    pid = run.data.tags.get("mlops.pid")
+    pid = run.data.tags.get(PID_TAG)
     client.set_tag(run.info.run_id, RECOVERED_TAG, f"process {pid} ended without closing the run")
     set_status(client, run.info.run_id, "FAILED", int(time.time() * 1000))

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import session as session_mod
 from jupyter_mlops.tracking.capture import captured
 from jupyter_mlops.tracking.client import RunRef, Tracker
@@ -35,7 +36,7 @@ class RunHandle:
     def log_text(self, artifact_path: str, text: str) -> None:
         self._tracker.log_text(self.ref, artifact_path, text)
 
-    def log_model(self, model: Any, name: str = "model", input_example: Any = None,
+    def log_model(self, model: Any, name: str = vocab.MODEL_ARTIFACT, input_example: Any = None,
                   register: str | None = None) -> None:
         self._tracker.log_model(self.ref, model, name, input_example, register)
 
@@ -59,7 +60,7 @@ def track(name: str | None = None, *, experiment: str | None = None,
     notebook = session.notebook if parent else session_mod.notebook_info.detect_path()
     run = tracker.start_run(name or "run", experiment or session.experiment
                             or session_mod.default_experiment(None), parent=parent,
-                            tags={"mlops.kind": "script", **(tags or {}),
+                            tags={vocab.KIND_TAG: vocab.KIND_SCRIPT, **(tags or {}),
                                   **session_mod.notebook_info.notebook_tags(notebook)},
                             notebook=None if parent else str(notebook or ""))
     if params:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import notebook_info
 from jupyter_mlops.tracking.client import RunRef, Tracker
 from jupyter_mlops.tracking.errors import NoActiveRunError
@@ -54,7 +55,7 @@ class Session:
         name = run_name or (self.notebook.stem if self.notebook else "session")
         # The notebook tag now, not only with the source tags the writer adds later: the
         # panel's index looks for new runs once, by start time.
-        tags = {"mlops.kind": "session", **notebook_info.notebook_tags(self.notebook)}
+        tags = {vocab.KIND_TAG: vocab.KIND_SESSION, **notebook_info.notebook_tags(self.notebook)}
         self.run = tracker.start_run(name, self.experiment, tags=tags,
                                      notebook=str(self.notebook or ""))
         params = parameter_values(self.notebook, user_ns or {})

@@ -9,7 +9,8 @@ import time
 
 from mlflow import MlflowClient
 
-from jupyter_mlops.tracking.notebook_info import LAUNCHED_FROM_TAG, NOTEBOOK_TAG, notebook_tags
+from jupyter_mlops.steps.mlflow_vocabulary import LAUNCHED_FROM_TAG, NOTEBOOK_TAG
+from jupyter_mlops.tracking.notebook_info import notebook_tags
 
 from .conftest import EXAMPLE, fetch_json
 
