@@ -38,16 +38,6 @@ class StepFailed(RunnerError):
         super().__init__(f"step {step!r} failed{where}{line}: {reason}")
 
 
-class PipelineFailed(RunnerError):
-    """At least one step failed; the run's other results are still in its folder."""
-
-    def __init__(self, failures: list[StepFailed], run_dir: str) -> None:
-        self.failures = failures
-        self.run_dir = run_dir
-        names = ", ".join(f.step for f in failures)
-        super().__init__(f"{len(failures)} step(s) failed ({names}); see {run_dir}")
-
-
 class KernelStartFailed(RunnerError):
     """Every kernel tried for a step died at start: names the kernel spec and what each said."""
 

@@ -53,9 +53,3 @@ def _normalised(api_path: str) -> str:
     if path == ".." or path.startswith("../") or path.startswith("/"):
         raise not_found()
     return path
-
-
-def sibling_path(api_path: str, suffix: str) -> str:
-    """The API path next to `api_path` with its suffix replaced (e.g. the pipeline YAML)."""
-    stem, _ = posixpath.splitext(api_path)
-    return stem + suffix

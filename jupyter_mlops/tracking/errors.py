@@ -16,9 +16,5 @@ class NoActiveRunError(TrackingError):
         super().__init__("no active run: run `%mlops start` or use `%%mlops track` first")
 
 
-class StoreUnavailableError(TrackingError):
-    """The tracking store cannot be reached right now (records stay in the spool)."""
-
-
 class StoreError(TrackingError):
     """A SQLite store that cannot be opened as it is: not SQLite, half made, or not creatable."""
