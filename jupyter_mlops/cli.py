@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import sys
 from collections.abc import Sequence
 from importlib import import_module
 
+from jupyter_mlops import settings
 from jupyter_mlops._version import __version__
 from jupyter_mlops.errors import MlopsError
 
@@ -29,9 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"jupyter-mlops {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0,
+                        help=f"log more: -v info, -vv debug (else {settings.LOG_LEVEL.name})")
     for name, module_name in COMMANDS.items():
         module = import_module(f"jupyter_mlops.commands.{module_name}")
-        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
+        sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP,
+                                    parents=[common])
         module.add_arguments(sub)
         sub.set_defaults(handler=module.run)
     return parser
@@ -47,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        configure_logging(args.verbose)
         return int(args.handler(args) or 0)
     except MlopsError as error:  # one line: a message quoting a library's may span several
         print("error: " + " ".join(line.strip() for line in str(error).splitlines()),
@@ -55,6 +62,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+class _Stderr(logging.Handler):
+    """`level: message` lines on the current sys.stderr (a test may have replaced it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"{record.levelname.lower()}: {self.format(record)}\n")
+        except Exception:  # noqa: BLE001 - logging's own policy for a handler that fails
+            self.handleError(record)
+
+
+def configure_logging(verbose: int = 0) -> None:
+    """jupyter_mlops.* messages on stderr from JUPYTER_MLOPS_LOG_LEVEL, one level lower per -v;
+    once per process however often `main` runs."""
+    level = logging.getLevelName(settings.LOG_LEVEL.get()) - 10 * verbose
+    logger = logging.getLogger("jupyter_mlops")
+    logger.setLevel(max(level, logging.DEBUG))
+    if not any(isinstance(handler, _Stderr) for handler in logger.handlers):
+        logger.addHandler(_Stderr())
 
 
 def console_main() -> int:

@@ -113,7 +113,7 @@ UI_URL = Setting(
 LOG_LEVEL = Setting(
     "JUPYTER_MLOPS_LOG_LEVEL", "WARNING",
     "level of the jupyter_mlops.* log messages the command line prints (DEBUG, INFO, WARNING, "
-    "ERROR); -v means INFO, -vv DEBUG",
+    "ERROR); each -v of a command is one level lower",
     _level, "a log level")
 
 ALL: tuple[Setting[Any], ...] = (NOTEBOOK, SPOOL_DIR, SENDER_IDLE, STDOUT_CAP, STEP_OUTPUT_CAP,

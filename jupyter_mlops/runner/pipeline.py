@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # imported when needed: the first kernel boots while they loa
     from jupyter_mlops.runner.scheduler import Scheduler
 
 __all__ = ["run_pipeline", "RunOptions", "PipelineResult", "StepResult"]
+
+log = logging.getLogger("jupyter_mlops.runner")
 
 
 def run_pipeline(notebook: str | Path, options: RunOptions | None = None) -> PipelineResult:
@@ -60,7 +62,11 @@ def _boot_first_kernel(pool: KernelPool, notebook: str | Path, out: str | Path |
                        inputs: str | None) -> None:
     """Unless the run looks served from the cache: a kernel takes about a second to start,
     and this one boots while the modules that read the notebook load and it is read."""
-    if Path(notebook).is_file() and not rerun_hint.seen(cache_root(out), inputs):
+    if not Path(notebook).is_file():
+        return  # reading it names the fault
+    if rerun_hint.seen(cache_root(out), inputs):
+        log.debug("%s: no kernel booted ahead: the same inputs ran from the cache", notebook)
+    else:
         pool.launch(1)
 
 
@@ -140,7 +146,7 @@ def _finish_tracking(tracker: Any, result: PipelineResult, summary: Path,
     try:
         return tracker.finish(result, summary, wait=wait)  # type: ignore[no-any-return]
     except Exception as error:  # noqa: BLE001 - the run happened; only its record is short
-        print(f"warning: MLflow tracking failed: {error!r}", file=sys.stderr)
+        log.warning("MLflow tracking failed: %r", error)
         return None
 
 
@@ -154,7 +160,7 @@ def _tracker(graph: Any, folder: RunFolder, notebook: str, uri: str | None) -> A
         return PipelineTracker(graph.experiment or graph.name, f"pipeline-{folder.run_id}", tags,
                                notebook, uri)
     except Exception as error:  # noqa: BLE001 - the pipeline runs untracked rather than not
-        print(f"warning: MLflow tracking is off for this run: {error!r}", file=sys.stderr)
+        log.warning("MLflow tracking is off for this run: %r", error)
         return None
 
 

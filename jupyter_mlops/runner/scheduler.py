@@ -7,8 +7,8 @@ notebooks. A failed step skips everything downstream of it; independent branches
 from __future__ import annotations
 
 import json
+import logging
 import shutil
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -24,6 +24,8 @@ from jupyter_mlops.runner.plan import FORCE, REUSE
 from jupyter_mlops.runner.results import CACHED, FAILED, KILLED, OK, SKIPPED, StepResult
 from jupyter_mlops.runner.rundir import RunFolder
 from jupyter_mlops.runner.step_notebook import build_step_notebook, step_parameters
+
+log = logging.getLogger("jupyter_mlops.runner")
 
 
 class Listener(Protocol):
@@ -171,7 +173,7 @@ class Scheduler:
                 method(subject)
             except Exception as error:  # noqa: BLE001 - reporting must not stop the pipeline
                 self.listeners.remove(listener)
-                print(f"warning: {type(listener).__name__} stopped: {error!r}", file=sys.stderr)
+                log.warning("%s stopped: %r", type(listener).__name__, error)
 
     # --- kernels ------------------------------------------------------------------------------
 

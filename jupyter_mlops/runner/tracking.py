@@ -11,7 +11,7 @@ session does, and the command ends while they are sent.
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from jupyter_mlops.tracking.notebook_info import notebook_tags
 # MLflow has no "skipped": a step that never ran ends KILLED, its tag says why.
 _STATUS = {OK: "FINISHED", CACHED: "FINISHED", FAILED: "FAILED"}
 FLUSH_TIMEOUT = 60.0
+log = logging.getLogger("jupyter_mlops.runner")
 _TRACKERS: dict[str, Any] = {}  # tracking URI -> Tracker, shared by the runs of this process
 
 
@@ -107,8 +108,7 @@ class PipelineTracker:
                                         name=variable, register=register)
         except Exception as error:  # noqa: BLE001 - the step ran; say what is missing
             self.tracker.set_tags(child, {"mlops.model_error": str(error)})
-            print(f"warning: step {result.name!r}: model {variable!r} not logged: {error}",
-                  file=sys.stderr)
+            log.warning("step %r: model %r not logged: %s", result.name, variable, error)
 
     def finish(self, result: PipelineResult, summary: Path | None = None,
                wait: bool = True) -> str | None:
@@ -130,8 +130,8 @@ class PipelineTracker:
             detach_tracker(self.tracker)
             return run_id
         if not self.tracker.flush(FLUSH_TIMEOUT):
-            print(f"warning: MLflow at {self.uri} did not take the run yet; it is spooled and "
-                  "will be sent later", file=sys.stderr)
+            log.warning("MLflow at %s did not take the run yet; it is spooled and will be sent "
+                        "later", self.uri)
         return self.tracker.run_id(self.parent)
 
     def _child(self, step: str) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,14 @@ def test_graph_json_mermaid_and_dot():
         "graph", str(EXAMPLE), "--format", "mermaid").stdout
     assert '"load" -> "features" [label="customers"];' in cli(
         "graph", str(EXAMPLE), "--format", "dot").stdout
+
+
+def test_a_bad_log_level_is_named():
+    result = subprocess.run([str(BIN / "jupyter-mlops"), "graph", str(EXAMPLE)], text=True,
+                            capture_output=True, timeout=60,
+                            env={**os.environ, "JUPYTER_MLOPS_LOG_LEVEL": "loud"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: JUPYTER_MLOPS_LOG_LEVEL='loud': not a log level")
 
 
 def test_graph_error_exits_non_zero_with_a_clear_message(tmp_path):

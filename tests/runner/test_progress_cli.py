@@ -72,6 +72,12 @@ def test_the_command_runs_a_notebook(tmp_path, capsys, monkeypatch):
     assert (run_dir / "first.ipynb").is_file()
     assert serializers.load(run_dir / "data" / "first", "value") == 4  # -p wins over -f
     assert json.loads((run_dir / "run.json").read_text())["parameters"] == {"a": 2, "b": 7}
+    assert "debug:" not in err
+    # The same run again, -vv: the runner's debug log says why no kernel was started.
+    assert main(["run", str(notebook), "-f", "params.yaml", "-p", "a", "2", "--only", "first",
+                 "--no-track", "--jobs", "1", "-vv"]) == 0
+    err = capsys.readouterr().err
+    assert "debug: " in err and "no kernel booted ahead: the same inputs ran from the cache" in err
 
 
 def _child_processes() -> set[int]:
