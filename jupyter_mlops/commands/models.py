@@ -1,7 +1,8 @@
 """`jupyter-mlops models list|show|promote`: the model registry from the command line.
 
 Exit codes: 0 done, 1 an error (unknown model, version or alias, a malformed condition, no
-store), 2 a usage error, EXIT_REFUSED when a promotion's `--if` did not hold (nothing moved).
+store), 2 a usage error, 3 when a promotion's `--if` did not hold (nothing moved): the code of
+a pipeline whose gate failed.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import datetime as dt
 import sys
 from typing import Any
 
+from jupyter_mlops.runner.results import GATE_FAILED_EXIT as EXIT_REFUSED
+
 HELP = ("registered models: list versions with aliases, metrics and lineage, show one, "
         "promote a version to an alias (champion)")
-EXIT_REFUSED = 3
 METRICS_SHOWN = 3  # in a list row; `show` gives them all
 PROMOTE_HELP = "give an alias (champion) to a version, if a condition holds"
 
