@@ -18,9 +18,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from jupyter_mlops.steps.mlflow_vocabulary import LAUNCHED_FROM_TAG, NOTEBOOK_TAG
-
 from jupyter_mlops import settings
+from jupyter_mlops.steps.mlflow_vocabulary import LAUNCHED_FROM_TAG, NOTEBOOK_TAG
 
 _PARAM_TAGS = ("parameters", "injected-parameters")
 _cache: dict[Path, tuple[float, list[str]]] = {}
