@@ -106,9 +106,14 @@ def register(source: Any, name: str, *, alias: str | None = None, store: Any = N
     logged = logged_model(client, source)
     _create_registered_model(client, name)
     tags = lineage(client, logged.source_run_id) if logged.source_run_id else {}
-    created = client.create_model_version(
-        name, source=f"models:/{logged.model_id}", run_id=logged.source_run_id, tags=tags,
-        model_id=logged.model_id)
+    from jupyter_mlops.steps.model_logging import _fluent_uri
+
+    # The registry resolves a `models:/m-...` source through the global tracking URI: ours,
+    # for the call, whatever MLFLOW_TRACKING_URI says.
+    with _fluent_uri(client.tracking_uri):
+        created = client.create_model_version(
+            name, source=f"models:/{logged.model_id}", run_id=logged.source_run_id, tags=tags,
+            model_id=logged.model_id)
     if alias:
         holder = client.get_registered_model(name).aliases.get(alias)
         _move_alias(client, name, alias, int(created.version), holder)

@@ -72,17 +72,18 @@ def _links(result: PipelineResult) -> list[str]:
 
 
 def _run_url(result: PipelineResult) -> str | None:
-    """The run's page on an MLflow server (`#/experiments/ID/runs/RUN_ID`)."""
-    uri = result.tracking_uri or ""
-    if not uri.startswith(("http://", "https://")) or not result.mlflow_run_id:
+    """The run's page in the MLflow UI (`#/experiments/ID/runs/RUN_ID`), once the store has it."""
+    if not result.tracking_uri or not result.mlflow_run_id:
         return None
-    try:
-        from mlflow import MlflowClient
+    from jupyter_mlops.tracking.store import open_client, ui_url
 
-        experiment = MlflowClient(uri).get_run(result.mlflow_run_id).info.experiment_id
-    except Exception:  # noqa: BLE001 - the run may still be on its way to the server
+    try:  # create=False: a store the sender is still creating is not touched
+        client = open_client(result.tracking_uri, create=False)
+        experiment = client.get_run(result.mlflow_run_id).info.experiment_id
+    except Exception:  # noqa: BLE001 - the run may still be on its way to the store
         return None
-    return f"{uri.rstrip('/')}/#/experiments/{experiment}/runs/{result.mlflow_run_id}"
+    return f"{ui_url(result.tracking_uri).rstrip('/')}/#/experiments/{experiment}/runs/" \
+           f"{result.mlflow_run_id}"
 
 
 def _section(title: str, header: list[str], rows: Iterable[list[str]]) -> list[str]:

@@ -1,4 +1,4 @@
-"""`gate:`, `register:` and `promote:` tags, checked when the graph is built: errors name the cell."""
+"""`gate:`, `register:` and `promote:` tags, checked as the graph is built: errors name the cell."""
 
 from __future__ import annotations
 

@@ -1,0 +1,104 @@
+"""notebooks/05_gate_and_promote.ipynb run as a local pipeline against a real SQLite registry:
+the first run registers the winner and makes it champion, the same run again registers a
+challenger that does not beat it (said in the output), and a run whose quality gate fails
+exits 3 from the CLI naming the metric, its value and the threshold, registering nothing."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jupyter_mlops.runner import RunOptions, run_pipeline
+from jupyter_mlops.steps import mlflow_vocabulary as vocab
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "05_gate_and_promote.ipynb"
+MODEL = "Churn_Classifier"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """The notebook in a user's folder, its store, and its two runs (the second the same)."""
+    folder = tmp_path_factory.mktemp("Churn_Project")
+    notebook = folder / NOTEBOOK.name
+    shutil.copy(NOTEBOOK, notebook)
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    runs = []
+    for number in (1, 2):
+        stream = io.StringIO()
+        result = run_pipeline(notebook, RunOptions(
+            out=folder / ".mlops", tracking_uri=uri, stream=stream, jobs=2,
+            report=folder / f"report-{number}.md"))
+        runs.append((result, stream.getvalue()))
+    yield folder, notebook, uri, runs
+    from jupyter_mlops.runner.tracking import close_trackers
+
+    close_trackers()
+
+
+def _aliases(uri: str) -> dict[str, int]:
+    from mlflow import MlflowClient
+
+    return {k: int(v) for k, v in MlflowClient(uri).get_registered_model(MODEL).aliases.items()}
+
+
+def test_the_first_run_registers_the_winner_as_challenger_and_makes_it_champion(project):
+    folder, _, uri, runs = project
+    result, output = runs[0]
+    assert result.ok and result.exit_code == 0, output
+    assert "gate accuracy>=0.7: passed" in output
+    assert "gate f1>champion: passed" in output and "no champion to compare with" in output
+    assert f"registered {MODEL} v1 as @challenger" in output
+    assert f"{MODEL} v1 is now @champion (was nobody)" in output
+    report = (folder / "report-1.md").read_text()
+    assert "# 05_gate_and_promote.ipynb: passed" in report
+    assert "| `accuracy>=0.7` |" in report and "| label_noise | `0.2` |" in report
+    assert re.search(r"MLflow run: http://\S+/#/experiments/\d+/runs/" + result.mlflow_run_id,
+                     report)
+
+
+def test_the_same_run_again_registers_a_challenger_that_is_not_promoted(project):
+    folder, _, uri, runs = project
+    (first, _), (second, output) = runs
+    assert second.ok and second.exit_code == 0, output
+    assert second.metrics["f1"] == first.metrics["f1"]  # the same data and models: no better
+    assert f"registered {MODEL} v2 as @challenger" in output
+    assert (f"not promoted to @champion: {MODEL} v2 does not beat {MODEL} v1 (champion)"
+            in output)
+    assert _aliases(uri) == {"champion": 1, "challenger": 2}
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    champion = client.get_model_version(MODEL, "1")
+    assert champion.tags[vocab.previous_holder_tag("champion")] == "none"
+    assert client.get_model_version(MODEL, "2").tags[vocab.previous_holder_tag("challenger")] \
+        == "1"
+    report = (folder / "report-2.md").read_text()
+    assert f"| metric | this run | {MODEL} v1 (champion) | difference |" in report
+    assert "| `f1>champion` |" in report and "**failed**" in report
+    assert "- not promoted to @champion" in report
+
+
+def test_a_failing_quality_gate_exits_3_naming_metric_value_and_threshold(project):
+    folder, notebook, uri, _ = project
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    done = subprocess.run(
+        [sys.executable, "-m", "jupyter_mlops.cli", "run", notebook.name, "-p", "label_noise",
+         "0.9", "--out", ".mlops", "--report", "ci/report.md", "-q"],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 3, done.stderr
+    assert re.search(r"error: 05_gate_and_promote.ipynb: gate accuracy>=0\.7: failed, "
+                     r"accuracy = 0\.\d+, threshold >= 0\.7$", done.stderr.strip()), done.stderr
+    report = (folder / "ci" / "report.md").read_text()
+    assert "# 05_gate_and_promote.ipynb: FAILED" in report and "exit code 3" in report
+    assert "- not registered: a gate failed" in report
+    assert _aliases(uri) == {"champion": 1, "challenger": 2}  # nothing new registered
+    helped = subprocess.run([sys.executable, "-m", "jupyter_mlops.cli", "run", "--help"],
+                            capture_output=True, text=True, timeout=120)
+    assert "3 a gate failed" in " ".join(helped.stdout.split())
