@@ -37,7 +37,7 @@ SAVE_EVERY = 5.0  # seconds between writes of the output notebook while a step r
 IOPUB_WAIT = 0.5  # seconds to wait for the kernel_info's idle status before asking again
 
 
-class SparseSaves(NotebookExecutionManager):  # type: ignore[misc]
+class SparseSaves(NotebookExecutionManager):
     """Writes the output notebook at the start, at the end and every SAVE_EVERY seconds."""
 
     _force = True
@@ -54,7 +54,7 @@ class SparseSaves(NotebookExecutionManager):  # type: ignore[misc]
         super().notebook_complete(**kwargs)
 
 
-class PooledClient(PapermillNotebookClient):  # type: ignore[misc]
+class PooledClient(PapermillNotebookClient):
     output_log: Path | None = None  # where outputs beyond the cap go
     _kept = 0  # bytes of outputs kept so far
     _noted: frozenset[int] = frozenset()  # cells whose outputs say where the rest went
@@ -154,7 +154,7 @@ async def _maybe_await(value: Any) -> Any:
     return await value if hasattr(value, "__await__") else value
 
 
-class PooledKernelEngine(NBClientEngine):  # type: ignore[misc]
+class PooledKernelEngine(NBClientEngine):
     @classmethod
     def execute_notebook(cls, nb: Any, kernel_name: str, output_path: Any = None,
                          progress_bar: bool = True, log_output: bool = False,

@@ -144,7 +144,7 @@ def _release(scheduler: Scheduler, result: PipelineResult, progress: Progress, t
 def _finish_tracking(tracker: Any, result: PipelineResult, summary: Path,
                      wait: bool) -> str | None:
     try:
-        return tracker.finish(result, summary, wait=wait)  # type: ignore[no-any-return]
+        return tracker.finish(result, summary, wait=wait)
     except Exception as error:  # noqa: BLE001 - the run happened; only its record is short
         log.warning("MLflow tracking failed: %r", error)
         return None
