@@ -18,8 +18,13 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/python -m jupyter_mlops.demo $(EXAMPLE)
 
+# ruff, mypy (settings in pyproject.toml) and the dead-code check: vulture reads the tests and
+# benchmarks as the package's users and reports on the package (exit 3 means it found some).
 lint: install
 	$(BIN)/ruff check jupyter_mlops tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/vulture > $(VENV)/vulture.txt || test $$? -eq 3
+	! grep '^jupyter_mlops/' $(VENV)/vulture.txt
 
 # Browser tests refresh the README's screenshots.
 test: lint ui-deps labextension
