@@ -152,10 +152,11 @@ def _finish_tracking(tracker: Any, result: PipelineResult, summary: Path,
 
 def _tracker(graph: Any, folder: RunFolder, notebook: str, uri: str | None) -> Any | None:
     from jupyter_mlops.runner.tracking import PipelineTracker
+    from jupyter_mlops.steps import mlflow_vocabulary as vocab
     from jupyter_mlops.tracking.notebook_info import notebook_tags
 
-    tags = {"mlops.kind": "pipeline", **notebook_tags(notebook), "mlops.run_id": folder.run_id,
-            "mlops.pipeline": graph.name}
+    tags = {vocab.KIND_TAG: vocab.KIND_PIPELINE, **notebook_tags(notebook),
+            vocab.PIPELINE_RUN_TAG: folder.run_id, vocab.PIPELINE_TAG: graph.name}
     try:
         return PipelineTracker(graph.experiment or graph.name, f"pipeline-{folder.run_id}", tags,
                                notebook, uri)

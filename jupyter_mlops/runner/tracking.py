@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_mlops.runner.results import CACHED, FAILED, OK, PipelineResult, StepResult
+from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking.notebook_info import notebook_tags
 
 # MLflow has no "skipped": a step that never ran ends KILLED, its tag says why.
@@ -66,13 +67,14 @@ class PipelineTracker:
 
     def finished(self, result: StepResult) -> None:
         child = self._child(result.name)
-        tags = {"mlops.status": result.status, "mlops.cache_hit": str(result.cache_hit).lower()}
+        tags = {vocab.STATUS_TAG: result.status,
+                vocab.CACHE_HIT_TAG: str(result.cache_hit).lower()}
         if result.cache_key:
-            tags["mlops.cache_key"] = result.cache_key
+            tags[vocab.CACHE_KEY_TAG] = result.cache_key
         if result.error is not None:
-            tags["mlops.error"] = f"{result.error}\n{result.error.traceback}"
+            tags[vocab.ERROR_TAG] = f"{result.error}\n{result.error.traceback}"
         elif result.reason:
-            tags["mlops.reason"] = result.reason
+            tags[vocab.REASON_TAG] = result.reason
         self.tracker.set_tags(child, tags)
         self.tracker.log_params(child, result.parameters)
         self.tracker.log_metrics(child, dict(result.metrics) | {
@@ -107,7 +109,7 @@ class PipelineTracker:
             self.tracker.log_model_file(child, values / manifest["file"], manifest["serializer"],
                                         name=variable, register=register)
         except Exception as error:  # noqa: BLE001 - the step ran; say what is missing
-            self.tracker.set_tags(child, {"mlops.model_error": str(error)})
+            self.tracker.set_tags(child, {vocab.MODEL_ERROR_TAG: str(error)})
             log.warning("step %r: model %r not logged: %s", result.name, variable, error)
 
     def finish(self, result: PipelineResult, summary: Path | None = None,
@@ -119,8 +121,8 @@ class PipelineTracker:
         """
         self.tracker.log_params(self.parent, result.parameters)
         self.tracker.log_metrics(self.parent, result.metrics)
-        self.tracker.set_tags(self.parent, {"mlops.status": result.status,
-                                            "mlops.run_dir": str(result.run_dir)})
+        self.tracker.set_tags(self.parent, {vocab.STATUS_TAG: result.status,
+                                            vocab.RUN_DIR_TAG: str(result.run_dir)})
         if summary is not None and summary.is_file():
             self.tracker.log_bytes(self.parent, summary.name, summary.read_bytes())
         status = "KILLED" if result.interrupted else "FINISHED" if result.ok else "FAILED"
@@ -138,5 +140,5 @@ class PipelineTracker:
         if step not in self.children:
             self.children[step] = self.tracker.start_run(
                 step, self.experiment, parent=self.parent,
-                tags={"mlops.kind": "pipeline-step", "mlops.step": step, **self.step_tags})
+                tags={vocab.KIND_TAG: vocab.KIND_STEP, vocab.STEP_TAG: step, **self.step_tags})
         return self.children[step]

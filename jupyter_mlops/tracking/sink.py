@@ -17,12 +17,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.steps.mlflow_vocabulary import (
+    PARENT_RUN_TAG,
+    RUN_KEY_TAG,
+    get_or_create_experiment,
+)
 from jupyter_mlops.tracking.spool import registered_key
 from jupyter_mlops.tracking.store import artifact_root
 
 log = logging.getLogger("jupyter_mlops.tracking")
 
-RUN_KEY_TAG = "mlops.run_key"
 MAX_METRICS = 1000  # MLflow's log_batch limits
 MAX_PARAMS_TAGS = 100
 
@@ -167,20 +171,9 @@ class MlflowSink:
     def experiment_id(self, name: str) -> str:
         if name in self._experiments:
             return self._experiments[name]
-        exp = self.client.get_experiment_by_name(name)
-        if exp is None:
-            try:
-                location = artifact_root(self.uri)
-                slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-                self._experiments[name] = self.client.create_experiment(
-                    name, artifact_location=f"{location}/{slug}" if location else None)
-                return self._experiments[name]
-            except Exception as error:  # another kernel created it first
-                if not is_permanent(error):
-                    raise
-                exp = self.client.get_experiment_by_name(name)
-        self._experiments[name] = exp.experiment_id
-        return exp.experiment_id
+        self._experiments[name] = get_or_create_experiment(self.client, name,
+                                                           artifact_root(self.uri))
+        return self._experiments[name]
 
     def run_id(self, key: str, experiment: str | None = None) -> str:
         if key in self.ids:
@@ -212,7 +205,7 @@ class MlflowSink:
         tags = {k: str(v) for k, v in (record.get("tags") or {}).items()}
         tags[RUN_KEY_TAG] = key  # in the same call: a crash after it still finds the run
         if record.get("parent"):
-            tags["mlflow.parentRunId"] = self.run_id(record["parent"])
+            tags[PARENT_RUN_TAG] = self.run_id(record["parent"])
         run = self.client.create_run(
             self.experiment_id(record["exp"]), start_time=record["start"],
             run_name=record.get("name"), tags=tags)
