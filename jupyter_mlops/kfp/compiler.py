@@ -13,9 +13,9 @@ from jupyter_mlops.kfp.errors import KfpCompileError
 from jupyter_mlops.kfp.options import DEFAULT_IMAGE, CompileOptions
 from jupyter_mlops.kfp.packages import local_modules, mlflow_requirement, step_requirements
 from jupyter_mlops.kfp.pipeline import build_pipeline
-from jupyter_mlops.kfp.stepnotebooks import SERIALIZER_MODULES, step_notebook
 from jupyter_mlops.kfp.validate import validate
 from jupyter_mlops.notebook import StepGraph, read_graph
+from jupyter_mlops.steps.step_notebook import build_step_notebook
 
 
 @dataclass
@@ -54,7 +54,7 @@ def compile_notebook(notebook: str | Path | StepGraph, output: str | Path | None
 def _notebook(graph: StepGraph, step) -> Any:
     """The runner's step notebook; its source path shortened to the file name, so the YAML
     does not depend on where the notebook was compiled from."""
-    notebook = step_notebook(graph, step)
+    notebook = build_step_notebook(graph, step)
     mlops = notebook.metadata.get("mlops")
     if isinstance(mlops, dict) and "source" in mlops:
         mlops["source"] = Path(graph.path).name
@@ -72,7 +72,7 @@ def _options(options: CompileOptions | None, overrides: dict[str, Any]) -> Compi
 
 def _config(graph: StepGraph, step, options: CompileOptions) -> ComponentConfig:
     image = step.options.image or options.image or graph.base_image or DEFAULT_IMAGE
-    packages = step_requirements(graph, step, options.packages, SERIALIZER_MODULES)
+    packages = step_requirements(graph, step, options.packages)
     return ComponentConfig(image, tuple(packages), options.install_packages,
                            options.pip_index_urls, mlflow_requirement())
 

@@ -1,26 +1,34 @@
 """One KFP component per step, built with kfp's own `dsl.component` from generated source.
 
 Each component embeds its step notebook (the one the local runner executes), runs it with
-papermill, and exposes the executed notebook, its HTML, the step's values directory and its
-metrics as artifacts. The function is generated because every step has its own signature:
-the parameters it reads, one input per upstream step that sends values, its outputs.
+papermill (jupyter_mlops.steps.runtime), and exposes the executed notebook, its HTML, the step's
+values directory and its metrics as artifacts. The function is generated because every step has
+its own signature: the parameters it reads, one input per upstream step that sends values, its
+outputs. A cluster image rarely has jupyter-mlops installed, so each component also carries the
+`jupyter_mlops.steps` package whole, zipped, and imports it from there when the image lacks it.
 """
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import linecache
+import zipfile
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Any
 
 import nbformat
 
-from jupyter_mlops.kfp import names, runtime
+from jupyter_mlops.kfp import names
 from jupyter_mlops.kfp.kfpimport import dsl
-from jupyter_mlops.kfp.stepnotebooks import notebook_text, packed_support, step_parameters
 from jupyter_mlops.notebook import Parameter, Step, StepGraph
 
-RUNTIME_MODULE = "mlops_kfp_runtime"  # runtime.py's name inside a component
+STEPS_PACKAGE = "jupyter_mlops.steps"  # shipped whole in every component
 
 # A parameter's type name (notebook model) -> the annotation KFP types the input with. A
 # None default travels as JSON text ("null"): kfp.local cannot read a None pipeline default.
@@ -60,7 +68,7 @@ def build_component(graph: StepGraph, step: Step, notebook: nbformat.NotebookNod
     """The KFP component of `step`, named exactly as the step so KFP keeps the name."""
     context = StepContext(pipeline, graph.experiment or graph.name, Path(graph.path).name,
                           step.options.timeout, config.mlflow if config.install else "")
-    source = component_source(graph, step, notebook_text(notebook), context, packed_support())
+    source = component_source(graph, step, notebook_text(notebook), context, packed_steps())
     func = _define(source, names.function_name(step.name), step.name)
     component = dsl.component(
         func,
@@ -75,22 +83,59 @@ def build_component(graph: StepGraph, step: Step, notebook: nbformat.NotebookNod
     return component
 
 
+def notebook_text(notebook: Any) -> str:
+    """The step notebook as compact, key-sorted JSON: one line in the component's source and
+    reproducible YAML. No schema validation (most of nbformat.writes' time): the notebook is
+    the runner's, which the runner's own tests validate."""
+    return json.dumps(notebook, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def steps_files() -> dict[str, bytes]:
+    """Every file of the steps package, `jupyter_mlops/steps/<path>` -> bytes, as
+    importlib.resources lists them (bytecode caches aside)."""
+    found: dict[str, bytes] = {}
+
+    def walk(folder: Traversable, prefix: str) -> None:
+        for item in folder.iterdir():
+            if item.is_dir() and item.name != "__pycache__":
+                walk(item, f"{prefix}{item.name}/")
+            elif item.is_file() and not item.name.endswith(".pyc"):
+                found[prefix + item.name] = item.read_bytes()
+
+    walk(resources.files(STEPS_PACKAGE), STEPS_PACKAGE.replace(".", "/") + "/")
+    return dict(sorted(found.items()))
+
+
 @lru_cache(maxsize=1)
-def runtime_source() -> str:
-    """runtime.py's text, which every component writes next to itself and imports."""
-    return Path(runtime.__file__).read_text(encoding="utf-8")
+def packed_steps() -> str:
+    """steps_files() as a zip archive in base64, importable as it is (zipimport): a few KB
+    per component. Without `jupyter_mlops/__init__.py`, jupyter_mlops is a namespace package
+    there; its folder entries are written, as zipimport needs them. Fixed dates keep the YAML
+    reproducible."""
+    files = steps_files()
+    folders = {name[: i + 1] for name in files for i, char in enumerate(name) if char == "/"}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in sorted({**dict.fromkeys(folders, b""), **files}.items()):
+            entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            if name in folders:
+                archive.writestr(entry, data)
+            else:
+                archive.writestr(entry, data, zipfile.ZIP_DEFLATED, 9)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def component_source(graph: StepGraph, step: Step, notebook_json: str, context: StepContext,
-                     support: str = "") -> str:
+                     steps: str = "") -> str:
     """The Python source of the step's component function.
 
-    kfp's executor imports the function, which writes runtime.py beside itself and calls it.
-    The runtime travels as one string literal, not as kfp `additional_funcs`: kfp tokenises
-    the source of every function a component carries (inspect.getsource), line by line, for
-    each step; that was half of a compile's time.
+    kfp's executor imports the function, which puts the shipped steps package on the path of
+    its process and of the step's kernel when the image lacks jupyter-mlops, and calls the
+    runtime. The package travels as one string literal, not as kfp `additional_funcs`: kfp
+    tokenises the source of every function a component carries (inspect.getsource), line by
+    line, for each step; that was half of a compile's time.
     """
-    parameters = step_parameters(graph, step)
+    parameters = step.parameters
     arguments = [_argument(graph.parameters[name]) for name in parameters]
     arguments.append(f"{names.TRACKING_PARAMETER}: str")
     arguments.append(f"{names.RUN_ID_INPUT}: str")
@@ -112,18 +157,23 @@ def component_source(graph: StepGraph, step: Step, notebook_json: str, context: 
         + "".join(f"    {argument},\n" for argument in arguments)
         + "):\n"
         f'    """Step {step.tagged_name!r} of {graph.name!r}, run by papermill."""\n'
+        f"    import base64\n"
+        f"    import importlib.util\n"
         f"    import os\n"
         f"    import sys\n"
         f"    import tempfile\n\n"
-        f"    runtime = {runtime_source()!r}\n"
+        f"    steps = {steps!r}  # the {STEPS_PACKAGE} package, zipped\n"
         f"    notebook = {notebook_json!r}\n"
-        f"    with tempfile.TemporaryDirectory(prefix='mlops-runtime-') as folder:\n"
-        f"        with open(os.path.join(folder, '{RUNTIME_MODULE}.py'), 'w',"
-        f" encoding='utf-8') as handle:\n"
-        f"            handle.write(runtime)\n"
-        f"        sys.path.insert(0, folder)\n"
-        f"        from {RUNTIME_MODULE} import decode_json_parameter, run_step_notebook\n\n"
-        f"        step = {{{facts}'step': {step.name!r}, 'support': {support!r},\n"
+        f"    with tempfile.TemporaryDirectory(prefix='mlops-steps-') as folder:\n"
+        f"        if importlib.util.find_spec('jupyter_mlops') is None:  # not in the image\n"
+        f"            archive = os.path.join(folder, 'jupyter_mlops_steps.zip')\n"
+        f"            with open(archive, 'wb') as handle:\n"
+        f"                handle.write(base64.b64decode(steps))\n"
+        f"            sys.path.insert(0, archive)\n"
+        f"            path = os.environ.get('PYTHONPATH')  # the step's kernel imports it too\n"
+        f"            os.environ['PYTHONPATH'] = archive + (os.pathsep + path if path else '')\n"
+        f"        from {STEPS_PACKAGE}.runtime import decode_json_parameter, run_step_notebook\n\n"
+        f"        step = {{{facts}'step': {step.name!r},\n"
         f"                'run_id': {names.RUN_ID_INPUT}, "
         f"'tracking_uri': {names.TRACKING_PARAMETER}}}\n"
         f"        metrics = run_step_notebook(notebook, {{{values}}}, {{{inputs}}},\n"

@@ -14,6 +14,7 @@ from functools import cache, lru_cache
 from importlib import metadata
 
 from jupyter_mlops.notebook import Step, StepGraph
+from jupyter_mlops.steps.serializers import SERIALIZER_MODULES
 
 # What every step needs to execute its notebook and render it for the KFP UI.
 RUNTIME_DISTRIBUTIONS = ("papermill", "ipykernel", "nbconvert")
@@ -88,8 +89,7 @@ def local_modules(modules: Iterable[str]) -> list[str]:
                   if m not in sys.stdlib_module_names and m not in _module_index())
 
 
-def step_modules(graph: StepGraph, step: Step,
-                 serializer_modules: Mapping[str, Iterable[str]]) -> list[str]:
+def step_modules(graph: StepGraph, step: Step) -> list[str]:
     """The modules a step's container needs: what its own cells (and setup) import, plus what
     the serializers need for the values it writes, and for those it reads from upstream steps
     (a DataFrame from `load` needs pandas and pyarrow in `train` even if `train` never imports
@@ -98,21 +98,19 @@ def step_modules(graph: StepGraph, step: Step,
     if step.outputs or step.inputs:
         modules += list(VALUE_MODULES)
     if step.outputs:
-        modules += _serializer_needs(step.imports, serializer_modules)
+        modules += _serializer_needs(step.imports)
     for producer in sorted(set(step.inputs.values())):
-        modules += _serializer_needs(graph.step(producer).imports, serializer_modules)
+        modules += _serializer_needs(graph.step(producer).imports)
     return list(dict.fromkeys(modules))
 
 
-def _serializer_needs(imports: Iterable[str],
-                      serializer_modules: Mapping[str, Iterable[str]]) -> list[str]:
-    return [needed for module in imports for needed in serializer_modules.get(module, ())]
+def _serializer_needs(imports: Iterable[str]) -> list[str]:
+    return [needed for module in imports for needed in SERIALIZER_MODULES.get(module, ())]
 
 
-def step_requirements(graph: StepGraph, step: Step, extra: Iterable[str] = (),
-                      serializer_modules: Mapping[str, Iterable[str]] | None = None) -> list[str]:
+def step_requirements(graph: StepGraph, step: Step, extra: Iterable[str] = ()) -> list[str]:
     """Pinned requirements for one step: the runtime, its modules (step_modules), and `extra`."""
-    modules = step_modules(graph, step, serializer_modules or {})
+    modules = step_modules(graph, step)
     names = set(RUNTIME_DISTRIBUTIONS) | set(distributions_for(modules))
     requirements = {pinned(name) for name in names} | set(extra)
     return sorted(requirements, key=str.lower)

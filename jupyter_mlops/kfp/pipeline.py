@@ -17,7 +17,6 @@ from jupyter_mlops.kfp.errors import KfpCompileError
 from jupyter_mlops.kfp.kfpimport import dsl
 from jupyter_mlops.kfp.options import CompileOptions
 from jupyter_mlops.kfp.platform import apply_pod_options
-from jupyter_mlops.kfp.stepnotebooks import step_parameters
 from jupyter_mlops.notebook import Step, StepGraph
 
 PIPELINE_TYPES: dict[str, Any] = {"int": int, "float": float, "str": str, "bool": bool,
@@ -62,7 +61,7 @@ def build_pipeline(graph: StepGraph, name: str, components: Mapping[str, Any],
 
 def _task(graph: StepGraph, step: Step, component: Callable[..., Any],
           values: dict[str, Any], tasks: dict[str, Any]) -> Any:
-    arguments = {p: values[p] for p in step_parameters(graph, step)}
+    arguments = {p: values[p] for p in step.parameters}
     arguments[names.TRACKING_PARAMETER] = values[names.TRACKING_PARAMETER]
     arguments[names.RUN_ID_INPUT] = dsl.PIPELINE_JOB_ID_PLACEHOLDER
     for producer in producers(step):

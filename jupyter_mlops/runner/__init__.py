@@ -1,6 +1,6 @@
 """The local pipeline runner: step notebooks, data passing, cache, parallel execution.
 
-Kept light: step kernels import `jupyter_mlops.runner.serializers`, which loads this first.
+Kept light: importing it loads the rest only when run_pipeline is used.
 """
 
 from __future__ import annotations

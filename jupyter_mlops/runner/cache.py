@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_mlops._version import __version__
-from jupyter_mlops.runner.serializers import file_digest
+from jupyter_mlops.steps.serializers import file_digest
 
 ENTRY_FILE = "entry.json"
 INDEX_FILE = "distributions.json"  # module -> distributions, see Versions

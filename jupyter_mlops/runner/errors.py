@@ -9,20 +9,6 @@ class RunnerError(MlopsError):
     """A pipeline run cannot start or go on."""
 
 
-class SerializationError(RunnerError, TypeError):
-    """A value on an edge cannot be written or read: names the step, the variable and its type."""
-
-    def __init__(self, name: str, type_name: str, reason: str, step: str | None = None,
-                 action: str = "save") -> None:
-        self.name = name
-        self.type_name = type_name
-        self.step = step
-        self.reason = reason
-        where = f"step {step!r}: " if step else ""
-        what = f"variable {name!r}" + (f" of type {type_name}" if type_name != "?" else "")
-        super().__init__(f"{where}cannot {action} {what}: {reason}")
-
-
 class StepFailed(RunnerError):
     """A step's notebook failed: names the step, the notebook cell and the kernel's traceback."""
 

@@ -94,9 +94,9 @@ class PipelineTracker:
         """
         import json
 
-        from jupyter_mlops.models.logging import step_model
-        from jupyter_mlops.runner import serializers
         from jupyter_mlops.runner.rundir import RunFolder
+        from jupyter_mlops.steps import serializers
+        from jupyter_mlops.steps.model_logging import step_model
 
         found = step_model(json.loads(executed))
         if found is None:

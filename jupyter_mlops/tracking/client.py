@@ -123,7 +123,7 @@ class Tracker:
 
     def log_model(self, run: RunRef, model: Any, name: str = vocab.MODEL_ARTIFACT,
                   input_example: Any = None, register: str | None = None) -> None:
-        """Any object as an MLflow model (models/logging.py picks the flavor), registered
+        """Any object as an MLflow model (steps/model_logging.py picks the flavor), registered
         as `register` if given; the signature comes from the example.
 
         Pickled now, in the caller's thread: later changes to the object must not leak in.
@@ -134,7 +134,7 @@ class Tracker:
 
     def log_model_file(self, run: RunRef, path: Path, serializer: str,
                        name: str = vocab.MODEL_ARTIFACT, register: str | None = None) -> None:
-        """A value file runner/serializers.py wrote (a step's model) as an MLflow model.
+        """A value file steps/serializers.py wrote (a step's model) as an MLflow model.
 
         The sender loads it: this process never imports the model's library, which can take
         seconds on a loaded machine.

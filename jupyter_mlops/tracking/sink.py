@@ -286,7 +286,7 @@ class MlflowSink:
         self.client.log_text(self.run_id(record["key"]), record["text"], artifact)
 
     def _op_model(self, record: Record) -> None:
-        from jupyter_mlops.models.logging import ModelLoggingError, log_model
+        from jupyter_mlops.steps.model_logging import ModelLoggingError, log_model
 
         run_id = self.run_id(record["key"])
         name = record.get("name") or "model"
@@ -321,9 +321,9 @@ class MlflowSink:
 
 def _read_model(path: Path, serializer: str | None) -> tuple[Any, Any]:
     """(model, input example) from a spooled model record's file: a pickled pair, or a
-    pipeline step's value file written by runner/serializers.py (no example)."""
+    pipeline step's value file written by steps/serializers.py (no example)."""
     if serializer:
-        from jupyter_mlops.runner.serializers import load_file
+        from jupyter_mlops.steps.serializers import load_file
 
         return load_file(serializer, path), None
     with open(path, "rb") as handle:

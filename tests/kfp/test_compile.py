@@ -76,7 +76,9 @@ def test_values_travel_as_dataset_artifacts_and_metrics_as_a_metrics_artifact(ex
 def test_the_component_runs_the_runners_step_notebook_with_papermill(example):
     compiled, spec = example
     command = _command(spec, "train-logreg")
-    assert "papermill.execute_notebook" in command
+    # the runtime (papermill) from the steps package, which the component carries
+    assert "from jupyter_mlops.steps.runtime import decode_json_parameter, run_step_notebook" \
+        in command
     assert "_mlops_serializers.load" in command  # the runner's inputs cell, embedded
     assert "logreg = LogisticRegression(C=C, max_iter=500)" in command
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +18,10 @@ import pytest
 from kfp_helpers import EXAMPLE, KALE, SMALL, Reference, kfp_metrics, run_local, run_reference
 from nbformat.v4 import new_code_cell, new_notebook
 
+import jupyter_mlops
 from jupyter_mlops.kfp import compile_notebook
 from jupyter_mlops.kfp.names import HTML_OUTPUT, NOTEBOOK_OUTPUT, VALUES_OUTPUT
-from jupyter_mlops.runner import serializers
+from jupyter_mlops.steps import serializers
 
 SMALL_ARGUMENTS = {"n": 4, "scale": 2.0, "label": "kfp", "weights": [3], "options": {"k": 5}}
 
@@ -46,13 +52,41 @@ def _assert_matches(compiled, run: Path, reference: Reference) -> None:
             assert set(reference.metrics[step.name]) == set(step.metrics)
 
 
+@contextlib.contextmanager
+def _image_without_jupyter_mlops(folder: Path) -> Iterator[None]:
+    """Python processes started here (kfp.local's tasks, their kernels) cannot import the
+    installed jupyter_mlops, as in a cluster image that lacks it: a sitecustomize takes the
+    project's folder (the editable install) off their sys.path. The components then run with
+    the steps package they carry."""
+    installed = str(Path(jupyter_mlops.__file__).resolve().parents[1])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        f"sys.path[:] = [p for p in sys.path if os.path.realpath(p or '.') != {installed!r}]\n")
+    previous = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(folder)
+    try:
+        probe = "import importlib.util; print(importlib.util.find_spec('jupyter_mlops'))"
+        assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              cwd=folder, check=True).stdout.strip() == "None"
+        yield
+    finally:
+        if previous is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = previous
+
+
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
+    """The small pipeline under kfp.local where jupyter-mlops is not installed: the steps, the
+    values they pass and their MLflow runs all come from the package each component ships."""
     folder = tmp_path_factory.mktemp("small")
     tracking = f"sqlite:///{folder / 'mlflow.db'}"
     compiled = compile_notebook(SMALL, install_packages=False)
-    run = run_local(compiled.pipeline, folder / "kfp", MLFLOW_TRACKING_URI=tracking,
-                    **SMALL_ARGUMENTS)
+    with _image_without_jupyter_mlops(folder / "site"):
+        run = run_local(compiled.pipeline, folder / "kfp", MLFLOW_TRACKING_URI=tracking,
+                        **SMALL_ARGUMENTS)
     return compiled, run, tracking
 
 

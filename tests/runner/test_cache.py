@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_mlops.runner import serializers
 from jupyter_mlops.runner.errors import RunnerError
+from jupyter_mlops.steps import serializers
 
 from .conftest import copy_notebook, run, set_cell_source, statuses
 

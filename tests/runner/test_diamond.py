@@ -8,7 +8,7 @@ import json
 import nbformat
 import pytest
 
-from jupyter_mlops.runner import serializers
+from jupyter_mlops.steps import serializers
 
 from .conftest import copy_notebook, run, sqlite_uri, statuses
 

@@ -8,10 +8,10 @@ import tempfile
 from pathlib import Path
 
 from jupyter_mlops.cli import main
-from jupyter_mlops.runner import serializers
 from jupyter_mlops.runner.errors import StepFailed
 from jupyter_mlops.runner.progress import Progress
 from jupyter_mlops.runner.results import StepResult
+from jupyter_mlops.steps import serializers
 
 from .conftest import copy_notebook
 

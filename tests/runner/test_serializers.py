@@ -11,8 +11,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from jupyter_mlops.errors import MlopsError
-from jupyter_mlops.runner import serializers
-from jupyter_mlops.runner.errors import SerializationError
+from jupyter_mlops.steps import serializers
+from jupyter_mlops.steps.errors import SerializationError
 
 
 @pytest.mark.parametrize(("value", "serializer", "ext"), [

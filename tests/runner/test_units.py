@@ -10,7 +10,7 @@ from jupyter_mlops.notebook import read_graph
 from jupyter_mlops.runner import cache, parameters
 from jupyter_mlops.runner.errors import RunnerError
 from jupyter_mlops.runner.plan import CACHE, FORCE, REUSE, make_plan
-from jupyter_mlops.runner.step_notebook import build_step_notebook, step_parameters
+from jupyter_mlops.steps.step_notebook import build_step_notebook
 
 from .conftest import DATA
 
@@ -58,7 +58,7 @@ def test_the_same_step_always_gives_the_same_notebook(diamond):
 def test_parameters_read_by_setup_cells_reach_every_step():
     graph = read_graph(str(DATA / "meet.ipynb"))
     step = graph.step("branch-a")
-    assert step_parameters(graph, step) == ["meet_dir", "wait_s"]
+    assert step.parameters == ["meet_dir", "wait_s"]
     source = build_step_notebook(graph, step).cells[0].source
     assert "meet_dir = ''" in source and "wait_s = 20.0" in source
 

@@ -79,7 +79,7 @@ def test_an_object_that_cannot_be_saved_raises_naming_it(h, tmp_path):
     """The sender turns this error into a rejected record with the reason (sink.py)."""
     from sklearn.preprocessing import FunctionTransformer
 
-    from jupyter_mlops.models.logging import ModelLoggingError, log_model
+    from jupyter_mlops.steps.model_logging import ModelLoggingError, log_model
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     shutil.copy(h.template_db(), tmp_path / "mlflow.db")

@@ -3,7 +3,7 @@
 Cells (`%%mlops track --model`, through the tracking sender), local pipeline steps (`model:`,
 through the same sender) and compiled KFP steps all call `log_model`, so a model is stored the
 same way wherever it was trained. Only the standard library at module level: KFP components
-ship this file to images that lack jupyter-mlops.
+ship the steps package into images that lack jupyter-mlops and log the step's model with it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from jupyter_mlops.errors import MlopsError
+from jupyter_mlops.steps.errors import ModelLoggingError
+from jupyter_mlops.steps.mlflow_vocabulary import MODEL_ARTIFACT
 
 # scikit-learn models are saved with cloudpickle, not MLflow's default skops (3.x): skops
 # refuses every type it does not trust (each tree of a forest or a boosting model:
@@ -25,20 +26,12 @@ from jupyter_mlops.errors import MlopsError
 SKLEARN_FORMAT = "cloudpickle"
 
 
-class ModelLoggingError(MlopsError):
-    """The object could not be stored as an MLflow model; retrying the same object cannot help."""
-
-    def __init__(self, name: str, kind: str, reason: str) -> None:
-        self.name, self.kind, self.reason = name, kind, reason
-        super().__init__(f"model {name!r} ({kind}) was not stored: {reason}")
-
-
 def is_sklearn(model: Any) -> bool:
     """An estimator of scikit-learn's API, its own classes or a subclass (xgboost's, etc.)."""
     return any(c.__module__.startswith("sklearn.") for c in type(model).__mro__)
 
 
-def log_model(client: Any, run_id: str, model: Any, *, name: str = "model",
+def log_model(client: Any, run_id: str, model: Any, *, name: str = MODEL_ARTIFACT,
               input_example: Any = None, register: str | None = None) -> Any:
     """Store `model` as MLflow model `name` of run `run_id`; returns MLflow's ModelInfo (its
     `model_id`, and `registered_model_version` when registered).
@@ -146,7 +139,8 @@ def _fluent_uri(uri: str) -> Iterator[None]:
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(previous)
+        # None is mlflow's own "not set" (its annotation omits it): the default store again.
+        mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]
         if env is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:

@@ -11,14 +11,17 @@ stay in `metadata.mlops.tags`, not in `metadata.tags`: nbformat's schema forbids
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import nbformat
 
-from jupyter_mlops.models.logging import model_entry
-from jupyter_mlops.notebook import Cell, Step, StepGraph
-from jupyter_mlops.notebook.analysis import analyse, parse_cell
+from jupyter_mlops.steps.model_logging import model_entry
+
+if TYPE_CHECKING:  # the notebook layer's objects, read by attribute: this package stays alone
+    from jupyter_mlops.notebook import Cell, Step, StepGraph
 
 # Bump when the generated code changes: it is part of every cache key.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 RESERVED = ("_mlops_inputs", "_mlops_outputs_dir", "_mlops_metrics_path")
 ROLES = ("parameters", "inputs", "setup", "step", "outputs")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -43,19 +46,6 @@ def build_step_notebook(graph: StepGraph, step: Step) -> nbformat.NotebookNode:
     return notebook
 
 
-def step_parameters(graph: StepGraph, step: Step) -> list[str]:
-    """The parameters the step notebook needs: those its own cells read and those its setup
-    cells read (a helper function in setup that reads `seed` runs in every step)."""
-    names = set(step.parameters)
-    for cell in step.setup_cells:
-        try:
-            reads = analyse(parse_cell(cell.source)).reads
-        except SyntaxError:
-            continue  # the kernel reports it where the user wrote it
-        names |= {name for name in reads if name in graph.parameters}
-    return sorted(names)
-
-
 def _code_cell(source: str, role: str, n: int = 0, cell_index: int | None = None,
                source_tags: tuple[str, ...] = ()) -> nbformat.NotebookNode:
     # Stable ids: the same step always yields the same notebook.
@@ -68,7 +58,7 @@ def _code_cell(source: str, role: str, n: int = 0, cell_index: int | None = None
 
 def _parameters_cell(graph: StepGraph, step: Step) -> nbformat.NotebookNode:
     lines = [f"# Parameters of step {step.name!r}; papermill injects the values after this cell."]
-    for name in step_parameters(graph, step):
+    for name in step.parameters:
         lines.append(f"{name} = {graph.parameters[name].default!r}")
     lines += [
         "_mlops_inputs = {}  # value name -> directory holding it",
@@ -83,7 +73,7 @@ def _parameters_cell(graph: StepGraph, step: Step) -> nbformat.NotebookNode:
 def _inputs_cell(step: Step) -> nbformat.NotebookNode:
     lines = ["# Inputs from upstream steps.",
              "from pathlib import Path as _mlops_Path",
-             "from jupyter_mlops.runner import serializers as _mlops_serializers"]
+             "from jupyter_mlops.steps import serializers as _mlops_serializers"]
     for name in sorted(step.inputs):
         lines.append(f"{name} = _mlops_serializers.load(_mlops_Path(_mlops_inputs[{name!r}]), "
                      f"{name!r})  # from {step.inputs[name]}")

@@ -1,12 +1,14 @@
-"""The code that runs inside each KFP component, next to the generated step function.
+"""What runs inside each KFP component: the step notebook executed, kept, and logged to MLflow.
 
-Every component carries this file's text and imports it as a module of its own (see
-components.py), so it must stand alone: only the standard library at module level, no
-reference to this package, which the image may lack. `step` is the dict the generated
-function passes: pipeline, experiment, notebook, step, run_id (KFP's), timeout, tracking_uri,
-support (packed sources) and mlflow (a pinned requirement to install when tracking is asked
-for and mlflow is missing, or "").
+The generated component function (kfp/components.py) imports it from this package, installed
+in the image or shipped with the component, so only the standard library at module level;
+papermill and mlflow are imported where they are used. `step` is the dict the generated
+function passes: pipeline, experiment, notebook, step, run_id (KFP's), timeout, tracking_uri
+and mlflow (a pinned requirement to install when tracking is asked for and mlflow is
+missing, or "").
 """
+
+from jupyter_mlops.steps import mlflow_vocabulary as names
 
 
 def run_step_notebook(notebook_json, parameters, inputs, values_dir, notebook_path, html_path,
@@ -27,7 +29,6 @@ def run_step_notebook(notebook_json, parameters, inputs, values_dir, notebook_pa
     started = time.time()
     status, metrics = "FAILED", {}
     with tempfile.TemporaryDirectory(prefix="mlops-step-") as workdir:
-        _provide_support(step["support"], os.path.join(workdir, "lib"))
         source = os.path.join(workdir, "step.ipynb")
         with open(source, "w", encoding="utf-8") as handle:
             handle.write(notebook_json)
@@ -122,31 +123,6 @@ def _render_html(notebook_path, html_path):
         handle.write(body)
 
 
-def _provide_support(packed, directory):
-    """Write jupyter-mlops' serializers for the kernel unless the package is installed.
-
-    `packed` is base64 of zlib-compressed JSON {relative path: source}.
-    """
-    import base64
-    import importlib.util
-    import json
-    import os
-    import sys
-    import zlib
-
-    if importlib.util.find_spec("jupyter_mlops") is not None:
-        return
-    sources = json.loads(zlib.decompress(base64.b64decode(packed)).decode("utf-8"))
-    for relative, text in sorted(sources.items()):
-        path = os.path.join(directory, relative)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    path = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = directory + (os.pathsep + path if path else "")
-    sys.path.insert(0, directory)  # this process logs the step's model with them too
-
-
 def _mlflow_client(requirement):
     """An MlflowClient; mlflow is pip-installed first when missing and `requirement` allows."""
     import subprocess
@@ -182,12 +158,13 @@ def log_mlflow_run(step, parameters, metrics, notebook_path, status, duration,
         return None
     from mlflow.entities import Metric, Param
 
-    experiment = _experiment(client, step["experiment"])
+    experiment = names.get_or_create_experiment(client, step["experiment"])
     parent = _parent_run(client, experiment, step)
     run = client.create_run(experiment, run_name=step["step"], tags={
-        "mlflow.parentRunId": parent, "mlops.kind": "pipeline-step", "mlops.step": step["step"],
-        "mlops.run_id": step["run_id"], "mlops.backend": "kfp",
-        "mlops.status": "ok" if status == "FINISHED" else "failed"})
+        names.PARENT_RUN_TAG: parent, names.KIND_TAG: names.KIND_STEP,
+        names.STEP_TAG: step["step"], names.PIPELINE_RUN_TAG: step["run_id"],
+        names.BACKEND_TAG: names.BACKEND_KFP,
+        names.STATUS_TAG: "ok" if status == "FINISHED" else "failed"})
     run_id = run.info.run_id
     now = int(time.time() * 1000)
     values = [Metric(name, value, now, 0) for name, value in sorted(metrics.items())]
@@ -195,9 +172,9 @@ def log_mlflow_run(step, parameters, metrics, notebook_path, status, duration,
                      params=[Param(name, str(value)[:6000])  # MLflow's limit on a value
                              for name, value in sorted(parameters.items())])
     client.log_batch(parent, metrics=values)
-    if os.path.exists(notebook_path):  # as `<step>.ipynb`, as the local runner logs it
+    if os.path.exists(notebook_path):  # named as the local runner logs it
         with tempfile.TemporaryDirectory() as folder:
-            named = os.path.join(folder, f"{step['step']}.ipynb")
+            named = os.path.join(folder, names.step_notebook_artifact(step["step"]))
             shutil.copyfile(notebook_path, named)
             client.log_artifact(run_id, named)
     failure = None
@@ -206,7 +183,7 @@ def log_mlflow_run(step, parameters, metrics, notebook_path, status, duration,
             _log_step_model(client, run_id, notebook_path, values_dir)
         except Exception as error:  # settle the runs first, then fail the step with it
             failure, status = error, "FAILED"
-            client.set_tag(run_id, "mlops.error", f"{type(error).__name__}: {error}"[:5000])
+            client.set_tag(run_id, names.ERROR_TAG, f"{type(error).__name__}: {error}"[:5000])
     client.set_terminated(run_id, status)
     if client.get_run(parent).info.status != "FAILED":
         client.set_terminated(parent, status)
@@ -219,16 +196,11 @@ def _log_step_model(client, run_id, notebook_path, values_dir):
     """The value the step's `model:` tag names, logged as the local runner logs it."""
     import json
 
+    from jupyter_mlops.steps import serializers
+    from jupyter_mlops.steps.model_logging import log_model, step_model
+
     with open(notebook_path, encoding="utf-8") as handle:
         notebook = json.load(handle)
-    try:
-        from jupyter_mlops.models.logging import log_model, step_model
-    except ImportError:  # an image's older jupyter-mlops: only a step with a model needs it
-        if "model" in notebook.get("metadata", {}).get("mlops", {}):
-            raise
-        return
-    from jupyter_mlops.runner import serializers
-
     found = step_model(notebook)
     if found is not None:
         variable, register = found
@@ -236,23 +208,10 @@ def _log_step_model(client, run_id, notebook_path, values_dir):
                   register=register)
 
 
-def _experiment(client, name):
-    """The experiment's id, creating it; a parallel step may create it first."""
-    found = client.get_experiment_by_name(name)
-    if found:
-        return found.experiment_id
-    try:
-        return client.create_experiment(name)
-    except Exception:  # noqa: BLE001 -- mlflow's "already exists" has no class of its own
-        found = client.get_experiment_by_name(name)
-        if found is None:
-            raise
-        return found.experiment_id
-
-
 def _parent_run(client, experiment, step):
     """The pipeline's run for this KFP run: found by tag, else made; the earliest wins a race."""
-    query = (f"tags.`mlops.run_id` = '{step['run_id']}' and tags.`mlops.kind` = 'pipeline'")
+    query = (f"tags.`{names.PIPELINE_RUN_TAG}` = '{step['run_id']}' "
+             f"and tags.`{names.KIND_TAG}` = '{names.KIND_PIPELINE}'")
 
     def earliest():
         found = client.search_runs([experiment], query)
@@ -263,9 +222,9 @@ def _parent_run(client, experiment, step):
     if existing:
         return existing
     mine = client.create_run(experiment, run_name=f"pipeline-{step['run_id']}", tags={
-        "mlops.kind": "pipeline", "mlops.pipeline": step["pipeline"],
-        "mlops.notebook": step["notebook"], "mlops.run_id": step["run_id"],
-        "mlops.backend": "kfp"}).info.run_id
+        names.KIND_TAG: names.KIND_PIPELINE, names.PIPELINE_TAG: step["pipeline"],
+        names.NOTEBOOK_TAG: step["notebook"], names.PIPELINE_RUN_TAG: step["run_id"],
+        names.BACKEND_TAG: names.BACKEND_KFP}).info.run_id
     chosen = earliest()
     if chosen != mine:  # another step made one at the same time: use the first
         client.delete_run(mine)

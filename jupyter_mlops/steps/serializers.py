@@ -19,9 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_mlops.runner.errors import SerializationError
+from jupyter_mlops.steps.errors import SerializationError
 
 MANIFEST_VERSION = 1
+
+# A data library a step imports -> the modules the built-in serializers need to write or read
+# its values (a DataFrame is Parquet: pandas and pyarrow; an estimator is joblib). The KFP
+# compiler installs them in the step's image.
+SERIALIZER_MODULES: dict[str, tuple[str, ...]] = {
+    "pandas": ("pandas", "pyarrow"),
+    "numpy": ("numpy",),
+    "sklearn": ("sklearn", "joblib"),
+}
 
 
 @dataclass(frozen=True)
