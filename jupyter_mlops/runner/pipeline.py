@@ -42,20 +42,19 @@ def run_pipeline(notebook: str | Path, options: RunOptions | None = None) -> Pip
     # Ctrl-C and SIGTERM stop the run cleanly from its first kernel on: none is left behind.
     with _signals_as_interrupt():
         # realpath, not Path.resolve: a symlink loop is for read_graph to name, not a RuntimeError
-        pool = KernelPool(Path(os.path.realpath(notebook)).parent, reuse=not options.fresh_kernels)
-        try:
+        # The pool's one owner: every kernel it started is stopped when this block ends.
+        with KernelPool(Path(os.path.realpath(notebook)).parent,
+                        reuse=not options.fresh_kernels) as pool:
             _boot_first_kernel(pool, notebook, options.out, inputs)
             graph, values, plan = _checked(notebook, options)
             result = _run_steps(graph, values, plan, pool, options)
-            if options.report is not None:
-                from jupyter_mlops.runner.report import write_report
+        if options.report is not None:
+            from jupyter_mlops.runner.report import write_report
 
-                write_report(result, options.report)
-            if result.ok and all(graph.step(name).options.cache for name in plan):
-                rerun_hint.remember(cache_root(options.out), inputs)
-            return result
-        finally:
-            pool.close()  # the scheduler closed it when it ran; this is for bad input
+            write_report(result, options.report)
+        if result.ok and all(graph.step(name).options.cache for name in plan):
+            rerun_hint.remember(cache_root(options.out), inputs)
+        return result
 
 
 def _boot_first_kernel(pool: KernelPool, notebook: str | Path, out: str | Path | None,
@@ -144,7 +143,7 @@ def _release(scheduler: Scheduler, result: PipelineResult, progress: Progress, t
 def _finish_tracking(tracker: Any, result: PipelineResult, summary: Path,
                      wait: bool) -> str | None:
     try:
-        return tracker.finish(result, summary, wait=wait)
+        return tracker.finish(result, summary, wait=wait)  # type: ignore[no-any-return]
     except Exception as error:  # noqa: BLE001 - the run happened; only its record is short
         log.warning("MLflow tracking failed: %r", error)
         return None
@@ -152,11 +151,10 @@ def _finish_tracking(tracker: Any, result: PipelineResult, summary: Path,
 
 def _tracker(graph: Any, folder: RunFolder, notebook: str, uri: str | None) -> Any | None:
     from jupyter_mlops.runner.tracking import PipelineTracker
-    from jupyter_mlops.steps import mlflow_vocabulary as vocab
     from jupyter_mlops.tracking.notebook_info import notebook_tags
 
-    tags = {vocab.KIND_TAG: vocab.KIND_PIPELINE, **notebook_tags(notebook),
-            vocab.PIPELINE_RUN_TAG: folder.run_id, vocab.PIPELINE_TAG: graph.name}
+    tags = {"mlops.kind": "pipeline", **notebook_tags(notebook), "mlops.run_id": folder.run_id,
+            "mlops.pipeline": graph.name}
     try:
         return PipelineTracker(graph.experiment or graph.name, f"pipeline-{folder.run_id}", tags,
                                notebook, uri)
