@@ -123,7 +123,7 @@ def warm_imports(cells: list[Cell]) -> str:
                 modules.append(node.module)
     tops = {name.split(".")[0] for name in modules}
     # What the generated cells load: the serializers, and the libraries behind their formats.
-    modules.append("jupyter_mlops.runner.serializers")
+    modules.append("jupyter_mlops.steps.serializers")
     modules += ["pyarrow.parquet"] if "pandas" in tops else []
     modules += ["joblib"] if "sklearn" in tops else []
     names = list(dict.fromkeys(modules))

@@ -143,7 +143,7 @@ def _release(scheduler: Scheduler, result: PipelineResult, progress: Progress, t
 def _finish_tracking(tracker: Any, result: PipelineResult, summary: Path,
                      wait: bool) -> str | None:
     try:
-        return tracker.finish(result, summary, wait=wait)  # type: ignore[no-any-return]
+        return tracker.finish(result, summary, wait=wait)
     except Exception as error:  # noqa: BLE001 - the run happened; only its record is short
         log.warning("MLflow tracking failed: %r", error)
         return None
@@ -151,10 +151,11 @@ def _finish_tracking(tracker: Any, result: PipelineResult, summary: Path,
 
 def _tracker(graph: Any, folder: RunFolder, notebook: str, uri: str | None) -> Any | None:
     from jupyter_mlops.runner.tracking import PipelineTracker
+    from jupyter_mlops.steps import mlflow_vocabulary as vocab
     from jupyter_mlops.tracking.notebook_info import notebook_tags
 
-    tags = {"mlops.kind": "pipeline", **notebook_tags(notebook), "mlops.run_id": folder.run_id,
-            "mlops.pipeline": graph.name}
+    tags = {vocab.KIND_TAG: vocab.KIND_PIPELINE, **notebook_tags(notebook),
+            vocab.PIPELINE_RUN_TAG: folder.run_id, vocab.PIPELINE_TAG: graph.name}
     try:
         return PipelineTracker(graph.experiment or graph.name, f"pipeline-{folder.run_id}", tags,
                                notebook, uri)

@@ -13,17 +13,20 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from jupyter_mlops.notebook import Step, StepGraph
-from jupyter_mlops.runner import cache, executor, serializers
-from jupyter_mlops.runner.errors import RunnerError, StepFailed
+from jupyter_mlops.runner import cache, executor
+from jupyter_mlops.runner.errors import StepFailed
 from jupyter_mlops.runner.kernels import KernelPool
 from jupyter_mlops.runner.plan import FORCE, REUSE
 from jupyter_mlops.runner.results import CACHED, FAILED, KILLED, OK, SKIPPED, StepResult
 from jupyter_mlops.runner.rundir import RunFolder
-from jupyter_mlops.runner.step_notebook import build_step_notebook, step_parameters
+from jupyter_mlops.steps import serializers
+from jupyter_mlops.steps.errors import SerializationError
+from jupyter_mlops.steps.step_notebook import build_step_notebook
 
 log = logging.getLogger("jupyter_mlops.runner")
 
@@ -36,6 +39,17 @@ class Listener(Protocol):
     def finished(self, result: StepResult) -> None: ...
 
     # optional: retrying((step, attempt, attempts, error)) before each further attempt
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What a run derives from a step once: the notebook it executes, the parameter values it
+    takes, and the parts of its cache key that its inputs' hashes leave unchanged."""
+
+    notebook: Any
+    parameters: dict[str, Any]
+    code: list[str]
+    env: cache.Environment
 
 
 class Scheduler:
@@ -55,6 +69,7 @@ class Scheduler:
         self.pending: list[Step] = [graph.step(name) for name in plan]
         self.running: dict[Future[StepResult], Step] = {}
         self.keys: dict[str, str] = {}
+        self.prepared: dict[str, Prepared] = {}
         self.notes: dict[str, str] = {}  # step -> why its cached result was not used
         self.stopping = threading.Event()
         self.crash: Exception | None = None  # a fault of the runner's own that ended the loop
@@ -117,7 +132,7 @@ class Scheduler:
             elif not self._try_cache(step) and len(self.running) < self.jobs:
                 self.pending.remove(step)
                 self._tell("started", step.name)
-                self.running[workers.submit(self._execute, step)] = step
+                self.running[workers.submit(self._execute, step, self._prepare(step))] = step
                 self._want_kernels()
             else:
                 continue
@@ -130,7 +145,7 @@ class Scheduler:
         if step.name not in self.keys:
             try:
                 self.keys[step.name] = self._key(step, self._input_hashes(step))
-            except (RunnerError, OSError) as error:  # an input that cannot be read
+            except (SerializationError, OSError) as error:  # an input that cannot be read
                 self._settle_step(step, StepResult(step.name, FAILED,
                                                    error=StepFailed(step.name, str(error))))
                 return True
@@ -188,7 +203,7 @@ class Scheduler:
             try:
                 hashes = {value: serializers.content_hash(entries[producer] / "data", value)
                           for value, producer in step.inputs.items()}
-            except RunnerError:  # a damaged entry: found and reported when it is reused
+            except SerializationError:  # a damaged entry: found and reported when it is reused
                 needed.add(name)
                 continue
             entry = self.cache.lookup(self._key(step, hashes))
@@ -223,11 +238,19 @@ class Scheduler:
         return {value: serializers.content_hash(self.folder.data(producer), value)
                 for value, producer in step.inputs.items()}
 
+    def _prepare(self, step: Step) -> Prepared:
+        """The step's notebook, parameters and key parts, built on first use (main thread)."""
+        if step.name not in self.prepared:
+            notebook = build_step_notebook(self.graph, step)
+            self.prepared[step.name] = Prepared(
+                notebook, {name: self.values[name] for name in step.parameters},
+                [cell.source for cell in notebook.cells[1:]],  # the defaults cell aside
+                cache.environment(step.imports, [str(self.workdir)], self.versions))
+        return self.prepared[step.name]
+
     def _key(self, step: Step, input_hashes: dict[str, str]) -> str:
-        notebook = build_step_notebook(self.graph, step)
-        code = [cell.source for cell in notebook.cells[1:]]  # the defaults cell aside
-        env = cache.environment(step.imports, [str(self.workdir)], self.versions)
-        return cache.step_key(code, self._parameters(step), input_hashes, env)
+        prepared = self._prepare(step)
+        return cache.step_key(prepared.code, prepared.parameters, input_hashes, prepared.env)
 
     def _reuse(self, step: Step, key: str, entry: Path) -> StepResult | None:
         """The cached result, copied in and checked; None (the step runs) if the entry was
@@ -243,24 +266,23 @@ class Scheduler:
             return None
         return StepResult(step.name, CACHED, started, time.time() - started, key,
                           self.folder.notebook(step.name), _read_metrics(entry / "metrics.json"),
-                          self._parameters(step))
+                          self._prepare(step).parameters)
 
     # --- in a worker thread -------------------------------------------------------------------
 
-    def _execute(self, step: Step) -> StepResult:
-        notebook = build_step_notebook(self.graph, step)
+    def _execute(self, step: Step, prepared: Prepared) -> StepResult:
         data, metrics = self.folder.data(step.name), self.folder.metrics(step.name)
-        parameters = self._parameters(step) | {
+        parameters = prepared.parameters | {
             "_mlops_inputs": {name: str(self.folder.data(producer))
                               for name, producer in step.inputs.items()},
             "_mlops_outputs_dir": str(data),
             "_mlops_metrics_path": str(metrics),
         }
         started = time.time()
-        outcome, attempts = self._attempts(step, notebook, parameters)
+        outcome, attempts = self._attempts(step, prepared.notebook, parameters)
         result = StepResult(step.name, OK if outcome.ok else FAILED, started,
                             time.time() - started, self.keys.get(step.name),
-                            self.folder.notebook(step.name), parameters=self._parameters(step),
+                            self.folder.notebook(step.name), parameters=prepared.parameters,
                             error=outcome.error, attempts=attempts,
                             reason=self.notes.get(step.name, ""))
         if self.stopping.is_set() and not outcome.ok:
@@ -289,9 +311,6 @@ class Scheduler:
                 return outcome, attempt
             self._tell("retrying", (step.name, attempt + 1, step.options.retries + 1,
                                     outcome.error))
-
-    def _parameters(self, step: Step) -> dict[str, Any]:
-        return {name: self.values[name] for name in step_parameters(self.graph, step)}
 
 
 def _read_metrics(path: Path) -> dict[str, float]:

@@ -9,8 +9,8 @@ from datetime import datetime
 import nbformat
 import pytest
 
-from jupyter_mlops.runner import serializers
 from jupyter_mlops.runner.kernels import KernelPool
+from jupyter_mlops.steps import serializers
 
 from .conftest import copy_notebook, run, statuses
 
