@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "compile": "compile",
     "submit": "submit",
     "sync": "sync",
+    "serve": "serve",
+    "deploy": "deploy",
 }
 
 
