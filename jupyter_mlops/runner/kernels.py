@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -61,6 +62,7 @@ class Kernel:
     name: str
     runtime_dir: Path | None = None  # its connection file and sockets, removed when it stops
     started: float = field(default_factory=time.monotonic)
+    ready: bool = False  # answered its warm-up (or, slow, was alive): fit for a step
     _warm_client: object | None = field(default=None, repr=False)
     _warm_msg: str | None = field(default=None, repr=False)
 
@@ -137,13 +139,31 @@ def warm_imports(cells: list[Cell]) -> str:
             "del _mlops_warm\n")
 
 
+class KernelState(Enum):
+    """Where a kernel of the pool is in its life; the pool keeps one state per kernel."""
+
+    LAUNCHED = "launched"  # booting, not yet sent its warm-up: `launch` started it early
+    WARMING = "warming"  # sent its warm-up by the starter thread; idle once it answers
+    IDLE = "idle"  # warm (or reset), waiting for a step
+    BUSY = "busy"  # a step's (or its starting thread's): started or warmed for it, running it
+    STOPPING = "stopping"  # shut down in the background; leaves the pool once it has exited
+
+
+LAUNCHED, WARMING, IDLE, BUSY, STOPPING = KernelState
+
+
 class KernelPool:
     """Kernels for steps: `launch` boots some at once, `want_idle` keeps some started ahead of
     need, `take` hands one out, `release` resets it for reuse or shuts it down in the
-    background, `close` stops every kernel the pool ever started.
+    background, `close` (or leaving `with KernelPool(...) as pool`) stops every kernel the pool
+    started. Its one owner is `run_pipeline`.
+
+    Every kernel started and not yet exited is a key of one map, kernel -> KernelState. The
+    map's order is the order kernels are handed on: launched ones oldest first, idle ones
+    reset ones first (they are warm), then in the order they became idle.
 
     `log_dir` and `warm_code` may be set after kernels were launched: until the run has a
-    folder, kernel logs go to temporary files, which `close` moves into `log_dir`.
+    folder, kernel logs go to a temporary folder, whose files `close` moves into `log_dir`.
     """
 
     def __init__(self, cwd: Path, log_dir: Path | None = None, warm_code: str = "",
@@ -153,29 +173,60 @@ class KernelPool:
         self.warm_code = warm_code
         self.reuse = reuse
         self.report = report  # told when a kernel died at start and is replaced
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
-        self._target = 0
+        self._kernels: dict[Kernel, KernelState] = {}
+        self._target = 0  # kernels wanted idle
         self._starter: threading.Thread | None = None
-        self._launched: list[Kernel] = []  # booting, not yet sent the warm-up code
-        self._idle: list[Kernel] = []
-        self._live: list[Kernel] = []
-        self._stopping: set[Kernel] = set()
-        self._stoppers: list[threading.Thread] = []
-        self._temporary_logs: list[Kernel] = []
-        self._counter = itertools.count(1)
-        self._closed = False
-        self._starting = False  # the starter is booting and warming a kernel
-        self._waiting = False  # a take() waits for that kernel
         self._start_error: KernelStartFailed | None = None  # the starter gave up
+        self._closed = False
+        self._counter = itertools.count(1)
+        self._staging: Path | None = None  # kernel logs written before the run had a folder
+
+    def __enter__(self) -> KernelPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- the map --------------------------------------------------------------------------
+
+    def _set(self, kernel: Kernel, state: KernelState, first: bool = False) -> None:
+        """Move `kernel` to `state`, at the end of the map or, `first`, at its front.
+        The caller holds the lock."""
+        self._kernels.pop(kernel, None)
+        if first:
+            self._kernels = {kernel: state, **self._kernels}
+        else:
+            self._kernels[kernel] = state
+
+    def _first(self, state: KernelState) -> Kernel | None:
+        return next((k for k, s in self._kernels.items() if s is state), None)
+
+    def _count(self, state: KernelState) -> int:
+        return sum(1 for s in self._kernels.values() if s is state)
+
+    @property
+    def idle_count(self) -> int:
+        with self._lock:
+            return self._count(IDLE)
+
+    def live_pids(self) -> list[int]:
+        """Process ids of every kernel the pool started and has not stopped yet."""
+        with self._lock:
+            processes = [getattr(k.km.provisioner, "process", None) for k in self._kernels]
+        return [p.pid for p in processes if p is not None]
+
+    # --- starting ahead of need -----------------------------------------------------------
 
     def launch(self, count: int = 1) -> None:
         """Start `count` kernels now, before the warm-up code may be known: they boot while
         the caller reads the notebook, and are warmed when the pool first hands them on."""
         for _ in range(count):
-            kernel = self._spawn()
+            kernel = self._spawn(BUSY)  # the launching thread's until its process is started
             with self._lock:
-                self._launched.append(kernel)
+                if self._kernels.get(kernel) is BUSY:
+                    self._set(kernel, LAUNCHED)
 
     def want_idle(self, count: int) -> None:
         """Keep `count` kernels started and waiting; a background thread starts them."""
@@ -190,32 +241,32 @@ class KernelPool:
     def _start_loop(self) -> None:
         while True:
             with self._wake:
-                while not self._closed and len(self._idle) >= self._target:
+                while not self._closed and self._count(IDLE) >= self._target:
                     self._wake.wait()
                 if self._closed:
                     return
-                self._starting = True
             try:
                 # The others wanted boot meanwhile, as many as there are other cores: booting
                 # is most of a kernel's start. Warm-ups go one at a time, so that on few cores
                 # they do not slow the kernel needed first.
-                kernel = self._start_alive(lambda: self.launch(self._unlaunched()))
+                kernel = self._start_alive(WARMING, lambda: self.launch(self._unlaunched()))
             except KernelStartFailed as error:
                 with self._wake:  # take() raises it: starting more would only fail again
-                    self._start_error, self._starting = error, False
+                    self._start_error = error
                     self._wake.notify_all()
                 return
             with self._wake:
-                self._starting = False
-                self._idle.append(kernel)  # after close() too: close() stops the idle ones
+                if self._kernels.get(kernel) is WARMING:  # else a take() claimed it: busy
+                    self._set(kernel, IDLE)  # after close() too: close() stops the idle ones
                 self._wake.notify_all()
 
     def _unlaunched(self) -> int:
         """Kernels wanted idle that are neither idle, warming nor booting, up to the cores
         left beside the one warming."""
         with self._lock:
-            short = self._target - len(self._idle) - 1 - len(self._launched)
-        return max(0, min(short, (os.cpu_count() or 1) - 1 - len(self._launched)))
+            launched = self._count(LAUNCHED)
+            short = self._target - self._count(IDLE) - 1 - launched
+        return max(0, min(short, (os.cpu_count() or 1) - 1 - launched))
 
     def _await_warm(self, kernel: Kernel) -> bool:
         """Wait for the answer to the warm-up request; False if the kernel died first."""
@@ -234,37 +285,45 @@ class KernelPool:
                 return True
         return kernel.exit_code is None  # closing, or slow: the step that takes it judges
 
-    @property
-    def idle_count(self) -> int:
-        with self._lock:
-            return len(self._idle)
-
-    def live_pids(self) -> list[int]:
-        """Process ids of every kernel the pool started and has not stopped yet."""
-        with self._lock:
-            processes = [getattr(k.km.provisioner, "process", None) for k in self._live]
-        return [p.pid for p in processes if p is not None]
+    # --- handing out and taking back ------------------------------------------------------
 
     def take(self) -> Kernel:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the kernel pool is closed")
-            if not self._idle and self._starting and not self._waiting:
-                self._waiting = True  # the kernel warming now is this step's, not a new one
-                while not self._idle and self._starting and not self._closed:
-                    self._wake.wait(0.5)
-                self._waiting = False
-            while self._idle:
-                kernel = self._idle.pop(0)  # reset kernels sit first: they are warm
-                self._wake.notify_all()  # the starter replaces it
-                if kernel.exit_code is None:
-                    return kernel
-                self._say(f"{kernel.name} died while idle ({_death(kernel)}); replacing it")
-                self._stop_in_background(kernel, now=True, locked=True)
+        with self._wake:
+            while True:
+                if self._closed:
+                    raise RuntimeError("the kernel pool is closed")
+                kernel = self._first(IDLE)  # reset kernels sit first: they are warm
+                if kernel is not None:
+                    self._wake.notify_all()  # the starter replaces it
+                    if kernel.exit_code is None:
+                        self._set(kernel, BUSY)
+                        return kernel
+                    self._say(f"{kernel.name} died while idle ({_death(kernel)}); replacing it")
+                    self._stop_in_background(kernel, now=True)
+                    continue
+                warming = self._first(WARMING)
+                if warming is None:
+                    break
+                # The kernel warming now is this step's, not a new one: claimed, so that
+                # another step starting meanwhile starts its own.
+                self._set(warming, BUSY)
+                if self._await_claimed(warming):
+                    return warming
             if self._start_error is not None:
                 raise self._start_error
         # Ready, like the pool's: a step's timeout counts from here.
-        return self._start_alive()
+        return self._start_alive(BUSY)
+
+    def _await_claimed(self, kernel: Kernel) -> bool:
+        """Wait (holding the lock's condition) until the starter has warmed the claimed
+        kernel; False if it died, the pool closed, or a reset kernel went idle first (then
+        the claim is given back)."""
+        while not self._closed and self._kernels.get(kernel) is BUSY and not kernel.ready:
+            if self._first(IDLE) is not None:
+                self._set(kernel, WARMING)
+                return False
+            self._wake.wait(0.5)
+        return not self._closed and self._kernels.get(kernel) is BUSY
 
     def release(self, kernel: Kernel, reusable: bool = False) -> None:
         """Back to the pool after a reset when allowed; else shut down off the critical path.
@@ -274,24 +333,11 @@ class KernelPool:
         """
         if reusable and self.reuse and not self._closed and self._reset(kernel):
             with self._wake:
-                if not self._closed:
-                    self._idle.insert(0, kernel)
+                if not self._closed and self._kernels.get(kernel) is BUSY:
+                    self._set(kernel, IDLE, first=True)
                     self._wake.notify_all()
                     return
         self._stop_in_background(kernel, now=False)
-
-    def _stop_in_background(self, kernel: Kernel, now: bool, locked: bool = False) -> None:
-        """`locked`: the caller holds the pool's lock."""
-        thread = threading.Thread(target=self._stop, args=(kernel, now), daemon=True)
-        if not locked:
-            self._lock.acquire()
-        try:
-            self._stopping.add(kernel)
-            self._stoppers.append(thread)
-        finally:
-            if not locked:
-                self._lock.release()
-        thread.start()
 
     def _reset(self, kernel: Kernel) -> bool:
         """Clear the kernel's namespace and history and restore its folder; False on failure."""
@@ -310,10 +356,12 @@ class KernelPool:
         finally:
             client.stop_channels()
 
+    # --- stopping -------------------------------------------------------------------------
+
     def kill_all(self) -> None:
         """Kill every live kernel now (Ctrl-C): steps running in them fail at once."""
         with self._lock:
-            live = list(self._live)
+            live = list(self._kernels)
         for kernel in live:
             kill_process(kernel)
 
@@ -326,102 +374,23 @@ class KernelPool:
             starter = self._starter
         if starter is not None:
             starter.join()
+        with self._wake:
+            while self._kernels:
+                # Idle and never-used kernels; after an interrupt, the steps' kernels too.
+                for kernel, state in list(self._kernels.items()):
+                    if state is not STOPPING:
+                        self._stop_in_background(kernel, now=True)
+                self._wake.wait(1.0)
+        self._file_staged_logs()
+
+    def _stop_in_background(self, kernel: Kernel, now: bool) -> None:
         with self._lock:
-            self._idle, self._launched = [], []
-            # Idle and never-used kernels; after an interrupt, the steps' kernels too.
-            unstopped = [kernel for kernel in self._live if kernel not in self._stopping]
-        for kernel in unstopped:
-            self._stop_in_background(kernel, now=True)
-        with self._lock:
-            stoppers = list(self._stoppers)
-        for thread in stoppers:
-            thread.join()
-        self._file_temporary_logs()
-
-    def _file_temporary_logs(self) -> None:
-        with self._lock:
-            kernels, self._temporary_logs = self._temporary_logs, []
-        for kernel in kernels:
-            if self.log_dir is not None and self.log_dir.is_dir():
-                kernel.log_path = Path(shutil.move(kernel.log_path,
-                                                   self.log_dir / f"{kernel.name}.log"))
-            else:
-                kernel.log_path.unlink(missing_ok=True)  # the run never got a folder
-
-    def _start_alive(self, booted: Callable[[], None] | None = None) -> Kernel:
-        """A warmed kernel: one that dies before answering its warm-up is replaced, up to
-        START_ATTEMPTS kernels in all. `booted` runs once the first one is sent its warm-up."""
-        deaths: list[str] = []
-        tail = ""
-        for attempt in range(1, START_ATTEMPTS + 1):
-            kernel = self._start()
-            if booted is not None:
-                booted()
-                booted = None
-            if self._await_warm(kernel):
-                return kernel
-            deaths.append(f"{kernel.name}: {_death(kernel)}")
-            tail = kernel.log_tail()
-            self._stop_in_background(kernel, now=True)
-            if self._closed:
-                break
-            if attempt < START_ATTEMPTS:
-                last = tail.splitlines()[-1:] or [""]
-                self._say(f"{kernel.name} ({KERNEL_NAME}) died at start ({_death(kernel)}"
-                          f"{': ' + last[0] if last[0] else ''}); starting another kernel "
-                          f"(attempt {attempt + 1} of {START_ATTEMPTS})")
-        raise KernelStartFailed(KERNEL_NAME, deaths, tail)
-
-    def _say(self, text: str) -> None:
-        if self.report is not None:
-            try:
-                self.report(text)
-            except Exception:  # noqa: BLE001 - reporting must not stop the run
-                pass
-
-    def _start(self) -> Kernel:
-        """A launched kernel if one waits, else a new one; sent the warm-up code, or a
-        kernel_info request, whose answer shows it got through its start."""
-        with self._lock:
-            kernel = self._launched.pop(0) if self._launched else None
-        if kernel is None:
-            kernel = self._spawn()
-        self._warm(kernel)
-        return kernel
-
-    def _spawn(self) -> Kernel:
-        from jupyter_client import KernelManager
-
-        # papermill's client must be asynchronous: it polls the kernel's liveness while waiting
-        # for output, which a blocking client would never let it do (a crash would hang).
-        runtime = _runtime_dir()
-        sockets = {} if runtime is None else {
-            "transport": "ipc", "connection_file": str(runtime / "kernel.json"),
-            "ip": str(runtime / "k")}
-        km = KernelManager(kernel_name=KERNEL_NAME, client_class=ASYNC_CLIENT, **sockets)
-        name = f"kernel-{next(self._counter)}"
-        log_dir = self.log_dir  # read once: the run may set it meanwhile
-        if log_dir is None:
-            handle, path = tempfile.mkstemp(prefix=f"{temp_prefix()}{name}-", suffix=".log")
-            log_path, log_file = Path(path), os.fdopen(handle, "wb")
-        else:
-            log_path = log_dir / f"{name}.log"
-            log_file = log_path.open("wb")
-        kernel = Kernel(km, log_path, log_file, name, runtime)
-        with self._lock:  # known before it starts: a Ctrl-C from here on still stops it
-            self._live.append(kernel)
-            if log_dir is None:
-                self._temporary_logs.append(kernel)
-        km.start_kernel(cwd=str(self.cwd), stdout=log_file, stderr=log_file)
-        return kernel
-
-    def _warm(self, kernel: Kernel) -> None:
-        # Queued on the shell channel before papermill's requests: runs while the kernel idles.
-        client = kernel.km.blocking_client()
-        client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
-        kernel._warm_msg = (client.execute(self.warm_code, silent=True, store_history=False)
-                            if self.warm_code else client.kernel_info())
-        kernel._warm_client = client
+            if self._kernels.get(kernel) in (None, STOPPING):
+                return  # stopped already, or being stopped
+            self._set(kernel, STOPPING)
+            self._wake.notify_all()  # a take() that claimed it
+        threading.Thread(target=self._stop, args=(kernel, now), daemon=True,
+                         name=f"mlops-stop-{kernel.name}").start()
 
     def _stop(self, kernel: Kernel, now: bool) -> None:
         try:
@@ -437,9 +406,108 @@ class KernelPool:
             kernel.log_file.close()
             if kernel.runtime_dir is not None:
                 shutil.rmtree(kernel.runtime_dir, ignore_errors=True)
-            with self._lock:
-                if kernel in self._live:
-                    self._live.remove(kernel)
+            with self._wake:
+                self._kernels.pop(kernel, None)
+                self._wake.notify_all()
+
+    def _file_staged_logs(self) -> None:
+        """Into the run's `logs/`, or removed when the run never got a folder."""
+        with self._lock:
+            staging, self._staging = self._staging, None
+        if staging is None:
+            return
+        if self.log_dir is not None and self.log_dir.is_dir():
+            for path in staging.iterdir():
+                shutil.move(path, self.log_dir / path.name)
+        shutil.rmtree(staging, ignore_errors=True)
+
+    # --- starting one ---------------------------------------------------------------------
+
+    def _start_alive(self, state: KernelState,
+                     booted: Callable[[], None] | None = None) -> Kernel:
+        """A warmed kernel in `state` (WARMING: the starter's, BUSY: the caller's): one that
+        dies before answering its warm-up is replaced, up to START_ATTEMPTS kernels in all.
+        `booted` runs once the first one is sent its warm-up."""
+        deaths: list[str] = []
+        tail = ""
+        kernel = self._start(state)
+        if booted is not None:
+            booted()
+        for attempt in range(1, START_ATTEMPTS + 1):
+            if self._await_warm(kernel):
+                with self._wake:
+                    kernel.ready = True
+                    self._wake.notify_all()  # a take() that claimed it
+                return kernel
+            deaths.append(f"{kernel.name}: {_death(kernel)}")
+            tail = kernel.log_tail()
+            if self._closed or attempt == START_ATTEMPTS:
+                self._stop_in_background(kernel, now=True)
+                break
+            last = tail.splitlines()[-1:] or [""]
+            self._say(f"{kernel.name} ({KERNEL_NAME}) died at start ({_death(kernel)}"
+                      f"{': ' + last[0] if last[0] else ''}); starting another kernel "
+                      f"(attempt {attempt + 1} of {START_ATTEMPTS})")
+            # The replacement is in the pool before the dead one leaves it: a take() that
+            # claimed the dead one finds it to claim instead.
+            dead, kernel = kernel, self._start(state)
+            self._stop_in_background(dead, now=True)
+        raise KernelStartFailed(KERNEL_NAME, deaths, tail)
+
+    def _say(self, text: str) -> None:
+        if self.report is not None:
+            try:
+                self.report(text)
+            except Exception:  # noqa: BLE001 - reporting must not stop the run
+                pass
+
+    def _start(self, state: KernelState) -> Kernel:
+        """A launched kernel if one waits, else a new one, put in `state`; sent the warm-up
+        code, or a kernel_info request, whose answer shows it got through its start."""
+        with self._lock:
+            kernel = self._first(LAUNCHED)
+            if kernel is not None:
+                self._set(kernel, state)
+        if kernel is None:
+            kernel = self._spawn(state)
+        self._warm(kernel)
+        return kernel
+
+    def _spawn(self, state: KernelState) -> Kernel:
+        from jupyter_client import KernelManager
+
+        # papermill's client must be asynchronous: it polls the kernel's liveness while waiting
+        # for output, which a blocking client would never let it do (a crash would hang).
+        runtime = _runtime_dir()
+        sockets = {} if runtime is None else {
+            "transport": "ipc", "connection_file": str(runtime / "kernel.json"),
+            "ip": str(runtime / "k")}
+        km = KernelManager(kernel_name=KERNEL_NAME, client_class=ASYNC_CLIENT, **sockets)
+        name = f"kernel-{next(self._counter)}"
+        log_path = self._log_folder() / f"{name}.log"
+        kernel = Kernel(km, log_path, log_path.open("wb"), name, runtime)
+        with self._lock:  # known before it starts: a Ctrl-C from here on still stops it
+            self._set(kernel, state)
+        km.start_kernel(cwd=str(self.cwd), stdout=kernel.log_file, stderr=kernel.log_file)
+        return kernel
+
+    def _log_folder(self) -> Path:
+        """The run's `logs/` once it is known, else the pool's temporary folder."""
+        log_dir = self.log_dir  # read once: the run may set it meanwhile
+        if log_dir is not None:
+            return log_dir
+        with self._lock:
+            if self._staging is None:
+                self._staging = Path(tempfile.mkdtemp(prefix=f"{temp_prefix()}logs-"))
+            return self._staging
+
+    def _warm(self, kernel: Kernel) -> None:
+        # Queued on the shell channel before papermill's requests: runs while the kernel idles.
+        client = kernel.km.blocking_client()
+        client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+        kernel._warm_msg = (client.execute(self.warm_code, silent=True, store_history=False)
+                            if self.warm_code else client.kernel_info())
+        kernel._warm_client = client
 
 
 def _runtime_dir() -> Path | None:

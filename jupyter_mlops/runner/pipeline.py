@@ -42,20 +42,19 @@ def run_pipeline(notebook: str | Path, options: RunOptions | None = None) -> Pip
     # Ctrl-C and SIGTERM stop the run cleanly from its first kernel on: none is left behind.
     with _signals_as_interrupt():
         # realpath, not Path.resolve: a symlink loop is for read_graph to name, not a RuntimeError
-        pool = KernelPool(Path(os.path.realpath(notebook)).parent, reuse=not options.fresh_kernels)
-        try:
+        # The pool's one owner: every kernel it started is stopped when this block ends.
+        with KernelPool(Path(os.path.realpath(notebook)).parent,
+                        reuse=not options.fresh_kernels) as pool:
             _boot_first_kernel(pool, notebook, options.out, inputs)
             graph, values, plan = _checked(notebook, options)
             result = _run_steps(graph, values, plan, pool, options)
-            if options.report is not None:
-                from jupyter_mlops.runner.report import write_report
+        if options.report is not None:
+            from jupyter_mlops.runner.report import write_report
 
-                write_report(result, options.report)
-            if result.ok and all(graph.step(name).options.cache for name in plan):
-                rerun_hint.remember(cache_root(options.out), inputs)
-            return result
-        finally:
-            pool.close()  # the scheduler closed it when it ran; this is for bad input
+            write_report(result, options.report)
+        if result.ok and all(graph.step(name).options.cache for name in plan):
+            rerun_hint.remember(cache_root(options.out), inputs)
+        return result
 
 
 def _boot_first_kernel(pool: KernelPool, notebook: str | Path, out: str | Path | None,

@@ -73,7 +73,7 @@ class Scheduler:
         self.notes: dict[str, str] = {}  # step -> why its cached result was not used
         self.stopping = threading.Event()
         self.crash: Exception | None = None  # a fault of the runner's own that ended the loop
-        self.pool = pool  # closed when run() ends
+        self.pool = pool  # run_pipeline's: it closes the pool once the run is recorded
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -102,7 +102,6 @@ class Scheduler:
         finally:
             workers.shutdown(wait=True, cancel_futures=True)
             self._settle()
-            self.pool.close()
         return {name: self.results[name] for name in self.plan}
 
     def _settle(self) -> None:

@@ -46,9 +46,8 @@ def test_one_job_runs_one_step_at_a_time(tmp_path):
 
 @pytest.fixture
 def pool(tmp_path):
-    kernels = KernelPool(tmp_path, tmp_path, warm_code="import json")
-    yield kernels
-    kernels.close()
+    with KernelPool(tmp_path, tmp_path, warm_code="import json") as kernels:
+        yield kernels
 
 
 def test_the_pool_starts_kernels_before_they_are_taken(pool):
@@ -93,8 +92,7 @@ def _run_code(kernel, code: str) -> dict:
 
 
 def test_a_reused_kernel_keeps_nothing_of_the_step_before(tmp_path):
-    pool = KernelPool(tmp_path, tmp_path, reuse=True)
-    try:
+    with KernelPool(tmp_path, tmp_path, reuse=True) as pool:
         kernel = pool.take()
         (tmp_path / "elsewhere").mkdir()
         _run_code(kernel, "import os, json\nleaked = 42\nos.chdir('elsewhere')")
@@ -106,13 +104,10 @@ def test_a_reused_kernel_keeps_nothing_of_the_step_before(tmp_path):
                                 "print('json' in sys.modules)")
         assert seen["text"].split() == ["False", "False", str(tmp_path), "True"]
         assert seen["count"] == 1  # numbering restarts: the step notebook reads In [1], ...
-    finally:
-        pool.close()
 
 
 def test_a_failed_steps_kernel_is_never_reused(tmp_path):
-    pool = KernelPool(tmp_path, tmp_path, reuse=True)
-    try:
+    with KernelPool(tmp_path, tmp_path, reuse=True) as pool:
         kernel = pool.take()
         pid = pool.live_pids()[0]
         pool.release(kernel, reusable=False)
@@ -121,16 +116,13 @@ def test_a_failed_steps_kernel_is_never_reused(tmp_path):
         while _running(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not _running(pid)
-    finally:
-        pool.close()
 
 
 def test_a_kernel_launched_before_the_run_has_a_folder_is_warmed_and_logs_into_it(tmp_path,
                                                                                   monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    pool = KernelPool(tmp_path, reuse=True)
-    try:
+    with KernelPool(tmp_path, reuse=True) as pool:
         pool.launch()  # as run_pipeline does before it reads the notebook
         logs = tmp_path / "logs"
         logs.mkdir()
@@ -140,7 +132,5 @@ def test_a_kernel_launched_before_the_run_has_a_folder_is_warmed_and_logs_into_i
                                  "print('kernel-side note', file=sys.__stderr__, flush=True)")
         assert seen["text"].split() == ["True"]  # warmed with the code set after the launch
         pool.release(kernel, reusable=True)
-    finally:
-        pool.close()
     assert "kernel-side note" in (logs / "kernel-1.log").read_text()  # the kernel's own output
     assert list((tmp_path / "tmp").iterdir()) == []  # the staging log moved, none left behind
