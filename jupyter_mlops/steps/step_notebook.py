@@ -22,8 +22,6 @@ if TYPE_CHECKING:  # the notebook layer's objects, read by attribute: this packa
 
 # Bump when the generated code changes: it is part of every cache key.
 FORMAT_VERSION = 2
-RESERVED = ("_mlops_inputs", "_mlops_outputs_dir", "_mlops_metrics_path")
-ROLES = ("parameters", "inputs", "setup", "step", "outputs")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 
 
