@@ -55,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        settings.check()
         configure_logging(args.verbose)
         return int(args.handler(args) or 0)
     except MlopsError as error:  # one line: a message quoting a library's may span several

@@ -120,6 +120,12 @@ ALL: tuple[Setting[Any], ...] = (NOTEBOOK, SPOOL_DIR, SENDER_IDLE, STDOUT_CAP, S
                                  KFP_CONFIG, UI_URL, LOG_LEVEL)
 
 
+def check() -> None:
+    """Every setting's value parsed, so a bad one is named before any work starts."""
+    for setting in ALL:
+        setting.get()
+
+
 def markdown_table() -> str:
     """The settings as the README lists them."""
     rows = ["| variable | default | what it does |", "|---|---|---|"]
