@@ -17,7 +17,6 @@ from typing import Any, Generic, TypeVar
 from jupyter_mlops.errors import MlopsError
 
 T = TypeVar("T")
-PREFIX = "JUPYTER_MLOPS_"
 
 
 class SettingError(MlopsError, ValueError):
