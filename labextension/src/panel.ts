@@ -63,6 +63,7 @@ export class RunsPanel extends Widget {
   /** Server settings, once known. */
   set config(config: IServerConfig | null) {
     this._config = config;
+    this.render(); // the MLflow UI link comes with it
   }
 
   /** Follow a local pipeline run's progress in the panel. */
