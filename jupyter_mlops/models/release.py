@@ -34,6 +34,14 @@ class Registration:
 
 
 @dataclass(frozen=True)
+class ModelSource:
+    """Where a step's model is to be registered from (`runs:/RUN_ID/VAR`), or why nowhere."""
+
+    uri: str | None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class ReleasePlan:
     """The gates (as written) and registrations of a pipeline; JSON-ready for a KFP task."""
 
@@ -111,11 +119,11 @@ def judge(plan: ReleasePlan, metrics: Mapping[str, float], client: Any = None) -
 
 
 def release(plan: ReleasePlan, metrics: Mapping[str, float], client: Any,
-            source: Callable[[Registration], str | None]) -> ReleaseOutcome:
+            source: Callable[[Registration], ModelSource]) -> ReleaseOutcome:
     """Judge the gates; unless a quality gate failed, register each step's model (`source`
-    gives its `runs:/RUN_ID/VAR`, None when it was not logged) as `challenger`, and promote it
-    when the gates against the champion passed. Raises nothing for a failed gate: the caller
-    fails the pipeline with `outcome.error(...)`; the registry's own errors pass through."""
+    says where it was logged) as `challenger`, and promote it when the gates against the
+    champion passed. Raises nothing for a failed gate: the caller fails the pipeline with
+    `outcome.error(...)`; the registry's own errors pass through."""
     from jupyter_mlops.models import registry
 
     outcome = judge(plan, metrics, client)
@@ -124,12 +132,11 @@ def release(plan: ReleasePlan, metrics: Mapping[str, float], client: Any,
             outcome.notes.append("not registered: a gate failed")
         return outcome
     for entry in plan.registrations:
-        found = source(entry) if client is not None else None
-        if found is None:
-            outcome.notes.append(f"{entry.model}: not registered, the store has no model of "
-                                 f"step {entry.step!r} (tracking off or the store unreachable)")
+        found = source(entry) if client is not None else ModelSource(None, "tracking is off")
+        if found.uri is None:
+            outcome.notes.append(f"{entry.model}: not registered, {found.reason}")
             continue
-        version = registry.register(found, entry.model, alias=CHALLENGER, store=client)
+        version = registry.register(found.uri, entry.model, alias=CHALLENGER, store=client)
         outcome.registered[entry.model] = version.version
         outcome.notes.append(f"registered {version.label} as @{CHALLENGER}")
         if entry.promote:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from jupyter_mlops.runner.results import PipelineResult
+from jupyter_mlops.runner.results import OK, PipelineResult
 
 if TYPE_CHECKING:
-    from jupyter_mlops.models.release import Registration, ReleaseOutcome
+    from jupyter_mlops.models.release import ModelSource, Registration, ReleaseOutcome
     from jupyter_mlops.notebook import StepGraph
 
 STORE_TIMEOUT = 120.0  # how long the models may take to reach the store before registering
@@ -29,7 +29,7 @@ def release_run(graph: StepGraph, result: PipelineResult, tracker: Any,
     if plan is None:
         return None
     client = _client(plan, tracker, tracking_uri)
-    outcome = release(plan, result.metrics, client, lambda entry: _source(entry, tracker))
+    outcome = release(plan, result.metrics, client, lambda entry: _source(entry, result, tracker))
     result.release = outcome
     for line in outcome.lines():
         say(line)
@@ -47,10 +47,19 @@ def _client(plan: Any, tracker: Any, uri: str | None) -> Any:
     return open_client(tracker.uri if tracker is not None else uri or tracking_uri())
 
 
-def _source(entry: Registration, tracker: Any) -> str | None:
-    """`runs:/RUN_ID/VAR` of the model `entry`'s step logged, once the sender stored it."""
-    if tracker is None or not tracker.tracker.flush(STORE_TIMEOUT):
-        return None  # untracked, or the store did not take the runs: nothing to register
+def _source(entry: Registration, result: PipelineResult, tracker: Any) -> ModelSource:
+    """The model `entry`'s step logged in this run, once the sender stored it."""
+    from jupyter_mlops.models.release import ModelSource
+
+    if result.steps[entry.step].status != OK:  # a cached step logs no second model
+        return ModelSource(None, f"step {entry.step!r} came from the cache; its model was "
+                                 "registered by the run that made it")
+    if tracker is None:
+        return ModelSource(None, "tracking is off")
+    if not tracker.tracker.flush(STORE_TIMEOUT):
+        return ModelSource(None, f"MLflow at {tracker.uri} did not take the runs yet")
     child = tracker.children.get(entry.step)
     run_id = tracker.tracker.run_id(child) if child is not None else None
-    return f"runs:/{run_id}/{entry.variable}" if run_id else None
+    if run_id is None:
+        return ModelSource(None, f"step {entry.step!r} has no MLflow run")
+    return ModelSource(f"runs:/{run_id}/{entry.variable}")

@@ -101,13 +101,13 @@ class PipelineTracker:
         found = step_model(json.loads(executed))
         if found is None:
             return
-        variable, register = found
+        variable = found[0]  # registered by the run's release, once its gates passed
         assert result.notebook is not None
         values = RunFolder(Path(result.notebook).parent, "").data(result.name)
         try:
             manifest = serializers.read_manifest(values, variable)
             self.tracker.log_model_file(child, values / manifest["file"], manifest["serializer"],
-                                        name=variable, register=register)
+                                        name=variable)
         except Exception as error:  # noqa: BLE001 - the step ran; say what is missing
             self.tracker.set_tags(child, {vocab.MODEL_ERROR_TAG: str(error)})
             log.warning("step %r: model %r not logged: %s", result.name, variable, error)
@@ -123,6 +123,8 @@ class PipelineTracker:
         self.tracker.log_metrics(self.parent, result.metrics)
         self.tracker.set_tags(self.parent, {vocab.STATUS_TAG: result.status,
                                             vocab.RUN_DIR_TAG: str(result.run_dir)})
+        if result.gate_error is not None:  # the steps ran; a gate or the registry failed it
+            self.tracker.set_tags(self.parent, {vocab.ERROR_TAG: str(result.gate_error)})
         if summary is not None and summary.is_file():
             self.tracker.log_bytes(self.parent, summary.name, summary.read_bytes())
         status = "KILLED" if result.interrupted else "FINISHED" if result.ok else "FAILED"
