@@ -26,6 +26,7 @@ from jupyter_mlops.server.runindex import (
     decode_token,
     encode_token,
 )
+from jupyter_mlops.steps.mlflow_vocabulary import find_experiment
 
 MAX_PAGE = 1000
 RUN_ID = r"(?P<run_id>[0-9a-fA-F]{1,64})"
@@ -123,7 +124,7 @@ class RunsHandler(MlopsHandler):
         name = self.get_query_argument("experiment", None)
         if name is None and required:
             raise bad_request("give experiment_id, experiment or notebook", "missing-experiment")
-        return store.experiment_by_name(client, name) if name else None
+        return find_experiment(client, name) if name else None
 
 
 class RunHandler(MlopsHandler):

@@ -14,12 +14,16 @@ from typing import Any
 
 from jupyter_mlops.server.errors import ApiError
 from jupyter_mlops.server.runindex import RunIndex, Scope
+from jupyter_mlops.steps.mlflow_vocabulary import (
+    CELL_SOURCE_ARTIFACT,
+    LAUNCHED_FROM_TAG,
+    NOTEBOOK_TAG,
+    run_row,
+)
 from jupyter_mlops.tracking.errors import StoreError
-from jupyter_mlops.tracking.notebook_info import LAUNCHED_FROM_TAG, NOTEBOOK_TAG, tag_value
+from jupyter_mlops.tracking.notebook_info import tag_value
 from jupyter_mlops.tracking.store import DEFAULT_DB, open_client, sqlite_path
 
-SOURCE_TAGS = ("mlops.cell_source", "mlops.source", "mlops.code")  # the tracked cell's code
-SOURCE_ARTIFACTS = ("cell.py", "code.py", "source.py", "cell/source.py")
 MAX_SOURCE_BYTES = 200_000
 MAX_ARTIFACTS = 500
 
@@ -103,23 +107,20 @@ def experiment_dict(experiment: Any) -> dict[str, Any]:
     }
 
 
-def experiment_by_name(client: Any, name: str) -> Any | None:
-    return client.get_experiment_by_name(name)
-
-
 def run_summary(run: Any) -> dict[str, Any]:
-    """A run as the panel lists it: no long tag values (cell code is in the details)."""
-    info = run.info
+    """A run as the panel lists it (api.ts `IRunSummary`): no long tag values (the cell's
+    code is in the details)."""
+    row = run_row(run)
     return {
-        "run_id": info.run_id,
-        "run_name": info.run_name,
-        "experiment_id": info.experiment_id,
-        "status": info.status,
-        "start_time": info.start_time,
-        "end_time": info.end_time,
-        "metrics": dict(run.data.metrics),
-        "params": dict(run.data.params),
-        "tags": {k: v for k, v in run.data.tags.items() if len(v) <= 500},
+        "run_id": row.run_id,
+        "run_name": row.name,
+        "experiment_id": row.experiment_id,
+        "status": row.status,
+        "start_time": row.start_ms,
+        "end_time": row.end_ms,
+        "metrics": row.metrics,
+        "params": row.params,
+        "tags": {k: v for k, v in row.tags.items() if len(v) <= 500},
     }
 
 
@@ -139,7 +140,7 @@ def run_details(client: Any, run_id: str) -> dict[str, Any]:
     }
     artifacts = list_artifacts(client, run_id)
     details["artifacts"] = artifacts
-    details["source"] = cell_source(client, run, artifacts)
+    details["source"] = cell_source(client, run_id, artifacts)
     return details
 
 
@@ -156,17 +157,12 @@ def list_artifacts(client: Any, run_id: str) -> list[dict[str, Any]]:
     return found[:MAX_ARTIFACTS]
 
 
-def cell_source(client: Any, run: Any, artifacts: list[dict[str, Any]]) -> str | None:
-    """The tracked cell's code: from a tag, else from a small source artifact."""
-    for key in SOURCE_TAGS:
-        if key in run.data.tags:
-            return run.data.tags[key]
-    paths = {a["path"]: a for a in artifacts}
-    for name in SOURCE_ARTIFACTS:
-        entry = paths.get(name)
-        if entry and (entry["size"] or 0) <= MAX_SOURCE_BYTES:
-            return _download_text(client, run.info.run_id, name)
-    return None
+def cell_source(client: Any, run_id: str, artifacts: list[dict[str, Any]]) -> str | None:
+    """The tracked cell's code, from its artifact (None for other runs, or too large)."""
+    entry = next((a for a in artifacts if a["path"] == CELL_SOURCE_ARTIFACT), None)
+    if entry is None or (entry["size"] or 0) > MAX_SOURCE_BYTES:
+        return None
+    return _download_text(client, run_id, CELL_SOURCE_ARTIFACT)
 
 
 def _download_text(client: Any, run_id: str, path: str) -> str | None:

@@ -5,8 +5,8 @@
 import { IMetricPoint, IRunDetails } from './api';
 import { duration, h, num, svg, when } from './dom';
 
-/** Tags that hold the cell's code, shown once under "Cell code". */
-const CODE_TAGS = ['mlops.cell_source', 'mlflow.note.content'];
+/** The tag repeating the cell's code (MLflow's run description), shown once under "Cell code". */
+const CODE_TAGS = ['mlflow.note.content'];
 
 /** Actions the details view offers. */
 export interface IDetailsActions {

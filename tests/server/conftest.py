@@ -14,6 +14,13 @@ import pytest
 # and hooks for the tests in this folder.
 from pytest_jupyter.jupyter_server import *  # noqa: F401,F403
 
+from jupyter_mlops.steps.mlflow_vocabulary import (
+    CELL_SOURCE_ARTIFACT,
+    NOTE_TAG,
+    NOTEBOOK_TAG,
+    note_text,
+)
+
 EXAMPLE = Path(__file__).parents[2] / "notebooks" / "02_tagged_pipeline.ipynb"
 EXPERIMENT = "02_tagged_pipeline"
 TOKEN = "mlops-test-token"
@@ -23,7 +30,7 @@ TOKEN = "mlops-test-token"
 def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """An SQLite store with the example notebook's experiment: 5 runs, one with history."""
     from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     folder = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -34,15 +41,15 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     run_ids = []
     for i in range(5):
         run = client.create_run(experiment_id, start_time=now + i, run_name=f"cell-{i}",
-                                tags={"mlops.notebook": "/somewhere/02_tagged_pipeline.ipynb"})
+                                tags={NOTEBOOK_TAG: "/somewhere/02_tagged_pipeline.ipynb"})
         rid = run.info.run_id
         metrics = [Metric("accuracy", 0.5 + i / 10, now + i, 0)]
         if i == 3:
             metrics += [Metric("loss", v, now + s, s) for s, v in enumerate((0.9, 0.5, 0.2))]
-        client.log_batch(rid, metrics=metrics, params=[Param("C", str(i))],
-                         tags=[RunTag("mlops.cell_source", f"accuracy = {i}\n")] if i == 3 else [])
-        if i == 3:
-            client.log_text(rid, "print('hello')\n", "cell.py")
+        client.log_batch(rid, metrics=metrics, params=[Param("C", str(i))])
+        if i == 3:  # a tracked cell's code, as tracking/cell.py logs it
+            client.log_text(rid, f"accuracy = {i}\n", CELL_SOURCE_ARTIFACT)
+            client.set_tag(rid, NOTE_TAG, note_text(f"accuracy = {i}\n"))
         client.set_terminated(rid, "FINISHED" if i != 4 else "FAILED", end_time=now + 100 + i)
         run_ids.append(rid)
     return {"uri": uri, "experiment_id": experiment_id, "run_ids": run_ids}
