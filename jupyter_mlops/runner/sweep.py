@@ -1,9 +1,11 @@
 """Running a sweep: papermill runs of a notebook (or runner pipelines), parallel and bounded,
-each recorded as an MLflow run by this process.
+each recorded as an MLflow run by this process through the tracking client.
 
 Logging from the parent is the robust path: it works whatever the notebook does, and a run
 that dies (kernel crash, timeout) is still marked FAILED with its error. Metrics are read
-from the executed notebook: an extra last cell displays the metric variables' values.
+from the executed notebook: an extra last cell displays the metric variables' values. The
+tracking client's writer sends the records off the workers' threads and spools them when the
+store does not answer; the views (widgets/sweep_view.py) read the runs back from MLflow.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from typing import Any
 import nbformat
 
 from jupyter_mlops.notebook.model import StepGraph
+from jupyter_mlops.runner.errors import RunnerError
+from jupyter_mlops.steps import mlflow_vocabulary as vocab
+from jupyter_mlops.tracking.client import RunRef, Tracker
 from jupyter_mlops.tracking.notebook_info import notebook_tags
-from jupyter_mlops.widgets.errors import SweepError
 
 METRICS_MIME = "application/vnd.jupyter-mlops.metrics+json"
-KIND_TAG, SWEEP_TAG = "mlops.kind", "mlops.sweep"
-ERROR_TAG = "mlops.error"
 # The run kernels' stderr is the sweeping kernel's, which shows it in the cell: keep their
 # start-up warnings (e.g. "running over TCP without encryption") out of the user's view.
 QUIET_KERNEL = ["--IPKernelApp.log_level=ERROR"]
@@ -48,7 +50,7 @@ _mlops_metrics({names!r})
 """
 
 
-class PipelineRunFailed(SweepError):
+class PipelineRunFailed(RunnerError):
     """A sweep's pipeline run ended with failed steps (named in the message)."""
 
 
@@ -65,6 +67,7 @@ class SweepRun:
     output: Path | None = None
     started: float | None = None
     ended: float | None = None
+    ref: RunRef | None = None  # the run in the tracking client; `run_id` once the store has it
 
     @property
     def done(self) -> bool:
@@ -95,25 +98,25 @@ class SweepPlan:
 
 
 class SweepExecutor:
-    """Starts the runs in a bounded thread pool; `on_change(run)` is called from the workers."""
+    """Starts the runs in a bounded thread pool; `on_change(run)` is called from the workers
+    (for a run that ended, once the store has its records: a view reading MLflow sees them)."""
 
-    def __init__(self, plan: SweepPlan, client: Any,
+    def __init__(self, plan: SweepPlan, tracker: Tracker,
                  on_change: Callable[[SweepRun], None] | None = None) -> None:
         self.plan = plan
-        self.client = client
+        self.tracker = tracker
         self.on_change = on_change or (lambda run: None)
         varying = tuple(k for k in (plan.combos[0] if plan.combos else {})
                         if len({repr(c[k]) for c in plan.combos}) > 1)
         self.runs = [SweepRun(i, combo, varying=varying) for i, combo in enumerate(plan.combos)]
-        self._store = threading.Lock()  # one MLflow write at a time from the workers
+        self._copy = threading.Lock()  # one worker writes the instrumented copy
         self._pool: ThreadPoolExecutor | None = None
         self.futures: list[Future[None]] = []
 
     def start(self) -> None:
         self.plan.out.mkdir(parents=True, exist_ok=True)
-        experiment_id = self._experiment_id()
         for run in self.runs:  # created up front, so the browser lists every queued run
-            run.run_id = self._create_run(experiment_id, run)
+            self._create_run(run)
         self._pool = ThreadPoolExecutor(max_workers=max(1, self.plan.jobs),
                                         thread_name_prefix="mlops-sweep")
         self.futures = [self._pool.submit(self._execute, run) for run in self.runs]
@@ -128,12 +131,13 @@ class SweepExecutor:
                 future.result(left)
             except TimeoutError:
                 return False
+        self._settle()
         return all(run.done for run in self.runs)
 
     # --- one run -------------------------------------------------------------------------
     def _execute(self, run: SweepRun) -> None:
         run.status, run.started = "RUNNING", time.time()
-        self._write(lambda c: c.update_run(run.run_id, status="RUNNING"))
+        self.tracker.mark(self._ref(run), "RUNNING")
         self.on_change(run)
         try:
             if self.plan.pipeline:
@@ -159,7 +163,7 @@ class SweepExecutor:
                 execution_timeout=self.plan.timeout, extra_arguments=QUIET_KERNEL)
         finally:
             if run.output.exists():
-                self._write(lambda c: c.log_artifact(run.run_id, str(run.output)))
+                self.tracker.log_bytes(self._ref(run), run.output.name, run.output.read_bytes())
         return read_metrics(run.output)
 
     def _run_pipeline(self, run: SweepRun) -> dict[str, float]:
@@ -175,58 +179,42 @@ class SweepExecutor:
             raise PipelineRunFailed("; ".join(reasons))
         return pipeline_metrics(result)
 
-    # --- MLflow --------------------------------------------------------------------------
-    def _experiment_id(self) -> str:
-        with self._store:
-            found = self.client.get_experiment_by_name(self.plan.experiment)
-            if found is not None:
-                return found.experiment_id
-            return self.client.create_experiment(
-                self.plan.experiment, artifact_location=experiment_artifacts(
-                    getattr(self.client, "tracking_uri", None), self.plan.experiment))
-
-    def _create_run(self, experiment_id: str, run: SweepRun) -> str:
-        from mlflow.entities import Param, RunTag
-
-        tags = {KIND_TAG: "sweep", SWEEP_TAG: self.plan.sweep_id,
+    # --- MLflow, through the tracking client ----------------------------------------------
+    def _create_run(self, run: SweepRun) -> None:
+        tags = {vocab.KIND_TAG: vocab.KIND_SWEEP, vocab.SWEEP_TAG: self.plan.sweep_id,
                 **notebook_tags(self.plan.notebook, self.plan.launched_from),
-                "mlops.mode": "pipeline" if self.plan.pipeline else "notebook"}
-        with self._store:
-            created = self.client.create_run(experiment_id, run_name=run.name, tags=tags)
-            run_id = created.info.run_id
-            params = [Param(k, _param(v)) for k, v in run.params.items()]
-            self.client.log_batch(run_id, params=params, tags=[RunTag("sweep.index",
-                                                                      str(run.index))])
-            self.client.update_run(run_id, status="SCHEDULED")
-        return run_id
+                vocab.SWEEP_MODE_TAG: "pipeline" if self.plan.pipeline else "notebook",
+                vocab.SWEEP_INDEX_TAG: str(run.index)}
+        run.ref = self.tracker.start_run(run.name, self.plan.experiment, tags=tags)
+        self.tracker.log_params(run.ref, {k: _param(v) for k, v in run.params.items()})
+        self.tracker.mark(run.ref, "SCHEDULED")
 
     def _record(self, run: SweepRun) -> None:
-        from mlflow.entities import Metric, RunTag
+        ref = self._ref(run)
+        self.tracker.log_metrics(ref, run.metrics, step=0)
+        if run.error:
+            self.tracker.set_tags(ref, {vocab.ERROR_TAG: run.error[-MAX_ERROR:]})
+            self.tracker.log_text(ref, vocab.ERROR_ARTIFACT, run.error)
+        self.tracker.end_run(ref, run.status)
+        self._settle()
 
-        def write(client: Any) -> None:
-            stamp = int(time.time() * 1000)
-            metrics = [Metric(k, v, stamp, 0) for k, v in run.metrics.items()]
-            tags = [RunTag(ERROR_TAG, run.error[-MAX_ERROR:])] if run.error else []
-            if metrics or tags:
-                client.log_batch(run.run_id, metrics=metrics, tags=tags)
-            if run.error:
-                client.log_text(run.run_id, run.error, "error.txt")
-            client.set_terminated(run.run_id, run.status,
-                                  int((run.ended or time.time()) * 1000))
+    def _ref(self, run: SweepRun) -> RunRef:
+        assert run.ref is not None, "the run is created in start()"
+        return run.ref
 
-        try:
-            self._write(write)
-        except Exception as error:  # the store went away: keep the run's own result
-            run.error = (run.error or "") + f"\n(recording in MLflow failed: {error})"
-
-    def _write(self, action: Callable[[Any], Any]) -> None:
-        with self._store:
-            action(self.client)
+    def _settle(self, timeout: float = 60.0) -> None:
+        """Wait up to `timeout` for the store to have what was logged, so the views (which
+        read MLflow) show it and each run knows its MLflow id. What a store that does not
+        answer has not taken stays in the spool, sent once it answers."""
+        self.tracker.flush(timeout)
+        for run in self.runs:
+            if run.run_id is None and run.ref is not None:
+                run.run_id = self.tracker.run_id(run.ref)
 
     def _instrumented_copy(self) -> Path:
         """The notebook with the metrics cell appended, written once per sweep."""
         path = self.plan.out / f"_source-{self.plan.notebook.stem}.ipynb"
-        with self._store:
+        with self._copy:
             if not path.exists():
                 nb = nbformat.read(self.plan.notebook, as_version=4)
                 names = self.plan.metrics or list(self.plan.graph.metrics)
@@ -235,18 +223,6 @@ class SweepExecutor:
                 nb.cells.append(nbformat.v4.new_code_cell(code, metadata={"tags": ["mlops-sweep"]}))
                 nbformat.write(nb, path)
         return path
-
-
-def experiment_artifacts(uri: str | None, experiment: str) -> str | None:
-    """Beside a SQLite store, as the tracking writer places them; MLflow's default would be
-    `./mlruns` in whatever folder the process happens to run in."""
-    from jupyter_mlops.tracking.store import artifact_root
-
-    root = artifact_root(uri) if uri else None
-    if root is None:
-        return None
-    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in experiment)
-    return f"{root}/{slug}"
 
 
 def read_metrics(executed: Path) -> dict[str, float]:

@@ -23,10 +23,12 @@ from typing import Any
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import limits
 from jupyter_mlops.tracking.process import identity_tags
+from jupyter_mlops.tracking.records import Data, File, Model, RunEnd, RunStart, RunStatus
 from jupyter_mlops.tracking.store import spool_root, tracking_uri
 from jupyter_mlops.tracking.writer import Writer
 
 STATUSES = ("FINISHED", "FAILED", "KILLED")
+LIVE_STATUSES = ("SCHEDULED", "RUNNING")
 
 
 def _now_ms() -> int:
@@ -70,35 +72,35 @@ class Tracker:
         run = RunRef(key=uuid.uuid4().hex, name=name, experiment=experiment,
                      parent=parent.key if parent else None)
         cleaned = limits.clean_strings(tags or {}, "tag", limits.MAX_TAG_VALUE)
-        record: dict[str, Any] = {
-            "op": "run", "key": run.key, "exp": experiment, "parent": run.parent, "name": name,
-            "start": run.start, "tags": {**identity_tags(), vocab.USER_TAG: _user(),
-                                         **cleaned.values},
-        }
-        if notebook is not None:
-            record["enrich"] = notebook
-        self.writer.put(record)
+        self.writer.put(RunStart(run.key, experiment, run.start, name, run.parent,
+                                 tags={**identity_tags(), vocab.USER_TAG: _user(),
+                                       **cleaned.values}), enrich=notebook)
         self._overflow(run, cleaned)
         return run
+
+    def mark(self, run: RunRef, status: str) -> None:
+        """Show a run that has not ended as SCHEDULED (queued) or RUNNING in MLflow."""
+        if status not in LIVE_STATUSES:
+            raise ValueError(f"a live run is {' or '.join(LIVE_STATUSES)}, not {status!r}")
+        self.writer.put(RunStatus(run.key, status))
 
     def end_run(self, run: RunRef, status: str = "FINISHED") -> None:
         if run.status != "RUNNING":
             return
         run.status = status if status in STATUSES else "FAILED"
-        run.ended_at = self.writer.put({"op": "end", "key": run.key, "status": run.status,
-                                        "end": _now_ms()})
+        run.ended_at = self.writer.put(RunEnd(run.key, run.status, _now_ms()))
 
     # values ----------------------------------------------------------------------------
     def log_params(self, run: RunRef, params: dict[str, Any]) -> None:
         cleaned = limits.clean_strings(params, "param", limits.MAX_PARAM_VALUE)
         if cleaned.values:
-            self.writer.put({"op": "data", "key": run.key, "params": cleaned.values})
+            self.writer.put(Data(run.key, params=cleaned.values))
         self._overflow(run, cleaned)
 
     def set_tags(self, run: RunRef, tags: dict[str, Any]) -> None:
         cleaned = limits.clean_strings(tags, "tag", limits.MAX_TAG_VALUE)
         if cleaned.values:
-            self.writer.put({"op": "data", "key": run.key, "tags": cleaned.values})
+            self.writer.put(Data(run.key, tags=cleaned.values))
         self._overflow(run, cleaned)
 
     def log_metrics(self, run: RunRef, metrics: dict[str, Any], step: int | None = None) -> None:
@@ -112,7 +114,7 @@ class Tracker:
             point_step = run.steps.get(key, 0) if step is None else step
             run.steps[key] = point_step + 1
             points.append([key, value, ts, point_step])
-        self.writer.put({"op": "data", "key": run.key, "metrics": points})
+        self.writer.put(Data(run.key, metrics=points))
 
     # artifacts -------------------------------------------------------------------------
     def log_text(self, run: RunRef, artifact_path: str, text: str) -> None:
@@ -129,8 +131,7 @@ class Tracker:
         Pickled now, in the caller's thread: later changes to the object must not leak in.
         """
         data = _dumps((model, input_example))
-        self.writer.put({"op": "model", "key": run.key, "name": name, "register": register,
-                         "payload": data, "filename": "model.pkl"})
+        self.writer.put(Model(run.key, name, register, artifact="model.pkl"), data)
 
     def log_model_file(self, run: RunRef, path: Path, serializer: str,
                        name: str = vocab.MODEL_ARTIFACT, register: str | None = None) -> None:
@@ -139,14 +140,12 @@ class Tracker:
         The sender loads it: this process never imports the model's library, which can take
         seconds on a loaded machine.
         """
-        self.writer.put({"op": "model", "key": run.key, "name": name, "register": register,
-                         "payload": path.read_bytes(), "filename": path.name,
-                         "serializer": serializer})
+        self.writer.put(Model(run.key, name, register, artifact=path.name,
+                              serializer=serializer), path.read_bytes())
 
     def _file(self, run: RunRef, artifact_path: str, payload: str | bytes) -> None:
         dest, _, filename = artifact_path.rpartition("/")
-        self.writer.put({"op": "file", "key": run.key, "dest": dest, "payload": payload,
-                         "filename": filename})
+        self.writer.put(File(run.key, dest, artifact=filename), payload)
 
     def _overflow(self, run: RunRef, cleaned: limits.Cleaned) -> None:
         for path, text in cleaned.overflow.items():

@@ -13,6 +13,7 @@ import time
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking.client import RunRef, Tracker
+from jupyter_mlops.tracking.records import Model
 from jupyter_mlops.tracking.spool import registered_key
 from jupyter_mlops.tracking.writer import Writer
 
@@ -61,9 +62,8 @@ def model_fate(tracker: Tracker, run: RunRef, register: str | None = None,
     if not _settled(writer, run):
         return "", False
     # Read after the ack: the sender quarantines a record before it acks it.
-    if any((e.get("record") or {}).get("op") == "model"
-           and (e["record"].get("name") or vocab.MODEL_ARTIFACT) == name
-           for e in tracker.rejections(run)):
+    rejected = [quarantine.record_of(e) for e in tracker.rejections(run)]
+    if any(isinstance(r, Model) and r.name == name for r in rejected):
         return "NOT STORED: rejected", True
     if writer.spool.acked() < run.ended_at:
         return "", True  # the writer closed before the store had it: nothing to say here

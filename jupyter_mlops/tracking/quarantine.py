@@ -17,7 +17,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from jupyter_mlops.tracking.spool import Record, Spool
+from jupyter_mlops.tracking import records
+from jupyter_mlops.tracking.records import (
+    Damaged,
+    Data,
+    File,
+    Model,
+    Record,
+    RunEnd,
+    RunStart,
+    RunStatus,
+)
+from jupyter_mlops.tracking.spool import Spool
 
 SUFFIX = ".rejected.jsonl"
 REASON_CHARS = 2000  # kept in the file; messages show a shorter cut
@@ -30,11 +41,11 @@ def keep(spool: Spool, record: Record, reason: str, run_id: str | None = None,
          run: str | None = None) -> Entry:
     """Append a rejected record and why to the spool's quarantine file (fsynced)."""
     entry: Entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "session": spool.session_id,
-                    "key": record.get("key"), "run_id": run_id, "run": run,
+                    "key": getattr(record, "key", None), "run_id": run_id, "run": run,
                     "what": what(record), "reason": reason[:REASON_CHARS],
-                    "record": record}
-    if record.get("file"):
-        entry["payload"] = _keep_payload(spool, record["file"])
+                    "record": record.to_json()}
+    if isinstance(record, (File, Model)) and record.file:
+        entry["payload"] = _keep_payload(spool, record.file)
     spool.root.mkdir(parents=True, exist_ok=True)
     with open(spool.rejected_path, "a") as handle:
         handle.write(json.dumps(entry, default=str) + "\n")
@@ -85,27 +96,39 @@ def files(root: Path) -> Iterator[Path]:
 
 def what(record: Record) -> str:
     """The record in the user's words: which model, artifact, params, metrics or tags."""
-    op = record.get("op")
-    if op == "damaged":
-        where = record.get("offset")
-        at = f"at byte {where}" if where is not None else f"ending at byte {record.get('end')}"
-        return f"damaged spool line {at}"
-    if op == "model":
-        name = f"model {record.get('name') or 'model'!r}"
-        return f"{name} (to register as {record['register']!r})" if record.get("register") else name
-    if op == "file":
-        dest, file = record.get("dest"), record.get("artifact") or record.get("file")
-        return f"artifact {f'{dest}/{file}' if dest else file!r}"
-    if op == "run":
-        return f"run {record.get('name')!r}"
-    if op == "end":
-        return f"end of the run ({record.get('status')})"
-    parts = [f"param {k!r} = {_short(v)}" for k, v in (record.get("params") or {}).items()]
-    parts += [f"metric {m[0]!r}" for m in record.get("metrics") or ()]
-    parts += [f"tag {k!r}" for k in (record.get("tags") or {})]
-    if len(parts) > 4:
-        return f"{', '.join(parts[:3])} and {len(parts) - 3} more values"
-    return ", ".join(parts) or f"{op} record"
+    match record:
+        case Damaged():
+            at = (f"at byte {record.offset}" if record.offset is not None
+                  else f"ending at byte {record.end}")
+            return f"damaged spool line {at}"
+        case Model():
+            name = f"model {record.name!r}"
+            return f"{name} (to register as {record.register!r})" if record.register else name
+        case File():
+            file = record.artifact or record.file
+            return f"artifact {f'{record.dest}/{file}' if record.dest else file!r}"
+        case RunStart():
+            return f"run {record.name!r}"
+        case RunStatus():
+            return f"the run's status ({record.status})"
+        case RunEnd():
+            return f"end of the run ({record.status})"
+        case Data():
+            parts = [f"param {k!r} = {_short(v)}" for k, v in record.params.items()]
+            parts += [f"metric {m[0]!r}" for m in record.metrics]
+            parts += [f"tag {k!r}" for k in record.tags]
+            if len(parts) > 4:
+                return f"{', '.join(parts[:3])} and {len(parts) - 3} more values"
+            return ", ".join(parts) or "data record"
+    return f"{record.op} record"
+
+
+def record_of(entry: Entry) -> Record:
+    """The rejected record an entry keeps, read through the spool's own types."""
+    try:
+        return records.from_json(entry.get("record"))
+    except ValueError as error:  # an entry edited by hand
+        return Damaged(None, str(error), str(entry.get("record"))[:2000])
 
 
 def describe(entry: Entry, with_run: bool = True) -> str:
@@ -113,7 +136,7 @@ def describe(entry: Entry, with_run: bool = True) -> str:
     reason = " ".join(str(entry.get("reason", "")).split())
     if len(reason) > SHOWN_CHARS:
         reason = reason[:SHOWN_CHARS] + "..."
-    damaged = (entry.get("record") or {}).get("op") == "damaged"
+    damaged = isinstance(record_of(entry), Damaged)
     line = f"{entry.get('what')}{':' if damaged else ' rejected by the store:'} {reason}"
     if not with_run:
         return line

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_mlops.tracking import replay as replay_mod
+from jupyter_mlops.tracking.records import Record
 from jupyter_mlops.tracking.sink import BUSY, UNREACHABLE, MlflowSink, classify, reason
 from jupyter_mlops.tracking.spool import Spool, sessions
 from jupyter_mlops.tracking.store import open_client
@@ -179,17 +180,11 @@ class Sender:
         self._state("online")
 
     def _send_backlog(self) -> None:
-        """Send what the spool holds after the ack offset, in order."""
-        while self.online:
-            items = self.spool.read(self.spool.acked(), 500)
-            if not items:
-                return
-            for end, unit in replay_mod.units(items):
-                if not self._send_unit(end, unit):
-                    return
-                self.spool.set_acked(end)
+        """Send what the spool holds after the ack offset, in order (replay.py's loop)."""
+        replay_mod.send_backlog(self.spool, self._send_unit)
 
-    def _send_unit(self, end: int, unit: dict[str, Any]) -> bool:
+    def _send_unit(self, end: int, unit: Record) -> bool:
+        """Send one unit; False (and offline) when the store did not take it: resent later."""
         assert self._sink is not None
         self._sink.fresh = end > self._fresh_from
         try:
@@ -225,7 +220,7 @@ class Sender:
             return  # its kernel is alive (or its sender is still retrying a store)
         try:
             head = replay_mod.header(other)
-            if head is None or head.get("uri") == self.uri:
+            if head is None or head.uri == self.uri:
                 replay_mod.replay(other, self._client, self.uri)
         finally:
             other.release()

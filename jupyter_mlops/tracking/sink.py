@@ -22,6 +22,17 @@ from jupyter_mlops.steps.mlflow_vocabulary import (
     RUN_KEY_TAG,
     get_or_create_experiment,
 )
+from jupyter_mlops.tracking.records import (
+    Damaged,
+    Data,
+    File,
+    Header,
+    Model,
+    Record,
+    RunEnd,
+    RunStart,
+    RunStatus,
+)
 from jupyter_mlops.tracking.spool import registered_key
 from jupyter_mlops.tracking.store import artifact_root
 
@@ -30,8 +41,6 @@ log = logging.getLogger("jupyter_mlops.tracking")
 MAX_METRICS = 1000  # MLflow's log_batch limits
 MAX_PARAMS_TAGS = 100
 
-Record = dict[str, Any]
-
 
 class PermanentError(Exception):
     """The store refused a record; resending it cannot help.
@@ -39,7 +48,7 @@ class PermanentError(Exception):
     `record` is the part refused when the store took the rest (one param of a batch).
     """
 
-    def __init__(self, message: str, record: Record | None = None) -> None:
+    def __init__(self, message: str, record: Data | None = None) -> None:
         super().__init__(message)
         self.record = record
 
@@ -142,11 +151,24 @@ class MlflowSink:
 
     # entry point -----------------------------------------------------------------------
     def apply(self, record: Record) -> None:
-        handler = getattr(self, f"_op_{record['op']}", None)
-        if handler is None:
-            raise PermanentError(f"unknown spool record {record.get('op')!r} (written by a "
-                                 "newer jupyter-mlops?)")
-        handler(record)
+        """Apply one record to the store: the one place a record becomes MLflow calls."""
+        match record:
+            case Header():
+                pass  # says which store the spool is for: nothing to send
+            case RunStart():
+                self._create_run(record)
+            case RunStatus():
+                self.client.update_run(self.run_id(record.key), status=record.status)
+            case RunEnd():
+                set_status(self.client, self.run_id(record.key), record.status, record.end)
+            case Data():
+                self._log_data(record)
+            case File():
+                self._log_file(record)
+            case Model():
+                self._log_model(record)
+            case Damaged():
+                raise PermanentError(f"not sent: {record.problem}")
 
     def answers(self) -> bool:
         """Whether the store answers a trivial request right now."""
@@ -196,33 +218,29 @@ class MlflowSink:
         self.ids[key] = run_id
         self.on_new_id(key, run_id)
 
-    def _op_run(self, record: Record) -> None:
-        key = record["key"]
-        self._names[key] = record.get("name") or key
-        if key in self.ids or (not self.fresh and self._find(key, record["exp"])):
-            self.run_id(key, record["exp"])
+    def _create_run(self, record: RunStart) -> None:
+        key = record.key
+        self._names[key] = record.name or key
+        if key in self.ids or (not self.fresh and self._find(key, record.exp)):
+            self.run_id(key, record.exp)
             return
-        tags = {k: str(v) for k, v in (record.get("tags") or {}).items()}
+        tags = {k: str(v) for k, v in record.tags.items()}
         tags[RUN_KEY_TAG] = key  # in the same call: a crash after it still finds the run
-        if record.get("parent"):
-            tags[PARENT_RUN_TAG] = self.run_id(record["parent"])
+        if record.parent:
+            tags[PARENT_RUN_TAG] = self.run_id(record.parent)
         run = self.client.create_run(
-            self.experiment_id(record["exp"]), start_time=record["start"],
-            run_name=record.get("name"), tags=tags)
+            self.experiment_id(record.exp), start_time=record.start,
+            run_name=record.name, tags=tags)
         self._remember(key, run.info.run_id)
 
-    def _op_end(self, record: Record) -> None:
-        set_status(self.client, self.run_id(record["key"]), record["status"], record["end"])
-
     # data ------------------------------------------------------------------------------
-    def _op_data(self, record: Record) -> None:
+    def _log_data(self, record: Data) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
-        run_id = self.run_id(record["key"])
-        metrics = [Metric(k, v, ts, step) for k, v, ts, step in record.get("metrics", ())]
-        named: list[Param | RunTag] = [Param(k, v)
-                                       for k, v in (record.get("params") or {}).items()]
-        named += [RunTag(k, v) for k, v in (record.get("tags") or {}).items()]
+        run_id = self.run_id(record.key)
+        metrics = [Metric(k, v, ts, step) for k, v, ts, step in record.metrics]
+        named: list[Param | RunTag] = [Param(k, v) for k, v in record.params.items()]
+        named += [RunTag(k, v) for k, v in record.tags.items()]
         for batch_metrics, batch_named in _batches(metrics, named):
             params = [p for p in batch_named if isinstance(p, Param)]
             tags = [t for t in batch_named if not isinstance(t, Param)]
@@ -231,16 +249,17 @@ class MlflowSink:
             except Exception as error:
                 if not self._refused(error):
                     raise
-                self._one_by_one(run_id, batch_metrics, params, tags)
+                self._one_by_one(record.key, run_id, batch_metrics, params, tags)
 
     def _refused(self, error: BaseException) -> bool:
         """The store answered that this call is wrong (not: it went away meanwhile)."""
         return classify(error) == REJECTED and (is_permanent(error) or self.answers())
 
-    def _one_by_one(self, run_id: str, metrics: list, params: list, tags: list) -> None:
+    def _one_by_one(self, key: str, run_id: str, metrics: list, params: list,
+                    tags: list) -> None:
         """A refused batch (e.g. a param re-logged with another value): store the rest, then
         raise PermanentError naming the refused values, which the caller quarantines."""
-        refused: Record = {"params": {}, "tags": {}, "metrics": []}
+        refused = Data(key)
         reasons: list[tuple[str, str]] = []
         for kind, items in (("metrics", metrics), ("params", params), ("tags", tags)):
             for item in items:
@@ -250,27 +269,28 @@ class MlflowSink:
                     if not self._refused(error):
                         raise
                     if kind == "metrics":
-                        refused["metrics"].append([item.key, item.value, item.timestamp,
-                                                   item.step])
+                        refused.metrics.append([item.key, item.value, item.timestamp,
+                                                item.step])
                     else:
-                        refused[kind][item.key] = item.value
+                        getattr(refused, kind)[item.key] = item.value
                     reasons.append((f"{kind[:-1]} {item.key!r}", _reason(error)))
         if reasons:
             message = reasons[0][1] if len(reasons) == 1 else "; ".join(
                 f"{label}: {why}" for label, why in reasons)
-            raise PermanentError(message, record={"op": "data", **refused})
+            raise PermanentError(message, record=refused)
 
     # artifacts -------------------------------------------------------------------------
-    def _op_file(self, record: Record) -> None:
-        if "text" in record:  # small text, spooled inline
-            self._log_text(record)
+    def _log_file(self, record: File) -> None:
+        if record.text is not None:  # small text, spooled inline
+            artifact = f"{record.dest}/{record.artifact}" if record.dest else record.artifact
+            self.client.log_text(self.run_id(record.key), record.text, artifact)
             return
-        path = self.files / record["file"]
-        if not path.exists():
+        path = self.files / (record.file or "")
+        if not record.file or not path.exists():
             raise PermanentError(f"the spooled file {path} is missing (deleted by hand?)")
-        run_id = self.run_id(record["key"])
-        dest = record.get("dest") or None
-        name = record.get("artifact") or path.name
+        run_id = self.run_id(record.key)
+        dest = record.dest or None
+        name = record.artifact or path.name
         if name == path.name:
             self.client.log_artifact(run_id, str(path), dest)
             return
@@ -280,31 +300,26 @@ class MlflowSink:
             os.link(path, named)
             self.client.log_artifact(run_id, str(named), dest)
 
-    def _log_text(self, record: Record) -> None:
-        dest = record.get("dest")
-        artifact = f"{dest}/{record['artifact']}" if dest else record["artifact"]
-        self.client.log_text(self.run_id(record["key"]), record["text"], artifact)
-
-    def _op_model(self, record: Record) -> None:
+    def _log_model(self, record: Model) -> None:
         from jupyter_mlops.steps.model_logging import ModelLoggingError, log_model
 
-        run_id = self.run_id(record["key"])
-        name = record.get("name") or "model"
+        run_id = self.run_id(record.key)
+        name = record.name
         if self._has_model(run_id, name):
             return
         try:
-            model, example = _read_model(self.files / record["file"], record.get("serializer"))
+            model, example = _read_model(self.files / record.file, record.serializer)
         except Exception as error:  # missing file, or a class the sender cannot import
             raise PermanentError(f"model {name!r} could not be read back from the spool: "
                                  f"{type(error).__name__}: {error}") from error
         try:
             info = log_model(self.client, run_id, model, name=name, input_example=example,
-                             register=record.get("register"))
+                             register=record.register)
         except ModelLoggingError as error:
             raise PermanentError(str(error)) from error
         version = getattr(info, "registered_model_version", None)
         if version is not None:  # the run card names it; written before the record's ack
-            self.on_new_id(registered_key(record["key"], name), str(version))
+            self.on_new_id(registered_key(record.key, name), str(version))
 
     def _has_model(self, run_id: str, name: str) -> bool:
         """A READY model of that name on the run: one a failed attempt left FAILED is redone."""

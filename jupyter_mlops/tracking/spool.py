@@ -1,4 +1,5 @@
-"""The on-disk spool: an append-only, fsynced log of every record a session produced.
+"""The on-disk spool: an append-only, fsynced log of every record (records.py) a session
+produced.
 
 Every record is appended here before it is sent (a write-ahead log), so a store outage or a
 killed kernel loses nothing. `<id>.ack` holds the offset up to which the store has the
@@ -23,7 +24,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-Record = dict[str, Any]
+from jupyter_mlops.tracking.records import Record, decode, encode
 
 
 class Spool:
@@ -155,7 +156,7 @@ class Spool:
             for line in handle:
                 if not line.endswith(b"\n"):
                     break  # a torn last line from a crash mid-write: never acked, dropped
-                out.append((offset + len(line), _decode(line, offset)))
+                out.append((offset + len(line), decode(line, offset)))
                 offset += len(line)
                 if len(out) >= limit:
                     break
@@ -217,26 +218,6 @@ class Spool:
         shutil.rmtree(self.files, ignore_errors=True)
         for lock in self._locks.values():
             Path(lock.lock_file).unlink(missing_ok=True)
-
-
-def encode(record: Record) -> bytes:
-    """A record as its spool line."""
-    return json.dumps(record, separators=(",", ":")).encode() + b"\n"
-
-
-def _decode(line: bytes, offset: int) -> Record:
-    """A spool line's record; a line that is not a JSON object (damaged on disk, or written
-    by hand) becomes a `damaged` record, which replay quarantines instead of stopping."""
-    try:
-        record = json.loads(line)
-    except ValueError as error:
-        problem = f"not JSON ({error})"
-    else:
-        if isinstance(record, dict):
-            return record
-        problem = f"a JSON {type(record).__name__}, not a record"
-    return {"op": "damaged", "offset": offset, "problem": problem,
-            "line": line.decode("utf-8", "replace")[:2000]}
 
 
 def registered_key(run_key: str, name: str) -> str:

@@ -91,7 +91,7 @@ def _replay_one(spool: Spool, default_uri: str, clients: dict[str, Any],
     uri = default_uri
     try:
         head = replay_mod.header(spool)
-        uri = head.get("uri", default_uri) if head else default_uri
+        uri = head.uri if head else default_uri
         if uri not in clients:
             clients[uri] = open_client(uri, notice=report.notes.append)
         report.replayed[spool.session_id] = replay_mod.replay(spool, clients[uri], uri)

@@ -24,7 +24,8 @@ from pathlib import Path
 from jupyter_mlops import settings
 from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking.gitinfo import source_tags
-from jupyter_mlops.tracking.spool import Record, Spool, encode
+from jupyter_mlops.tracking.records import Data, File, Header, Model, Record, encode
+from jupyter_mlops.tracking.spool import Spool
 
 
 class Writer:
@@ -62,24 +63,30 @@ class Writer:
         self._end = 0
         self._closed = False
         self._idle = settings.SENDER_IDLE.get()
-        self.put({"op": "header", "uri": uri, "host": socket.gethostname()})
+        self.put(Header(uri, socket.gethostname()))
         self._syncer = threading.Thread(target=self._sync_loop, name="jupyter-mlops-syncer",
                                         daemon=True)
         self._syncer.start()
 
     # cell-thread API -------------------------------------------------------------------
-    def put(self, record: Record) -> int:
+    def put(self, record: Record, payload: str | bytes | None = None,
+            enrich: str | None = None) -> int:
         """Append the record to the spool now; fsync and sending happen in the background.
-        Returns the spool offset the store has it once acked (see `settled`)."""
+        Returns the spool offset the store has it once acked (see `settled`).
+
+        `payload` is an artifact's or a model's content: small text goes into the record,
+        the rest to a file beside the spool. `enrich` (a notebook path, maybe '') asks for the
+        run's source and git tags, which the syncer thread adds.
+        """
         with self._append:
-            if _inline(record):
-                record["text"] = record.pop("payload")
-                record["artifact"] = record.pop("filename")
-            payload = self._name_payload(record) if "payload" in record else (None, None)
-            notebook = record.pop("enrich", None)
-            if notebook is not None:
-                self._enrich.append((record["key"], notebook))
-            end = self._hold(encode(record), *payload)
+            if isinstance(record, File) and _inline(payload):
+                record.text, payload = str(payload), None
+            named: tuple[Path | None, bytes | None] = (None, None)
+            if payload is not None and isinstance(record, (File, Model)):
+                named = self._name_payload(record, payload)
+            if enrich is not None:
+                self._enrich.append((getattr(record, "key", ""), enrich))
+            end = self._hold(encode(record), *named)
             self._write_held()
         with self._wake:
             self._wake.notify()
@@ -323,15 +330,13 @@ class Writer:
         with self._append:
             pending, self._enrich = self._enrich, []
         for key, notebook in pending:
-            self.put({"op": "data", "key": key, "tags": source_tags(notebook)})
+            self.put(Data(key, tags=source_tags(notebook)))
 
-    def _name_payload(self, record: Record) -> tuple[Path, bytes]:
-        """The payload goes to a file; the spooled record names it (and the artifact's name)."""
-        payload = record.pop("payload")
+    def _name_payload(self, record: File | Model, payload: str | bytes) -> tuple[Path, bytes]:
+        """The payload goes to a file; the spooled record names it."""
         self._files += 1
-        record["artifact"] = record.pop("filename")
-        record["file"] = f"{self._files:06d}"  # flat: a folder per file costs a mkdir per cell
-        return self.spool.files / record["file"], (
+        record.file = f"{self._files:06d}"  # flat: a folder per file costs a mkdir per cell
+        return self.spool.files / record.file, (
             payload.encode() if isinstance(payload, str) else payload)
 
     # records the disk refused ------------------------------------------------------------
@@ -405,8 +410,7 @@ def _write_file(path: Path, data: bytes) -> None:
 INLINE_TEXT = 16 * 1024  # characters of a text artifact kept in its spooled record
 
 
-def _inline(record: Record) -> bool:
+def _inline(payload: str | bytes | None) -> bool:
     """Small text goes into the spool line itself: a file of its own costs a create, a write
     and an fsync (about 0.5 ms of the cell here for the cell's source and its stdout)."""
-    payload = record.get("payload")
-    return record.get("op") == "file" and isinstance(payload, str) and len(payload) <= INLINE_TEXT
+    return isinstance(payload, str) and len(payload) <= INLINE_TEXT

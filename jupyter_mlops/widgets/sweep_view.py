@@ -10,12 +10,12 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from jupyter_mlops.widgets import data
+from jupyter_mlops.runner.sweep import SweepExecutor, SweepPlan, SweepRun
+from jupyter_mlops.steps.mlflow_vocabulary import SWEEP_TAG
 from jupyter_mlops.widgets.errors import SweepError
 from jupyter_mlops.widgets.fallback import StaticFallback
 from jupyter_mlops.widgets.grid import expand_grid
 from jupyter_mlops.widgets.html import esc, fmt, status_badge, table
-from jupyter_mlops.widgets.sweep_runs import SWEEP_TAG, SweepExecutor, SweepPlan, SweepRun
 
 DEFAULT_OUT = Path(".mlops") / "sweeps"
 
@@ -35,7 +35,7 @@ class Sweep(StaticFallback, widgets.VBox):
         if browse:
             from jupyter_mlops.widgets.runs_browser import RunsBrowser
 
-            self.browser = RunsBrowser(executor.plan.experiment, executor.client,
+            self.browser = RunsBrowser(executor.plan.experiment, executor.tracker.uri,
                                        filter_string=f"tags.`{SWEEP_TAG}` = "
                                                      f"'{executor.plan.sweep_id}'")
             children.append(self.browser)
@@ -128,7 +128,9 @@ def sweep(notebook: str | Path, grid: dict[str, Any] | None = None, *, jobs: int
                      out=Path(out or DEFAULT_OUT).resolve() / sweep_id, jobs=jobs,
                      pipeline=pipeline, metrics=list(metrics or []), timeout=timeout,
                      launched_from=_launching_notebook())
-    executor = SweepExecutor(plan, data.resolve_client(tracking_uri))
+    from jupyter_mlops.runner.tracking import shared_tracker
+
+    executor = SweepExecutor(plan, shared_tracker(tracking_uri))
     view = Sweep(executor, browse=browse)
     executor.start()
     if wait:

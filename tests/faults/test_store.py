@@ -23,6 +23,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from pytest_jupyter.jupyter_server import *  # noqa: F401,F403
 from server.conftest import TOKEN, _notebook, fetch_json
 
+from jupyter_mlops.tracking.records import Data, Header, RunEnd, RunStart
 from jupyter_mlops.tracking.spool import Spool
 
 from .conftest import cli
@@ -221,20 +222,18 @@ def _dead_kernel_spool(spool_dir: Path, uri: str, damage: bytes) -> tuple[Spool,
     gone.wait()
     identity = {"mlops.pid": str(gone.pid), "mlops.host": socket.gethostname()}
     spool = Spool(spool_dir, "20261201090000-4242-deadbeef")
-    spool.append([{"op": "header", "uri": uri, "host": socket.gethostname()}])
+    spool.append([Header(uri, socket.gethostname())])
     names = [f"forest_{seed}" for seed in range(3)]
     for i, name in enumerate(names):
         spool.append([
-            {"op": "run", "key": f"key{i}", "exp": "Churn_Model", "parent": None,
-             "name": name, "start": 1764579600000 + i, "tags": identity},
-            {"op": "data", "key": f"key{i}", "params": {"n_estimators": "5"},
-             "metrics": [["accuracy", 0.9 + i / 100, 1764579600500, 0]]}])
+            RunStart(f"key{i}", "Churn_Model", 1764579600000 + i, name, tags=identity),
+            Data(f"key{i}", params={"n_estimators": "5"},
+                 metrics=[["accuracy", 0.9 + i / 100, 1764579600500, 0]])])
         if i == 0:
             spool.release()
             with open(spool.log_path, "ab") as log:  # as a disk (or a hand) damaged it
                 log.write(damage)
-        spool.append([{"op": "end", "key": f"key{i}", "status": "FINISHED",
-                       "end": 1764579601000 + i}])
+        spool.append([RunEnd(f"key{i}", "FINISHED", 1764579601000 + i)])
     spool.release()
     return spool, names
 

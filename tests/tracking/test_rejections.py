@@ -91,14 +91,14 @@ def test_a_model_the_sender_cannot_store_is_quarantined_with_its_payload(h, work
     its entry names the model and keeps the payload; the run's other records are stored."""
     from jupyter_mlops.tracking.client import Tracker
     from jupyter_mlops.tracking.delivery import run_problems
+    from jupyter_mlops.tracking.records import Model
 
     shutil.copy(h.template_db(), workdir / "mlflow.db")
     monkeypatch.chdir(workdir)
     tracker = Tracker(f"sqlite:///{workdir / 'mlflow.db'}")
     run = tracker.start_run("Churn_Forest", "churn")
     tracker.log_metrics(run, {"auc": 0.81})
-    tracker.writer.put({"op": "model", "key": run.key, "name": "forest", "register": "churn",
-                        "payload": b"not a pickle", "filename": "model.pkl"})
+    tracker.writer.put(Model(run.key, "forest", "churn", artifact="model.pkl"), b"not a pickle")
     tracker.end_run(run)
     assert tracker.flush(120)  # answered for: nothing waits on a retry
     lines, final = run_problems(tracker, run)

@@ -12,7 +12,8 @@ import warnings
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
-from jupyter_mlops.tracking import limits, notebook_info
+from jupyter_mlops.tracking import limits, notebook_info, quarantine
+from jupyter_mlops.tracking.records import Damaged, Data, File, Header, Model, RunEnd, RunStart
 from jupyter_mlops.tracking.spool import Spool
 
 SUBCOMMANDS = ("start", "track", "log", "params", "end", "status", "runs", "ui")
@@ -72,15 +73,76 @@ def test_metrics_keep_nan_and_inf_and_skip_non_numbers():
 def test_spool_acks_survive_a_torn_line_and_lock_out_a_second_owner(tmp_path):
     spool = Spool(tmp_path, "s1")
     assert spool.try_own()
-    ends = spool.append([{"op": "data", "key": "k", "metrics": [["m", float("nan"), 1, 0]]},
-                         {"op": "end", "key": "k", "status": "FINISHED", "end": 2}])
+    ends = spool.append([Data("k", metrics=[["m", float("nan"), 1, 0]]),
+                         RunEnd("k", "FINISHED", 2)])
     with open(spool.log_path, "ab") as handle:
         handle.write(b'{"op": "da')  # a crash mid-write
     spool.set_acked(ends[0])
-    assert [r["op"] for _, r in spool.read(spool.acked())] == ["end"]
+    assert [r for _, r in spool.read(spool.acked())] == [RunEnd("k", "FINISHED", 2)]
     assert Spool(tmp_path, "s1").try_own() is False  # the live owner keeps it
     spool.release()
     assert Spool(tmp_path, "s1").try_own() is True
+
+
+# Lines as the previous version's writer spooled them (a spool left on disk by an upgrade).
+OLD_SPOOL = b"""\
+{"op":"header","uri":"sqlite:////home/ada/Churn_Study/mlflow.db","host":"lab-7"}
+{"op":"run","key":"k1","exp":"Churn_Model","parent":null,"name":"Random_Forest","start":1764579600000,"tags":{"mlops.kind":"cell","mlflow.user":"ada"}}
+{"op":"data","key":"k1","params":{"n_estimators":"200"}}
+{"op":"data","key":"k1","metrics":[["auc",0.91,1764579600500,0]]}
+{"op":"file","key":"k1","dest":"","text":"print(auc)","artifact":"cell.py"}
+{"op":"file","key":"k1","dest":"figures","artifact":"figure_0.png","file":"000001"}
+{"op":"model","key":"k1","name":"model","register":"Churn_Forest","artifact":"model.pkl","file":"000002"}
+{"op":"model","key":"k1","name":"forest","register":null,"artifact":"forest.joblib","file":"000003","serializer":"joblib"}
+{"op":"end","key":"k1","status":"FINISHED","end":1764579601000}
+"""
+
+
+def test_a_spool_the_previous_version_left_is_read_as_typed_records(tmp_path):
+    spool = Spool(tmp_path, "20261201090000-4242-deadbeef")
+    spool.log_path.write_bytes(OLD_SPOOL)
+    records = [record for _, record in spool.read(0)]
+    assert [type(r) for r in records] == [Header, RunStart, Data, Data, File, File, Model, Model,
+                                          RunEnd]
+    assert records[1].parent is None and records[1].tags["mlops.kind"] == "cell"
+    assert records[4].text == "print(auc)" and records[5].file == "000001"
+    assert (records[6].register, records[7].serializer) == ("Churn_Forest", "joblib")
+    # Written back, each is the same line: old and new spools have one shape.
+    again = Spool(tmp_path / "again", "s")
+    again.append(records)
+    assert [json.loads(line) for line in again.log_path.read_bytes().splitlines()] == \
+        [json.loads(line) for line in OLD_SPOOL.splitlines()]
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    (b'{"op":"end","key":["k1"],"status":"FINISHED","end":1}', "end record with key=\"['k1']\""),
+    (b'{"op":"data","key":"k1","metrics":[["auc",0.9]]}', "not [key, value, time, step]"),
+    (b'{"op":"upload","key":"k1"}', "unknown spool record 'upload' (written by a newer"),
+    (b'[1, 2]', "a JSON list, not a record"),
+    (b'{"op": "da\x00\x00', "not JSON"),
+])
+def test_a_line_of_no_known_shape_is_read_as_damaged_and_named(tmp_path, line, problem):
+    spool = Spool(tmp_path, "s")
+    spool.log_path.write_bytes(OLD_SPOOL[:OLD_SPOOL.index(b"\n") + 1] + line + b"\n")
+    [(_, header), (_, damaged)] = spool.read(0)
+    assert isinstance(damaged, Damaged) and problem in damaged.problem, damaged
+    assert damaged.offset == OLD_SPOOL.index(b"\n") + 1
+    assert quarantine.what(damaged) == f"damaged spool line at byte {damaged.offset}"
+
+
+def test_an_earlier_quarantine_entry_is_still_described():
+    """Entries the previous version wrote (a damaged line found by replay had no offset)."""
+    entry = {"what": "damaged spool line ending at byte 812", "reason": "not sent: no op",
+             "run": None, "run_id": None,
+             "record": {"op": "damaged", "offset": None, "end": 812, "problem": "no op",
+                        "line": "{}"}}
+    assert quarantine.record_of(entry) == Damaged(None, "no op", "{}", 812)
+    assert quarantine.describe(entry) == \
+        "run ?: damaged spool line ending at byte 812: not sent: no op"
+    model = {"what": "model 'forest'", "reason": "MlflowException: boom",
+             "record": {"op": "model", "key": "k1", "name": "forest", "register": None,
+                        "artifact": "model.pkl", "file": "000002"}}
+    assert quarantine.record_of(model) == Model("k1", "forest", None, "model.pkl", "000002")
 
 
 def test_notebook_path_from_jupyterlab_and_papermill(tmp_path, monkeypatch):
