@@ -69,6 +69,17 @@ def test_the_pool_starts_kernels_before_they_are_taken(pool):
         assert not _running(pid)
 
 
+def test_a_step_asking_while_the_starter_warms_a_kernel_gets_that_kernel(tmp_path):
+    with KernelPool(tmp_path, tmp_path, warm_code="import json") as pool:
+        pool.want_idle(1)
+        deadline = time.monotonic() + 120
+        while not pool.live_pids() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        kernel = pool.take()  # while kernel-1 boots and warms: it waits for it
+        assert kernel.name == "kernel-1" and kernel.ready  # not a second one started for it
+        assert kernel.km.is_alive()
+
+
 def _running(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
