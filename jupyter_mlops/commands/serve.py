@@ -16,4 +16,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from jupyter_mlops.models.serving import serve
 
-    return serve(args.model, port=args.port)
+    return serve(args.model, port=args.port, announce=lambda line: print(line, flush=True))

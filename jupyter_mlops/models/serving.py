@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -112,8 +112,10 @@ def check_servable(ref: ModelRef) -> None:
             "a `model:` step so it is stored as an MLflow model")
 
 
-def serve(reference: str, port: int = 5000, host: str = "127.0.0.1") -> int:
-    """Run MLflow's scoring server for the version until interrupted; its exit code."""
+def serve(reference: str, port: int = 5000, host: str = "127.0.0.1",
+          announce: Callable[[str], None] | None = None) -> int:
+    """Run MLflow's scoring server for the version until interrupted; its exit code.
+    `announce` receives one line saying what is served where, once it is resolved."""
     ref = resolve(reference)
     check_servable(ref)
     # MLflow starts `uvicorn` by name: this environment's, even when it is not activated.
@@ -122,7 +124,8 @@ def serve(reference: str, port: int = 5000, host: str = "127.0.0.1") -> int:
                MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true")  # our sklearn models are cloudpickled
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", ref.uri,
                "--env-manager", "local", "--host", host, "--port", str(port)]
-    print(f"serving {ref} at http://{host}:{port}/invocations (Ctrl-C stops it)", flush=True)
+    if announce is not None:
+        announce(f"serving {ref} at http://{host}:{port}/invocations (Ctrl-C stops it)")
     # Own session, so that stopping this command (Ctrl-C, SIGTERM) stops the server and its
     # uvicorn workers together rather than leaving them holding the port.
     server = subprocess.Popen(command, env=env, start_new_session=True)
