@@ -5,11 +5,13 @@ Importing the package stays cheap: mlflow, kfp and papermill load only when a fe
 
 from __future__ import annotations
 
+from jupyter_mlops import models  # a callable package (stdlib only): `jupyter_mlops.models()`
 from jupyter_mlops._lazy import lazy_attributes
 from jupyter_mlops._version import __version__
 from jupyter_mlops.errors import MlopsError
 
-__all__ = ["MlopsError", "__version__", "load_ipython_extension", "track", "read_graph"]
+__all__ = ["MlopsError", "__version__", "load_ipython_extension", "models", "promote", "track",
+           "read_graph"]
 
 # Public names that live in heavier modules, imported on first use.
 _LAZY = {
@@ -21,6 +23,7 @@ _LAZY = {
     "RunOptions": "jupyter_mlops.runner",
     "runs": "jupyter_mlops.widgets",
     "sweep": "jupyter_mlops.widgets",
+    "promote": "jupyter_mlops.models.registry",
 }
 
 

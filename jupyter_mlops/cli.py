@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "compile": "compile",
     "submit": "submit",
     "sync": "sync",
+    "models": "models",
     "serve": "serve",
     "deploy": "deploy",
 }
