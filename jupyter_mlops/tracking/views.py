@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from jupyter_mlops.steps.mlflow_vocabulary import RunRow, find_experiment, run_row
 from jupyter_mlops.tracking.store import DEFAULT_UI, artifact_root, open_client, sqlite_path
 
 
@@ -13,28 +14,26 @@ def runs_table(uri: str, experiment: str, last: int) -> Any:
     import pandas as pd
 
     client = open_client(uri)
-    exp = client.get_experiment_by_name(experiment)
+    exp = find_experiment(client, experiment)
     if exp is None:
         return pd.DataFrame()
     runs = client.search_runs([exp.experiment_id], max_results=last,
                               order_by=["attributes.start_time DESC"])
-    return pd.DataFrame([_row(run) for run in runs])
+    return pd.DataFrame([_table_row(run_row(run)) for run in runs])
 
 
-def _row(run: Any) -> dict[str, Any]:
-    info, data = run.info, run.data
-    end = info.end_time or None
-    row: dict[str, Any] = {
-        "run": info.run_name,
-        "status": info.status,
-        "started": dt.datetime.fromtimestamp(info.start_time / 1000).strftime("%Y-%m-%d %H:%M:%S"),
-        "duration_s": round((end - info.start_time) / 1000, 3) if end else None,
-        "kind": data.tags.get("mlops.kind", ""),
-        "run_id": info.run_id,
+def _table_row(row: RunRow) -> dict[str, Any]:
+    table: dict[str, Any] = {
+        "run": row.name,
+        "status": row.status,
+        "started": dt.datetime.fromtimestamp(row.start_ms / 1000).strftime("%Y-%m-%d %H:%M:%S"),
+        "duration_s": row.duration_s,
+        "kind": row.kind,
+        "run_id": row.run_id,
     }
-    row.update({f"metrics.{k}": v for k, v in sorted(data.metrics.items())[:8]})
-    row.update({f"params.{k}": v for k, v in sorted(data.params.items())[:8]})
-    return row
+    table.update({f"metrics.{k}": v for k, v in sorted(row.metrics.items())[:8]})
+    table.update({f"params.{k}": v for k, v in sorted(row.params.items())[:8]})
+    return table
 
 
 def ui_hint(uri: str) -> str:

@@ -1,4 +1,5 @@
-"""Runs as the views show them: plain rows read from MLflow, sorted, filtered and compared.
+"""Runs as the views show them: rows read from MLflow (the vocabulary's `RunRow`), sorted,
+filtered and compared.
 
 mlflow is imported only through `tracking.store.open_client`, when a view first needs a store.
 """
@@ -7,40 +8,13 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import Any
+
+from jupyter_mlops.steps.mlflow_vocabulary import RunRow, find_experiment, run_row
 
 BASE_COLUMNS = ("name", "status", "start", "duration_s")
 _MLFLOW_FILTER_PREFIXES = ("metrics.", "params.", "tags.", "attributes.", "metric.", "param.",
                            "tag.", "attribute.")
-
-
-@dataclass
-class RunRow:
-    """One MLflow run, flattened for display."""
-
-    run_id: str
-    name: str
-    status: str
-    start_ms: int
-    end_ms: int | None = None
-    experiment_id: str = ""
-    params: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def duration_s(self) -> float | None:
-        return round((self.end_ms - self.start_ms) / 1000, 2) if self.end_ms else None
-
-    def value(self, column: str) -> Any:
-        """A column's value: a base column, `metrics.NAME`, `params.NAME` or `tags.NAME`."""
-        kind, _, key = column.partition(".")
-        if key and kind in ("metrics", "params", "tags"):
-            return getattr(self, kind).get(key)
-        if column == "start":
-            return self.start_ms
-        return getattr(self, column, None)
 
 
 def resolve_client(client_or_uri: Any = None) -> Any:
@@ -63,9 +37,7 @@ def experiment_ids(client: Any, experiment: str | None) -> list[str]:
     """Ids of the named experiment (name or id), or of every experiment when None."""
     if experiment is None:
         return [e.experiment_id for e in client.search_experiments()]
-    found = client.get_experiment_by_name(experiment)
-    if found is None and experiment.isdigit():
-        found = client.get_experiment(experiment)
+    found = find_experiment(client, experiment)
     return [found.experiment_id] if found is not None else []
 
 
@@ -78,14 +50,6 @@ def fetch_runs(client: Any, experiment: str | None, filter_string: str = "",
     runs = client.search_runs(ids, filter_string=filter_string, max_results=max_results,
                               order_by=["attributes.start_time DESC"])
     return [run_row(run) for run in runs]
-
-
-def run_row(run: Any) -> RunRow:
-    info, data = run.info, run.data
-    return RunRow(run_id=info.run_id, name=info.run_name or info.run_id[:8],
-                  status=info.status, start_ms=info.start_time or 0,
-                  end_ms=info.end_time or None, experiment_id=info.experiment_id,
-                  params=dict(data.params), metrics=dict(data.metrics), tags=dict(data.tags))
 
 
 def is_mlflow_filter(text: str) -> bool:

@@ -24,6 +24,7 @@ from typing import Any
 import ipywidgets as widgets
 from ipywidgets.widgets.widget_string import HTMLStyle
 
+from jupyter_mlops.steps.mlflow_vocabulary import run_row
 from jupyter_mlops.widgets import data
 from jupyter_mlops.widgets.fallback import StaticFallback, publish
 from jupyter_mlops.widgets.html import esc, fmt, link, status_badge, status_colour
@@ -313,7 +314,7 @@ class RunCard(StaticFallback, _Card, widgets.HTML):
             return self
         client = data.resolve_client(self._source)
         self._source = client
-        row = data.run_row(client.get_run(self.run_id))
+        row = run_row(client.get_run(self.run_id))
         return self.update(status=row.status, params=row.params, metrics=row.metrics,
                            name=row.name, experiment_id=row.experiment_id,
                            started=row.start_ms / 1000,

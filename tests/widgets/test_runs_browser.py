@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from jupyter_mlops.steps.mlflow_vocabulary import RunRow
 from jupyter_mlops.widgets import runs
-from jupyter_mlops.widgets.data import RunRow, differing_params, filter_rows, sort_rows
+from jupyter_mlops.widgets.data import differing_params, filter_rows, sort_rows
 
 from .conftest import log_run
 
