@@ -100,14 +100,14 @@ def register(source: Any, name: str, *, alias: str | None = None, store: Any = N
     `source`: a run id (its model), `runs:/RUN_ID/NAME`, a logged model id (`m-...`,
     `models:/m-...`), or what `log_model` returned.
     """
+    from jupyter_mlops.steps.model_logging import _fluent_uri
+
     client = client_for(store)
     if alias:
         _check_alias(alias)
     logged = logged_model(client, source)
     _create_registered_model(client, name)
     tags = lineage(client, logged.source_run_id) if logged.source_run_id else {}
-    from jupyter_mlops.steps.model_logging import _fluent_uri
-
     # The registry resolves a `models:/m-...` source through the global tracking URI: ours,
     # for the call, whatever MLFLOW_TRACKING_URI says.
     with _fluent_uri(client.tracking_uri):
@@ -213,13 +213,11 @@ def versions(name: str | None = None, *, store: Any = None,
              max_results: int = 1000) -> list[Version]:
     """Versions of `name` (every registered model's when None), by model, newest first."""
     client = client_for(store)
-    if name is not None:
-        models = [_registered(client, name)]
-        found = client.search_model_versions(f"name = '{_quoted(name)}'",
-                                             max_results=max_results)
-    else:
-        models = list(client.search_registered_models(max_results=max_results))
-        found = client.search_model_versions(max_results=max_results)
+    query = f"name = '{_quoted(name)}'" if name is not None else None
+    models = ([_registered(client, name)] if name is not None
+              else list(client.search_registered_models(max_results=max_results)))
+    found = client.search_model_versions(query, max_results=max_results,
+                                         order_by=["name ASC", "version_number DESC"])
     aliases = {m.name: m.aliases or {} for m in models}
     runs: dict[str, dict[str, str]] = {}
     rows = [_version(client, v, aliases.get(v.name, {}), runs) for v in found]
