@@ -10,6 +10,7 @@ from typing import Any
 
 from jupyter_mlops.kfp.components import ComponentConfig, build_component
 from jupyter_mlops.kfp.errors import KfpCompileError
+from jupyter_mlops.kfp.gate import GATE_TASK, gate_component
 from jupyter_mlops.kfp.options import DEFAULT_IMAGE, CompileOptions
 from jupyter_mlops.kfp.packages import local_modules, mlflow_requirement, step_requirements
 from jupyter_mlops.kfp.pipeline import build_pipeline
@@ -44,6 +45,9 @@ def compile_notebook(notebook: str | Path | StepGraph, output: str | Path | None
     components = {step.name: build_component(graph, step, _notebook(graph, step),
                                              _config(graph, step, options), name)
                   for step in graph.steps}
+    gate = gate_component(graph, _gate_config(graph, options))
+    if gate is not None:  # gates or a registered model: the gate task ends the pipeline
+        components[GATE_TASK] = gate
     pipeline = _build(graph, name, components, options, notes)
     text = _compile(graph, pipeline)
     path = _write(text, output)
@@ -75,6 +79,12 @@ def _config(graph: StepGraph, step, options: CompileOptions) -> ComponentConfig:
     packages = step_requirements(graph, step, options.packages)
     return ComponentConfig(image, tuple(packages), options.install_packages,
                            options.pip_index_urls, mlflow_requirement())
+
+
+def _gate_config(graph: StepGraph, options: CompileOptions) -> ComponentConfig:
+    image = options.image or graph.base_image or DEFAULT_IMAGE
+    return ComponentConfig(image, (), options.install_packages, options.pip_index_urls,
+                           mlflow_requirement())
 
 
 def _build(graph: StepGraph, name: str, components: dict, options: CompileOptions,

@@ -14,6 +14,7 @@ from typing import Any
 from jupyter_mlops.kfp import names
 from jupyter_mlops.kfp.components import producers
 from jupyter_mlops.kfp.errors import KfpCompileError
+from jupyter_mlops.kfp.gate import GATE_TASK, add_gate_task
 from jupyter_mlops.kfp.kfpimport import dsl
 from jupyter_mlops.kfp.options import CompileOptions
 from jupyter_mlops.kfp.platform import apply_pod_options
@@ -52,6 +53,8 @@ def build_pipeline(graph: StepGraph, name: str, components: Mapping[str, Any],
             tasks[step.name] = _task(graph, step, components[step.name], values, tasks)
             _apply_options(graph, step, tasks[step.name], options)
             notes.extend(apply_pod_options(step, tasks[step.name]))
+        if GATE_TASK in components:
+            add_gate_task(graph, components[GATE_TASK], values, tasks)
 
     pipeline.__signature__ = signature  # type: ignore[attr-defined]
     pipeline.__name__ = names.function_name(name)

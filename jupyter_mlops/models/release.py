@@ -156,3 +156,37 @@ def _promote(outcome: ReleaseOutcome, entry: Registration, version: int, client:
                                  store=client)
     outcome.promoted[entry.model] = promotion.message()
     outcome.notes.append(promotion.message())
+
+
+def release_pipeline_run(plan: ReleasePlan, metrics: Mapping[str, float], tracking_uri: str,
+                         experiment: str, pipeline_run: str) -> ReleaseOutcome:
+    """The gate task of a compiled pipeline (kfp/gate.py): the same release, each step's model
+    found by the tags the KFP steps put on their MLflow runs. Prints what it decided; raises
+    GateFailed, which fails the task and the KFP run, when a quality gate failed."""
+    client = None
+    if tracking_uri:
+        from jupyter_mlops.tracking.store import open_client
+
+        client = open_client(tracking_uri)
+    outcome = release(plan, metrics, client,
+                      lambda entry: _step_run_model(client, experiment, pipeline_run, entry))
+    for line in outcome.lines():
+        print(line)
+    if outcome.failed:
+        raise outcome.error(f"pipeline run {pipeline_run}")
+    return outcome
+
+
+def _step_run_model(client: Any, experiment: str, pipeline_run: str,
+                    entry: Registration) -> ModelSource:
+    from jupyter_mlops.steps import mlflow_vocabulary as vocab
+
+    found = vocab.find_experiment(client, experiment)
+    runs = client.search_runs([found.experiment_id], (
+        f"tags.`{vocab.PIPELINE_RUN_TAG}` = '{pipeline_run}' and "
+        f"tags.`{vocab.STEP_TAG}` = '{entry.step}' and "
+        f"tags.`{vocab.KIND_TAG}` = '{vocab.KIND_STEP}'")) if found is not None else []
+    if not runs:
+        return ModelSource(None, f"step {entry.step!r} has no MLflow run in experiment "
+                                 f"{experiment!r}")
+    return ModelSource(f"runs:/{runs[0].info.run_id}/{entry.variable}")
