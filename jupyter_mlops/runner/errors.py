@@ -9,6 +9,10 @@ class RunnerError(MlopsError):
     """A pipeline run cannot start or go on."""
 
 
+class SweepError(RunnerError, ValueError):
+    """A sweep's notebook, grid or options cannot be used: names the fault."""
+
+
 class StepFailed(RunnerError):
     """A step's notebook failed: names the step, the notebook cell and the kernel's traceback."""
 

@@ -10,7 +10,9 @@ store does not answer; the views (widgets/sweep_view.py) read the runs back from
 
 from __future__ import annotations
 
+import itertools
 import json
+import secrets
 import threading
 import time
 import traceback
@@ -22,13 +24,16 @@ from typing import Any
 
 import nbformat
 
+from jupyter_mlops.errors import ParameterError
 from jupyter_mlops.notebook.model import StepGraph
-from jupyter_mlops.runner.errors import RunnerError
+from jupyter_mlops.notebook.parameters import known_parameter, parameter_value
+from jupyter_mlops.runner.errors import RunnerError, SweepError
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking.client import RunRef, Tracker
 from jupyter_mlops.tracking.notebook_info import notebook_tags
 
 METRICS_MIME = "application/vnd.jupyter-mlops.metrics+json"
+DEFAULT_OUT = Path(".mlops") / "sweeps"
 # The run kernels' stderr is the sweeping kernel's, which shows it in the cell: keep their
 # start-up warnings (e.g. "running over TCP without encryption") out of the user's view.
 QUIET_KERNEL = ["--IPKernelApp.log_level=ERROR"]
@@ -95,6 +100,47 @@ class SweepPlan:
     metrics: list[str] = field(default_factory=list)
     timeout: float | None = None
     launched_from: Path | None = None  # the notebook whose kernel started the sweep
+
+
+def plan_sweep(notebook: str | Path, grid: dict[str, Any] | None = None, *, jobs: int = 2,
+               pipeline: bool = False, experiment: str | None = None,
+               metrics: list[str] | None = None, out: str | Path | None = None,
+               timeout: float | None = None, launched_from: Path | None = None) -> SweepPlan:
+    """A sweep's plan, checked before anything runs: the notebook, `jobs`, and each value of
+    the grid read by the notebook's parameter grammar (SweepError names the fault)."""
+    from jupyter_mlops.notebook import read_graph
+
+    path = Path(notebook).resolve()
+    if not path.is_file():
+        raise SweepError(f"{notebook}: no such notebook")
+    if jobs < 1:
+        raise SweepError(f"jobs must be at least 1, got {jobs}")
+    graph = read_graph(str(path))
+    sweep_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    return SweepPlan(notebook=path, graph=graph, combos=expand_grid(grid, graph),
+                     sweep_id=sweep_id, experiment=experiment or graph.experiment or path.stem,
+                     out=Path(out or DEFAULT_OUT).resolve() / sweep_id, jobs=jobs,
+                     pipeline=pipeline, metrics=list(metrics or []), timeout=timeout,
+                     launched_from=launched_from)
+
+
+def expand_grid(grid: dict[str, Any] | None, graph: StepGraph) -> list[dict[str, Any]]:
+    """Each combination of the grid as a dict, every value read by the notebook's parameter
+    grammar (as `-p` and the REST API read them); a value that is not a list/tuple/range is
+    one value. An empty grid is one run with the notebook's defaults."""
+    try:
+        axes = {name: _axis(graph, name, values) for name, values in dict(grid or {}).items()}
+    except ParameterError as error:
+        raise SweepError(str(error)) from None
+    return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
+
+
+def _axis(graph: StepGraph, name: str, values: Any) -> list[Any]:
+    parameter = known_parameter(graph.parameters, name, graph.path)
+    listed = list(values) if isinstance(values, (list, tuple, range)) else [values]
+    if not listed:
+        raise ParameterError(name, "the grid lists no values", graph.path)
+    return [parameter_value(parameter, value, graph.path) for value in listed]
 
 
 class SweepExecutor:

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
 
-from jupyter_mlops.runner.sweep import SweepExecutor, SweepPlan, SweepRun
+from jupyter_mlops.runner.sweep import SweepExecutor, SweepRun, plan_sweep
 from jupyter_mlops.steps.mlflow_vocabulary import SWEEP_TAG
-from jupyter_mlops.widgets.errors import SweepError
 from jupyter_mlops.widgets.fallback import StaticFallback
-from jupyter_mlops.widgets.grid import expand_grid
 from jupyter_mlops.widgets.html import esc, fmt, status_badge, table
-
-DEFAULT_OUT = Path(".mlops") / "sweeps"
 
 
 class Sweep(StaticFallback, widgets.VBox):
@@ -113,21 +107,9 @@ def sweep(notebook: str | Path, grid: dict[str, Any] | None = None, *, jobs: int
     A failed run shows its error and the others go on. `pipeline=True` runs each combination
     through the local runner instead of executing the notebook whole.
     """
-    from jupyter_mlops.notebook import read_graph
-
-    path = Path(notebook).resolve()
-    if not path.is_file():
-        raise SweepError(f"{notebook}: no such notebook")
-    if jobs < 1:
-        raise SweepError(f"jobs must be at least 1, got {jobs}")
-    graph = read_graph(str(path))
-    sweep_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-    plan = SweepPlan(notebook=path, graph=graph, combos=expand_grid(grid, graph),
-                     sweep_id=sweep_id,
-                     experiment=experiment or graph.experiment or path.stem,
-                     out=Path(out or DEFAULT_OUT).resolve() / sweep_id, jobs=jobs,
-                     pipeline=pipeline, metrics=list(metrics or []), timeout=timeout,
-                     launched_from=_launching_notebook())
+    plan = plan_sweep(notebook, grid, jobs=jobs, pipeline=pipeline, experiment=experiment,
+                      metrics=metrics, out=out, timeout=timeout,
+                      launched_from=_launching_notebook())
     from jupyter_mlops.runner.tracking import shared_tracker
 
     executor = SweepExecutor(plan, shared_tracker(tracking_uri))

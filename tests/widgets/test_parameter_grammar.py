@@ -14,8 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from jupyter_mlops.runner.errors import SweepError
 from jupyter_mlops.widgets import sweep, sweep_form
-from jupyter_mlops.widgets.errors import SweepError
 
 PARAMS = Path(__file__).resolve().parents[1] / "data" / "parameters"
 CASES = json.loads((PARAMS / "cases.json").read_text())
