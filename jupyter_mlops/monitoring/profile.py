@@ -1,0 +1,335 @@
+"""Reference profiles: what drift is measured against, small enough to store with a model.
+
+A `Profile` summarises a training frame column by column. A numeric column keeps 101 quantiles
+(levels 0, 0.01, ..., 1) and its row counts in the PSI bins, which are cut at its deciles; a
+categorical column keeps the counts of its `MAX_CATEGORIES` most frequent categories and an
+"other" bucket; every column keeps its missing count. When the model's predictions on the frame
+are given, the profile also holds their distribution and, per bin of each feature, the mean
+prediction of the rows in it (CSI needs it, see drift.py).
+
+The bin counts are exact. The quantiles, which place the cuts and stand in for the reference
+distribution in KS, come from a seeded sample of `SAMPLE` rows (all rows below that): sorting
+every value of a 100,000 x 50 frame would cost ten times the capture's budget. Quantiles are
+rounded to float32 before the cuts are taken from them and the counts made, so a profile read
+back from JSON bins new data exactly as the one written; 100 columns take well under 100 KB.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from jupyter_mlops.errors import MlopsError
+
+FORMAT = "jupyter-mlops/profile@1"
+LEVELS = np.linspace(0.0, 1.0, 101)  # the quantile levels kept per numeric column
+DECILES = slice(10, 100, 10)  # LEVELS[DECILES] = 0.1, ..., 0.9: where the PSI bins are cut
+MAX_CATEGORIES = 30  # categories kept per column, by frequency; the rest count as "other"
+SAMPLE = 8_192  # rows the quantiles are estimated from
+SEED = 0
+OTHER = "(other)"
+MISSING = "(missing)"
+
+
+class DriftInputError(MlopsError, ValueError):
+    """Data drift cannot be measured on: names the columns at fault and what is wrong."""
+
+
+@dataclass(frozen=True)
+class NumericProfile:
+    """A numeric column: quantiles, rows per PSI bin (`cuts`), missing rows, and the mean
+    prediction per bin then of the missing rows (`scores`, when predictions were given)."""
+
+    kind: ClassVar[str] = "numeric"
+    dtype: str
+    quantiles: tuple[float, ...]  # at LEVELS, float32 values, of the non-missing rows
+    counts: tuple[int, ...]  # rows per bin: (-inf, c1], (c1, c2], ..., (ck, inf)
+    missing: int
+    sample: int  # non-missing rows the quantiles come from
+    scores: tuple[float, ...] | None = None
+
+    @cached_property
+    def cuts(self) -> np.ndarray:
+        return cuts_of(np.asarray(self.quantiles))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """A label per bin, the missing rows' last."""
+        ends = [f"{c:.4g}" for c in self.cuts]
+        inner = [f"({lo}, {hi}]" for lo, hi in zip(ends, ends[1:], strict=False)]
+        return (f"≤ {ends[0]}", *inner, f"> {ends[-1]}", MISSING)
+
+
+@dataclass(frozen=True)
+class CategoricalProfile:
+    """A categorical column: rows per kept category then "other", missing rows, and the mean
+    prediction per category, of "other" and of the missing rows (when predictions were given)."""
+
+    kind: ClassVar[str] = "categorical"
+    dtype: str
+    categories: tuple[str, ...]
+    counts: tuple[int, ...]  # per category, then "other"
+    missing: int
+    scores: tuple[float, ...] | None = None
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return (*self.categories, OTHER, MISSING)
+
+
+ColumnProfile = NumericProfile | CategoricalProfile
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The reference a model's drift is measured against: its training data, column by column,
+    and the model's predictions on it."""
+
+    rows: int
+    columns: Mapping[str, ColumnProfile] = field(default_factory=dict)
+    predictions: ColumnProfile | None = None
+
+    def to_json(self) -> str:
+        body = {"format": FORMAT, "rows": self.rows,
+                "columns": {name: _column_json(c) for name, c in self.columns.items()},
+                "predictions": _column_json(self.predictions) if self.predictions else None}
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Profile:
+        try:
+            body = json.loads(text)
+            if body.get("format") != FORMAT:
+                raise ValueError(f"format {body.get('format')!r}, expected {FORMAT!r}")
+            columns = {name: _column_from(c) for name, c in body["columns"].items()}
+            predictions = _column_from(body["predictions"]) if body["predictions"] else None
+            return cls(int(body["rows"]), columns, predictions)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise DriftInputError(f"not a reference profile: {error}") from error
+
+
+def build_profile(frame: pd.DataFrame, predictions: Any = None, *,
+                  sample: int = SAMPLE, seed: int = SEED) -> Profile:
+    """The profile of `frame` (a model's training data) and of the model's `predictions` on it
+    (scores, one per row; of a two-column `predict_proba`, the second column)."""
+    check_frame(frame, "reference")
+    rows = sample_rows(len(frame), sample, seed)
+    scores = prediction_series(predictions, len(frame), "reference")
+    score_sample = None
+    if scores is not None and kind_of(scores, "predictions") == "numeric":
+        score_sample = take(numeric_values(scores), rows)
+    columns = {str(name): profile_column(frame[name], str(name), rows, score_sample)
+               for name in frame.columns}
+    predicted = None if scores is None else profile_column(scores, "predictions", rows, None)
+    return Profile(len(frame), columns, predicted)
+
+
+def profile_column(series: pd.Series, name: str, rows: np.ndarray | None,
+                   scores: np.ndarray | None) -> ColumnProfile:
+    """One column's profile; `rows` the sampled rows, `scores` the predictions on them."""
+    if kind_of(series, name) == "categorical":
+        return categorical_profile(series, name, rows, scores)
+    values = numeric_values(series)
+    return numeric_profile(values, name, str(series.dtype), take(values, rows), scores)[0]
+
+
+def numeric_profile(values: np.ndarray, name: str, dtype: str, sampled: np.ndarray,
+                    scores: np.ndarray | None) -> tuple[NumericProfile, np.ndarray]:
+    """The profile of a numeric column from all its `values` and a sample of them (aligned with
+    `scores`); also the sample's non-missing values, sorted, which KS reuses."""
+    ordered = np.sort(sampled)
+    ordered = ordered[:np.searchsorted(ordered, np.nan)]  # NaN sorts last
+    finite = ordered[np.searchsorted(ordered, -np.inf, "right"):np.searchsorted(ordered, np.inf)]
+    if not len(finite):
+        what = "missing (all NaN)" if not len(ordered) else "infinite"
+        raise DriftInputError(f"column {name!r}: every value in the reference is {what}")
+    quantiles = quantiles_of(finite).astype(np.float32).astype(np.float64)
+    missing = int(np.count_nonzero(np.isnan(values)))
+    cuts = cuts_of(quantiles)
+    profile = NumericProfile(
+        dtype=dtype, quantiles=tuple(quantiles.tolist()),
+        counts=tuple(bin_counts(values, cuts, len(values) - missing).tolist()),
+        missing=missing, sample=len(ordered),
+        scores=None if scores is None else _mean_per_bin(bin_index(sampled, cuts), scores,
+                                                         len(cuts) + 2))
+    return profile, ordered
+
+
+def categorical_profile(series: pd.Series, name: str, rows: np.ndarray | None,
+                        scores: np.ndarray | None) -> CategoricalProfile:
+    counts, missing = category_counts(series)
+    if not counts:
+        raise DriftInputError(f"column {name!r}: every value in the reference is missing")
+    ranked = sorted(counts, key=lambda label: (-counts[label], label))[:MAX_CATEGORIES]
+    kept = [counts[label] for label in ranked]
+    per_bin = None
+    if scores is not None:
+        sampled = series if rows is None else series.iloc[rows]
+        codes = pd.Index(ranked).get_indexer(sampled.astype(str))
+        codes[codes < 0] = len(ranked)  # "other"
+        codes[sampled.isna().to_numpy()] = len(ranked) + 1
+        per_bin = _mean_per_bin(codes, scores, len(ranked) + 2)
+    return CategoricalProfile(dtype=str(series.dtype), categories=tuple(ranked),
+                              counts=(*kept, sum(counts.values()) - sum(kept)),
+                              missing=missing, scores=per_bin)
+
+
+# --- shared with drift.py: the one way a column is read, binned and counted ---
+
+def check_frame(frame: Any, side: str) -> None:
+    """A non-empty DataFrame with unique column names, or DriftInputError."""
+    if not isinstance(frame, pd.DataFrame):
+        raise DriftInputError(f"the {side} data is a {type(frame).__name__}, not a DataFrame")
+    if frame.empty:
+        raise DriftInputError(f"the {side} data is empty ({len(frame)} rows, "
+                              f"{len(frame.columns)} columns)")
+    repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if repeated:
+        raise DriftInputError(f"the {side} data has repeated columns: {', '.join(repeated)}")
+
+
+def kind_of(series: pd.Series, name: str) -> str:
+    """"numeric" or "categorical" (booleans, strings, objects, pandas categoricals)."""
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
+        return "numeric"
+    if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+        return "categorical"
+    raise DriftInputError(f"column {name!r} has dtype {dtype}: drift is measured on numeric and "
+                          "categorical columns; convert it or leave it out")
+
+
+def numeric_values(series: pd.Series) -> np.ndarray:
+    """The column as float64, NaN where missing; no copy for a float64 column."""
+    if series.dtype == np.float64:
+        return series.to_numpy()
+    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def sample_rows(n: int, size: int, seed: int) -> np.ndarray | None:
+    """Sorted positions of a seeded sample of `size` of `n` rows; None when n <= size (all)."""
+    if n <= size:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+
+
+def take(values: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+    return values if rows is None else values[rows]
+
+
+def quantiles_of(ordered: np.ndarray) -> np.ndarray:
+    """Quantiles at LEVELS of sorted finite values, interpolated linearly (numpy's default)."""
+    position = LEVELS * (len(ordered) - 1)
+    low = np.floor(position).astype(np.intp)
+    high = np.minimum(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def cuts_of(quantiles: np.ndarray) -> np.ndarray:
+    """The PSI bins' cuts: the distinct deciles; when the lowest is the minimum (a point mass
+    there, or a constant column), a cut just below it too, so that new values under the
+    reference's range get a bin of their own instead of joining the minimum's."""
+    cuts = np.unique(quantiles[DECILES])
+    if cuts[0] == quantiles[0]:
+        cuts = np.concatenate([[np.nextafter(cuts[0], -np.inf)], cuts])
+    return cuts
+
+
+def bin_counts(values: np.ndarray, cuts: np.ndarray, present: int) -> np.ndarray:
+    """Rows per bin (-inf, c1], ..., (ck, inf) of `present` non-missing values (NaN in none).
+    Comparisons, not searchsorted: branch-free, 5-10x faster on a million values."""
+    below = np.fromiter((np.count_nonzero(values <= cut) for cut in cuts), np.int64, len(cuts))
+    return np.diff(np.concatenate([[0], below, [present]]))
+
+
+def bin_index(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
+    """Each value's bin, len(cuts) + 1 for a missing one."""
+    index = np.zeros(len(values), np.int16)
+    for cut in cuts:
+        np.add(index, values > cut, out=index)
+    index[np.isnan(values)] = len(cuts) + 1
+    return index
+
+
+def category_counts(series: pd.Series) -> tuple[dict[str, int], int]:
+    """Rows per category (as text) and missing rows."""
+    found = series.value_counts(dropna=True, sort=False)
+    counts: dict[str, int] = {}
+    for value, count in zip(found.index, found.to_numpy().tolist(), strict=True):
+        if count:
+            counts[str(value)] = counts.get(str(value), 0) + int(count)
+    return counts, len(series) - int(found.sum())
+
+
+def prediction_series(predictions: Any, rows: int, side: str) -> pd.Series | None:
+    """Predictions as a Series, one per row of the data; of two columns, the second (the
+    positive class's probability)."""
+    if predictions is None:
+        return None
+    if isinstance(predictions, pd.Series):
+        values: Any = predictions.reset_index(drop=True)
+    else:
+        array = np.asarray(predictions)
+        if array.ndim == 2 and array.shape[1] in (1, 2):
+            array = array[:, -1]
+        if array.ndim != 1:
+            raise DriftInputError(f"the {side} predictions have shape {array.shape}: give one "
+                                  "score or label per row (of predict_proba, one column)")
+        values = pd.Series(array)
+    if len(values) != rows:
+        raise DriftInputError(f"{len(values)} {side} predictions for {rows} rows of {side} data")
+    return values
+
+
+def _mean_per_bin(index: np.ndarray, scores: np.ndarray, bins: int) -> tuple[float, ...]:
+    """Mean score per bin; a bin without sampled rows gets the overall mean (neutral in CSI)."""
+    present = ~np.isnan(scores)
+    totals = np.bincount(index[present], weights=scores[present], minlength=bins)
+    sizes = np.bincount(index[present], minlength=bins)
+    overall = float(totals.sum() / max(sizes.sum(), 1))
+    means = np.where(sizes > 0, totals / np.maximum(sizes, 1), overall)
+    return tuple(np.asarray(means, np.float32).astype(np.float64).tolist())
+
+
+def _short(values: tuple[float, ...] | None) -> list[float] | None:
+    """float32 values written with the fewest digits that read back the same."""
+    return None if values is None else [float(str(v)) for v in np.asarray(values, np.float32)]
+
+
+def _column_json(column: ColumnProfile) -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": column.kind, "dtype": column.dtype,
+                            "counts": list(column.counts), "missing": column.missing}
+    if isinstance(column, NumericProfile):
+        packed = np.asarray(column.quantiles, "<f4").tobytes()
+        body.update(quantiles=base64.b64encode(packed).decode("ascii"), sample=column.sample)
+    else:
+        body["categories"] = list(column.categories)
+    if column.scores is not None:
+        body["scores"] = _short(column.scores)
+    return body
+
+
+def _column_from(body: Mapping[str, Any]) -> ColumnProfile:
+    scores = body.get("scores")
+    if scores is not None:
+        scores = tuple(np.asarray(scores, np.float32).astype(np.float64).tolist())
+    counts = tuple(int(n) for n in body["counts"])
+    if body["kind"] == "numeric":
+        packed = np.frombuffer(base64.b64decode(body["quantiles"]), "<f4")
+        if len(packed) != len(LEVELS):
+            raise ValueError(f"{len(packed)} quantiles, expected {len(LEVELS)}")
+        return NumericProfile(str(body["dtype"]), tuple(packed.astype(np.float64).tolist()),
+                              counts, int(body["missing"]), int(body["sample"]), scores)
+    if body["kind"] == "categorical":
+        return CategoricalProfile(str(body["dtype"]), tuple(str(c) for c in body["categories"]),
+                                  counts, int(body["missing"]), scores)
+    raise ValueError(f"unknown column kind {body['kind']!r}")
