@@ -27,6 +27,7 @@ class StepResult:
     error: StepFailed | None = None
     reason: str = ""  # why skipped or killed
     attempts: int = 0
+    inputs: dict[str, str] = field(default_factory=dict)  # value read -> the step that wrote it
 
     @property
     def cache_hit(self) -> bool:

@@ -175,6 +175,7 @@ class Scheduler:
         if started and step in self.pending:
             self.pending.remove(step)
         self.results[step.name] = result
+        result.inputs = dict(step.inputs)
         self._tell("finished", result)
         self._want_kernels()
 

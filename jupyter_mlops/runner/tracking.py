@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_mlops.runner.results import CACHED, FAILED, OK, PipelineResult, StepResult
+from jupyter_mlops.steps import datasets
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking.notebook_info import notebook_tags
 
@@ -84,6 +85,7 @@ class PipelineTracker:
             self.tracker.log_bytes(child, Path(result.notebook).name, executed)
             if result.status == OK:  # a cached step's model was logged by the run that made it
                 self._log_model(child, result, executed)
+            self._log_datasets(child, result)
         self.tracker.end_run(child, _STATUS.get(result.status, "KILLED"))
 
     def _log_model(self, child: Any, result: StepResult, executed: bytes) -> None:
@@ -111,6 +113,22 @@ class PipelineTracker:
         except Exception as error:  # noqa: BLE001 - the step ran; say what is missing
             self.tracker.set_tags(child, {vocab.MODEL_ERROR_TAG: str(error)})
             log.warning("step %r: model %r not logged: %s", result.name, variable, error)
+
+    def _log_datasets(self, child: Any, result: StepResult) -> None:
+        """The values the step read, and those it wrote, as dataset inputs of its run (MLflow
+        has no dataset outputs: theirs have the `output` context), with the digests of their
+        manifests, the runner's cache keys' own."""
+        from jupyter_mlops.runner.rundir import RunFolder
+
+        assert result.notebook is not None
+        folder = RunFolder(Path(result.notebook).parent, "")
+        described = datasets.step_values(
+            {value: folder.data(producer) for value, producer in result.inputs.items()},
+            vocab.CONTEXT_INPUT)
+        if result.status in (OK, CACHED):
+            written = datasets.folder_values(folder.data(result.name))
+            described += datasets.step_values(written, vocab.CONTEXT_OUTPUT)
+        self.tracker.log_datasets(child, described)
 
     def finish(self, result: PipelineResult, summary: Path | None = None,
                wait: bool = True) -> str | None:

@@ -59,6 +59,12 @@ SOURCE_NAME_TAG, SOURCE_TYPE_TAG = "mlflow.source.name", "mlflow.source.type"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
 GIT_BRANCH_TAG = "mlflow.source.git.branch"
 GIT_REPO_TAG = "mlflow.source.git.repoURL"
+DATASET_CONTEXT_TAG = "mlflow.data.context"  # on a dataset input: how the run used it
+
+# --- dataset inputs of runs (steps/datasets.py) ---------------------------------------------
+CONTEXT_TRAINING = "training"  # a tracked cell's `--inputs`
+CONTEXT_INPUT, CONTEXT_OUTPUT = "input", "output"  # a pipeline step's values, read and written
+DATASET_SHA256_TAG = "mlops.sha256"  # a step value's full file digest (the dataset's is cut)
 
 # --- artifacts -----------------------------------------------------------------------------
 CELL_SOURCE_ARTIFACT = "cell.py"  # a tracked cell's code

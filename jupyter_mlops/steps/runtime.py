@@ -45,7 +45,7 @@ def run_step_notebook(notebook_json, parameters, inputs, values_dir, notebook_pa
             _keep_notebook(executed, notebook_path, html_path)
             if os.environ.get("MLFLOW_TRACKING_URI"):
                 log_mlflow_run(step, parameters, metrics, notebook_path, status,
-                               time.time() - started, values_dir)
+                               time.time() - started, values_dir, inputs)
     return metrics
 
 
@@ -141,7 +141,7 @@ def _mlflow_client(requirement):
 
 
 def log_mlflow_run(step, parameters, metrics, notebook_path, status, duration,
-                   values_dir=None):
+                   values_dir=None, inputs=None):
     """The step's MLflow run, tagged as the local runner tags it, under the pipeline's run.
 
     Steps of one KFP run find their parent run by the run's id; the first step creates it.
@@ -172,6 +172,7 @@ def log_mlflow_run(step, parameters, metrics, notebook_path, status, duration,
                      params=[Param(name, str(value)[:6000])  # MLflow's limit on a value
                              for name, value in sorted(parameters.items())])
     client.log_batch(parent, metrics=values)
+    _log_step_datasets(client, run_id, inputs or {}, values_dir if status == "FINISHED" else None)
     if os.path.exists(notebook_path):  # named as the local runner logs it
         with tempfile.TemporaryDirectory() as folder:
             named = os.path.join(folder, names.step_notebook_artifact(step["step"]))
@@ -190,6 +191,19 @@ def log_mlflow_run(step, parameters, metrics, notebook_path, status, duration,
     if failure is not None:
         raise failure
     return run_id
+
+
+def _log_step_datasets(client, run_id, inputs, values_dir):
+    """The values read (`inputs`: name -> the artifact folder holding it) and written, as the
+    local runner logs them: dataset inputs with their manifests' digests."""
+    from jupyter_mlops.steps import datasets
+
+    described = datasets.step_values(inputs, names.CONTEXT_INPUT)
+    if values_dir:
+        described += datasets.step_values(datasets.folder_values(values_dir),
+                                          names.CONTEXT_OUTPUT)
+    if described:
+        datasets.log_datasets(client, run_id, described)
 
 
 def _log_step_model(client, run_id, notebook_path, values_dir):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.steps.datasets import facts
 from jupyter_mlops.steps.errors import SerializationError
 
 MANIFEST_VERSION = 1
@@ -154,6 +155,13 @@ def _write_manifest(directory: Path, name: str, serializer: Serializer, path: Pa
                     value: Any) -> None:
     manifest = {"version": MANIFEST_VERSION, "name": name, "serializer": serializer.name,
                 "file": path.name, "type": _type_name(value), "sha256": file_digest(path)}
+    # What MLflow shows of a dataset (steps/datasets.py), taken from the value in hand: the
+    # runner logs the step's values as dataset inputs from the manifest, without reading them.
+    try:
+        schema, profile = facts(value)
+    except Exception:  # noqa: BLE001 - an odd frame: the value is written, not described
+        schema, profile = None, None
+    manifest.update({"schema": schema, "profile": profile} if profile else {})
     (directory / f"{name}.json").write_text(json.dumps(manifest, indent=1))
 
 

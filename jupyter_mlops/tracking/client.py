@@ -23,7 +23,15 @@ from typing import Any
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import limits
 from jupyter_mlops.tracking.process import identity_tags
-from jupyter_mlops.tracking.records import Data, File, Model, RunEnd, RunStart, RunStatus
+from jupyter_mlops.tracking.records import (
+    Data,
+    File,
+    Inputs,
+    Model,
+    RunEnd,
+    RunStart,
+    RunStatus,
+)
 from jupyter_mlops.tracking.store import spool_root, tracking_uri
 from jupyter_mlops.tracking.writer import Writer
 
@@ -115,6 +123,11 @@ class Tracker:
             run.steps[key] = point_step + 1
             points.append([key, value, ts, point_step])
         self.writer.put(Data(run.key, metrics=points))
+
+    def log_datasets(self, run: RunRef, described: list[Any]) -> None:
+        """steps/datasets.py descriptions of values as the run's MLflow dataset inputs."""
+        if described:
+            self.writer.put(Inputs(run.key, [d.to_json() for d in described]))
 
     # artifacts -------------------------------------------------------------------------
     def log_text(self, run: RunRef, artifact_path: str, text: str) -> None:

@@ -22,6 +22,7 @@ from jupyter_mlops.tracking.records import (
     Damaged,
     Data,
     File,
+    Inputs,
     Model,
     Record,
     RunEnd,
@@ -107,6 +108,9 @@ def what(record: Record) -> str:
         case File():
             file = record.artifact or record.file
             return f"artifact {f'{record.dest}/{file}' if record.dest else file!r}"
+        case Inputs():
+            names = ", ".join(repr(d.get("name")) for d in record.datasets)
+            return f"dataset inputs {names}"
         case RunStart():
             return f"run {record.name!r}"
         case RunStatus():

@@ -173,6 +173,26 @@ class Model:
 
 
 @dataclass
+class Inputs:
+    """Values the run used (or, a pipeline step, wrote) as MLflow dataset inputs: each is a
+    steps/datasets.py `DatasetDescription` as JSON, computed where the value was."""
+
+    op: ClassVar[str] = "inputs"
+    key: str
+    datasets: list[Json] = field(default_factory=list)
+
+    def to_json(self) -> Json:
+        return {"op": self.op, "key": self.key, "datasets": self.datasets}
+
+    @classmethod
+    def from_json(cls, obj: Json) -> Inputs:
+        datasets = obj.get("datasets")
+        if not isinstance(datasets, list) or not all(isinstance(d, dict) for d in datasets):
+            raise ShapeError("inputs record without a list of datasets")
+        return cls(_text(obj, "key"), datasets)
+
+
+@dataclass
 class Damaged:
     """A spool line that is not a record (torn, garbled, of the wrong shape): never sent,
     kept in the quarantine with `problem`."""
@@ -197,9 +217,9 @@ class Damaged:
                    str(obj.get("line", "")), end if isinstance(end, int) else None)
 
 
-Record = Header | RunStart | RunStatus | RunEnd | Data | File | Model | Damaged
-KINDS: dict[str, type[Record]] = {
-    kind.op: kind for kind in (Header, RunStart, RunStatus, RunEnd, Data, File, Model, Damaged)}
+Record = Header | RunStart | RunStatus | RunEnd | Data | File | Model | Inputs | Damaged
+KINDS: dict[str, type[Record]] = {kind.op: kind for kind in (
+    Header, RunStart, RunStatus, RunEnd, Data, File, Model, Inputs, Damaged)}
 
 
 def from_json(obj: Any) -> Record:

@@ -27,6 +27,7 @@ from jupyter_mlops.tracking.records import (
     Data,
     File,
     Header,
+    Inputs,
     Model,
     Record,
     RunEnd,
@@ -167,6 +168,8 @@ class MlflowSink:
                 self._log_file(record)
             case Model():
                 self._log_model(record)
+            case Inputs():
+                self._log_inputs(record)
             case Damaged():
                 raise PermanentError(f"not sent: {record.problem}")
 
@@ -320,6 +323,12 @@ class MlflowSink:
         version = getattr(info, "registered_model_version", None)
         if version is not None:  # the run card names it; written before the record's ack
             self.on_new_id(registered_key(record.key, name), str(version))
+
+    def _log_inputs(self, record: Inputs) -> None:
+        from jupyter_mlops.steps.datasets import DatasetDescription, log_datasets
+
+        described = [DatasetDescription.from_json(d) for d in record.datasets]
+        log_datasets(self.client, self.run_id(record.key), described)
 
     def _has_model(self, run_id: str, name: str) -> bool:
         """A READY model of that name on the run: one a failed attempt left FAILED is redone."""

@@ -4,6 +4,7 @@ unchanged re-run takes the step from the cache and logs no second model."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -75,3 +76,37 @@ def test_a_cached_step_logs_no_second_model(forest_runs, mlflow_client_for):
     models = client.search_logged_models([fit.info.experiment_id])
     assert len(models) == 1 and models[0].source_run_id != fit.info.run_id
     assert len(client.search_model_versions("name = 'Forest_From_Pipeline'")) == 1
+
+
+def test_step_runs_carry_their_values_as_datasets_and_the_version_its_lineage(
+        forest_runs, mlflow_client_for):
+    """Each step's run has the values it read (`input`) and wrote (`output`) as MLflow dataset
+    inputs, digested as the runner's manifests and cache digest them; the registered version
+    answers which run, notebook, parameters and data it came from."""
+    from jupyter_mlops.models.lineage import lineage, run_datasets
+    from jupyter_mlops.steps import serializers
+
+    first, _, uri = forest_runs
+    client = mlflow_client_for(uri)
+    steps = _step_runs(client, first.run_id)
+    load_values = first.run_dir / "data" / "load"
+    sha = {name: serializers.content_hash(load_values, name) for name in ("X", "y")}
+
+    used = {(d.name, d.context): d for d in run_datasets(steps["fit"])}
+    assert {("X", "input"), ("y", "input"), ("forest", "output")} <= set(used)
+    for name in ("X", "y"):
+        assert used[name, "input"].digest == sha[name][:32]
+        assert used[name, "input"].tags["mlops.sha256"] == sha[name]
+    features = json.loads(json.loads(used["X", "input"].schema)["mlflow_tensorspec"]["features"])
+    assert used["X", "input"].rows == 200 and features[0]["tensor-spec"]["shape"] == [-1, 5]
+    written = {(d.name, d.context): d for d in run_datasets(steps["load"])}
+    assert written["X", "output"].digest == used["X", "input"].digest  # one value, one digest
+
+    [version] = client.search_model_versions("name = 'Forest_From_Pipeline'")
+    found = lineage(client, "Forest_From_Pipeline", version.version)
+    assert found.run_id == steps["fit"].info.run_id and found.step == "fit"
+    assert found.notebook and found.notebook.endswith("Train_Forest.ipynb")
+    assert found.params["n_estimators"] == "20"
+    assert found.digests["X"] == sha["X"][:32] and "output:forest" in found.digests
+    shown = {(d["name"], d["context"]): d for d in found.to_dict()["datasets"]}
+    assert shown["X", "input"]["rows"] == 200 and shown["X", "input"]["sha256"] == sha["X"]
