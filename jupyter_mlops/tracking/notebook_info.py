@@ -1,5 +1,8 @@
 """Which notebook the kernel runs, and the names its `parameters` cell assigns.
 
+The notebook is read as the pipeline reads it (`jupyter_mlops.notebook`: the reader, the tag
+grammar, the parameter grammar), so a cell is a parameters cell here exactly when it is there.
+
 MLflow alone records `ipykernel_launcher`. Sources, most explicit first:
 JUPYTER_MLOPS_NOTEBOOK; JupyterLab / Notebook 7 (`JPY_SESSION_NAME`, also `__session__`);
 papermill's `PAPERMILL_INPUT_PATH` (injected with `inject_paths=True`); VS Code's
@@ -12,16 +15,20 @@ relative to its root; both resolve to the same real file, so the panel finds the
 
 from __future__ import annotations
 
-import ast
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from jupyter_mlops import settings
+from jupyter_mlops.errors import MlopsError
+from jupyter_mlops.notebook import Cell, read_notebook
+from jupyter_mlops.notebook.analysis import analyse, parse_cell
+from jupyter_mlops.notebook.layout import code_cells
+from jupyter_mlops.notebook.parameters import read_parameters
+from jupyter_mlops.notebook.tags import TagValueError, parse_tags
 from jupyter_mlops.steps.mlflow_vocabulary import LAUNCHED_FROM_TAG, NOTEBOOK_TAG
 
-_PARAM_TAGS = ("parameters", "injected-parameters")
+PAPERMILL_INJECTED = "injected-parameters"  # papermill's tag on the cell of values it injected
 _cache: dict[Path, tuple[float, list[str]]] = {}
 
 
@@ -85,8 +92,8 @@ def experiment_name(path: Path | None) -> str:
 
 
 def parameter_names(path: Path | None) -> list[str]:
-    """Names bound by the cells tagged `parameters` / `injected-parameters` (cached by mtime)."""
-    if path is None or path.suffix != ".ipynb":
+    """Names bound by the parameters cells and papermill's injected one (cached by mtime)."""
+    if path is None:
         return []
     try:
         mtime = path.stat().st_mtime
@@ -102,36 +109,42 @@ def parameter_names(path: Path | None) -> list[str]:
 
 def _read_parameter_names(path: Path) -> list[str]:
     try:
-        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
-    except (OSError, ValueError):
+        cells = code_cells(read_notebook(path))
+    except MlopsError:  # not a notebook the reader takes: no parameters to log, not a failure
         return []
     names: list[str] = []
-    for cell in cells:
-        tags = cell.get("metadata", {}).get("tags", [])
-        if cell.get("cell_type") == "code" and any(t in tags for t in _PARAM_TAGS):
-            source = cell.get("source", "")
-            source = "".join(source) if isinstance(source, list) else source
-            names += [n for n in assigned_names(source) if n not in names]
+    for cell in filter(_is_parameters, cells):
+        names += [n for n in _bound(str(path), cell) if n not in names]
     return [n for n in names if not n.startswith("PAPERMILL_")]
 
 
-def assigned_names(source: str) -> list[str]:
-    """Top-level names a piece of code binds (not inside functions, classes or comprehensions)."""
+def _is_parameters(cell: Cell) -> bool:
+    """A parameters cell by the tag grammar (Kale's `pipeline-parameters` too), or papermill's
+    injected one; a malformed tag beside the role does not hide it from tracking."""
+    for tag in cell.tags:
+        try:
+            if tag == PAPERMILL_INJECTED or "parameters" in parse_tags([tag]).roles:
+                return True
+        except TagValueError:
+            continue
+    return False
+
+
+def _bound(path: str, cell: Cell) -> list[str]:
+    """The parameters the cell declares; a cell the parameter grammar refuses (papermill runs
+    any code there, e.g. `data = Path("x")`) still logs the names it binds."""
     try:
-        tree = ast.parse(source)
+        return [p.name for p in read_parameters(path, cell, parse_cell(cell.source))]
     except SyntaxError:
         return []
-    names: list[str] = []
-    _collect(tree, names)
-    return names
+    except MlopsError:
+        return assigned_names(cell.source)
 
 
-def _collect(node: ast.AST, names: list[str]) -> None:
-    for child in ast.iter_child_nodes(node):
-        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda,
-                              ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
-            continue
-        if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
-            if child.id not in names:
-                names.append(child.id)
-        _collect(child, names)
+def assigned_names(source: str) -> list[str]:
+    """The names code binds at top level, as the pipeline's analysis finds them (IPython
+    syntax included); none when it does not parse."""
+    try:
+        return list(analyse(parse_cell(source)).binds)
+    except SyntaxError:
+        return []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -99,9 +100,12 @@ def default_experiment(notebook: Path | None) -> str:
 
 
 def parameter_values(notebook: Path | None, user_ns: dict[str, Any]) -> dict[str, Any]:
-    """Current values of the names the notebook's `parameters` cell binds."""
+    """Current values of the names the notebook's `parameters` cell binds: data only (a cell
+    papermill accepts may also import a module or define a function)."""
     names = notebook_info.parameter_names(notebook)
-    return {n: user_ns[n] for n in names if n in user_ns}
+    return {n: user_ns[n] for n in names
+            if n in user_ns and not callable(user_ns[n])
+            and not isinstance(user_ns[n], types.ModuleType)}
 
 
 _SESSION: Session | None = None

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import warnings
 
+import nbformat
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -154,12 +155,21 @@ def test_notebook_path_from_jupyterlab_and_papermill(tmp_path, monkeypatch):
     assert notebook_info.detect_path({"__session__": "s.ipynb"}).name == "s.ipynb"
 
 
-def test_parameter_names_come_from_the_tagged_cell(tmp_path):
-    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]},
-                     "source": ["a = 1\n", "b, c = 2, 3\n", "def f():\n    d = 4\n"]}]}
-    path = tmp_path / "p.ipynb"
-    path.write_text(json.dumps(nb))
-    assert notebook_info.parameter_names(path) == ["a", "b", "c"]  # not d: inside f
+def test_parameter_names_come_from_the_tagged_cells(tmp_path):
+    cell = nbformat.v4.new_code_cell
+    nb = nbformat.v4.new_notebook(cells=[
+        cell("import pandas as pd", metadata={"tags": ["setup"]}),
+        cell("n_estimators = 100\nmax_depth: int = 5\n", metadata={"tags": ["parameters"]}),
+        # Kale's tag; code the parameter grammar refuses (papermill runs it): what it binds
+        cell("data_dir = Path('data')\nb, c = 2, 3\ndef f():\n    d = 4\n",
+             metadata={"tags": ["pipeline-parameters"]}),
+        cell("n_estimators = 300\nPAPERMILL_INPUT_PATH = 'x'",
+             metadata={"tags": ["injected-parameters"]}),
+        cell("forest = 1", metadata={"tags": ["step:train"]})])
+    path = tmp_path / "Churn_Model.ipynb"
+    nbformat.write(nb, path)
+    assert notebook_info.parameter_names(path) == \
+        ["n_estimators", "max_depth", "data_dir", "b", "c", "f"]  # not d: inside f
 
 
 def test_extension_loads_from_the_ipython_config(tmp_path):
