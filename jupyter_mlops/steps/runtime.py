@@ -216,10 +216,9 @@ def _log_step_model(client, run_id, notebook_path, values_dir):
     with open(notebook_path, encoding="utf-8") as handle:
         notebook = json.load(handle)
     found = step_model(notebook)
-    if found is not None:
-        variable, register = found
-        log_model(client, run_id, serializers.load(values_dir, variable), name=variable,
-                  register=register)
+    if found is not None:  # registered by the pipeline's gate task, once its gates passed
+        variable = found[0]
+        log_model(client, run_id, serializers.load(values_dir, variable), name=variable)
 
 
 def _parent_run(client, experiment, step):
