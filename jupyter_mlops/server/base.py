@@ -16,6 +16,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado.web import HTTPError
 
 from jupyter_mlops.errors import MlopsError, NotebookError
+from jupyter_mlops.models.gates import ConditionError, GateFailed
 from jupyter_mlops.server import store
 from jupyter_mlops.server.errors import ApiError, bad_request
 from jupyter_mlops.server.paths import resolve_notebook
@@ -129,6 +130,13 @@ class MlopsHandler(APIHandler):
         # Opening a store may migrate its schema: off the event loop.
         return (await asyncio.to_thread(self.mlops.stores.get, uri) if uri else None), ref
 
+    async def registry_store(self, notebook: Any) -> store.Store:
+        """The store whose registry a request reads: as `store_for`; none there is a 404."""
+        found, _ = await self.store_for(notebook or None)
+        if found is None:
+            raise ApiError(404, "model-not-found", "no tracking store here, so no models")
+        return found
+
     async def run_notebook_call(self, func: Callable[..., Any], ref: NotebookRef,
                                 *args: Any) -> Any:
         """Call `func(ref, ...)` off the event loop; the faults of the layers below become
@@ -139,6 +147,19 @@ class MlopsHandler(APIHandler):
             raise
         except MlopsError as error:
             raise self.api_error(error, ref) from None
+
+    async def registry_call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call `func` of the registry's layer off the event loop: a malformed condition is a
+        400, a condition that did not hold a 409 (nothing moved), an unknown model, version or
+        alias a 404, each with models/'s message."""
+        try:
+            return await asyncio.to_thread(func, *args, **kwargs)
+        except ApiError:
+            raise
+        except MlopsError as error:
+            status = 400 if isinstance(error, ConditionError) else \
+                409 if isinstance(error, GateFailed) else 404
+            raise ApiError(status, _code_of(error), self.safe_message(error)) from None
 
     def api_error(self, error: MlopsError, ref: NotebookRef) -> ApiError:
         """A malformed notebook or a refused request is a 400; a KFP server that refused or did

@@ -1,4 +1,5 @@
-"""REST handlers under <base_url>/mlops/api/, thin over the tracking, runner and kfp modules.
+"""REST handlers under <base_url>/mlops/api/, thin over the tracking, models, runner and kfp
+modules.
 
 One handler class per route, defining exactly the methods the route offers; `routes` is the
 table. The notebook-reading calls at the end run off the event loop (`run_notebook_call`).
@@ -16,7 +17,8 @@ import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 
-from jupyter_mlops.server import store
+from jupyter_mlops.models import gates, registry
+from jupyter_mlops.server import modelindex, store
 from jupyter_mlops.server.base import MlopsHandler, NotebookRef
 from jupyter_mlops.server.errors import ApiError, bad_request
 from jupyter_mlops.server.runindex import (
@@ -30,6 +32,7 @@ from jupyter_mlops.steps.mlflow_vocabulary import find_experiment
 
 MAX_PAGE = 1000
 RUN_ID = r"(?P<run_id>[0-9a-fA-F]{1,64})"
+MODEL = r"(?P<model>[^/]+)"  # a registered model's name, URL-encoded by the client
 JOB_ID = r"(?P<job_id>[0-9a-f]{1,32})"
 
 
@@ -222,6 +225,117 @@ class SubmitHandler(MlopsHandler):
         self.reply(await self.run_notebook_call(_submit, ref, options), status=201)
 
 
+class ModelsHandler(MlopsHandler):
+    """GET ?notebook=&filter=&max_results=&page_token=: a page of the registered models of the
+    store the notebook (or the root folder) tracks to, by name, with their aliases."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        found, _ = await self.store_for(self.get_query_argument("notebook", None))
+        if found is None:
+            self.reply({"models": [], "next_page_token": None})
+            return
+        size = self.int_argument("max_results", 50, 1, MAX_PAGE)
+        token = self.get_query_argument("page_token", None)
+        text = self.get_query_argument("filter", "")
+        self.reply(await self.registry_call(found.models.models, size, token, text))
+
+
+class ModelHandler(MlopsHandler):
+    """GET ?notebook=&condition=&max_results=&page_token=: one model's versions, newest first,
+    with aliases, metrics, lineage, the champion, and each version's verdict on `condition`
+    (the `promote --if` grammar: `accuracy>=0.8 and f1>=champion`) when one is given."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, model: str) -> None:
+        found = await self.registry_store(self.get_query_argument("notebook", None))
+        size = self.int_argument("max_results", 20, 1, MAX_PAGE)
+        offset = self.int_argument("page_token", 0)
+        condition = self.get_query_argument("condition", "").strip()
+        self.reply(await self.registry_call(_versions_page, found.models, model, condition,
+                                            offset, size))
+
+
+class PromotionHandler(MlopsHandler):
+    """GET ?version=N&condition=: what promoting version N to @champion would do (the candidate
+    against the current champion, the condition's verdicts): the confirmation's content.
+    POST {version, condition?, to?, notebook?}: promote it (models/registry.py's `promote`,
+    atomic; a condition that fails is a 409 with the verdicts, and nothing moves)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, model: str) -> None:
+        found = await self.registry_store(self.get_query_argument("notebook", None))
+        version = self.int_argument("version", 0, 1)
+        condition = self.get_query_argument("condition", "").strip()
+        to = self.get_query_argument("to", gates.CHAMPION)
+        self.reply(await self.registry_call(_preview, found.models, model, version, condition,
+                                            to))
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self, model: str) -> None:
+        body = self.json_body()
+        found = await self.registry_store(body.get("notebook"))
+        version, condition, to = body.get("version"), body.get("condition") or None, \
+            body.get("to") or gates.CHAMPION
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise bad_request("version must be a version number (1, 2, ...)", "bad-version")
+        if not all(isinstance(x, str) for x in (to, condition or "")):
+            raise bad_request("to and condition must be strings", "bad-condition")
+        try:
+            done = await self.registry_call(registry.promote, model, to=to, version=version,
+                                            condition=condition, store=found.client)
+        finally:
+            found.models.forget(model)
+        self.reply({"model": done.model, "alias": done.alias, "version": done.version,
+                    "previous": done.previous, "moved": done.moved,
+                    "results": modelindex.results_list(done.results),
+                    "message": done.message()})
+
+
+def _versions_page(index: modelindex.ModelIndex, name: str, condition: str, offset: int,
+                   size: int) -> dict[str, Any]:
+    conditions = gates.parse_condition(condition, "condition") if condition else []
+    model, versions = index.versions(name)
+    champion = _holder(model, versions, gates.CHAMPION)
+    against = gates.Champion(name, gates.CHAMPION, str(champion.version) if champion else None,
+                             champion.metrics if champion else {})
+    page = versions[offset:offset + size]
+    rows = [modelindex.version_dict(v, model) | {"gates": modelindex.results_list(
+        gates.check(conditions, v.metrics, against)) if conditions else []} for v in page]
+    following = offset + size if offset + size < len(versions) else None
+    return {"model": modelindex.model_dict(model), "versions": rows, "total": len(versions),
+            "champion": modelindex.version_dict(champion, model) if champion else None,
+            "next_page_token": str(following) if following is not None else None}
+
+
+def _preview(index: modelindex.ModelIndex, name: str, version: int, condition: str,
+             to: str) -> dict[str, Any]:
+    conditions = gates.parse_condition(condition, "condition") if condition else []
+    model, versions = index.versions(name)
+    candidate = next((v for v in versions if v.version == version), None)
+    if candidate is None:
+        raise ApiError(404, "version-not-found", f"model {name!r} has no version {version}")
+    holder = _holder(model, versions, to)
+    against = gates.Champion(name, to, str(holder.version) if holder else None,
+                             holder.metrics if holder else {})
+    return {"model": name, "alias": to,
+            "candidate": modelindex.version_dict(candidate, model),
+            "champion": modelindex.version_dict(holder, model) if holder else None,
+            "metrics": modelindex.comparison(candidate, holder),
+            "results": modelindex.results_list(gates.check(conditions, candidate.metrics,
+                                                           against))}
+
+
+def _holder(model: Any, versions: list[Any], alias: str) -> Any:
+    """The version holding `alias` now (None: nobody)."""
+    number = (model.aliases or {}).get(alias)
+    return next((v for v in versions if str(v.version) == str(number)), None)
+
+
 def _no_runs() -> dict[str, Any]:
     return {"experiment": None, "experiments": [], "runs": [], "total": 0,
             "next_page_token": None}
@@ -320,5 +434,8 @@ def routes(base_url: str) -> list[tuple[str, type[MlopsHandler]]]:
         ("local-runs", LocalRunsHandler),
         (f"local-runs/{JOB_ID}", LocalRunHandler),
         ("submit", SubmitHandler),
+        ("models", ModelsHandler),
+        (f"models/{MODEL}", ModelHandler),
+        (f"models/{MODEL}/promotion", PromotionHandler),
     ]
     return [(url_path_join(api, pattern) + "/?$", handler) for pattern, handler in table]

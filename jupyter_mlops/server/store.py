@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.models.lineage import dataset_dict, run_datasets
 from jupyter_mlops.server.errors import ApiError
+from jupyter_mlops.server.modelindex import ModelIndex
 from jupyter_mlops.server.runindex import RunIndex, Scope
 from jupyter_mlops.steps.mlflow_vocabulary import (
     CELL_SOURCE_ARTIFACT,
@@ -30,11 +32,12 @@ MAX_ARTIFACTS = 500
 
 @dataclass
 class Store:
-    """One tracking URI with its client and its run index."""
+    """One tracking URI with its client, its run index and its registry's model index."""
 
     uri: str
     client: Any
     index: RunIndex
+    models: ModelIndex
 
 
 class Stores:
@@ -81,7 +84,8 @@ class Stores:
                 except StoreError as error:
                     raise _store_refused(uri, error) from None
                 index = RunIndex(client, self.full_refresh, self.min_refresh)
-                store = self._stores[uri] = Store(uri, client, index)
+                models = ModelIndex(client, self.full_refresh)
+                store = self._stores[uri] = Store(uri, client, index, models)
         return store
 
 
@@ -141,6 +145,7 @@ def run_details(client: Any, run_id: str) -> dict[str, Any]:
     artifacts = list_artifacts(client, run_id)
     details["artifacts"] = artifacts
     details["source"] = cell_source(client, run_id, artifacts)
+    details["datasets"] = [dataset_dict(d) for d in run_datasets(run)]
     return details
 
 

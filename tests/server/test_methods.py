@@ -24,9 +24,13 @@ ALLOWED = {
     "local-runs": {"GET", "POST"},
     "local-runs/<job_id>": {"GET", "DELETE"},
     "submit": {"POST"},
+    "models": {"GET"},
+    "models/<model>": {"GET"},
+    "models/<model>/promotion": {"GET", "POST"},
 }
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-SAMPLES = {"run_id": "0123abcd", "job_id": "abc123"}  # well-formed ids that exist nowhere
+# Well-formed ids and names that exist nowhere.
+SAMPLES = {"run_id": "0123abcd", "job_id": "abc123", "model": "No_Such_Model"}
 _ARGUMENT = re.compile(r"\(\?P<(\w+)>[^)]*\)")
 
 

@@ -1,0 +1,129 @@
+"""The registry behind the panel's Models view: pages of registered models, one model's
+versions kept until the model changes, and the shapes the panel reads (api.ts `IModel`,
+`IModelVersion`, `IPromotionPreview`).
+
+Why a cache: a version's metrics and lineage come from its run (models/registry.py reads them
+one run at a time), so describing a model's versions costs a few store queries each, while its
+registered-model row is one cheap query. An entry is kept while that row's update time and the
+model's version count are unchanged, at most `max_age` seconds (a tag set on a version does not
+touch the row), and is dropped when a promotion goes through this server. Aliases are always
+read afresh. What a version is, what its gates say and how a promotion moves an alias is
+models/'s: this module only calls it and shapes the answers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from jupyter_mlops.models import gates, registry
+from jupyter_mlops.server.errors import ApiError
+
+MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
+@dataclass
+class _Entry:
+    stamp: tuple[int, int]  # the model's last update time and latest version number
+    loaded: float  # time.monotonic() of the load
+    versions: list[registry.Version]
+
+
+class ModelIndex:
+    """Registered models of one store, and each model's versions described once."""
+
+    def __init__(self, client: Any, max_age: float) -> None:
+        self.client = client
+        self.max_age = max_age
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def models(self, max_results: int, page_token: str | None,
+               text: str = "") -> dict[str, Any]:
+        """A page of registered models by name (MLflow's own paging)."""
+        query = f"name ILIKE '%{_escaped(text)}%'" if text else None
+        found = self.client.search_registered_models(
+            filter_string=query, max_results=max_results, order_by=["name ASC"],
+            page_token=page_token or None)
+        return {"models": [model_dict(m) for m in found],
+                "next_page_token": found.token or None}
+
+    def versions(self, name: str) -> tuple[Any, list[registry.Version]]:
+        """The registered model (aliases as they are now) and its versions, newest first."""
+        model = self.registered(name)
+        stamp = (int(model.last_updated_timestamp or 0), _latest(model))
+        with self._lock:
+            entry = self._entries.get(name)
+        if entry is None or entry.stamp != stamp or \
+                time.monotonic() - entry.loaded > self.max_age:
+            entry = _Entry(stamp, time.monotonic(), registry.versions(name, store=self.client))
+            with self._lock:
+                self._entries[name] = entry
+        return model, entry.versions
+
+    def registered(self, name: str) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_registered_model(name)
+        except MlflowException as error:
+            if error.error_code not in MISSING:
+                raise
+        raise ApiError(404, "model-not-found", f"no registered model {name!r}")
+
+    def forget(self, name: str) -> None:
+        """Drop a model's versions (after a promotion: the previous-holder tag changed)."""
+        with self._lock:
+            self._entries.pop(name, None)
+
+
+def model_dict(model: Any) -> dict[str, Any]:
+    """A registered model as the Models view lists it."""
+    return {"name": model.name, "description": model.description or "",
+            "aliases": {a: int(v) for a, v in (model.aliases or {}).items()},
+            "latest_version": _latest(model) or None,
+            "last_updated": model.last_updated_timestamp}
+
+
+def version_dict(version: registry.Version, model: Any) -> dict[str, Any]:
+    """A version with its lineage as models/ describes it; aliases from `model` (fresh)."""
+    data = asdict(version)
+    data["aliases"] = sorted(a for a, v in (model.aliases or {}).items()
+                             if int(v) == version.version)
+    data["label"], data["uri"] = version.label, version.uri
+    data["previous"] = {alias: version.previous(alias) for alias in _promoted(version.tags)}
+    return data
+
+
+def results_list(results: Iterable[gates.GateResult]) -> list[dict[str, Any]]:
+    return [{"gate": str(r.gate), "metric": r.metric, "value": r.value,
+             "threshold": r.threshold, "passed": r.passed, "message": r.message}
+            for r in results]
+
+
+def comparison(candidate: registry.Version, champion: registry.Version | None
+               ) -> list[dict[str, Any]]:
+    """Each metric of either version, side by side: what the confirmation shows."""
+    theirs = champion.metrics if champion is not None else {}
+    keys = sorted(set(candidate.metrics) | set(theirs))
+    return [{"metric": k, "candidate": candidate.metrics.get(k), "champion": theirs.get(k)}
+            for k in keys]
+
+
+def _promoted(tags: dict[str, str]) -> list[str]:
+    from jupyter_mlops.steps.mlflow_vocabulary import PREVIOUS_HOLDER_PREFIX
+
+    return sorted(k.removeprefix(PREVIOUS_HOLDER_PREFIX) for k in tags
+                  if k.startswith(PREVIOUS_HOLDER_PREFIX))
+
+
+def _latest(model: Any) -> int:
+    """The highest version number among MLflow's latest versions (0: none)."""
+    return max((int(v.version) for v in model.latest_versions or ()), default=0)
+
+
+def _escaped(text: str) -> str:
+    return text.replace("'", "\\'")

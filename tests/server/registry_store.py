@@ -1,0 +1,59 @@
+"""A small real registry, as a data scientist's would look: two versions of `Churn_Classifier`
+trained in-process (a RandomForest, then a GradientBoosting), each logged on its own run of
+notebook Churn_Training.ipynb with params and metrics, registered through models/registry.py:
+v1 holds @champion, v2 @challenger. Shared by the server tests and the browser test.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from jupyter_mlops.steps import mlflow_vocabulary as vocab
+
+MODEL = "Churn_Classifier"
+EXPERIMENT = "Churn_Training"
+NOTEBOOK = "Churn_Training.ipynb"
+COMMIT = "3f2a9c1d4e5b6a7980c1d2e3f4a5b6c7d8e9f0a1"
+
+
+def make_registry(folder: Path) -> dict[str, object]:
+    """mlflow.db in `folder` with the two versions; returns the URI and each version's metrics."""
+    from mlflow.entities import Metric, Param
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import train_test_split
+
+    from jupyter_mlops.models import registry
+    from jupyter_mlops.steps.model_logging import log_model
+    from jupyter_mlops.tracking.store import artifact_root, open_client
+
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = open_client(uri)
+    experiment_id = vocab.get_or_create_experiment(client, EXPERIMENT, artifact_root(uri))
+    X, y = make_classification(n_samples=300, n_features=6, random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    candidates = [("Random_Forest", RandomForestClassifier(n_estimators=5, max_depth=2,
+                                                           random_state=0), "champion"),
+                  ("Gradient_Boosting", GradientBoostingClassifier(n_estimators=30,
+                                                                   random_state=0),
+                   "challenger")]
+    metrics = {}
+    for run_name, estimator, alias in candidates:
+        estimator.fit(X_train, y_train)
+        scores = {"accuracy": estimator.score(X_test, y_test),
+                  "f1": f1_score(y_test, estimator.predict(X_test))}
+        run = client.create_run(experiment_id, run_name=run_name, tags={
+            vocab.NOTEBOOK_TAG: str(folder / NOTEBOOK), vocab.GIT_COMMIT_TAG: COMMIT,
+            vocab.KIND_TAG: vocab.KIND_CELL})
+        rid = run.info.run_id
+        client.log_batch(rid, metrics=[Metric(k, v, 0, 0) for k, v in scores.items()],
+                         params=[Param(k, str(v)) for k, v in estimator.get_params().items()
+                                 if k in ("n_estimators", "max_depth")])
+        log_model(client, rid, estimator)
+        client.set_terminated(rid, "FINISHED")
+        version = registry.register(rid, MODEL, alias=alias, store=client)
+        metrics[version.version] = scores
+    return {"uri": uri, "metrics": metrics}
