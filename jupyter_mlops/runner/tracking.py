@@ -82,7 +82,7 @@ class PipelineTracker:
             "duration_s": result.duration, "cache_hit": float(result.cache_hit)})
         if result.notebook is not None and Path(result.notebook).is_file():
             executed = Path(result.notebook).read_bytes()
-            self.tracker.log_bytes(child, Path(result.notebook).name, executed)
+            self.tracker.log_bytes(child, vocab.step_notebook_artifact(result.name), executed)
             if result.status == OK:  # a cached step's model was logged by the run that made it
                 self._log_model(child, result, executed)
             self._log_datasets(child, result)
