@@ -130,6 +130,30 @@ def test_each_step_logs_a_child_mlflow_run_tagged_as_the_local_runner_does(small
     assert [a.path for a in artifacts] == ["make.ipynb"]
 
 
+def test_each_steps_run_has_the_values_it_read_and_wrote_as_datasets(small_run):
+    """As the local runner logs them: dataset inputs named by the value, `input` or `output`,
+    with the digest the value's manifest records (its sha256, cut to MLflow's length)."""
+    from mlflow import MlflowClient
+
+    from jupyter_mlops.models.lineage import run_datasets
+
+    compiled, run, tracking = small_run
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name(compiled.graph.experiment or compiled.graph.name)
+    steps = {r.data.tags["mlops.step"]: r for r in client.search_runs([experiment.experiment_id])
+             if r.data.tags.get("mlops.kind") == "pipeline-step"}
+    for step in compiled.graph.steps:
+        logged = {(d.name, d.context): d.digest for d in run_datasets(steps[step.name])}
+        expected = {(name, "input"): serializers.content_hash(run / producer / VALUES_OUTPUT,
+                                                              name)[:32]
+                    for name, producer in step.inputs.items()}
+        expected |= {(name, "output"): serializers.content_hash(run / step.name / VALUES_OUTPUT,
+                                                                name)[:32]
+                     for name in step.outputs}
+        assert logged == expected, step.name
+    assert any(d.rows == 4 for d in run_datasets(steps["make"]))  # n=4 values, from the profile
+
+
 def test_a_kale_notebook_compiles_unchanged_and_runs_under_kfp_local(tmp_path):
     compiled = compile_notebook(KALE, install_packages=False)
     assert compiled.name == "kale-small"
