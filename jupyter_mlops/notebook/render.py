@@ -25,6 +25,13 @@ def as_text(graph: StepGraph) -> str:
             lines.append(f"    outputs: {', '.join(step.outputs)}")
         if step.metrics:
             lines.append(f"    metrics: {', '.join(step.metrics)}")
+        gates = [str(tag.gate) for tag in graph.gates if tag.step == step.name]
+        if gates:
+            lines.append(f"    gates: {', '.join(gates)}")
+        release = [f"{key}:{value}" for key in ("model", "register", "promote")
+                   if (value := getattr(step.options, key))]
+        if release:
+            lines.append(f"    model: {' '.join(release)}")
     if graph.edges:
         lines.append("edges:")
         lines += [f"  {e.source} -> {e.target}" + (f": {', '.join(e.names)}" if e.names else "")

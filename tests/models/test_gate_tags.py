@@ -68,3 +68,12 @@ def test_a_bad_gate_or_promotion_names_the_cell(train_tags, metrics_tags, cell, 
     assert caught.value.cell_index == cell
     assert reason in str(caught.value)
     assert str(caught.value).startswith(f"Train_Churn.ipynb: cell {cell} (")
+
+
+def test_the_graph_command_shows_each_steps_gates_and_model_tags():
+    from jupyter_mlops.notebook.render import as_text
+
+    text = as_text(_pipeline(["model:forest", "register:Churn_Model", "promote:champion"],
+                             ["gate:accuracy>=0.8", "gate:f1>=champion+0.01"]))
+    assert "    gates: accuracy>=0.8, f1>=champion+0.01\n" in text
+    assert "    model: model:forest register:Churn_Model promote:champion\n" in text
