@@ -44,7 +44,12 @@ def _client(plan: Any, tracker: Any, uri: str | None) -> Any:
         return None
     from jupyter_mlops.tracking.store import open_client, tracking_uri
 
-    return open_client(tracker.uri if tracker is not None else uri or tracking_uri())
+    if tracker is not None:
+        return open_client(tracker.uri)
+    try:  # untracked: read the champion where it is, create no store for it
+        return open_client(uri or tracking_uri(), create=False)
+    except Exception:  # noqa: BLE001 - no store: the gates say there is no champion
+        return None
 
 
 def _source(entry: Registration, result: PipelineResult, tracker: Any) -> ModelSource:
