@@ -107,7 +107,7 @@ def register(source: Any, name: str, *, alias: str | None = None, store: Any = N
         _check_alias(alias)
     logged = logged_model(client, source)
     _create_registered_model(client, name)
-    tags = lineage(client, logged.source_run_id) if logged.source_run_id else {}
+    tags = _origin_tags(client, logged.source_run_id) if logged.source_run_id else {}
     # The registry resolves a `models:/m-...` source through the global tracking URI: ours,
     # for the call, whatever MLFLOW_TRACKING_URI says.
     with _fluent_uri(client.tracking_uri):
@@ -192,7 +192,7 @@ def _model_of_run(client: Any, run_id: str, name: str | None) -> Any:
                         " or register the variable itself")
 
 
-def lineage(client: Any, run_id: str) -> dict[str, str]:
+def _origin_tags(client: Any, run_id: str) -> dict[str, str]:
     """The notebook and git commit tags of run `run_id`, or of its parent run (a cell's
     session, a step's pipeline) for those the run itself lacks."""
     from mlflow.exceptions import MlflowException
@@ -353,7 +353,7 @@ def _version(client: Any, found: Any, aliases: dict[str, Any],
     run_id = found.run_id or None
     if run_id and not all(k in tags for k in _LINEAGE_TAGS):
         if run_id not in runs:
-            runs[run_id] = lineage(client, run_id)
+            runs[run_id] = _origin_tags(client, run_id)
         tags = runs[run_id] | tags
     try:
         metrics = gates.version_metrics(client, found.name, found.version) if run_id else {}
