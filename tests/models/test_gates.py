@@ -72,22 +72,15 @@ def test_relative_gates_add_the_margin_to_the_champions_value():
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
-    """A SQLite store with model `Churn_Model`: v1 logged by a cell's run, v2 by a pipeline
-    step whose metrics the pipeline run reports; v2 holds `champion`."""
-    import numpy as np
+    """A SQLite store with model `Churn_Model`: v1 from a cell's run, v2 from a pipeline step
+    whose metrics the pipeline run reports; v2 holds `champion`. The versions point at their
+    runs' artifacts (what the metrics are read from is the run, not the model files)."""
     from mlflow import MlflowClient
-    from sklearn.ensemble import GradientBoostingClassifier
-
-    from jupyter_mlops.steps.model_logging import log_model
 
     client = MlflowClient(f"sqlite:///{tmp_path_factory.mktemp('gates') / 'mlflow.db'}")
     experiment = client.create_experiment("Churn Gates")
-    rng = np.random.default_rng(7)
-    X, y = rng.normal(size=(60, 3)), rng.integers(0, 2, 60)
-    model = GradientBoostingClassifier(n_estimators=5).fit(X, y)
     cell = client.create_run(experiment, run_name="train cell")
     client.log_metric(cell.info.run_id, "accuracy", 0.81)
-    log_model(client, cell.info.run_id, model, register="Churn_Model")
     pipeline = client.create_run(experiment, run_name="pipeline-1",
                                  tags={vocab.KIND_TAG: vocab.KIND_PIPELINE})
     client.log_metric(pipeline.info.run_id, "accuracy", 0.88)
@@ -95,7 +88,10 @@ def registry(tmp_path_factory):
     step = client.create_run(experiment, run_name="train", tags={
         vocab.KIND_TAG: vocab.KIND_STEP, vocab.PARENT_RUN_TAG: pipeline.info.run_id})
     client.log_metric(step.info.run_id, "f1", 0.87)  # the step's own value wins
-    log_model(client, step.info.run_id, model, register="Churn_Model")
+    client.create_registered_model("Churn_Model")
+    for run in (cell, step):
+        client.create_model_version("Churn_Model", f"{run.info.artifact_uri}/forest",
+                                    run_id=run.info.run_id)
     client.set_registered_model_alias("Churn_Model", "champion", "2")
     return client
 
