@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from jupyter_mlops import __version__
+from jupyter_mlops._version import __version__
 from jupyter_mlops.kfp import names
 from jupyter_mlops.kfp.components import ComponentConfig, _define
 from jupyter_mlops.kfp.errors import KfpCompileError
