@@ -186,7 +186,7 @@ class KernelPool:
     def __enter__(self) -> KernelPool:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()
 
     # --- the map --------------------------------------------------------------------------
