@@ -234,6 +234,26 @@ def describe(name: str, *, version: int | str | None = None, alias: str | None =
                     {})
 
 
+def parse_reference(reference: str) -> tuple[str, str | None, str | None]:
+    """MLflow's names for a version: `MODEL@ALIAS` -> (MODEL, ALIAS, None), `MODEL/N` ->
+    (MODEL, None, N); `models:/` in front is accepted."""
+    text = reference.strip().removeprefix("models:/")
+    name, at, alias = text.rpartition("@")
+    if at and name and alias:
+        return name, alias, None
+    name, slash, number = text.rpartition("/")
+    if slash and name and number.isdigit():
+        return name, None, number
+    raise RegistryError(f"model reference {reference!r}: expected MODEL@ALIAS (e.g. "
+                        "churn@champion) or MODEL/VERSION (e.g. churn/3)")
+
+
+def resolve(reference: str, *, store: Any = None) -> Version:
+    """The version `MODEL@ALIAS` or `MODEL/N` names (RegistryError naming what is unknown)."""
+    name, alias, number = parse_reference(reference)
+    return describe(name, version=number, alias=alias, store=store)
+
+
 def table(name: str | None = None, *, store: Any = None) -> Any:
     """`versions` as a pandas DataFrame: one row a version, its metrics as columns."""
     import pandas as pd

@@ -2,7 +2,7 @@
 `InferenceService` manifest for a cluster (written here, applied by the user's own tooling).
 
 A version is named as MLflow's registry URIs name it: `MODEL@ALIAS` or `MODEL/VERSION`
-(`models:/` in front is accepted). Both paths resolve it first, so an unknown model, alias or
+(registry.parse_reference). Both paths resolve it first, so an unknown model, alias or
 version, or a model MLflow's server cannot load, is one clear error before anything starts.
 """
 
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from jupyter_mlops.errors import MlopsError
+from jupyter_mlops.models import registry
+from jupyter_mlops.models.registry import Version
 
 # MLflow's scoring server loads a model through its python_function flavor.
 SERVABLE_FLAVOR = "python_function"
@@ -30,69 +32,35 @@ KSERVE_FORMAT = "mlflow"
 KSERVE_SCHEMES = ("s3", "gs", "https", "http", "pvc", "hdfs", "webhdfs", "oci", "hf")
 
 
-class ModelReferenceError(MlopsError):
-    """A model reference that names no registered version."""
-
-
 class NotServableError(MlopsError):
     """A registered version that MLflow's scoring server cannot load."""
 
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A registered model version, resolved: name, version number and how it was named."""
+    """A registered version to serve: its registry entry and where its files are."""
 
-    name: str
-    version: str
+    version: Version
     alias: str | None
-    source: str  # the registry's storage location of the model
+    source: str  # the storage location of the model's files (its download URI)
     tracking_uri: str
 
     @property
     def uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
+        return self.version.uri
 
     def __str__(self) -> str:
         via = f" (@{self.alias})" if self.alias else ""
-        return f"{self.name} version {self.version}{via}"
-
-
-def parse_reference(reference: str) -> tuple[str, str | None, str | None]:
-    """`MODEL@ALIAS` -> (MODEL, ALIAS, None); `MODEL/N` -> (MODEL, None, N)."""
-    text = reference.strip().removeprefix("models:/")
-    if "@" in text:
-        name, _, alias = text.rpartition("@")
-        if name and re.fullmatch(r"[\w-]+", alias):
-            return name, alias, None
-    elif "/" in text:
-        name, _, version = text.rpartition("/")
-        if name and version.isdigit():
-            return name, None, version
-    raise ModelReferenceError(
-        f"model reference {reference!r}: expected MODEL@ALIAS (e.g. churn@champion) "
-        "or MODEL/VERSION (e.g. churn/3)")
+        return f"{self.version.model} version {self.version.version}{via}"
 
 
 def resolve(reference: str, client: Any = None) -> ModelRef:
-    """The registered version `reference` names; ModelReferenceError naming what is unknown."""
-    from mlflow.exceptions import MlflowException
-
-    name, alias, number = parse_reference(reference)
-    client = client or _client()
-    try:
-        client.get_registered_model(name)
-    except MlflowException as error:
-        raise ModelReferenceError(f"no registered model {name!r} in {client.tracking_uri}"
-                                  ) from error
-    try:
-        version = (client.get_model_version_by_alias(name, alias) if alias
-                   else client.get_model_version(name, number))
-    except MlflowException as error:
-        what = f"alias {alias!r}" if alias else f"version {number}"
-        known = _known_aliases(client, name)
-        raise ModelReferenceError(f"model {name!r} has no {what}{known}") from error
-    source = client.get_model_version_download_uri(name, version.version)
-    return ModelRef(name, str(version.version), alias, source, client.tracking_uri)
+    """The registered version `reference` names; RegistryError naming what is unknown."""
+    client = client or registry.client_for()
+    version = registry.resolve(reference, store=client)
+    _, alias, _ = registry.parse_reference(reference)
+    source = client.get_model_version_download_uri(version.model, str(version.version))
+    return ModelRef(version, alias, source, client.tracking_uri)
 
 
 def check_servable(ref: ModelRef) -> None:
@@ -153,14 +121,14 @@ def inference_service(reference: str, name: str | None = None) -> tuple[dict[str
     """A KServe InferenceService for the version, and warnings about what a cluster will lack."""
     ref = resolve(reference)
     check_servable(ref)
-    service = name or _kserve_name(ref.name)
+    service = name or _kserve_name(ref.version.model)
     manifest = {
         "apiVersion": KSERVE_API,
         "kind": "InferenceService",
         "metadata": {
             "name": service,
-            "annotations": {"jupyter-mlops/model": ref.name,
-                            "jupyter-mlops/version": ref.version,
+            "annotations": {"jupyter-mlops/model": ref.version.model,
+                            "jupyter-mlops/version": str(ref.version.version),
                             **({"jupyter-mlops/alias": ref.alias} if ref.alias else {})},
         },
         "spec": {"predictor": {"model": {
@@ -199,15 +167,3 @@ def _kserve_name(model: str) -> str:
     if not label or not label[0].isalpha():
         label = f"model-{label}".rstrip("-")
     return label[:45].rstrip("-")  # KServe prefixes generated names; 63 in all
-
-
-def _known_aliases(client: Any, name: str) -> str:
-    aliases = client.get_registered_model(name).aliases or {}
-    listed = ", ".join(f"@{a} (version {v})" for a, v in sorted(aliases.items()))
-    return f"; its aliases: {listed}" if listed else "; it has no aliases"
-
-
-def _client() -> Any:
-    from jupyter_mlops.tracking.store import open_client, tracking_uri
-
-    return open_client(tracking_uri(), create=False)

@@ -120,9 +120,9 @@ def _wait_healthy(port: int, server: subprocess.Popen, log: Path) -> None:
 
 # Both commands resolve and check a reference the same way; each case runs through one.
 @pytest.mark.parametrize("command, reference, message", [
-    ("deploy", f"{MODEL}@staging", f"model '{MODEL}' has no alias 'staging'; its aliases: "
-                                   "@champion (version 2)"),
-    ("deploy", f"{MODEL}/9", f"model '{MODEL}' has no version 9"),
+    ("deploy", f"{MODEL}@staging", f"model '{MODEL}' has no alias @staging; its aliases: "
+                                   "@champion (v2)"),
+    ("deploy", f"{MODEL}/9", f"model '{MODEL}' has no version 9; its versions: 2, 1"),
     ("serve", "Unknown_Model@champion", "no registered model 'Unknown_Model'"),
     ("deploy", "churn", "model reference 'churn': expected MODEL@ALIAS"),
     ("serve", "Odd_Model/1",
