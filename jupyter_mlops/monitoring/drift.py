@@ -32,8 +32,10 @@ were estimated from: an approximation, flagged on the feature and in the notes.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,8 +67,9 @@ __all__ = ["EPSILON", "KS_SAMPLE", "Bands", "DriftInputError", "DriftReport", "F
            "compute_drift", "csi", "ks_pvalue", "ks_statistic", "psi"]
 
 EPSILON = 1e-4  # the share an empty bin counts as in PSI
-KS_SAMPLE = 200_000  # rows a side above which KS runs on a seeded sample
+KS_SAMPLE = 20_000  # rows a side above which KS runs on a seeded sample
 EXACT_KS = 10_000  # ks_2samp's MAX_AUTO_N: up to this many values a side, its exact p-values
+WORKERS = min(4, os.cpu_count() or 1)  # threads comparing features
 STABLE, MODERATE, SIGNIFICANT = "stable", "moderate", "significant"
 _METRIC_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")  # what MLflow refuses in a metric's name
 
@@ -177,12 +180,20 @@ def csi(reference: ArrayLike, current: ArrayLike, scores: ArrayLike) -> float:
 
 
 def ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
-    """The two-sample KS statistic of sorted, NaN-free arrays, as `ks_2samp` computes it: the
-    empirical CDFs compared at every value of both (searchsorted handles ties)."""
-    cdf1 = np.concatenate([np.searchsorted(a, a, "right"), np.searchsorted(a, b, "right")])
-    cdf2 = np.concatenate([np.searchsorted(b, a, "right"), np.searchsorted(b, b, "right")])
-    differences = cdf1 / len(a) - cdf2 / len(b)
+    """The two-sample KS statistic of sorted, NaN-free arrays, as `ks_2samp` computes it: both
+    empirical CDFs at every value of either array (rows <= the value, ties included), the
+    largest difference either way. Within its own sorted array a value's count is read off
+    the runs of equal values instead of searched for."""
+    cdf1 = np.concatenate([_at_or_below(a), np.searchsorted(a, b, "right")]) / len(a)
+    cdf2 = np.concatenate([np.searchsorted(b, a, "right"), _at_or_below(b)]) / len(b)
+    differences = cdf1 - cdf2
     return float(max(np.clip(-differences.min(), 0, 1), differences.max()))
+
+
+def _at_or_below(ordered: np.ndarray) -> np.ndarray:
+    """For each value of a sorted array, how many of its values are <= it."""
+    ends = np.flatnonzero(np.append(ordered[1:] != ordered[:-1], True)) + 1
+    return np.repeat(ends, np.diff(ends, prepend=0))
 
 
 def ks_pvalue(statistic: float, n1: int, n2: int) -> float:
@@ -205,14 +216,13 @@ def compute_drift(current: pd.DataFrame, reference: Profile | pd.DataFrame,
     source = _Reference.of(reference, reference_predictions, seed, ks_sample)
     names = _matched_columns(current, source, columns)
     rows = sample_rows(len(current), ks_sample, seed)
-    features, faults = [], []
-    for name in names:
-        try:
-            features.append(_compare(name, _get(current, name), source, rows, bands))
-        except DriftInputError as error:
-            faults.append(str(error))
+    with ThreadPoolExecutor(WORKERS) as pool:  # numpy's sorts and comparisons free the GIL
+        outcomes = list(pool.map(
+            lambda name: _attempt(name, _get(current, name), source, rows, bands), names))
+    faults = [str(o) for o in outcomes if isinstance(o, DriftInputError)]
     if faults:
         raise DriftInputError("; ".join(faults))
+    features = [o for o in outcomes if isinstance(o, FeatureDrift)]
     prediction = _prediction_drift(predictions, current, source, rows, bands)
     return DriftReport(tuple(features), prediction, bands, source.rows, len(current),
                        _notes(source, rows, ks_sample, seed, features, predictions, prediction))
@@ -286,6 +296,8 @@ def _matched_columns(current: pd.DataFrame, source: _Reference,
     """The features to compare, or DriftInputError naming missing, extra and retyped ones."""
     reference, present = source.names, [str(c) for c in current.columns]
     expected = reference if columns is None else [str(c) for c in columns]
+    if not expected:
+        raise DriftInputError("no columns to compare")
     missing = [c for c in expected if c not in present]
     extra = [c for c in (present if columns is None else expected) if c not in reference]
     if missing or extra:
@@ -311,6 +323,15 @@ def _get(frame: pd.DataFrame, name: str) -> pd.Series:
     """The column whose name reads `name` (column labels need not be strings)."""
     labels = [str(c) for c in frame.columns]
     return frame[frame.columns[labels.index(name)]]
+
+
+def _attempt(name: str, series: pd.Series, source: _Reference, rows: np.ndarray | None,
+             bands: Bands) -> FeatureDrift | DriftInputError:
+    """The feature's drift, or the fault that prevents it (all faults are reported at once)."""
+    try:
+        return _compare(name, series, source, rows, bands)
+    except DriftInputError as error:
+        return error
 
 
 def _compare(name: str, series: pd.Series, source: _Reference, rows: np.ndarray | None,
@@ -376,6 +397,9 @@ def _feature(name: str, reference: ColumnProfile, counts: np.ndarray, test: str,
     before = np.append(reference.counts, reference.missing)
     index = psi(before, counts)
     characteristic = None if reference.scores is None else csi(before, counts, reference.scores)
+    if not np.isfinite([index, statistic, p_value, characteristic or 0.0]).all():
+        raise DriftInputError(f"column {name!r}: too few values to compare ({int(counts.sum())} "
+                              f"current, {int(before.sum())} reference rows)")
     return FeatureDrift(
         name=name, kind=reference.kind, psi=index, csi=characteristic, test=test,
         statistic=statistic, p_value=p_value, band=bands.of(index), labels=reference.labels,
