@@ -41,6 +41,14 @@ def previous_holder_tag(alias: str) -> str:
     return PREVIOUS_HOLDER_PREFIX + alias
 
 
+# --- monitor runs: the model version whose reference the data was compared with ------------
+MONITOR_MODEL_TAG = "mlops.monitor.model"  # registered model name (absent: a run or a frame)
+MONITOR_VERSION_TAG = "mlops.monitor.version"  # its version number
+MONITOR_REFERENCE_TAG = "mlops.monitor.reference"  # as the user named it: MODEL@ALIAS, a run id
+MONITOR_REFERENCE_RUN_TAG = "mlops.monitor.reference_run"  # the run holding the profile
+MONITOR_DRIFTED_TAG = "mlops.monitor.drifted"  # "true" when a PSI passed the threshold
+
+
 # --- sweeps --------------------------------------------------------------------------------
 SWEEP_TAG = "mlops.sweep"  # the sweep's id, shared by its runs
 SWEEP_MODE_TAG = "mlops.mode"  # "notebook" or "pipeline"
@@ -49,6 +57,7 @@ SWEEP_INDEX_TAG = "sweep.index"  # the run's place in the grid
 # --- values of KIND_TAG --------------------------------------------------------------------
 KIND_SESSION, KIND_CELL, KIND_SCRIPT = "session", "cell", "script"
 KIND_PIPELINE, KIND_STEP, KIND_SWEEP = "pipeline", "pipeline-step", "sweep"
+KIND_MONITOR = "monitor"  # a drift report's run (monitoring/monitor.py)
 BACKEND_KFP = "kfp"
 
 # --- MLflow's own tags that we set (spelled as in mlflow.utils.mlflow_tags) -----------------
@@ -72,6 +81,8 @@ STDOUT_ARTIFACT = "stdout.txt"
 ERROR_ARTIFACT = "error.txt"  # the full traceback
 MODEL_ARTIFACT = "model"  # the default name of a logged model
 FIGURES_DIR = "figures"
+REFERENCE_PROFILE_ARTIFACT = "reference_profile.json"  # beside a logged model: its training data
+DRIFT_REPORT_ARTIFACT = "drift_report.html"  # a monitor run's report
 
 
 def figure_artifact(index: int) -> str:

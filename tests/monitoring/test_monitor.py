@@ -1,0 +1,155 @@
+"""Monitoring from the notebook, Python and the command line: a real kernel tracks a churn
+forest with `%%mlops track --model`, which stores its training data's reference profile; new
+batches are compared with `Churn_Forest@champion` (`jupyter_mlops.drift`, `%mlops drift`,
+`jupyter-mlops monitor`), each logging a monitor run on the SQLite store.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXPERIMENT = "Churn_Monitoring"
+MODEL = "Churn_Forest"
+SETUP = [
+    f"%load_ext jupyter_mlops\n%mlops start --experiment {EXPERIMENT}",
+    "import numpy as np, pandas as pd\n"
+    "from sklearn.ensemble import RandomForestClassifier\n"
+    "def batch(n, shift=0.0, seed=0):\n"
+    "    rng = np.random.default_rng(seed)\n"
+    "    frame = pd.DataFrame({'tenure_months': rng.gamma(3, 8 + 6 * shift, n),\n"
+    "                          'monthly_charges': rng.normal(60 + 25 * shift, 15, n),\n"
+    "                          'plan': rng.choice(['basic', 'plus', 'pro'], n,\n"
+    "                                             p=[0.5 - .3 * shift, 0.3, 0.2 + .3 * shift])})\n"
+    "    churned = (frame.monthly_charges / 40 - frame.tenure_months / 20\n"
+    "               + rng.normal(0, 1, n) > 0).astype(int)\n"
+    "    return frame, churned\n"
+    "train, y_train = batch(3000)\n"
+    "X_train = pd.get_dummies(train, columns=['plan'], dtype=float)\n",
+    "%%mlops track Forest_v1 --metrics auto --model forest --register " + MODEL + "\n"
+    "forest = RandomForestClassifier(n_estimators=20, max_depth=5, random_state=0)\n"
+    "forest.fit(X_train, y_train)\naccuracy = forest.score(X_train, y_train)",
+    "%%mlops track No_Frame --model bare\n"
+    "bare = RandomForestClassifier(n_estimators=5, random_state=0).fit(X_train, y_train)\n"
+    "del X_train",
+    "X_train = pd.get_dummies(train, columns=['plan'], dtype=float)\n"
+    f"%mlops end\n%mlops promote {MODEL} --version 1 --to champion",
+]
+
+
+@dataclass
+class Said:
+    stdout: str = ""
+    stderr: str = ""
+    error: str = ""
+    html: str = ""
+
+
+class Kernel:
+    """A real IPython kernel (unix sockets: no port race) driven cell by cell."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+        from jupyter_client import KernelManager
+
+        self.sockets = tempfile.mkdtemp(prefix="mlm")
+        self.km = KernelManager(kernel_name="python3", transport="ipc",
+                                ip=os.path.join(self.sockets, "k"),
+                                connection_file=os.path.join(self.sockets, "kernel.json"))
+        self.km.start_kernel(cwd=str(cwd), env=env)
+        self.kc = self.km.blocking_client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=120)
+
+    def run(self, code: str, timeout: float = 300) -> Said:
+        said = Said()
+
+        def hook(msg: dict[str, Any]) -> None:
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream" and content["text"].startswith("UsageError: "):
+                said.error += content["text"].strip()
+            elif kind == "stream":
+                setattr(said, content["name"], getattr(said, content["name"]) + content["text"])
+            elif kind == "error":
+                said.error = f"{content['ename']}: {content['evalue']}"
+            elif kind in ("display_data", "execute_result", "update_display_data"):
+                said.html += content["data"].get("text/html", "")
+                said.html += content["data"].get("text/plain", "")
+
+        self.kc.execute_interactive(code, timeout=timeout, output_hook=hook)
+        return said
+
+    def ok(self, code: str) -> Said:
+        said = self.run(code)
+        assert not said.error, f"{code}\n{said}"
+        return said
+
+    def stop(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+        shutil.rmtree(self.sockets, ignore_errors=True)
+
+
+@dataclass
+class Session:
+    folder: Path
+    uri: str
+    kernel: Kernel
+    said: list[Said]
+
+    def client(self) -> Any:
+        from mlflow import MlflowClient
+
+        return MlflowClient(self.uri)
+
+    def run_id(self, name: str) -> str:
+        client = self.client()
+        experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+        [run] = client.search_runs([experiment], f"attributes.run_name = '{name}'")
+        return run.info.run_id
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    folder = tmp_path_factory.mktemp("Churn_Monitor")
+    (folder / "Churn_Training.ipynb").write_text("{}")
+    (folder / "home").mkdir()
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "JUPYTER_MLOPS"))}
+    env.update(MLFLOW_TRACKING_URI=uri, HOME=str(folder / "home"),
+               JUPYTER_MLOPS_NOTEBOOK=str(folder / "Churn_Training.ipynb"),
+               MLFLOW_ALLOW_PICKLE_DESERIALIZATION="true",
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    kernel = Kernel(folder, env)
+    try:
+        said = [kernel.ok(cell) for cell in SETUP]
+        yield Session(folder, uri, kernel, said)
+    finally:
+        kernel.stop()
+
+
+def _profile(session: Session, run_name: str) -> Any:
+    from jupyter_mlops.monitoring.profile import Profile
+
+    client = session.client()
+    run_id = session.run_id(run_name)
+    with tempfile.TemporaryDirectory() as folder:
+        path = client.download_artifacts(run_id, "reference_profile.json", folder)
+        return Profile.from_json(Path(path).read_bytes())
+
+
+def test_a_tracked_model_carries_its_training_data_profile(session):
+    profile = _profile(session, "Forest_v1")
+    assert profile.rows == 3000
+    assert list(profile.columns) == ["tenure_months", "monthly_charges", "plan_basic",
+                                     "plan_plus", "plan_pro"]
+    assert profile.predictions is not None and profile.predictions.kind == "numeric"
+    assert sum(profile.predictions.counts) == 3000
+    client = session.client()
+    names = {a.path for a in client.list_artifacts(session.run_id("No_Frame"))}
+    assert "reference_profile.json" not in names and "cell.py" in names
