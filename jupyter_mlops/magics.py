@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--model", help="variable holding the model to log")
     track.add_argument("--input-example", help="variable with model input rows (default: X_test/X)")
     track.add_argument("--register", help="register the model under this name")
+    track.add_argument("--inputs", default="", help="variables (DataFrame, Series, array) to "
+                       "log as the run's MLflow dataset inputs: X_train,df")
     track.add_argument("--tags", nargs="*", default=[], metavar="K=V", help="run tags")
     log = sub.add_parser("log", help="log k=v into the active run: numbers as metrics, else tags")
     log.add_argument("pairs", nargs="+", metavar="K=V")
@@ -126,7 +128,7 @@ class MlopsMagics(Magics):
         options = CellOptions(
             name=args.name, params=_names(args.params), metrics=_names(args.metrics),
             model=args.model, input_example=args.input_example, register=args.register,
-            tags=dict(_split_pair(p) for p in args.tags))
+            tags=dict(_split_pair(p) for p in args.tags), inputs=_names(args.inputs))
         return track_cell(self.shell, self._session, options, cell, _card_observer(self.shell))
 
     def _log(self, args: argparse.Namespace, cell: None) -> None:
@@ -280,6 +282,7 @@ class _RunCardObserver:
             return
         if cell.options.model:
             self.card.watch_model(cell.options.model, cell.model_fate)
+        self.card.datasets = cell.datasets
         error = f"{type(cell.error).__name__}: {cell.error}" if cell.error else None
         self.card.finish(cell.run.status, error=error, params=cell.params, metrics=cell.metrics)
 

@@ -24,7 +24,8 @@ from typing import Any
 import ipywidgets as widgets
 from ipywidgets.widgets.widget_string import HTMLStyle
 
-from jupyter_mlops.steps.mlflow_vocabulary import run_row
+from jupyter_mlops.models.lineage import run_datasets
+from jupyter_mlops.steps.mlflow_vocabulary import CONTEXT_TRAINING, run_row
 from jupyter_mlops.widgets import data
 from jupyter_mlops.widgets.fallback import StaticFallback, publish
 from jupyter_mlops.widgets.html import esc, fmt, link, status_badge, status_colour
@@ -108,6 +109,7 @@ class _Card:
         self.model: str | None = None  # the variable logged as the run's model
         self.model_fate = ""  # what the store made of it: stored, registered ..., rejected
         self._model_source: Callable[[], tuple[str, bool]] | None = None
+        self.datasets: list[Any] = []  # the run's dataset inputs (steps/datasets.py)
         self._lock = threading.Lock()
 
     def _alive(self) -> bool:
@@ -270,6 +272,8 @@ class _Card:
             parts.append(_kv("params", self.params))
         if self.model:
             parts.append(self._model_html())
+        if self.datasets:
+            parts.append(_datasets_html(self.datasets))
         colour = PROBLEM_COLOUR if self.problems else status_colour(self.status)
         return ('<div class="mlops-run-card" style="border:1px solid #ddd;border-left:4px solid '
                 f'{colour};padding:4px 8px;margin:2px 0;font-size:12px">'
@@ -314,7 +318,9 @@ class RunCard(StaticFallback, _Card, widgets.HTML):
             return self
         client = data.resolve_client(self._source)
         self._source = client
-        row = run_row(client.get_run(self.run_id))
+        run = client.get_run(self.run_id)
+        row = run_row(run)
+        self.datasets = run_datasets(run)
         return self.update(status=row.status, params=row.params, metrics=row.metrics,
                            name=row.name, experiment_id=row.experiment_id,
                            started=row.start_ms / 1000,
@@ -358,6 +364,17 @@ class CellCard(_Card):
 
     def _bundle(self) -> dict[str, str]:
         return {"text/html": self._html(), "text/plain": self._text()}
+
+
+def _datasets_html(datasets: list[Any]) -> str:
+    """The run's data, as lineage names it: each value with its short digest and rows."""
+    items = []
+    for d in datasets[:MAX_ROWS]:
+        size = f", {d.rows:,} rows" if d.rows is not None else ""
+        role = f" ({esc(d.context)})" if d.context not in ("", CONTEXT_TRAINING) else ""
+        items.append(f"<b>{esc(d.name)}</b>{role} <code>{esc(d.digest[:8])}</code>{size}")
+    return (f'<div class="mlops-datasets"><span style="color:#777">data:</span> '
+            f'{"; ".join(items)}</div>')
 
 
 def _kv(title: str, values: dict[str, Any]) -> str:

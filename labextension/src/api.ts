@@ -49,11 +49,24 @@ export interface IMetricPoint {
   value: number;
 }
 
+/** A value the run used (or, a pipeline step, wrote): an MLflow dataset input. */
+export interface IDataset {
+  name: string;
+  /** How the run used it: training (a tracked cell's --inputs), input or output (a step). */
+  context: string;
+  digest: string;
+  rows: number | null;
+  /** The full file digest of a pipeline step's value (the runner's cache key's). */
+  sha256: string | null;
+  schema: string | null;
+}
+
 /** One run in full. */
 export interface IRunDetails extends IRunSummary {
   metric_history: Record<string, IMetricPoint[]>;
   artifacts: { path: string; size: number | null }[];
   source: string | null;
+  datasets: IDataset[];
 }
 
 /** An experiment holding some of the listed runs: the experiment picker's entries. */

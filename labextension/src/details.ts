@@ -1,8 +1,9 @@
 /**
- * One run in full: params, metrics with a sparkline of their history, tags, artifacts,
- * and the tracked cell's code with "Insert into notebook".
+ * One run in full: params, metrics with a sparkline of their history, the datasets it used
+ * (lineage: digest and rows), tags, artifacts, and the tracked cell's code with "Insert into
+ * notebook".
  */
-import { IMetricPoint, IRunDetails } from './api';
+import { IDataset, IMetricPoint, IRunDetails } from './api';
 import { duration, h, num, svg, when } from './dom';
 
 /** The tag repeating the cell's code (MLflow's run description), shown once under "Cell code". */
@@ -60,6 +61,8 @@ export function renderDetails(run: IRunDetails, actions: IDetailsActions): HTMLE
     metrics.length ? table(metrics) : h('p', {}, 'none'),
     h('h4', {}, 'Params'),
     params.length ? table(params) : h('p', {}, 'none'),
+    h('h4', {}, 'Datasets'),
+    datasets(run.datasets ?? []),
     h('h4', {}, 'Tags'),
     table(tags),
     h('h4', {}, 'Artifacts'),
@@ -80,6 +83,25 @@ export function renderDetails(run: IRunDetails, actions: IDetailsActions): HTMLE
         )
       : h('p', {}, 'not recorded')
   );
+}
+
+/** The run's dataset inputs: name, how it was used, short digest (full one on hover), rows. */
+function datasets(items: IDataset[]): HTMLElement {
+  if (!items.length) {
+    return h('p', {}, 'none');
+  }
+  const head = h('tr', {}, ...['name', 'used as', 'digest', 'rows'].map(t => h('th', {}, t)));
+  const rows = items.map(d =>
+    h(
+      'tr',
+      {},
+      h('td', {}, d.name),
+      h('td', {}, d.context || '-'),
+      h('td', {}, h('code', { title: d.sha256 ?? d.digest }, d.digest.slice(0, 8))),
+      h('td', {}, d.rows === null ? '-' : d.rows.toLocaleString())
+    )
+  );
+  return h('table', { className: 'jp-mlops-datasets' }, head, ...rows);
 }
 
 /** A small line of a metric's history (nothing for fewer than two points). */
