@@ -122,12 +122,16 @@ def pandas_digest(frame: Any) -> str:
 
 
 def numpy_digest(array: Any) -> str:
-    """mlflow.data.digest_utils.compute_numpy_digest's digest of a features array (ravel, not
-    flatten: the same first items without copying the array)."""
+    """mlflow.data.digest_utils.compute_numpy_digest's digest of a features array: the same
+    first items of the flattened array, from the first rows only (flattening the whole array
+    copies it: 40 MB for 100,000 x 50)."""
+    import math
+
     import numpy as np
     import pandas as pd
 
-    items = array.ravel()[:MAX_ROWS]
+    per_row = math.prod(array.shape[1:]) or 1
+    items = array[: -(-MAX_ROWS // per_row)].ravel()[:MAX_ROWS]
     try:
         elements: list[Any] = [pd.util.hash_array(items)]
     except TypeError:
