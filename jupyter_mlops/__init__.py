@@ -10,8 +10,8 @@ from jupyter_mlops._lazy import lazy_attributes
 from jupyter_mlops._version import __version__
 from jupyter_mlops.errors import MlopsError
 
-__all__ = ["MlopsError", "__version__", "load_ipython_extension", "models", "promote", "track",
-           "read_graph"]
+__all__ = ["MlopsError", "__version__", "drift", "load_ipython_extension", "models", "promote",
+           "track", "read_graph"]
 
 # Public names that live in heavier modules, imported on first use.
 _LAZY = {
@@ -24,6 +24,7 @@ _LAZY = {
     "runs": "jupyter_mlops.widgets",
     "sweep": "jupyter_mlops.widgets",
     "promote": "jupyter_mlops.models.registry",
+    "drift": "jupyter_mlops.widgets.drift_view",
 }
 
 

@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--model", help="variable holding the model to log")
     track.add_argument("--input-example", help="variable with model input rows (default: X_test/X)")
     track.add_argument("--register", help="register the model under this name")
+    track.add_argument("--reference", metavar="VARIABLE", help="the model's training frame, "
+                       "profiled and stored with it for drift reports (default: X_train, X)")
     track.add_argument("--inputs", default="", help="variables (DataFrame, Series, array) to "
                        "log as the run's MLflow dataset inputs: X_train,df")
     track.add_argument("--tags", nargs="*", default=[], metavar="K=V", help="run tags")
@@ -79,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "source run and notebook")
     models.add_argument("model", nargs="?", help="one registered model")
     promote_arguments(sub.add_parser("promote", help=PROMOTE_HELP))
+    drift = sub.add_parser("drift", help="compare a frame with a model's training data "
+                           "profile: shows the report and logs a monitor run")
+    drift.add_argument("current", metavar="CURRENT", help="variable holding the new data")
+    drift.add_argument("--model", required=True, metavar="MODEL@ALIAS",
+                       help="the reference: MODEL@ALIAS, MODEL/VERSION or a run id")
+    drift.add_argument("--predictions", metavar="VARIABLE",
+                       help="variable holding the model's predictions on CURRENT")
+    drift.add_argument("--threshold", type=float, metavar="PSI",
+                       help="PSI above which a feature has drifted (default 0.25)")
     return parser
 
 
@@ -128,7 +139,8 @@ class MlopsMagics(Magics):
         options = CellOptions(
             name=args.name, params=_names(args.params), metrics=_names(args.metrics),
             model=args.model, input_example=args.input_example, register=args.register,
-            tags=dict(_split_pair(p) for p in args.tags), inputs=_names(args.inputs))
+            tags=dict(_split_pair(p) for p in args.tags), inputs=_names(args.inputs),
+            profile=_profiler(args.reference) if args.model else None)
         return track_cell(self.shell, self._session, options, cell, _card_observer(self.shell))
 
     def _log(self, args: argparse.Namespace, cell: None) -> None:
@@ -252,6 +264,23 @@ class MlopsMagics(Magics):
                        condition=args.condition, store=self._session.tracker.uri)
         print(f"mlops: {done.message()}")
 
+    def _drift(self, args: argparse.Namespace, cell: None) -> Any:
+        from jupyter_mlops.widgets.drift_view import drift
+
+        ns, session = self._user_ns, self._session
+        missing = [n for n in (args.current, args.predictions) if n and n not in ns]
+        if missing:
+            raise UsageError(f"{', '.join(missing)}: no such variable")
+        if session.run is not None:  # a model tracked in this session reaches the store first
+            session.tracker.flush(timeout=60)
+        result = drift(ns[args.current], args.model,
+                       ns[args.predictions] if args.predictions else None,
+                       threshold=args.threshold, store=session.tracker.uri)
+        verdict = "DRIFTED" if result.drifted else "stable"
+        print(f"mlops: {args.current} against {args.model}: {verdict} (max PSI "
+              f"{result.max_psi:.3f}); monitor run {result.run_id}")
+        return result
+
     def _value(self, raw: str) -> Any:
         """A literal, else an expression over the user's variables, else the text itself."""
         try:
@@ -298,6 +327,13 @@ def _settle_cards() -> None:
     run_card = sys.modules.get("jupyter_mlops.widgets.run_card")
     if run_card is not None:
         run_card.tick_cards()
+
+
+def _profiler(variable: str | None) -> Any:
+    """The reference profile's capture for a tracked cell's model (monitoring/reference.py)."""
+    from jupyter_mlops.monitoring.reference import capture
+
+    return lambda model, ns: capture(model, ns, variable)
 
 
 def _names(text: str) -> list[str]:

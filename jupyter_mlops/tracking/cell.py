@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,6 +33,9 @@ class CellOptions:
     register: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     inputs: list[str] = field(default_factory=list)  # values logged as MLflow dataset inputs
+    # The model's reference profile (JSON) from the model and the namespace, or None: built by
+    # the monitoring layer, which sits above tracking, so the magic hands it in.
+    profile: Callable[[Any, dict[str, Any]], str | None] | None = None
 
 
 @dataclass
@@ -195,6 +199,21 @@ def _log_model(tracker: Tracker, run: RunRef, options: CellOptions, ns: dict[str
         return
     tracker.log_model(run, ns[options.model], input_example=_example(ns, options.input_example),
                       register=options.register)
+    if options.profile is not None:
+        _log_profile(tracker, run, options.profile, ns[options.model], ns)
+
+
+def _log_profile(tracker: Tracker, run: RunRef, profile: Callable[[Any, dict[str, Any]], Any],
+                 model: Any, ns: dict[str, Any]) -> None:
+    """Store the model's reference profile beside it; a failure is said in the cell."""
+    try:
+        text = profile(model, ns)
+    except Exception as error:
+        warnings.warn(f"jupyter-mlops: no reference profile stored with the model: {error}",
+                      limits.LimitWarning, stacklevel=2)
+        return
+    if text is not None:
+        tracker.log_text(run, vocab.REFERENCE_PROFILE_ARTIFACT, text)
 
 
 def _example(ns: dict[str, Any], name: str | None) -> Any:

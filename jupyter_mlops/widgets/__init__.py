@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from jupyter_mlops._lazy import lazy_attributes
 
-__all__ = ["ModelsView", "RunCard", "RunsBrowser", "Sweep", "runs", "show_run_card", "step_graph",
-           "sweep", "sweep_form"]
+__all__ = ["DriftView", "ModelsView", "RunCard", "RunsBrowser", "Sweep", "drift", "runs",
+           "show_run_card", "step_graph", "sweep", "sweep_form"]
 
 _LAZY = {
     "RunCard": "jupyter_mlops.widgets.run_card",
@@ -21,6 +21,8 @@ _LAZY = {
     "sweep_form": "jupyter_mlops.widgets.form",
     "step_graph": "jupyter_mlops.widgets.graph_view",
     "ModelsView": "jupyter_mlops.widgets.models_view",
+    "DriftView": "jupyter_mlops.widgets.drift_view",
+    "drift": "jupyter_mlops.widgets.drift_view",
 }
 
 

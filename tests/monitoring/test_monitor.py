@@ -35,7 +35,7 @@ SETUP = [
     "%%mlops track Forest_v1 --metrics auto --model forest --register " + MODEL + "\n"
     "forest = RandomForestClassifier(n_estimators=20, max_depth=5, random_state=0)\n"
     "forest.fit(X_train, y_train)\naccuracy = forest.score(X_train, y_train)",
-    "%%mlops track No_Frame --model bare\n"
+    "%%mlops track No_Frame --model bare --register Churn_Bare\n"
     "bare = RandomForestClassifier(n_estimators=5, random_state=0).fit(X_train, y_train)\n"
     "del X_train",
     "X_train = pd.get_dummies(train, columns=['plan'], dtype=float)\n"
@@ -153,3 +153,48 @@ def test_a_tracked_model_carries_its_training_data_profile(session):
     client = session.client()
     names = {a.path for a in client.list_artifacts(session.run_id("No_Frame"))}
     assert "reference_profile.json" not in names and "cell.py" in names
+
+
+def test_drift_in_the_notebook_against_the_champion(session):
+    kernel = session.kernel
+    kernel.ok("import jupyter_mlops\n"
+              "def frame(n, shift, seed):\n"
+              "    data, _ = batch(n, shift, seed)\n"
+              "    return pd.get_dummies(data, columns=['plan'], dtype=float)\n"
+              "X_stable, X_drifted = frame(2000, 0.0, 1), frame(2000, 1.0, 2)")
+    stable = kernel.ok("report = jupyter_mlops.drift(X_stable, reference='Churn_Forest@champion',"
+                       " predictions=forest.predict_proba(X_stable))\nreport")
+    assert 'class="mlops-drift-verdict">stable<' in stable.html
+    said = kernel.ok("print(report.drifted, round(report.max_psi, 3), report.prediction.name,"
+                     " report.run_id)")
+    drifted, max_psi, prediction, stable_run = said.stdout.split()
+    assert drifted == "False" and float(max_psi) < 0.1 and prediction == "prediction"
+
+    shown = kernel.ok(f"%mlops drift X_drifted --model {MODEL}@champion --threshold 0.2")
+    assert "X_drifted against Churn_Forest@champion: DRIFTED" in shown.stdout
+    assert 'class="mlops-drift-verdict">DRIFTED<' in shown.html
+
+    client = session.client()
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    runs = client.search_runs([experiment], "tags.`mlops.kind` = 'monitor'",
+                              order_by=["attributes.start_time ASC"])
+    assert [r.info.run_id for r in runs][0] == stable_run
+    last = runs[-1]
+    assert last.data.tags["mlops.monitor.model"] == MODEL
+    assert last.data.tags["mlops.monitor.version"] == "1"
+    assert last.data.tags["mlops.monitor.drifted"] == "true"
+    assert last.data.tags["mlops.monitor.reference_run"] == session.run_id("Forest_v1")
+    metrics = last.data.metrics
+    assert metrics["psi.tenure_months"] > 0.2 and metrics["drift.max_psi"] > 0.2
+    assert 0 <= metrics["ks_p.monthly_charges"] < 0.01
+    with tempfile.TemporaryDirectory() as folder:
+        page = Path(client.download_artifacts(last.info.run_id, "drift_report.html", folder))
+        assert "tenure_months" in page.read_text() and "DRIFTED" in page.read_text()
+
+
+def test_a_model_without_a_profile_is_named(session):
+    said = session.kernel.run("%mlops drift X_stable --model Churn_Bare/1")
+    assert "Churn_Bare v1 has no reference profile" in said.error
+    assert "--reference" in said.error
+    said = session.kernel.run("%mlops drift X_stable --model Churn_Forest@prod")
+    assert "has no alias @prod" in said.error
