@@ -68,6 +68,12 @@ def _links(result: PipelineResult) -> list[str]:
     links.append(f"MLflow run: {url}" if url else
                  f"MLflow run `{run}` in experiment `{result.mlflow_experiment}` at "
                  f"`{result.tracking_uri}`")
+    from jupyter_mlops.tracking.store import ui_url
+
+    ui = ui_url(result.tracking_uri).rstrip("/")
+    registered = getattr(result.release, "registered", {})
+    links += [f"{model} v{version}: {ui}/#/models/{model}/versions/{version}"
+              for model, version in sorted(registered.items())]
     return links
 
 

@@ -62,6 +62,7 @@ def test_the_first_run_registers_the_winner_as_challenger_and_makes_it_champion(
     assert "| `accuracy>=0.7` |" in report and "| label_noise | `0.2` |" in report
     assert re.search(r"MLflow run: http://\S+/#/experiments/\d+/runs/" + result.mlflow_run_id,
                      report)
+    assert re.search(rf"{MODEL} v1: http://\S+/#/models/{MODEL}/versions/1", report)
 
 
 def test_a_worse_run_registers_a_challenger_that_is_not_promoted(project):
