@@ -85,7 +85,6 @@ class ReleaseOutcome:
     blocking: list[bool] = field(default_factory=list)  # per result: does it fail the pipeline
     champion: gates.Champion | None = None
     registered: dict[str, int] = field(default_factory=dict)  # model -> new version
-    promoted: dict[str, str] = field(default_factory=dict)  # model -> "v4 is now @champion..."
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -108,7 +107,7 @@ class ReleaseOutcome:
 
 def judge(plan: ReleasePlan, metrics: Mapping[str, float], client: Any = None) -> ReleaseOutcome:
     """Every gate's verdict on `metrics`. Gates against the champion read the registry through
-    `client`; with no client they pass, saying the store was not asked."""
+    `client`; with no client there is no champion to compare with, and they pass saying so."""
     parsed = plan.parsed
     outcome = ReleaseOutcome(blocking=[plan.blocks(g) for g in parsed])
     model = next((r.model for r in plan.registrations), None)
@@ -154,7 +153,6 @@ def _promote(outcome: ReleaseOutcome, entry: Registration, version: int, client:
         return
     promotion = registry.promote(entry.model, to=entry.promote or CHAMPION, version=version,
                                  store=client)
-    outcome.promoted[entry.model] = promotion.message()
     outcome.notes.append(promotion.message())
 
 
