@@ -147,7 +147,12 @@ card = cell_card("late", run_id=lambda: "0ddba11" if known.is_set() else None,
                  tracking_uri="http://127.0.0.1:5999")
 card.finish("FINISHED", metrics={"accuracy": 0.5})
 known.set()  # the tracking writer learns the run id after the cell's end
-""", "import time; time.sleep(3)"]
+""", """\
+import time  # the next cell runs on; the card's own thread rewrites the cell above
+deadline = time.monotonic() + 60
+while "0ddba11" not in card.static_html() and time.monotonic() < deadline:
+    time.sleep(0.1)
+"""]
 
 
 def test_a_cell_card_gets_its_link_after_the_cell_ended(tmp_path):
