@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "models": "models",
     "serve": "serve",
     "deploy": "deploy",
+    "monitor": "monitor",
 }
 
 

@@ -198,3 +198,106 @@ def test_a_model_without_a_profile_is_named(session):
     assert "--reference" in said.error
     said = session.kernel.run("%mlops drift X_stable --model Churn_Forest@prod")
     assert "has no alias @prod" in said.error
+
+
+# --- the monitor command --------------------------------------------------------------------
+class Webhook:
+    """An HTTP server on 127.0.0.1 that keeps the JSON bodies POSTed to it."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                length = int(self.headers["Content-Length"])
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/drift"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=30)
+
+
+RETRAIN = {"cells": [
+    {"id": "parameters", "cell_type": "code", "metadata": {"tags": ["parameters"]}, "outputs": [],
+     "execution_count": None, "source": "marker = 'none'\nrows = 100"},
+    {"id": "train", "cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+     "source": "from pathlib import Path\nPath(marker).write_text(f'retrained on {rows} rows')"}],
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+
+
+def test_the_monitor_command(session, capsys, monkeypatch):
+    import json
+
+    from jupyter_mlops.cli import main
+
+    folder = session.folder
+    session.kernel.ok(
+        "def frame(n, shift, seed):\n"
+        "    data, _ = batch(n, shift, seed)\n"
+        "    return pd.get_dummies(data, columns=['plan'], dtype=float)\n"
+        "frame(1500, 0.0, 3).to_parquet('Stable_Batch.parquet')\n"
+        "late = frame(1500, 1.0, 4)\n"
+        "late.assign(churn_score=forest.predict_proba(late)[:, 1])"
+        ".to_csv('Drifted_Batch.csv', index=False)")
+    monkeypatch.chdir(folder)
+    store = ["--tracking-uri", session.uri]
+    model = ["--model", f"{MODEL}@champion"]
+
+    code = main(["monitor", "Stable_Batch.parquet", *model, *store])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.startswith("stable: Stable_Batch.parquet against Churn_Forest@champion")
+
+    hook = Webhook()
+    try:
+        code = main(["monitor", "Drifted_Batch.csv", *model, "--predictions", "churn_score",
+                     "--notify", hook.url, *store])
+    finally:
+        hook.stop()
+    out = capsys.readouterr().out
+    assert code == 4 and out.startswith("DRIFTED: Drifted_Batch.csv")
+    [summary] = hook.received
+    assert summary["drifted"] is True and summary["model"] == MODEL and summary["version"] == 1
+    assert "tenure_months" in summary["drifted_features"] and summary["max_psi"] > 0.25
+    run = session.client().get_run(summary["run_id"])
+    assert run.data.tags["mlops.monitor.drifted"] == "true"
+    assert "drift.prediction_psi" in run.data.metrics
+
+    (folder / "Churn_Retrain.ipynb").write_text(json.dumps(RETRAIN))
+    marker = folder / "retrained.txt"
+    code = main(["monitor", "Drifted_Batch.csv", *model, "--predictions", "churn_score",
+                 "--retrain", "Churn_Retrain.ipynb", "-p", "marker", str(marker),
+                 "-p", "rows", "1500", *store])
+    out = capsys.readouterr().out
+    assert code == 4 and "retraining: Churn_Retrain.ipynb" in out
+    assert marker.read_text() == "retrained on 1500 rows"
+
+
+def test_the_monitor_command_names_bad_input(session, capsys, monkeypatch):
+    from jupyter_mlops.cli import main
+
+    monkeypatch.chdir(session.folder)
+    store = ["--tracking-uri", session.uri]
+    code = main(["monitor", "Drifted_Batch.csv", "--model", f"{MODEL}@champion", *store])
+    err = capsys.readouterr().err
+    assert code == 1 and "extra churn_score" in err
+    code = main(["monitor", "Missing.parquet", "--model", f"{MODEL}@champion", *store])
+    assert code == 1 and "Missing.parquet does not exist" in capsys.readouterr().err
+    code = main(["monitor", "Stable_Batch.parquet", "--model", "Churn_Bare/1", *store])
+    assert code == 1 and "has no reference profile" in capsys.readouterr().err
