@@ -75,6 +75,31 @@ def _cell_outputs(executed, marker: str) -> str:
                      for o in cell.outputs)
 
 
+def test_a_description_is_what_mlflow_data_would_log():
+    """Digest, schema and profile computed without mlflow equal from_pandas/from_numpy's, for
+    the dtypes notebooks hold (strings, mixed objects, booleans, int32, dates, a Series)."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from jupyter_mlops.steps.datasets import describe
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"Income": rng.normal(size=300), "Visits": rng.integers(0, 9, 300),
+                          "Small": rng.integers(0, 9, 300).astype("int32"),
+                          "Churned": rng.random(300) > 0.5,
+                          "City": rng.choice(["Paris", "Lyon"], 300),
+                          "Mixed": [1, "a", 2.0] * 100,
+                          "Day": pd.date_range("2026-01-01", periods=300)})
+    for value in (frame.drop(columns="Mixed"), frame, frame["Income"], rng.normal(size=(300, 4))):
+        ours = describe("X", value)
+        theirs = (mlflow.data.from_numpy(value) if isinstance(value, np.ndarray) else
+                  mlflow.data.from_pandas(pd.DataFrame(value))).to_dict()
+        assert (ours.digest, ours.profile) == (theirs["digest"], theirs["profile"])
+        if "Mixed" not in getattr(value, "columns", ()):  # MLflow infers no schema for it
+            assert ours.schema == theirs["schema"]
+
+
 def test_the_tracked_cells_inputs_are_the_runs_datasets_with_rows_and_schema(tracked):
     import mlflow
 

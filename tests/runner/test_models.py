@@ -105,6 +105,9 @@ def test_step_runs_carry_their_values_as_datasets_and_the_version_its_lineage(
     [version] = client.search_model_versions("name = 'Forest_From_Pipeline'")
     found = lineage(client, "Forest_From_Pipeline", version.version)
     assert found.run_id == steps["fit"].info.run_id and found.step == "fit"
+    [pipeline] = client.search_runs([steps["fit"].info.experiment_id],
+                                    f"tags.`mlops.run_id` = '{first.run_id}'")
+    assert found.parent_run_id == pipeline.info.run_id
     assert found.notebook and found.notebook.endswith("Train_Forest.ipynb")
     assert found.params["n_estimators"] == "20"
     assert found.digests["X"] == sha["X"][:32] and "output:forest" in found.digests
