@@ -1,4 +1,8 @@
-"""Reading notebooks (.ipynb and jupytext py:percent) into validated nbformat v4 objects."""
+"""Reading notebooks (.ipynb and jupytext py:percent) into validated nbformat v4 objects.
+
+nbformat is imported by the functions that need it: its validator pulls in jsonschema's IRI
+grammar (seconds), a cost a kernel that only wants the code cells (tracking) must not pay.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,15 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
-
-import nbformat
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops.errors import NotebookFormatError
+from jupyter_mlops.notebook.layout import code_cells
+from jupyter_mlops.notebook.model import Cell
+
+if TYPE_CHECKING:
+    import nbformat
 
 SUPPORTED_MAJOR_VERSIONS = (3, 4)
 PERCENT_SUFFIXES = (".py",)
@@ -20,14 +28,39 @@ MAX_BYTES = 256 * 2**20  # larger files are refused: reading them would exhaust 
 
 def read_notebook(path: str | Path) -> nbformat.NotebookNode:
     """Read and validate the notebook at `path`; any fault raises NotebookFormatError."""
+    return reads_notebook(_read_text(Path(path)), str(path))
+
+
+def read_code_cells(path: str | Path) -> list[Cell]:
+    """The code cells of the notebook at `path`, structure-checked but not schema-validated.
+
+    For a kernel that tracks cells: a v4 .ipynb is read as JSON, without importing nbformat;
+    other formats go through read_notebook. Faults raise NotebookFormatError as there.
+    """
     path = Path(path)
+    text = _read_text(path)
+    if str(path).endswith(PERCENT_SUFFIXES):
+        return code_cells(reads_notebook(text, str(path)))
+    data = _load_json(text, str(path))
+    _check_structure(data, str(path))
+    if data["nbformat"] != 4:
+        return code_cells(reads_notebook(text, str(path)))
+    cells = [{**cell, "source": _joined(cell.get("source", ""))} for cell in data["cells"]]
+    return code_cells(SimpleNamespace(cells=cells))
+
+
+def _joined(source: Any) -> str:
+    """A cell's source as nbformat keeps it in memory: JSON may split it into a list of lines."""
+    return "".join(map(str, source)) if isinstance(source, list) else str(source)
+
+
+def _read_text(path: Path) -> str:
     try:
-        text = read_bounded(path).decode("utf-8")
+        return read_bounded(path).decode("utf-8")
     except FileNotFoundError:
         raise NotebookFormatError(str(path), "no such file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise NotebookFormatError(str(path), f"cannot be read: {error}") from None
-    return reads_notebook(text, str(path))
 
 
 def read_bounded(path: Path, limit: int = MAX_BYTES) -> bytes:
@@ -53,6 +86,8 @@ def _kind(mode: int) -> str:
 
 def reads_notebook(text: str, path: str) -> nbformat.NotebookNode:
     """Parse notebook text; `path` names the file in errors and selects the format by suffix."""
+    import nbformat
+
     if path.endswith(PERCENT_SUFFIXES):
         return _read_percent_script(text, path)
     data = _load_json(text, path)
@@ -71,6 +106,8 @@ def reads_notebook(text: str, path: str) -> nbformat.NotebookNode:
 
 def _validate(notebook: nbformat.NotebookNode) -> None:
     """nbformat's schema forbids commas in tags, yet `needs:a,b` is our grammar: allow them."""
+    import nbformat
+
     if any("," in tag for cell in notebook.cells for tag in cell.get("metadata", {}).get("tags", ())
            if isinstance(tag, str)):
         notebook = copy.deepcopy(notebook)
@@ -138,6 +175,7 @@ def _describe(error: nbformat.ValidationError) -> str:
 
 def _read_percent_script(text: str, path: str) -> nbformat.NotebookNode:
     import jupytext  # only py:percent input needs it
+    import nbformat
 
     try:
         notebook = jupytext.reads(text, fmt="py:percent")

@@ -21,10 +21,10 @@ from typing import Any
 
 from jupyter_mlops import settings
 from jupyter_mlops.errors import MlopsError
-from jupyter_mlops.notebook import Cell, read_notebook
+from jupyter_mlops.notebook import Cell
 from jupyter_mlops.notebook.analysis import analyse, parse_cell
-from jupyter_mlops.notebook.layout import code_cells
 from jupyter_mlops.notebook.parameters import read_parameters
+from jupyter_mlops.notebook.reader import read_code_cells
 from jupyter_mlops.notebook.tags import TagValueError, parse_tags
 from jupyter_mlops.steps.mlflow_vocabulary import LAUNCHED_FROM_TAG, NOTEBOOK_TAG
 
@@ -109,7 +109,7 @@ def parameter_names(path: Path | None) -> list[str]:
 
 def _read_parameter_names(path: Path) -> list[str]:
     try:
-        cells = code_cells(read_notebook(path))
+        cells = read_code_cells(path)
     except MlopsError:  # not a notebook the reader takes: no parameters to log, not a failure
         return []
     names: list[str] = []

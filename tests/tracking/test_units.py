@@ -230,3 +230,19 @@ def test_run_ids_are_read_incrementally_and_only_whole_lines(tmp_path):
     ids, end = spool.ids_after(offset)
     assert ids == {"k2": "r2", "k3": "r3"} and end == spool.ids_path.stat().st_size
     assert spool.load_ids() == {"k1": "r1", "k2": "r2", "k3": "r3"}
+
+
+def test_tracking_reads_parameters_without_importing_nbformat():
+    """nbformat's validator costs a kernel seconds at its first tracked cell (jsonschema's IRI
+    grammar): tracking reads the parameters cell through the reader's JSON path only."""
+    from pathlib import Path
+
+    notebook = Path(__file__).resolve().parents[2] / "notebooks" / "02_tagged_pipeline.ipynb"
+    code = ("import sys, jupyter_mlops.magics\n"
+            "from jupyter_mlops.tracking.notebook_info import parameter_names\n"
+            f"print(parameter_names(__import__('pathlib').Path({str(notebook)!r})))\n"
+            "print('nbformat' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout.splitlines()
+    assert out == ["['n_customers', 'test_size', 'seed', 'n_estimators', 'max_depth', 'C']",
+                   "False"]
