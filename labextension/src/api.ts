@@ -131,6 +131,82 @@ export interface ISubmission {
   experiment: string;
 }
 
+/** A registered model as the Models view lists it; aliases map to version numbers. */
+export interface IModel {
+  name: string;
+  description: string;
+  aliases: Record<string, number>;
+  latest_version: number | null;
+  last_updated: number | null;
+}
+
+export interface IModelsPage {
+  models: IModel[];
+  next_page_token: string | null;
+}
+
+/** One gate's verdict on a version's metrics (`accuracy>=champion`). */
+export interface IGateResult {
+  gate: string;
+  metric: string;
+  value: number | null;
+  threshold: number | null;
+  passed: boolean;
+  message: string;
+}
+
+/**
+ * A model version with its lineage (run, notebook, git commit, and whatever else models/
+ * describes), its aliases now, and its verdicts on the condition asked for.
+ */
+export interface IModelVersion {
+  model: string;
+  version: number;
+  label: string;
+  aliases: string[];
+  status: string;
+  created_ms: number;
+  run_id: string | null;
+  source: string;
+  metrics: Record<string, number>;
+  notebook: string | null;
+  git_commit: string | null;
+  tags: Record<string, string>;
+  previous: Record<string, string | null>;
+  gates?: IGateResult[];
+  [key: string]: unknown;
+}
+
+/** A page of one model's versions, newest first, and the version holding @champion. */
+export interface IModelVersions {
+  model: IModel;
+  versions: IModelVersion[];
+  total: number;
+  champion: IModelVersion | null;
+  next_page_token: string | null;
+}
+
+/** What a promotion would do: the candidate against the alias's holder, metric by metric. */
+export interface IPromotionPreview {
+  model: string;
+  alias: string;
+  candidate: IModelVersion;
+  champion: IModelVersion | null;
+  metrics: { metric: string; candidate: number | null; champion: number | null }[];
+  results: IGateResult[];
+}
+
+/** What a promotion did. */
+export interface IPromotion {
+  model: string;
+  alias: string;
+  version: number;
+  previous: number | null;
+  moved: boolean;
+  results: IGateResult[];
+  message: string;
+}
+
 export interface IRunsQuery {
   notebook?: string;
   experiment?: string;
@@ -210,5 +286,24 @@ export const api = {
   cancelLocalRun: (id: string) =>
     requestAPI<IJob>(`local-runs/${id}`, { method: 'DELETE' }),
   submit: (path: string, parameters: Record<string, unknown> = {}) =>
-    post<ISubmission>('submit', { path, parameters })
+    post<ISubmission>('submit', { path, parameters }),
+  models: (notebook?: string, pageToken?: string) =>
+    requestAPI<IModelsPage>('models', {}, { notebook, page_token: pageToken }),
+  model: (name: string, notebook?: string, condition?: string) =>
+    requestAPI<IModelVersions>(`models/${encodeURIComponent(name)}`, {}, {
+      notebook,
+      condition: condition || undefined
+    }),
+  promotionPreview: (name: string, version: number, notebook?: string, condition?: string) =>
+    requestAPI<IPromotionPreview>(`models/${encodeURIComponent(name)}/promotion`, {}, {
+      version,
+      notebook,
+      condition: condition || undefined
+    }),
+  promote: (name: string, version: number, notebook?: string, condition?: string) =>
+    post<IPromotion>(`models/${encodeURIComponent(name)}/promotion`, {
+      version,
+      notebook,
+      condition: condition || undefined
+    })
 };

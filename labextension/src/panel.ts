@@ -2,7 +2,7 @@
  * The "MLOps" sidebar: the active notebook's runs, wherever they were logged (found by the
  * notebook's path tag in every experiment, with a picker to show one experiment), updated
  * while cells run, sortable and filterable, with comparison, details and local pipeline runs'
- * progress.
+ * progress; beside the runs, the "Models" view of the same store's registry (models.ts).
  */
 import { Widget } from '@lumino/widgets';
 
@@ -17,6 +17,7 @@ import {
 import { metricKeys, renderComparison } from './compare';
 import { renderDetails } from './details';
 import { duration, h, num, when } from './dom';
+import { ModelsView } from './models';
 
 /** How often to poll: while something runs, and otherwise. */
 const FAST_MS = 2000;
@@ -24,6 +25,7 @@ const SLOW_MS = 10000;
 const KEY_METRICS = 3;
 
 type View = 'list' | 'compare' | 'details';
+type Tab = 'runs' | 'models';
 
 /** What the panel needs from the application. */
 export interface IPanelHost {
@@ -52,6 +54,7 @@ export class RunsPanel extends Widget {
       return;
     }
     this._notebook = path;
+    this._models.notebook = path;
     this._runs = [];
     this._experiments = [];
     this._picked = null;
@@ -149,6 +152,10 @@ export class RunsPanel extends Widget {
     const node = this.node;
     node.textContent = '';
     node.appendChild(this.renderHeader());
+    if (this._tab === 'models') {
+      node.appendChild(this._models.node);
+      return;
+    }
     node.appendChild(this.renderJobs());
     if (this._view === 'details' && this._details) {
       node.appendChild(
@@ -183,6 +190,7 @@ export class RunsPanel extends Widget {
       'div',
       { className: 'jp-mlops-header' },
       h('h2', {}, 'MLOps'),
+      this.renderTabs(),
       h(
         'div',
         { className: 'jp-mlops-subtitle' },
@@ -191,6 +199,30 @@ export class RunsPanel extends Widget {
         this.renderPicker()
       )
     );
+  }
+
+  /** "Runs" and "Models": the notebook's runs, or the registry of the same store. */
+  private renderTabs(): HTMLElement {
+    const tab = (name: Tab, label: string) =>
+      h(
+        'button',
+        {
+          className: `jp-mlops-tab${this._tab === name ? ' jp-mlops-tab-active' : ''}`,
+          'data-tab': name,
+          'aria-pressed': String(this._tab === name),
+          onClick: () => this.showTab(name)
+        },
+        label
+      );
+    return h('div', { className: 'jp-mlops-tabs', role: 'tablist' }, tab('runs', 'Runs'), tab('models', 'Models'));
+  }
+
+  private showTab(tab: Tab): void {
+    this._tab = tab;
+    this.render();
+    if (tab === 'models') {
+      void this._models.refresh();
+    }
   }
 
   /** The experiment picker: all the notebook's experiments, or one of them. */
@@ -406,6 +438,8 @@ export class RunsPanel extends Widget {
   private _filter = '';
   private _selected = new Set<string>();
   private _view: View = 'list';
+  private _tab: Tab = 'runs';
+  private _models = new ModelsView();
   private _details: IRunDetails | null = null;
   private _chartMetric: string | null = null;
   private _message = '';

@@ -33,9 +33,10 @@ def make_registry(folder: Path) -> dict[str, object]:
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     client = open_client(uri)
     experiment_id = vocab.get_or_create_experiment(client, EXPERIMENT, artifact_root(uri))
-    X, y = make_classification(n_samples=300, n_features=6, random_state=0)
+    X, y = make_classification(n_samples=300, n_features=6, flip_y=0.1, class_sep=1.0,
+                               random_state=0)
     X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
-    candidates = [("Random_Forest", RandomForestClassifier(n_estimators=5, max_depth=2,
+    candidates = [("Random_Forest", RandomForestClassifier(n_estimators=5, max_depth=1,
                                                            random_state=0), "champion"),
                   ("Gradient_Boosting", GradientBoostingClassifier(n_estimators=30,
                                                                    random_state=0),

@@ -1,0 +1,243 @@
+/**
+ * The panel's "Models" view: the registered models of the notebook's store, each model's
+ * versions with alias badges, key metrics, gate verdicts and lineage, and "Promote to
+ * champion" behind a confirmation that compares the candidate with the current champion.
+ * It only shows what the server answers: the registry's logic is the Python package's.
+ */
+import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
+import { Widget } from '@lumino/widgets';
+
+import { api, IGateResult, IModel, IModelVersion, IModelVersions, IPromotionPreview } from './api';
+import { h, num, when } from './dom';
+
+const CHAMPION = 'champion';
+const KEY_METRICS = 3;
+
+/**
+ * The Models view's state and its element, redrawn on each change.
+ */
+export class ModelsView {
+  /** The element the panel shows under its "Models" tab. */
+  readonly node = h('div', { className: 'jp-mlops-models' });
+
+  /** The notebook whose store is read (API path), or null for the root folder's. */
+  set notebook(path: string | null) {
+    if (path !== this._notebook) {
+      this._notebook = path;
+      this._open.clear();
+      this._versions.clear();
+    }
+  }
+
+  /** Fetch the models, and the versions of the models shown open. */
+  async refresh(): Promise<void> {
+    try {
+      const page = await api.models(this.notebookArg);
+      this._models = page.models;
+      this._message = page.models.length
+        ? ''
+        : 'No registered models yet: %mlops register, a register: step, or jupyter-mlops models.';
+      await Promise.all([...this._open].map(name => this.loadVersions(name)));
+    } catch (error) {
+      this._message = `Cannot list models: ${(error as Error).message}`;
+    }
+    this.draw();
+  }
+
+  private get notebookArg(): string | undefined {
+    return this._notebook ?? undefined;
+  }
+
+  private async loadVersions(name: string): Promise<void> {
+    try {
+      this._versions.set(name, await api.model(name, this.notebookArg, this._condition));
+      this._errors.delete(name);
+    } catch (error) {
+      this._errors.set(name, (error as Error).message);
+    }
+  }
+
+  private async toggle(name: string): Promise<void> {
+    if (this._open.delete(name)) {
+      this.draw();
+      return;
+    }
+    this._open.add(name);
+    await this.loadVersions(name);
+    this.draw();
+  }
+
+  /** Ask with the comparison, then promote; the view refreshes either way. */
+  private async promote(version: IModelVersion): Promise<void> {
+    let preview: IPromotionPreview;
+    try {
+      preview = await api.promotionPreview(version.model, version.version, this.notebookArg, this._condition);
+    } catch (error) {
+      Notification.error(`Cannot compare ${version.label}: ${(error as Error).message}`);
+      return;
+    }
+    const result = await showDialog({
+      title: `Promote ${version.label} to @${CHAMPION}?`,
+      body: new Widget({ node: renderComparison(preview) }),
+      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Promote' })]
+    });
+    if (!result.button.accept) {
+      return;
+    }
+    try {
+      const done = await api.promote(version.model, version.version, this.notebookArg, this._condition);
+      Notification.success(done.message.split('\n')[0]);
+    } catch (error) {
+      Notification.error((error as Error).message);
+    }
+    await this.refresh();
+  }
+
+  private draw(): void {
+    const node = this.node;
+    node.textContent = '';
+    node.appendChild(this.renderToolbar());
+    if (this._message) {
+      node.appendChild(h('p', { className: 'jp-mlops-message' }, this._message));
+    }
+    for (const model of this._models) {
+      node.appendChild(this.renderModel(model));
+    }
+  }
+
+  private renderToolbar(): HTMLElement {
+    const gates = h('input', {
+      className: 'jp-mlops-filter jp-mlops-gates-input',
+      placeholder: 'Gates, e.g. accuracy>=champion and f1>=0.8',
+      title: 'Each version is judged by these conditions; a promotion requires them',
+      value: this._condition,
+      onChange: (e: Event) => {
+        this._condition = (e.target as HTMLInputElement).value.trim();
+        void this.refresh();
+      }
+    });
+    return h(
+      'div',
+      { className: 'jp-mlops-toolbar' },
+      gates,
+      h('button', { className: 'jp-mlops-button', title: 'Refresh now', onClick: () => void this.refresh() }, '⟳')
+    );
+  }
+
+  private renderModel(model: IModel): HTMLElement {
+    const open = this._open.has(model.name);
+    const aliases = Object.entries(model.aliases).sort();
+    const found = this._versions.get(model.name);
+    const error = this._errors.get(model.name);
+    return h(
+      'div',
+      { className: 'jp-mlops-model', 'data-model': model.name },
+      h(
+        'div',
+        { className: 'jp-mlops-model-header', onClick: () => void this.toggle(model.name) },
+        open ? '▾ ' : '▸ ',
+        h('strong', {}, model.name),
+        ' ',
+        ...aliases.map(([alias, v]) => badge(alias, `v${v}`)),
+        h('span', { className: 'jp-mlops-subtitle' }, model.latest_version ? ` · ${model.latest_version} versions` : '')
+      ),
+      open && error ? h('p', { className: 'jp-mlops-error' }, error) : null,
+      open && found ? this.renderVersions(found) : null
+    );
+  }
+
+  private renderVersions(found: IModelVersions): HTMLElement {
+    const keys = [...new Set(found.versions.flatMap(v => Object.keys(v.metrics)))].sort().slice(0, KEY_METRICS);
+    return h(
+      'table',
+      { className: 'jp-mlops-runs jp-mlops-versions' },
+      h(
+        'thead',
+        {},
+        h('tr', {}, h('th', {}, 'version'), h('th', {}, 'aliases'), ...keys.map(k => h('th', {}, k)),
+          h('th', {}, 'gates'), h('th', {}, 'lineage'), h('th', {}, ''))
+      ),
+      h('tbody', {}, ...found.versions.map(v => this.renderVersion(v, keys)))
+    );
+  }
+
+  private renderVersion(v: IModelVersion, keys: string[]): HTMLElement {
+    const champion = v.aliases.includes(CHAMPION);
+    return h(
+      'tr',
+      { className: 'jp-mlops-version', 'data-version': v.version },
+      h('td', { title: `registered ${when(v.created_ms)}` }, `v${v.version}`),
+      h('td', { className: 'jp-mlops-aliases' }, ...v.aliases.map(a => badge(a))),
+      ...keys.map(k => h('td', { className: 'jp-mlops-num' }, num(v.metrics[k]))),
+      h('td', { className: 'jp-mlops-gates' }, ...(v.gates ?? []).map(verdict)),
+      h('td', { className: 'jp-mlops-lineage' }, lineage(v)),
+      h(
+        'td',
+        {},
+        champion
+          ? null
+          : h('button', { className: 'jp-mlops-button jp-mlops-promote', onClick: () => void this.promote(v) },
+              'Promote to champion')
+      )
+    );
+  }
+
+  private _notebook: string | null = null;
+  private _models: IModel[] = [];
+  private _open = new Set<string>();
+  private _versions = new Map<string, IModelVersions>();
+  private _errors = new Map<string, string>();
+  private _condition = '';
+  private _message = '';
+}
+
+/** An alias as a badge: `@champion`, optionally with its version. */
+function badge(alias: string, version = ''): HTMLElement {
+  return h('span', { className: `jp-mlops-badge jp-mlops-badge-${alias}`, 'data-alias': alias },
+    `@${alias}${version ? ` ${version}` : ''}`);
+}
+
+/** A gate's verdict as a mark whose tooltip says why. */
+function verdict(result: IGateResult): HTMLElement {
+  return h('span', { className: result.passed ? 'jp-mlops-pass' : 'jp-mlops-fail', title: result.message },
+    `${result.passed ? '✓' : '✗'} ${result.gate} `);
+}
+
+/** Where a version came from: notebook, git commit, run (full values in the tooltip). */
+function lineage(v: IModelVersion): HTMLElement {
+  const parts = [
+    v.notebook ? v.notebook.split('/').pop() : null,
+    v.git_commit ? `@${v.git_commit.slice(0, 8)}` : null,
+    v.run_id ? `run ${v.run_id.slice(0, 8)}` : null
+  ].filter(Boolean);
+  const full = [`notebook: ${v.notebook ?? '-'}`, `git commit: ${v.git_commit ?? '-'}`,
+    `run: ${v.run_id ?? '-'}`, `source: ${v.source}`];
+  return h('span', { title: full.join('\n') }, parts.join(' · '));
+}
+
+/** The confirmation's body: the candidate against the current champion, metric by metric. */
+export function renderComparison(preview: IPromotionPreview): HTMLElement {
+  const theirs = preview.champion;
+  const delta = (a: number | null, b: number | null) => (a === null || b === null ? '' : (a - b >= 0 ? '+' : '') + num(a - b));
+  return h(
+    'div',
+    { className: 'jp-mlops-promotion' },
+    h('p', {}, theirs
+      ? `@${preview.alias} moves from ${theirs.label} to ${preview.candidate.label}.`
+      : `Nobody holds @${preview.alias} yet: ${preview.candidate.label} takes it.`),
+    h(
+      'table',
+      { className: 'jp-mlops-compare-table' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'metric'), h('th', {}, `candidate v${preview.candidate.version}`),
+        h('th', {}, theirs ? `champion v${theirs.version}` : 'champion'), h('th', {}, 'Δ'))),
+      h('tbody', {}, ...preview.metrics.map(row =>
+        h('tr', { 'data-metric': row.metric }, h('td', {}, row.metric),
+          h('td', { className: 'jp-mlops-num' }, num(row.candidate ?? undefined)),
+          h('td', { className: 'jp-mlops-num' }, num(row.champion ?? undefined)),
+          h('td', { className: 'jp-mlops-num' }, delta(row.candidate, row.champion)))))
+    ),
+    preview.results.length
+      ? h('ul', { className: 'jp-mlops-verdicts' }, ...preview.results.map(r => h('li', {}, verdict(r))))
+      : null
+  );
+}

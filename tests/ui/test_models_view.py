@@ -1,0 +1,64 @@
+"""JupyterLab in Chromium: the MLOps panel's Models view on a real registry (two scikit-learn
+versions in the notebook folder's mlflow.db) shows the alias badges, promotes version 2 to
+champion after a confirmation that compares it with version 1, and shows @champion moved;
+MLflow then has the alias on version 2 and version 1 recorded as its previous holder."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from server.registry_store import MODEL, NOTEBOOK, make_registry
+
+from jupyter_mlops.steps.mlflow_vocabulary import previous_holder_tag
+
+from .jupyterlab import PANEL, open_notebook, open_panel, screenshot_panel
+
+MODEL_ROW = f"{PANEL} .jp-mlops-model[data-model='{MODEL}']"
+ALIASES_JS = ("Object.fromEntries([...document.querySelectorAll("
+              f"\"{MODEL_ROW} tr.jp-mlops-version\")]"
+              ".map(r => [r.dataset.version, [...r.querySelectorAll('.jp-mlops-badge')]"
+              ".map(b => b.dataset.alias)]))")
+
+
+def _wait_aliases(page, wanted: dict[str, list[str]]) -> None:  # noqa: ANN001
+    """Wait until the versions table shows exactly these aliases per version."""
+    page.wait_for_function(f"want => JSON.stringify({ALIASES_JS}) === JSON.stringify(want)",
+                           arg=wanted)
+
+
+def test_models_view_promotes_the_challenger_after_the_comparison(page, lab, screenshots):  # noqa: ANN001
+    folder = lab.folder("models_view")
+    store = make_registry(folder)
+    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")],
+                                            metadata={"kernelspec": kernel}), folder / NOTEBOOK)
+    open_notebook(page, lab, f"models_view/{NOTEBOOK}", "models-view")
+    panel = open_panel(page)
+    panel.locator(".jp-mlops-tab[data-tab='models']").click()
+    page.locator(f"{MODEL_ROW} .jp-mlops-model-header").click()
+    _wait_aliases(page, {"2": ["challenger"], "1": ["champion"]})
+    assert page.locator(f"{MODEL_ROW} .jp-mlops-model-header .jp-mlops-badge").all_inner_texts() \
+        == ["@challenger v2", "@champion v1"]
+    assert NOTEBOOK in page.locator(f"{MODEL_ROW} tr[data-version='2'] .jp-mlops-lineage") \
+        .inner_text()
+    assert page.locator(f"{MODEL_ROW} tr[data-version='1'] .jp-mlops-promote").count() == 0
+
+    page.locator(f"{MODEL_ROW} tr[data-version='2'] .jp-mlops-promote").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.locator(".jp-mlops-compare-table").wait_for()
+    headers = dialog.locator(".jp-mlops-compare-table th").all_inner_texts()
+    assert headers == ["metric", "candidate v2", "champion v1", "Δ"]
+    accuracy = dialog.locator("tr[data-metric='accuracy'] td").all_inner_texts()
+    metrics = store["metrics"]
+    assert [float(x) for x in accuracy[1:3]] == pytest.approx(
+        [metrics[2]["accuracy"], metrics[1]["accuracy"]], rel=1e-3)
+    dialog.screenshot(path=str(screenshots / "models_promotion_dialog.png"))
+    dialog.get_by_role("button", name="Promote").click()
+    _wait_aliases(page, {"2": ["challenger", "champion"], "1": []})
+    screenshot_panel(page, str(screenshots / "models_view.png"))
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=str(store["uri"]), registry_uri=str(store["uri"]))
+    assert int(client.get_registered_model(MODEL).aliases["champion"]) == 2
+    assert client.get_model_version(MODEL, "2").tags[previous_holder_tag("champion")] == "1"
