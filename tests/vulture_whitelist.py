@@ -49,6 +49,7 @@ _._ui
 _._register
 _._models
 _._promote
+_._drift
 
 # papermill / nbclient: attributes their engines and clients read.
 _.allow_stdin
