@@ -13,8 +13,11 @@ it, found through models/registry.py).
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +128,22 @@ def _stored_profile(client: Any, run_id: str, what: str) -> Profile:
             "hand. Log the model again with `%%mlops track --model VAR --reference FRAME` (or "
             "with X_train or X defined), or compare with a DataFrame: drift(current, "
             "reference=train_frame)")
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, _no_progress_bar():
         path = client.download_artifacts(run_id, vocab.REFERENCE_PROFILE_ARTIFACT, folder)
         return Profile.from_json(Path(path).read_bytes())
+
+
+@contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """One small file: no download bar in the cell's output."""
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR as BAR
+
+    saved = os.environ.get(BAR.name)
+    os.environ[BAR.name] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(BAR.name, None)
+        else:
+            os.environ[BAR.name] = saved
