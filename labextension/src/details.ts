@@ -101,7 +101,7 @@ function datasets(items: IDataset[]): HTMLElement {
       h('td', {}, d.rows === null ? '-' : d.rows.toLocaleString())
     )
   );
-  return h('table', { className: 'jp-mlops-datasets' }, head, ...rows);
+  return h('table', { className: 'jp-mlops-compare-table jp-mlops-datasets' }, head, ...rows);
 }
 
 /** A small line of a metric's history (nothing for fewer than two points). */

@@ -1,8 +1,8 @@
 """The example notebook as the browser test opens it: its two training steps tracked.
 
 The example stays the one in notebooks/; the copy in the lab's root gains `%load_ext`, and a
-`%%mlops track` line (plus a shared `accuracy` metric, so the two runs compare on it) on the
-two training cells.
+`%%mlops track` line (its training data as the run's dataset, plus a shared `accuracy` metric,
+so the two runs compare on it) on the two training cells.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def write_notebook(path: Path) -> Path:
         if cell["cell_type"] == "code" and tracked:
             name, variable = tracked
             source = "".join(cell["source"])
-            cell["source"] = (f"%%mlops track {name} --metrics auto\n{source}\n"
+            cell["source"] = (f"%%mlops track {name} --metrics auto --inputs X_train\n{source}\n"
                               f"%mlops log accuracy={{{variable}}}")
     load = {"cell_type": "code", "id": "load-ext", "metadata": {"tags": ["skip"]},
             "source": "%load_ext jupyter_mlops", "outputs": [], "execution_count": None}

@@ -115,6 +115,8 @@ def test_runs_appear_live_then_sort_filter_compare_and_details(page, lab, screen
     assert "RandomForestClassifier(" in source.inner_text()
     details = panel.locator(".jp-mlops-details").inner_text()
     assert "forest_accuracy" in details and "n_estimators" in details
+    datasets = panel.locator(".jp-mlops-datasets").inner_text()  # lineage: data, digest, rows
+    assert "X_train" in datasets and "training" in datasets
     panel.screenshot(path=str(screenshots / "details.png"))
     cells = page.evaluate(f"{NOTEBOOK_JS}.content.widgets.length")
     panel.locator("button", has_text="Insert into notebook").click()
