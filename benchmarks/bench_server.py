@@ -97,13 +97,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(uri: str, port: int, token: str) -> subprocess.Popen[bytes]:
+def start_server(uri: str, port: int, token: str,
+                 work: Path = WORK) -> subprocess.Popen[bytes]:
+    """`jupyter server` with the extension on 127.0.0.1, rooted (and logging) in `work`."""
     argv = [sys.executable, "-m", "jupyter_server", "--ip=127.0.0.1", f"--port={port}",
             "--no-browser", "--allow-root", f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={WORK}",
+            f"--ServerApp.root_dir={work}",
             "--ServerApp.jpserver_extensions={'jupyter_mlops.server': True}",
             f"--MlopsExtension.tracking_uri={uri}", "--MlopsExtension.min_refresh_seconds=0"]
-    log = open(WORK / "server.log", "wb")  # noqa: SIM115 - closed with the process
+    log = open(work / "server.log", "wb")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     for _ in range(300):
         try:
@@ -112,7 +114,7 @@ def start_server(uri: str, port: int, token: str) -> subprocess.Popen[bytes]:
         except OSError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"jupyter server did not start; see {WORK / 'server.log'}")
+    raise RuntimeError(f"jupyter server did not start; see {work / 'server.log'}")
 
 
 def get(port: int, token: str, endpoint: str, **params: object) -> dict:

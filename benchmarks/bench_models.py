@@ -1,0 +1,200 @@
+"""Models benchmark: the Models view's routes and `jupyter-mlops models list`'s function on a
+registry of 1,000 versions of 50 models, against MlflowClient.search_model_versions in the
+same run.
+
+`.venv/bin/python -m benchmarks models`. The SQLite store is built once into
+benchmarks/.work/models/ and reused (the time it took is printed). Runs are written with
+MLflow's own ORM models in one transaction, as the server benchmark does; the registry
+through MlflowClient (registered models, versions with the lineage tags `register` copies,
+aliases). The routes are measured over HTTP on a real `jupyter server` with the extension.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import signal
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_server import free_port, get, timed
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / ".work" / "models"
+MODELS = 50
+VERSIONS = 20  # per model: 1,000 in all
+METRICS = ("accuracy", "f1", "auc", "precision", "recall", "log_loss")
+PAGE = 50  # the Models view's first page of models
+VERSION_PAGE = 20  # the versions of one model it shows
+REPEATS = 20
+BASELINE_REPEATS = 5
+TARGET_MS = 200
+
+
+def build_store(uri: str) -> float | None:
+    """Seconds it took to make the registry, None when it was already there."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if client.search_registered_models(max_results=1):
+        return None
+    started = time.perf_counter()
+    eid = client.create_experiment("churn-training", artifact_location=str(WORK / "artifacts"))
+    runs = _insert_runs(uri, eid)
+    _register(client, runs)
+    return time.perf_counter() - started
+
+
+def _insert_runs(uri: str, eid: str) -> list[str]:
+    """MODELS * VERSIONS finished runs with params, metrics, notebook and git commit tags."""
+    import uuid
+
+    from mlflow.store.tracking.dbmodels.models import (
+        SqlLatestMetric,
+        SqlMetric,
+        SqlParam,
+        SqlRun,
+        SqlTag,
+    )
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    from jupyter_mlops.steps import mlflow_vocabulary as vocab
+
+    store = SqlAlchemyStore(uri, str(WORK / "artifacts"))
+    rng = random.Random(16)
+    start = int(time.time() * 1000) - MODELS * VERSIONS * 1000
+    rows: list[object] = []
+    ids = []
+    for i in range(MODELS * VERSIONS):
+        rid, now = uuid.UUID(int=rng.getrandbits(128)).hex, start + i * 1000
+        ids.append(rid)
+        rows.append(SqlRun(run_uuid=rid, name=f"train-{i}", source_type="NOTEBOOK",
+                           source_name="", entry_point_name="", user_id="bench",
+                           status="FINISHED", start_time=now, end_time=now + 500,
+                           source_version="", lifecycle_stage="active",
+                           artifact_uri=str(WORK / "artifacts" / rid), experiment_id=int(eid)))
+        for key in METRICS:
+            value = rng.random()
+            rows.append(SqlMetric(key=key, value=value, timestamp=now, step=0, is_nan=False,
+                                  run_uuid=rid))
+            rows.append(SqlLatestMetric(key=key, value=value, timestamp=now, step=0,
+                                        is_nan=False, run_uuid=rid))
+        rows += [SqlParam(key=k, value=str(rng.randint(10, 500)), run_uuid=rid)
+                 for k in ("n_estimators", "max_depth", "min_samples_leaf")]
+        tags = {"mlflow.runName": f"train-{i}", vocab.KIND_TAG: vocab.KIND_CELL,
+                vocab.NOTEBOOK_TAG: "/home/ana/Churn_Model.ipynb",
+                vocab.GIT_COMMIT_TAG: f"{rng.getrandbits(160):040x}"}
+        rows += [SqlTag(key=k, value=v, run_uuid=rid) for k, v in tags.items()]
+    with store.ManagedSessionMaker() as session:
+        session.add_all(rows)
+    return ids
+
+
+def _register(client: Any, runs: list[str]) -> None:
+    """Each model's versions in run order, with the tags `register` copies from the run;
+    @champion on the 10th version, @challenger on the newest."""
+    from jupyter_mlops.steps import mlflow_vocabulary as vocab
+
+    for m in range(MODELS):
+        name = f"churn-model-{m:02d}"
+        client.create_registered_model(name)
+        for v in range(VERSIONS):
+            rid = runs[m * VERSIONS + v]
+            tags = client.get_run(rid).data.tags
+            client.create_model_version(
+                name, source=str(WORK / "artifacts" / rid / "model"), run_id=rid,
+                tags={k: tags[k] for k in (vocab.NOTEBOOK_TAG, vocab.GIT_COMMIT_TAG)})
+        client.set_registered_model_alias(name, "champion", "10")
+        client.set_registered_model_alias(name, "challenger", str(VERSIONS))
+
+
+def route_figures(port: int, token: str) -> dict[str, Any]:
+    """The Models view's requests: the first page of models, then one model's versions (the
+    first request for a model describes its versions; later ones are served from the cache)."""
+    def models() -> dict:
+        return get(port, token, "models", max_results=PAGE)
+
+    def versions(name: str) -> dict:
+        return get(port, token, f"models/{name}", max_results=VERSION_PAGE)
+
+    started = time.perf_counter()
+    page = models()
+    figures: dict[str, Any] = {"models_cold": time.perf_counter() - started}
+    figures["models"], page = timed(models, REPEATS)
+    names = [m["name"] for m in page["models"]]
+    figures["versions_cold"] = [timed(lambda n=n: versions(n), 1)[0][0] for n in names[:5]]
+    figures["versions"], shown = timed(lambda: versions(names[0]), REPEATS)
+    figures["preview"], _ = timed(lambda: get(port, token, f"models/{names[0]}/promotion",
+                                              version=VERSIONS), REPEATS)
+    figures["shown"] = (len(page["models"]), len(shown["versions"]))
+    return figures
+
+
+def function_figures(uri: str) -> dict[str, Any]:
+    """`jupyter-mlops models list [MODEL]`'s function and the MLflow calls to compare with."""
+    from jupyter_mlops.models import registry
+    from jupyter_mlops.tracking.store import open_client
+
+    client = open_client(uri, create=False)
+    name = "churn-model-00"
+    return {
+        "list_one": timed(lambda: registry.versions(name, store=client), BASELINE_REPEATS)[0],
+        "list_all": timed(lambda: registry.versions(store=client), 1)[0],
+        "search_all": timed(lambda: client.search_model_versions(max_results=1000),
+                            BASELINE_REPEATS)[0],
+        "search_one": timed(lambda: client.search_model_versions(f"name = '{name}'"),
+                            BASELINE_REPEATS)[0],
+        "search_models": timed(lambda: client.search_registered_models(max_results=PAGE),
+                               BASELINE_REPEATS)[0],
+    }
+
+
+def main() -> None:
+    from benchmarks.bench_server import start_server
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{WORK / 'mlflow.db'}"
+    built = build_store(uri)
+    print(f"registry: {MODELS} models x {VERSIONS} versions "
+          + (f"generated in {built:.1f} s" if built is not None else "(already generated)"))
+    token, port = secrets.token_hex(8), free_port()
+    server = start_server(uri, port, token, WORK)
+    try:
+        ours = route_figures(port, token)
+    finally:
+        os.kill(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    report(ours, function_figures(uri))
+
+
+def report(ours: dict[str, Any], base: dict[str, Any]) -> None:
+    def ms(values: list[float]) -> str:
+        return f"p50 {statistics.median(values) * 1000:.1f} ms (max {max(values) * 1000:.1f})"
+
+    p50 = statistics.median
+    print(f"routes over HTTP ({ours['shown'][0]} models, {ours['shown'][1]} versions shown):")
+    print(f"  first page of models, first request: {ours['models_cold'] * 1000:.1f} ms")
+    print(f"  first page of models: {ms(ours['models'])}")
+    print(f"  a model's versions, first request (5 models): {ms(ours['versions_cold'])}")
+    print(f"  a model's versions, cached: {ms(ours['versions'])}")
+    print(f"  promotion preview, cached: {ms(ours['preview'])}")
+    print("models list's function (registry.versions):")
+    print(f"  one model ({VERSIONS} versions): {ms(base['list_one'])}")
+    print(f"  every model ({MODELS * VERSIONS} versions): {ms(base['list_all'])}")
+    print("MlflowClient:")
+    print(f"  search_model_versions(max_results=1000): {ms(base['search_all'])}")
+    print(f"  search_model_versions(name = one model): {ms(base['search_one'])}")
+    print(f"  search_registered_models(max_results={PAGE}): {ms(base['search_models'])}")
+    first = p50(ours["models"])
+    print(f"first page of the Models view vs search_model_versions(1000): "
+          f"{p50(base['search_all']) / first:.1f}x faster; "
+          f"{'within' if first * 1000 <= TARGET_MS else 'over'} the {TARGET_MS} ms target")
+    print(f"a model's versions (cached) vs search_model_versions of that model: "
+          f"{p50(base['search_one']) / p50(ours['versions']):.1f}x")
+
+
+if __name__ == "__main__":
+    main()
