@@ -172,19 +172,20 @@ def log_mlflow_run(step, parameters, metrics, notebook_path, status, duration,
                      params=[Param(name, str(value)[:6000])  # MLflow's limit on a value
                              for name, value in sorted(parameters.items())])
     client.log_batch(parent, metrics=values)
-    _log_step_datasets(client, run_id, inputs or {}, values_dir if status == "FINISHED" else None)
     if os.path.exists(notebook_path):  # named as the local runner logs it
         with tempfile.TemporaryDirectory() as folder:
             named = os.path.join(folder, names.step_notebook_artifact(step["step"]))
             shutil.copyfile(notebook_path, named)
             client.log_artifact(run_id, named)
     failure = None
-    if status == "FINISHED" and values_dir and os.path.exists(notebook_path):
-        try:
+    try:
+        _log_step_datasets(client, run_id, inputs or {},
+                           values_dir if status == "FINISHED" else None)
+        if status == "FINISHED" and values_dir and os.path.exists(notebook_path):
             _log_step_model(client, run_id, notebook_path, values_dir)
-        except Exception as error:  # settle the runs first, then fail the step with it
-            failure, status = error, "FAILED"
-            client.set_tag(run_id, names.ERROR_TAG, f"{type(error).__name__}: {error}"[:5000])
+    except Exception as error:  # settle the runs first, then fail the step with it
+        failure, status = error, "FAILED"
+        client.set_tag(run_id, names.ERROR_TAG, f"{type(error).__name__}: {error}"[:5000])
     client.set_terminated(run_id, status)
     if client.get_run(parent).info.status != "FAILED":
         client.set_terminated(parent, status)
