@@ -254,8 +254,8 @@ class ModelHandler(MlopsHandler):
         size = self.int_argument("max_results", 20, 1, MAX_PAGE)
         offset = self.int_argument("page_token", 0)
         condition = self.get_query_argument("condition", "").strip()
-        self.reply(await self.registry_call(_versions_page, found.models, model, condition,
-                                            offset, size))
+        self.reply(await self.registry_call(found.models.page, model, condition, offset,
+                                            size))
 
 
 class PromotionHandler(MlopsHandler):
@@ -271,8 +271,8 @@ class PromotionHandler(MlopsHandler):
         version = self.int_argument("version", 0, 1)
         condition = self.get_query_argument("condition", "").strip()
         to = self.get_query_argument("to", gates.CHAMPION)
-        self.reply(await self.registry_call(_preview, found.models, model, version, condition,
-                                            to))
+        self.reply(await self.registry_call(found.models.preview, model, version,
+                                            condition, to))
 
     @tornado.web.authenticated
     @authorized
@@ -294,46 +294,6 @@ class PromotionHandler(MlopsHandler):
                     "previous": done.previous, "moved": done.moved,
                     "results": modelindex.results_list(done.results),
                     "message": done.message()})
-
-
-def _versions_page(index: modelindex.ModelIndex, name: str, condition: str, offset: int,
-                   size: int) -> dict[str, Any]:
-    conditions = gates.parse_condition(condition, "condition") if condition else []
-    model, versions = index.versions(name)
-    champion = _holder(model, versions, gates.CHAMPION)
-    against = gates.Champion(name, gates.CHAMPION, str(champion.version) if champion else None,
-                             champion.metrics if champion else {})
-    page = versions[offset:offset + size]
-    rows = [modelindex.version_dict(v, model) | {"gates": modelindex.results_list(
-        gates.check(conditions, v.metrics, against)) if conditions else []} for v in page]
-    following = offset + size if offset + size < len(versions) else None
-    return {"model": modelindex.model_dict(model), "versions": rows, "total": len(versions),
-            "champion": modelindex.version_dict(champion, model) if champion else None,
-            "next_page_token": str(following) if following is not None else None}
-
-
-def _preview(index: modelindex.ModelIndex, name: str, version: int, condition: str,
-             to: str) -> dict[str, Any]:
-    conditions = gates.parse_condition(condition, "condition") if condition else []
-    model, versions = index.versions(name)
-    candidate = next((v for v in versions if v.version == version), None)
-    if candidate is None:
-        raise ApiError(404, "version-not-found", f"model {name!r} has no version {version}")
-    holder = _holder(model, versions, to)
-    against = gates.Champion(name, to, str(holder.version) if holder else None,
-                             holder.metrics if holder else {})
-    return {"model": name, "alias": to,
-            "candidate": modelindex.version_dict(candidate, model),
-            "champion": modelindex.version_dict(holder, model) if holder else None,
-            "metrics": modelindex.comparison(candidate, holder),
-            "results": modelindex.results_list(gates.check(conditions, candidate.metrics,
-                                                           against))}
-
-
-def _holder(model: Any, versions: list[Any], alias: str) -> Any:
-    """The version holding `alias` now (None: nobody)."""
-    number = (model.aliases or {}).get(alias)
-    return next((v for v in versions if str(v.version) == str(number)), None)
 
 
 def _no_runs() -> dict[str, Any]:

@@ -39,6 +39,7 @@ class ModelIndex:
         self.client = client
         self.max_age = max_age
         self._entries: dict[str, _Entry] = {}
+        self._forgotten: dict[str, int] = {}  # per model: how often it was forgotten
         self._lock = threading.Lock()
 
     def models(self, max_results: int, page_token: str | None,
@@ -56,13 +57,43 @@ class ModelIndex:
         model = self.registered(name)
         stamp = (int(model.last_updated_timestamp or 0), _latest(model))
         with self._lock:
-            entry = self._entries.get(name)
+            entry, generation = self._entries.get(name), self._forgotten.get(name, 0)
         if entry is None or entry.stamp != stamp or \
                 time.monotonic() - entry.loaded > self.max_age:
             entry = _Entry(stamp, time.monotonic(), registry.versions(name, store=self.client))
-            with self._lock:
-                self._entries[name] = entry
+            with self._lock:  # not kept when a promotion went through meanwhile
+                if self._forgotten.get(name, 0) == generation:
+                    self._entries[name] = entry
         return model, entry.versions
+
+    def page(self, name: str, condition: str, offset: int, size: int) -> dict[str, Any]:
+        """A page of `name`'s versions (api.ts `IModelVersions`), each with its verdicts on
+        `condition` (`promote --if`'s grammar) against the version holding @champion."""
+        conditions = gates.parse_condition(condition, "condition") if condition else []
+        model, versions = self.versions(name)
+        champion = _holder(model, versions, gates.CHAMPION)
+        against = _against(name, gates.CHAMPION, champion)
+        rows = [version_dict(v, model) | {"gates": results_list(
+            gates.check(conditions, v.metrics, against)) if conditions else []}
+            for v in versions[offset:offset + size]]
+        following = offset + size if offset + size < len(versions) else None
+        return {"model": model_dict(model), "versions": rows, "total": len(versions),
+                "champion": version_dict(champion, model) if champion else None,
+                "next_page_token": str(following) if following is not None else None}
+
+    def preview(self, name: str, version: int, condition: str, alias: str) -> dict[str, Any]:
+        """What promoting `version` to `alias` would do (api.ts `IPromotionPreview`): both
+        versions' metrics side by side and the verdicts on `condition`; nothing moves."""
+        conditions = gates.parse_condition(condition, "condition") if condition else []
+        model, versions = self.versions(name)
+        candidate = next((v for v in versions if v.version == version), None)
+        if candidate is None:
+            raise ApiError(404, "version-not-found", f"model {name!r} has no version {version}")
+        holder = _holder(model, versions, alias)
+        verdicts = gates.check(conditions, candidate.metrics, _against(name, alias, holder))
+        return {"model": name, "alias": alias, "candidate": version_dict(candidate, model),
+                "champion": version_dict(holder, model) if holder else None,
+                "metrics": comparison(candidate, holder), "results": results_list(verdicts)}
 
     def registered(self, name: str) -> Any:
         from mlflow.exceptions import MlflowException
@@ -78,6 +109,7 @@ class ModelIndex:
         """Drop a model's versions (after a promotion: the previous-holder tag changed)."""
         with self._lock:
             self._entries.pop(name, None)
+            self._forgotten[name] = self._forgotten.get(name, 0) + 1
 
 
 def model_dict(model: Any) -> dict[str, Any]:
@@ -111,6 +143,20 @@ def comparison(candidate: registry.Version, champion: registry.Version | None
     keys = sorted(set(candidate.metrics) | set(theirs))
     return [{"metric": k, "candidate": candidate.metrics.get(k), "champion": theirs.get(k)}
             for k in keys]
+
+
+def _holder(model: Any, versions: list[registry.Version], alias: str
+            ) -> registry.Version | None:
+    """The version holding `alias` now (None: nobody)."""
+    number = (model.aliases or {}).get(alias)
+    return next((v for v in versions if str(v.version) == str(number)), None)
+
+
+def _against(name: str, alias: str, holder: registry.Version | None) -> gates.Champion:
+    """The holder as models/gates.py compares with it (read from the cache, not the store)."""
+    if holder is None:
+        return gates.Champion(name, alias)
+    return gates.Champion(name, alias, str(holder.version), holder.metrics)
 
 
 def _promoted(tags: dict[str, str]) -> list[str]:
