@@ -59,6 +59,7 @@ def build_graph(notebook: Any, path: str) -> StepGraph:
     _check_acyclic(graph)  # before Kale's ancestors are walked
     _connect(graph, first_reads)
     _check_acyclic(graph)
+    _check_conditions(graph)
     _collect_metrics(graph, layout)
     _collect_gates(graph, layout)
     return graph
@@ -120,12 +121,27 @@ def _step(path: str, draft: DraftStep, layout: Layout, setup: _Names,
         imports=_ordered_union(setup.names.imports, own.names.imports),
     )
     first_reads[step.name] = own.first_read_cell
+    _read_condition(step, parameters, draft.cells[0], own.first_read_cell)
     _check_model(path, draft, step)
     for name in sorted(set(own.names.binds) & set(parameters)):
         layout.warnings.append(GraphWarning(
             "parameter-rebound", f"step {step.name!r} rebinds parameter {name!r}; the pipeline "
             "passes the parameter's value, and this step overrides it", draft.cells[0].index))
     return step
+
+
+def _read_condition(step: Step, parameters: dict[str, Parameter], cell: Cell,
+                    first_read: dict[str, Cell]) -> None:
+    """A `when:` condition's name is read by the step: a parameter, or a value an earlier step
+    binds, which then travels to it like any other input."""
+    when = step.options.when
+    if when is None:
+        return
+    if when.metric in parameters:
+        step.parameters = sorted({*step.parameters, when.metric})
+    elif when.metric not in step.reads:
+        step.reads.append(when.metric)
+        first_read.setdefault(when.metric, cell)
 
 
 def _options(draft: DraftStep) -> StepOptions:
@@ -210,6 +226,18 @@ def _kale_binders(graph: StepGraph, step: Step, position: dict[str, int]) -> dic
     for ancestor in ancestors:  # least preferred first: later entries win
         binders.update(dict.fromkeys(ancestor.binds, ancestor))
     return binders
+
+
+def _check_conditions(graph: StepGraph) -> None:
+    """A `when:` condition reads a parameter or a value an earlier step binds."""
+    for step in graph.steps:
+        when = step.options.when
+        if when is not None and when.metric not in step.inputs \
+                and when.metric not in step.parameters:
+            cell = step.first_cell
+            raise CellError(graph.path, cell.index, cell.first_line,
+                            f"when:{when}: no parameter and no earlier step binds "
+                            f"{when.metric!r}")
 
 
 def _warn_unbound(graph: StepGraph, step: Step, name: str, cell: Cell) -> None:

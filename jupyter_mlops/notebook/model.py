@@ -45,6 +45,7 @@ class StepOptions:
     model: str | None = None  # the variable logged as the step's MLflow model (model:VAR)
     register: str | None = None  # the registered model it becomes a version of (register:NAME)
     promote: str | None = None  # the alias it takes when the gates against the champion pass
+    when: Gate | None = None  # when:EXPR: the step runs only if this holds (else it is skipped)
     limits: dict[str, str] = field(default_factory=dict)  # Kale's limit:KEY:VAL
     annotations: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from jupyter_mlops.steps.gates import Gate, parse_gate
+from jupyter_mlops.steps.gates import Gate, parse_gate, parse_when
 
 MLOPS, KALE, BOTH = "mlops", "kale", "both"
 
@@ -162,6 +162,7 @@ TAG_RULES: tuple[TagRule, ...] = tuple(
         (r"promote:(?P<value>[A-Za-z0-9][A-Za-z0-9_-]*)", MLOPS, _option("promote", str),
          "promote:champion"),
         (r"gate:(?P<value>.+)", MLOPS, _gate, "gate:accuracy>=0.8"),
+        (r"when:(?P<value>.+)", MLOPS, _option("when", parse_when), "when:drift_max_psi>0.25"),
         (r"limit:(?P<key>[^:]+):(?P<value>.+)", KALE, _mapping("limits"), "limit:nvidia.com/gpu:1"),
         (r"annotation:(?P<key>[^:]+):(?P<value>.*)", KALE, _mapping("annotations"),
          "annotation:a:b"),
@@ -171,7 +172,8 @@ TAG_RULES: tuple[TagRule, ...] = tuple(
 
 # Prefixes of known tags, to tell a malformed known tag from a tag meant for something else.
 _KNOWN_PREFIXES = ("needs:", "prev:", "cache:", "retries:", "timeout:", "image:", "resources:",
-                   "model:", "register:", "promote:", "gate:", "limit:", "annotation:", "label:")
+                   "model:", "register:", "promote:", "gate:", "when:", "limit:", "annotation:",
+                   "label:")
 
 
 def parse_tags(raw_tags: list[str] | tuple[str, ...]) -> CellTags:

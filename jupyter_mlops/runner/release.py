@@ -28,6 +28,13 @@ def release_run(graph: StepGraph, result: PipelineResult, tracker: Any,
     plan = ReleasePlan.of(graph)
     if plan is None:
         return None
+    released = {t.step for t in graph.gates} | {r.step for r in plan.registrations}
+    skipped = [result.steps[n] for n in sorted(released)
+               if n in result.steps and result.steps[n].conditional]
+    if skipped:  # a when: condition left the model or its metrics out: nothing to judge
+        say(f"release: nothing judged or registered, step {skipped[0].name!r} was skipped "
+            f"({skipped[0].reason})")
+        return None
     client = _client(plan, tracker, tracking_uri)
     outcome = release(plan, result.metrics, client, lambda entry: _source(entry, result, tracker))
     result.release = outcome

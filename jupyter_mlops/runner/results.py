@@ -26,6 +26,7 @@ class StepResult:
     parameters: dict[str, Any] = field(default_factory=dict)
     error: StepFailed | None = None
     reason: str = ""  # why skipped or killed
+    conditional: bool = False  # skipped by a when: condition (its own or upstream): no failure
     attempts: int = 0
     inputs: dict[str, str] = field(default_factory=dict)  # value read -> the step that wrote it
 
@@ -64,7 +65,8 @@ class PipelineResult:
 
     @property
     def steps_ok(self) -> bool:
-        return not self.interrupted and all(s.status in (OK, CACHED) for s in self.steps.values())
+        return not self.interrupted and all(s.status in (OK, CACHED) or s.conditional
+                                            for s in self.steps.values())
 
     @property
     def ok(self) -> bool:

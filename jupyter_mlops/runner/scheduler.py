@@ -26,6 +26,7 @@ from jupyter_mlops.runner.results import CACHED, FAILED, KILLED, OK, SKIPPED, St
 from jupyter_mlops.runner.rundir import RunFolder
 from jupyter_mlops.steps import serializers
 from jupyter_mlops.steps.errors import SerializationError
+from jupyter_mlops.steps.gates import GateSyntaxError, holds
 from jupyter_mlops.steps.step_notebook import build_step_notebook
 
 log = logging.getLogger("jupyter_mlops.runner")
@@ -127,8 +128,12 @@ class Scheduler:
                 continue
             broken = [r for r in upstream if r is not None and r.status not in (OK, CACHED)]
             if broken:
-                self._settle_step(step, StepResult(step.name, SKIPPED,
-                                  reason=f"upstream step {broken[0].name!r} {broken[0].status}"))
+                self._settle_step(step, StepResult(
+                    step.name, SKIPPED, reason=f"upstream step {broken[0].name!r} "
+                    f"{broken[0].status}" + (f": {broken[0].reason}" if broken[0].reason else ""),
+                    conditional=all(r.conditional for r in broken)))
+            elif (unmet := self._unmet_condition(step)) is not None:
+                self._settle_step(step, unmet)
             elif not self._try_cache(step) and len(self.running) < self.jobs:
                 self.pending.remove(step)
                 self._tell("started", step.name)
@@ -138,6 +143,27 @@ class Scheduler:
                 continue
             progressed = True
         return progressed
+
+    def _unmet_condition(self, step: Step) -> StepResult | None:
+        """The step's result when its `when:` condition does not hold (skipped, saying why) or
+        cannot be judged (failed); None when it runs."""
+        when = step.options.when
+        if when is None:
+            return None
+        name = when.metric
+        try:
+            if name in step.parameters:
+                value = self.values[name]
+            else:
+                value = serializers.load(self.folder.data(step.inputs[name]), name)
+            if holds(when, value):
+                return None
+        except (GateSyntaxError, SerializationError, OSError) as error:
+            return StepResult(step.name, FAILED, error=StepFailed(step.name, f"when:{when}: "
+                              f"{error}"))
+        shown = f"{float(value):g}" if isinstance(value, int | float) else repr(value)
+        return StepResult(step.name, SKIPPED, conditional=True,
+                          reason=f"when:{when} does not hold ({name} = {shown})")
 
     def _try_cache(self, step: Step) -> bool:
         """Settle `step` from the cache if its mode and key allow; a REUSE miss fails it."""

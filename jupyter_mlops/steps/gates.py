@@ -89,6 +89,33 @@ def parse_gate(text: str) -> Gate:
     return Gate(match["metric"], match["op"], value, False, text.strip())
 
 
+def parse_when(text: str) -> Gate:
+    """A `when:` condition: the gate grammar on an earlier value or metric, compared with a
+    number (`drift_max_psi>0.25`); there is no champion to compare with before a step runs."""
+    try:
+        gate = parse_gate(text)
+    except GateSyntaxError:
+        raise GateSyntaxError(f"{text!r} is not a condition: write NAME OP NUMBER, OP one of "
+                              f"{' '.join(OPERATORS)} (e.g. drift_max_psi>0.25)") from None
+    if gate.relative:
+        raise GateSyntaxError(f"{text!r}: a when: condition compares a value with a number "
+                              f"(e.g. drift_max_psi>0.25), not with the {CHAMPION}")
+    return gate
+
+
+def holds(gate: Gate, value: object) -> bool:
+    """Whether a `when:` condition holds for `value`; GateSyntaxError when it is no number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        try:
+            number = float(value)  # type: ignore[arg-type]  # numpy scalars, 0-d arrays
+        except (TypeError, ValueError):
+            raise GateSyntaxError(f"when:{gate}: {gate.metric} is a {type(value).__name__}, "
+                                  "not a number") from None
+    else:
+        number = float(value)
+    return OPERATORS[gate.op](number, gate.value)
+
+
 def parse_gates(text: str) -> list[Gate]:
     """Conditions joined by commas or `and`: `accuracy>=0.8 and f1>=champion`."""
     parts = [p for p in re.split(r",|\s+and\s+", text) if p.strip()]
@@ -104,7 +131,7 @@ def evaluate(gate: Gate, metrics: Mapping[str, float],
     which passes and says so). `against` names the champion in the message ("churn v3")."""
     value = metrics.get(gate.metric)
     if value is None:
-        return GateResult(gate, None, None, False, f"gate {gate}: failed, the pipeline "
+        return GateResult(gate, None, None, False, f"gate {gate}: failed, the run "
                           f"reported no metric {gate.metric!r}")
     value = float(value)
     threshold = gate.threshold(champion)
