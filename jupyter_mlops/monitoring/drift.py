@@ -32,10 +32,8 @@ were estimated from: an approximation, flagged on the feature and in the notes.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +52,7 @@ from jupyter_mlops.monitoring.profile import (
     categorical_profile,
     category_counts,
     check_frame,
+    in_threads,
     kind_of,
     numeric_profile,
     numeric_values,
@@ -69,7 +68,6 @@ __all__ = ["EPSILON", "KS_SAMPLE", "Bands", "DriftInputError", "DriftReport", "F
 EPSILON = 1e-4  # the share an empty bin counts as in PSI
 KS_SAMPLE = 20_000  # rows a side above which KS runs on a seeded sample
 EXACT_KS = 10_000  # ks_2samp's MAX_AUTO_N: up to this many values a side, its exact p-values
-WORKERS = min(4, os.cpu_count() or 1)  # threads comparing features
 STABLE, MODERATE, SIGNIFICANT = "stable", "moderate", "significant"
 _METRIC_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")  # what MLflow refuses in a metric's name
 
@@ -216,9 +214,8 @@ def compute_drift(current: pd.DataFrame, reference: Profile | pd.DataFrame,
     source = _Reference.of(reference, reference_predictions, seed, ks_sample)
     names = _matched_columns(current, source, columns)
     rows = sample_rows(len(current), ks_sample, seed)
-    with ThreadPoolExecutor(WORKERS) as pool:  # numpy's sorts and comparisons free the GIL
-        outcomes = list(pool.map(
-            lambda name: _attempt(name, _get(current, name), source, rows, bands), names))
+    outcomes = in_threads(lambda name: _attempt(name, _get(current, name), source, rows, bands),
+                          names)
     faults = [str(o) for o in outcomes if isinstance(o, DriftInputError)]
     if faults:
         raise DriftInputError("; ".join(faults))
@@ -272,7 +269,7 @@ class _Reference:
         if kind_of(series, name) == "categorical":
             return categorical_profile(series, name, self.sampled, self._scores), None
         values = numeric_values(series)
-        return numeric_profile(values, name, str(series.dtype), take(values, self.sampled),
+        return numeric_profile(values, name, str(series.dtype), self.sampled,
                                self._scores)
 
     def prediction_column(self) -> tuple[ColumnProfile | None, np.ndarray | None]:
@@ -284,7 +281,7 @@ class _Reference:
             return profile_column(self.predictions, "predictions", self.sampled, None), None
         values = numeric_values(self.predictions)
         return numeric_profile(values, "predictions", str(self.predictions.dtype),
-                               take(values, self.sampled), None)
+                               self.sampled, None)
 
     def _series(self, name: str) -> pd.Series:
         assert self.frame is not None

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -34,7 +36,10 @@ DECILES = slice(10, 100, 10)  # LEVELS[DECILES] = 0.1, ..., 0.9: where the PSI b
 MAX_CATEGORIES = 30  # categories kept per column, by frequency; the rest count as "other"
 SAMPLE = 8_192  # rows the quantiles are estimated from
 SEED = 0
+WORKERS = min(4, os.cpu_count() or 1)  # threads profiling or comparing columns
 BLOCK = 1 << 16  # values compared at a time when counting rows per bin
+T = TypeVar("T")
+_pool: ThreadPoolExecutor | None = None
 OTHER = "(other)"
 MISSING = "(missing)"
 
@@ -126,8 +131,9 @@ def build_profile(frame: pd.DataFrame, predictions: Any = None, *,
     score_sample = None
     if scores is not None and kind_of(scores, "predictions") == "numeric":
         score_sample = take(numeric_values(scores), rows)
-    columns = {str(name): profile_column(frame[name], str(name), rows, score_sample)
-               for name in frame.columns}
+    profiles = in_threads(lambda name: profile_column(frame[name], str(name), rows, score_sample),
+                          frame.columns)
+    columns = {str(name): column for name, column in zip(frame.columns, profiles, strict=True)}
     predicted = None if scores is None else profile_column(scores, "predictions", rows, None)
     return Profile(len(frame), columns, predicted)
 
@@ -138,13 +144,15 @@ def profile_column(series: pd.Series, name: str, rows: np.ndarray | None,
     if kind_of(series, name) == "categorical":
         return categorical_profile(series, name, rows, scores)
     values = numeric_values(series)
-    return numeric_profile(values, name, str(series.dtype), take(values, rows), scores)[0]
+    return numeric_profile(values, name, str(series.dtype), rows, scores)[0]
 
 
-def numeric_profile(values: np.ndarray, name: str, dtype: str, sampled: np.ndarray,
+def numeric_profile(values: np.ndarray, name: str, dtype: str, rows: np.ndarray | None,
                     scores: np.ndarray | None) -> tuple[NumericProfile, np.ndarray]:
-    """The profile of a numeric column from all its `values` and a sample of them (aligned with
-    `scores`); also the sample's non-missing values, sorted, which KS reuses."""
+    """The profile of a numeric column from all its `values` and those of the sampled `rows`
+    (aligned with `scores`); also the sample's non-missing values, sorted, which KS reuses."""
+    missing = int(np.count_nonzero(np.isnan(values)))  # first: it brings the column to the cache
+    sampled = take(values, rows)
     ordered = np.sort(sampled)
     ordered = ordered[:np.searchsorted(ordered, np.nan)]  # NaN sorts last
     finite = ordered[np.searchsorted(ordered, -np.inf, "right"):np.searchsorted(ordered, np.inf)]
@@ -152,7 +160,6 @@ def numeric_profile(values: np.ndarray, name: str, dtype: str, sampled: np.ndarr
         what = "missing (all NaN)" if not len(ordered) else "infinite"
         raise DriftInputError(f"column {name!r}: every value in the reference is {what}")
     quantiles = quantiles_of(finite).astype(np.float32).astype(np.float64)
-    missing = int(np.count_nonzero(np.isnan(values)))
     cuts = cuts_of(quantiles)
     profile = NumericProfile(
         dtype=dtype, quantiles=tuple(quantiles.tolist()),
@@ -194,6 +201,18 @@ def check_frame(frame: Any, side: str) -> None:
     repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
     if repeated:
         raise DriftInputError(f"the {side} data has repeated columns: {', '.join(repeated)}")
+
+
+def in_threads(function: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
+    """`function` of each item, in order, on WORKERS threads: columns are independent, and
+    numpy's sorts and comparisons release the GIL. The pool is made once (a thread costs
+    about 0.1 ms to start, the whole capture of a profile 20-40 ms)."""
+    global _pool
+    if WORKERS < 2:
+        return [function(item) for item in items]
+    if _pool is None:
+        _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="mlops-drift")
+    return list(_pool.map(function, items))
 
 
 def kind_of(series: pd.Series, name: str) -> str:
