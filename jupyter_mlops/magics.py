@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     register = sub.add_parser("register", help="register a variable's model, or a run's "
                               "logged model, as a new version of MODEL")
     register.add_argument("source", metavar="VARIABLE|RUN_ID",
-                          help="a variable holding a model (logged now), or a run id")
+                          help="a variable holding a model (its tracked cell's if unchanged since, "
+                               "else logged now), or a run id")
     register.add_argument("--name", required=True, metavar="MODEL", help="registered model")
     register.add_argument("--alias", help="give the new version this alias (e.g. challenger)")
     models = sub.add_parser("models", help="registered models: versions, aliases, metrics, "
@@ -221,7 +222,17 @@ class MlopsMagics(Magics):
         from jupyter_mlops.models import registry
 
         session, ns = self._session, self._user_ns
-        if args.source in ns:  # a variable: logged on a run of its own, now
+        tracked = session.logged_run(args.source, ns.get(args.source))
+        if tracked is not None:  # a tracked cell's model: its run has the metrics and data
+            stored = session.tracker.flush(timeout=60)
+            run_id = session.tracker.run_id(tracked) if stored else None
+            if run_id is None:
+                raise registry.RegistryError(
+                    f"{args.source}: the run that logged it has not reached "
+                    f"{session.tracker.uri} yet; try again (`jupyter-mlops sync` says why)")
+            version = registry.register(run_id, args.name, alias=args.alias,
+                                        store=session.tracker.uri)
+        elif args.source in ns:  # a variable: logged on a run of its own, now
             notebook = session.notebook or session_mod.notebook_info.detect_path(ns)
             version = registry.log_and_register(
                 ns[args.source], args.name, alias=args.alias, store=session.tracker.uri,

@@ -54,6 +54,7 @@ def _version_options(parser: argparse.ArgumentParser, required: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jupyter_mlops.models import registry
+    from jupyter_mlops.models.lineage import lineage
     from jupyter_mlops.tracking.store import open_client, tracking_uri
 
     client = open_client(args.tracking_uri or tracking_uri(), create=False)
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             shown = [registry.describe(args.model, version=args.version, alias=args.alias,
                                        store=client)]
-        print("\n\n".join(_details(v) for v in shown))
+        print("\n\n".join(_details(v, lineage(client, v.model, v.version)) for v in shown))
     else:
         try:
             done = registry.promote(args.model, to=args.to, version=args.version,
@@ -82,7 +83,7 @@ def _table(rows: list[Any]) -> str:
     header = ("MODEL", "VERSION", "ALIASES", "STATUS", "METRICS", "RUN", "NOTEBOOK", "COMMIT")
     cells = [header] + [(
         v.model, str(v.version), " ".join(f"@{a}" for a in v.aliases), v.status,
-        _metrics(v.metrics, METRICS_SHOWN), (v.run_id or "")[:8],
+        _metrics(v, METRICS_SHOWN), (v.run_id or "")[:8],
         (v.notebook or "").rpartition("/")[2], (v.git_commit or "")[:8],
     ) for v in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
@@ -90,7 +91,7 @@ def _table(rows: list[Any]) -> str:
                      for row in cells)
 
 
-def _details(v: Any) -> str:
+def _details(v: Any, origin: Any) -> str:
     created = dt.datetime.fromtimestamp(v.created_ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
     previous = [f"@{a} from v{v.previous(a)}" if v.previous(a) != "none" else f"@{a} (first)"
                 for a in sorted(_promoted(v.tags))]
@@ -100,12 +101,22 @@ def _details(v: Any) -> str:
         f"  run:        {v.run_id or '-'}",
         f"  notebook:   {v.notebook or '-'}",
         f"  git commit: {v.git_commit or '-'}",
-        f"  metrics:    {_metrics(v.metrics) or '-'}",
+        f"  metrics:    {_metrics(v) or '-'}",
+        f"  params:     {' '.join(f'{k}={x}' for k, x in sorted(origin.params.items())) or '-'}",
+        f"  data:       {_data(origin.datasets) or '-'}",
         f"  source:     {v.source}",
     ]
     if previous:
         lines.append(f"  promoted:   {', '.join(previous)}")
     return "\n".join(lines)
+
+
+def _data(datasets: list[Any]) -> str:
+    """Each dataset of the version's run: name (`output:` for a step's), digest, rows."""
+    from jupyter_mlops.models.lineage import dataset_label
+
+    return "; ".join(f"{dataset_label(d)} {d.digest[:8]}"
+                     + (f", {d.rows} rows" if d.rows is not None else "") for d in datasets)
 
 
 def _promoted(tags: dict[str, str]) -> list[str]:
@@ -115,7 +126,7 @@ def _promoted(tags: dict[str, str]) -> list[str]:
             if k.startswith(PREVIOUS_HOLDER_PREFIX)]
 
 
-def _metrics(metrics: dict[str, float], limit: int | None = None) -> str:
-    shown = sorted(metrics.items())[:limit]
-    more = " ..." if limit is not None and len(metrics) > limit else ""
+def _metrics(v: Any, limit: int | None = None) -> str:
+    shown = v.key_metrics(limit)
+    more = " ..." if limit is not None and len(v.metrics) > limit else ""
     return " ".join(f"{k}={x:.4g}" for k, x in shown) + more

@@ -28,7 +28,8 @@ from jupyter_mlops.steps.gates import (
 )
 
 __all__ = ["CHAMPION", "Champion", "ConditionError", "Gate", "GateFailed", "GateResult",
-           "check", "champion_of", "parse_condition", "parse_gate", "version_metrics"]
+           "check", "champion_of", "parse_condition", "parse_gate", "run_metrics",
+           "version_metrics"]
 
 class ConditionError(MlopsError, ValueError):
     """A condition (`--if`, a gate) that does not parse, named with where it was given."""
@@ -68,7 +69,7 @@ def parse_condition(text: str, where: str = "--if") -> list[Gate]:
 def version_metrics(client: Any, model: str, version: str | int) -> dict[str, float]:
     """The metrics of version `version` of registered model `model` (see the module's note)."""
     found = client.get_model_version(model, str(version))
-    return _run_metrics(client, found.run_id) if found.run_id else {}
+    return run_metrics(client, found.run_id) if found.run_id else {}
 
 
 def champion_of(client: Any, model: str, alias: str = CHAMPION) -> Champion:
@@ -82,7 +83,7 @@ def champion_of(client: Any, model: str, alias: str = CHAMPION) -> Champion:
         if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise
         return Champion(model, alias)
-    metrics = _run_metrics(client, holder.run_id) if holder.run_id else {}
+    metrics = run_metrics(client, holder.run_id) if holder.run_id else {}
     return Champion(model, alias, str(holder.version), metrics)
 
 
@@ -94,10 +95,9 @@ def check(gates: Iterable[Gate], metrics: Mapping[str, float],
     return [evaluate(gate, metrics, known, against) for gate in gates]
 
 
-def _run_metrics(client: Any, run_id: str) -> dict[str, float]:
+def run_metrics(client: Any, run_id: str) -> dict[str, float]:
+    """The metrics of the version whose model run `run_id` logged (see the module's note)."""
     run = client.get_run(run_id)
     own = dict(run.data.metrics)
-    parent = run.data.tags.get(vocab.PARENT_RUN_TAG)
-    if parent and run.data.tags.get(vocab.KIND_TAG) == vocab.KIND_STEP:
-        return dict(client.get_run(parent).data.metrics) | own
-    return own
+    pipeline = vocab.pipeline_of_step(run.data.tags)
+    return dict(client.get_run(pipeline).data.metrics) | own if pipeline else own

@@ -34,8 +34,7 @@ class Lineage:
     @property
     def digests(self) -> dict[str, str]:
         """Each dataset's digest by name (a step's outputs under `output:NAME`)."""
-        return {(d.name if d.context != vocab.CONTEXT_OUTPUT else f"output:{d.name}"): d.digest
-                for d in self.datasets}
+        return {dataset_label(d): d.digest for d in self.datasets}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON for the server and the panel: datasets with their row counts."""
@@ -61,9 +60,15 @@ def lineage(client: Any, name: str, version: int | str | None = None, *,
     except MlflowException:  # the run was deleted; the version still says where it was
         return Lineage(found.model, found.version, found.run_id, notebook=found.notebook,
                        git_commit=found.git_commit)
-    tags = run.data.tags
+    tags, params = run.data.tags, dict(run.data.params)
+    pipeline = vocab.pipeline_of_step(tags)
+    if pipeline:  # a step's run: the pipeline's parameters too (those the step read win)
+        try:
+            params = dict(client.get_run(pipeline).data.params) | params
+        except MlflowException:
+            pass
     return Lineage(found.model, found.version, found.run_id, run.info.run_name or "",
-                   found.notebook, found.git_commit, dict(run.data.params), run_datasets(run),
+                   found.notebook, found.git_commit, params, run_datasets(run),
                    tags.get(vocab.STEP_TAG), tags.get(vocab.PARENT_RUN_TAG))
 
 
@@ -78,6 +83,12 @@ def run_datasets(run: Any) -> list[DatasetDescription]:
             data.name, data.digest, data.source_type, data.source, data.schema, data.profile,
             tags.pop(vocab.DATASET_CONTEXT_TAG, ""), tags))
     return found
+
+
+def dataset_label(described: DatasetDescription) -> str:
+    """The dataset's name, `output:NAME` for a value a step wrote."""
+    output = described.context == vocab.CONTEXT_OUTPUT
+    return f"output:{described.name}" if output else described.name
 
 
 def dataset_dict(described: DatasetDescription) -> dict[str, Any]:

@@ -14,9 +14,11 @@ earlier version. mlflow is imported by the functions that talk to the store.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,9 @@ _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _LINEAGE_TAGS = (vocab.NOTEBOOK_TAG, vocab.GIT_COMMIT_TAG)
 _NOBODY = "none"  # the previous-holder tag's value when nobody held the alias
 _MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+# Says "Waiting up to 300 seconds for model version to finish creation" in the user's cell
+# on every registration through a server, though a version with a logged model is READY.
+_AWAIT_LOGGER = "mlflow.store.model_registry.abstract_store"
 
 
 class RegistryError(MlopsError):
@@ -63,6 +68,12 @@ class Version:
     @property
     def uri(self) -> str:
         return f"models:/{self.model}/{self.version}"
+
+    def key_metrics(self, limit: int | None = None) -> list[tuple[str, float]]:
+        """The metrics to show first: the run's own by name, a step's bookkeeping (duration,
+        cache hit) after them; the first `limit`."""
+        ordered = sorted(self.metrics.items(), key=lambda kv: (kv[0] in vocab.STEP_METRICS, kv[0]))
+        return ordered[:limit]
 
     def previous(self, alias: str) -> str | None:
         """The version that held `alias` before this one took it ('none': nobody did)."""
@@ -110,7 +121,7 @@ def register(source: Any, name: str, *, alias: str | None = None, store: Any = N
     tags = _origin_tags(client, logged.source_run_id) if logged.source_run_id else {}
     # The registry resolves a `models:/m-...` source through the global tracking URI: ours,
     # for the call, whatever MLFLOW_TRACKING_URI says.
-    with _fluent_uri(client.tracking_uri):
+    with _fluent_uri(client.tracking_uri), _quiet(_AWAIT_LOGGER):
         created = client.create_model_version(
             name, source=f"models:/{logged.model_id}", run_id=logged.source_run_id, tags=tags,
             model_id=logged.model_id)
@@ -375,9 +386,11 @@ def _version(client: Any, found: Any, aliases: dict[str, Any],
         if run_id not in runs:
             runs[run_id] = _origin_tags(client, run_id)
         tags = runs[run_id] | tags
+    from mlflow.exceptions import MlflowException
+
     try:
-        metrics = gates.version_metrics(client, found.name, found.version) if run_id else {}
-    except Exception:  # a deleted run: the version is still listed
+        metrics = gates.run_metrics(client, run_id) if run_id else {}
+    except MlflowException:  # a deleted run: the version is still listed
         metrics = {}
     return Version(
         model=found.name, version=int(found.version),
@@ -407,6 +420,18 @@ def _check_alias(alias: str) -> None:
         _validate_model_alias_name(alias)
     except MlflowException as error:
         raise RegistryError(f"alias {alias!r}: {error.message}") from None
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """`logger`'s INFO lines silenced for the block."""
+    found = logging.getLogger(logger)
+    level = found.level
+    found.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        found.setLevel(level)
 
 
 def _quoted(name: str) -> str:

@@ -79,7 +79,8 @@ class PipelineTracker:
         self.tracker.set_tags(child, tags)
         self.tracker.log_params(child, result.parameters)
         self.tracker.log_metrics(child, dict(result.metrics) | {
-            "duration_s": result.duration, "cache_hit": float(result.cache_hit)})
+            vocab.DURATION_METRIC: result.duration,
+            vocab.CACHE_HIT_METRIC: float(result.cache_hit)})
         if result.notebook is not None and Path(result.notebook).is_file():
             executed = Path(result.notebook).read_bytes()
             self.tracker.log_bytes(child, vocab.step_notebook_artifact(result.name), executed)

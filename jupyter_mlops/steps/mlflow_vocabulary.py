@@ -31,6 +31,8 @@ CACHE_HIT_TAG, CACHE_KEY_TAG = "mlops.cache_hit", "mlops.cache_key"
 REASON_TAG = "mlops.reason"  # why a step did not run
 MODEL_ERROR_TAG = "mlops.model_error"  # the step ran, its model could not be logged
 RUN_DIR_TAG = "mlops.run_dir"  # the local run folder
+DURATION_METRIC, CACHE_HIT_METRIC = "duration_s", "cache_hit"  # a step run's bookkeeping
+STEP_METRICS = (DURATION_METRIC, CACHE_HIT_METRIC)  # shown after the step's own metrics
 
 # --- registered model versions (besides NOTEBOOK_TAG and GIT_COMMIT_TAG, copied from the run) -
 PREVIOUS_HOLDER_PREFIX = "mlops.previous."  # + alias: the version that held it before this one
@@ -170,6 +172,12 @@ class RunRow:
         if column == "start":
             return self.start_ms
         return getattr(self, column, None)
+
+
+def pipeline_of_step(tags: dict[str, str]) -> str | None:
+    """The pipeline run of a step's run (by its tags): the parameters and the metrics a model
+    logged in one step has, though another step reported them. None for other runs."""
+    return tags.get(PARENT_RUN_TAG) if tags.get(KIND_TAG) == KIND_STEP else None
 
 
 def run_row(run: Any) -> RunRow:

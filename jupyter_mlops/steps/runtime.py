@@ -168,7 +168,7 @@ def log_mlflow_run(step, parameters, metrics, notebook_path, status, duration,
     run_id = run.info.run_id
     now = int(time.time() * 1000)
     values = [Metric(name, value, now, 0) for name, value in sorted(metrics.items())]
-    client.log_batch(run_id, metrics=[*values, Metric("duration_s", duration, now, 0)],
+    client.log_batch(run_id, metrics=[*values, Metric(names.DURATION_METRIC, duration, now, 0)],
                      params=[Param(name, str(value)[:6000])  # MLflow's limit on a value
                              for name, value in sorted(parameters.items())])
     client.log_batch(parent, metrics=values)

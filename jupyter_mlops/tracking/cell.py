@@ -18,7 +18,7 @@ from jupyter_mlops.steps.datasets import DatasetDescription
 from jupyter_mlops.tracking import limits, notebook_info
 from jupyter_mlops.tracking.capture import captured
 from jupyter_mlops.tracking.client import RunRef, Tracker
-from jupyter_mlops.tracking.session import Session, parameter_values
+from jupyter_mlops.tracking.session import LoggedModel, Session, parameter_values
 
 _EXAMPLE_NAMES = ("X_test", "X_val", "X_train", "X")
 
@@ -157,7 +157,7 @@ def _log_values(tracker: Tracker, run: RunRef, session: Session, options: CellOp
     if metrics:
         tracker.log_metrics(run, metrics)
     if options.model:
-        _log_model(tracker, run, options, ns)
+        _log_model(tracker, run, session, options, ns)
     return params, metrics
 
 
@@ -192,13 +192,16 @@ def _pick(ns: dict[str, Any], names: list[str], kind: str) -> dict[str, Any]:
     return picked
 
 
-def _log_model(tracker: Tracker, run: RunRef, options: CellOptions, ns: dict[str, Any]) -> None:
+def _log_model(tracker: Tracker, run: RunRef, session: Session, options: CellOptions,
+               ns: dict[str, Any]) -> None:
     assert options.model is not None
     if options.model not in ns:
         _pick(ns, [options.model], "model")
         return
-    tracker.log_model(run, ns[options.model], input_example=_example(ns, options.input_example),
-                      register=options.register)
+    model, example = ns[options.model], _example(ns, options.input_example)
+    digest = tracker.log_model(run, model, input_example=example, register=options.register)
+    # `%mlops register VARIABLE` registers this logged model while the variable is unchanged
+    session.logged_models[options.model] = LoggedModel(model, example, digest, run)
     if options.profile is not None:
         _log_profile(tracker, run, options.profile, ns[options.model], ns)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import functools
 import getpass
+import hashlib
 import os
 import pickle
 import sys
@@ -137,14 +138,16 @@ class Tracker:
         self._file(run, artifact_path, data)
 
     def log_model(self, run: RunRef, model: Any, name: str = vocab.MODEL_ARTIFACT,
-                  input_example: Any = None, register: str | None = None) -> None:
+                  input_example: Any = None, register: str | None = None) -> str:
         """Any object as an MLflow model (steps/model_logging.py picks the flavor), registered
-        as `register` if given; the signature comes from the example.
+        as `register` if given; the signature comes from the example. Returns the pickle's
+        `model_digest`: the same object, unchanged since, has the same one.
 
         Pickled now, in the caller's thread: later changes to the object must not leak in.
         """
         data = _dumps((model, input_example))
         self.writer.put(Model(run.key, name, register, artifact="model.pkl"), data)
+        return hashlib.sha256(data).hexdigest()
 
     def log_model_file(self, run: RunRef, path: Path, serializer: str,
                        name: str = vocab.MODEL_ARTIFACT, register: str | None = None) -> None:
@@ -224,6 +227,11 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:  # no passwd entry in some containers
         return "unknown"
+
+
+def model_digest(model: Any, input_example: Any = None) -> str:
+    """What `Tracker.log_model` returns for this model and example as they are now."""
+    return hashlib.sha256(_dumps((model, input_example))).hexdigest()
 
 
 def _dumps(value: Any) -> bytes:

@@ -9,14 +9,26 @@ from __future__ import annotations
 import atexit
 import sys
 import types
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import notebook_info
-from jupyter_mlops.tracking.client import RunRef, Tracker
+from jupyter_mlops.tracking.client import RunRef, Tracker, model_digest
 from jupyter_mlops.tracking.errors import NoActiveRunError
 from jupyter_mlops.tracking.store import tracking_uri
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """A tracked cell's `--model`: the object, its input example, the digest of the two as
+    they were logged, and the cell's run."""
+
+    value: Any
+    example: Any
+    digest: str
+    run: RunRef
 
 
 class Session:
@@ -28,6 +40,7 @@ class Session:
         self.stack: list[RunRef] = []
         self.notebook: Path | None = None
         self.experiment: str | None = None
+        self.logged_models: dict[str, LoggedModel] = {}  # by the variable that held it
 
     @property
     def tracker(self) -> Tracker:
@@ -42,6 +55,7 @@ class Session:
         if self._tracker is not None and self._tracker.uri != uri:
             self._tracker.close(timeout=10)
             self._tracker = None
+            self.logged_models.clear()  # their runs are the old store's
 
     def start(self, experiment: str | None = None, run_name: str | None = None,
               user_ns: dict[str, Any] | None = None) -> RunRef:
@@ -63,6 +77,15 @@ class Session:
         if params:
             tracker.log_params(self.run, params)
         return self.run
+
+    def logged_run(self, variable: str, value: Any) -> RunRef | None:
+        """The run of the tracked cell that logged `value` as its `--model` under the name
+        `variable`; None when the variable was rebound since (or never tracked)."""
+        found = self.logged_models.get(variable)
+        if found is None or found.value is not value:
+            return None
+        unchanged = model_digest(value, found.example) == found.digest  # not refit since
+        return found.run if unchanged else None
 
     def ensure(self, user_ns: dict[str, Any] | None = None) -> RunRef:
         return self.run if self.run is not None else self.start(user_ns=user_ns)

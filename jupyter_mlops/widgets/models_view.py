@@ -57,7 +57,7 @@ class ModelsView(StaticFallback, widgets.VBox):
     def _row(self, v: registry.Version) -> list[Any]:
         aliases = "".join(f'<span class="mlops-alias" style="{ALIAS_STYLE}">@{esc(a)}</span>'
                           for a in v.aliases)
-        metrics = " ".join(f"{k}={x:.4g}" for k, x in sorted(v.metrics.items())[:METRICS_SHOWN])
+        metrics = " ".join(f"{k}={x:.4g}" for k, x in v.key_metrics(METRICS_SHOWN))
         run = (link(run_link(self.client.tracking_uri, None, v.run_id), v.run_id[:8])
                if v.run_id else "–")
         notebook = (f'<span title="{esc(v.notebook)}">{esc(v.notebook.rpartition("/")[2])}'

@@ -1,7 +1,8 @@
 """notebooks/05_gate_and_promote.ipynb run as a local pipeline against a real SQLite registry:
 the first run registers the winner and makes it champion, a run with fewer trees registers a
 challenger that does not beat it (said in the output), and a run whose quality gate fails
-exits 3 from the CLI naming the metric, its value and the threshold, registering nothing."""
+exits 3 from the CLI naming the metric, its value and the threshold, registering nothing.
+The release once more through `mlflow server`: registered, promoted, listed with its lineage."""
 
 from __future__ import annotations
 
@@ -105,3 +106,38 @@ def test_a_failing_quality_gate_exits_3_naming_metric_value_and_threshold(projec
     helped = subprocess.run([sys.executable, "-m", "jupyter_mlops.cli", "run", "--help"],
                             capture_output=True, text=True, timeout=120)
     assert "3 a gate failed" in " ".join(helped.stdout.split())
+
+
+def test_the_release_through_an_mlflow_server_registers_promotes_and_lists(
+        server, tmp_path, capfd):
+    """The same release with a team's store: the models reach the server before they are
+    registered, the version is READY with the run's metrics first in `models list`."""
+    from mlflow import MlflowClient
+
+    from jupyter_mlops.cli import main
+
+    notebook = tmp_path / "Churn_Team_Pipeline.ipynb"
+    shutil.copy(NOTEBOOK, notebook)
+    stream = io.StringIO()
+    result = run_pipeline(notebook, RunOptions(
+        out=tmp_path / ".mlops", tracking_uri=server, stream=stream, jobs=2,
+        report=tmp_path / "report.md"))
+    output = stream.getvalue()
+    assert result.ok and result.exit_code == 0, output
+    assert f"registered {MODEL} v1 as @challenger" in output
+    assert f"{MODEL} v1 is now @champion (was nobody)" in output
+    assert _aliases(server) == {"champion": 1, "challenger": 1}
+    version = MlflowClient(server).get_model_version(MODEL, "1")
+    assert version.status == "READY" and version.run_id
+    assert re.search(rf"{MODEL} v1: {server}/#/models/{MODEL}/versions/1",
+                     (tmp_path / "report.md").read_text())
+    assert "Waiting up to" not in capfd.readouterr().err  # MLflow's INFO line, silenced
+    assert main(["models", "list", MODEL, "--tracking-uri", server]) == 0
+    row = capfd.readouterr().out.splitlines()[1].split()
+    assert row[:4] == [MODEL, "1", "@challenger", "@champion"]
+    assert row[5].startswith("accuracy=0.") and row[6].startswith("f1=0."), row
+    assert main(["models", "show", MODEL, "--alias", "champion", "--tracking-uri", server]) == 0
+    shown = capfd.readouterr().out  # the step's run, with its pipeline's parameters
+    assert "params:     label_noise=0.2 n_customers=800 n_estimators=40 seed=11" in shown
+    assert re.search(r"data: .*X_test [0-9a-f]{8}, \d+ rows;.* output:winner [0-9a-f]{8}",
+                     shown), shown

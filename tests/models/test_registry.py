@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -247,6 +243,20 @@ def test_a_run_without_a_model_is_named(trained):
     assert [v.version for v in _versions(trained.uri, "Churn_Pipeline")] == [1]
 
 
+def test_a_tracked_variable_registers_the_model_its_cell_logged(trained):
+    """Not a second copy on a run of its own: the version has the tracked run's metrics."""
+    forest = trained.runs["Random_Forest"]
+    said = trained.kernel.ok("%mlops register forest --name Churn_Tracked")
+    assert f"registered Churn_Tracked v1 from run {forest}" in said.stdout, said
+    said = trained.kernel.ok("%mlops promote Churn_Tracked --version 1 --to champion "
+                             "--if accuracy>=0.5")
+    assert "gate accuracy>=0.5: passed" in said.stdout, said
+    trained.kernel.ok("forest = forest.set_params(n_estimators=5).fit(X_train, y_train)")
+    rebound = trained.kernel.ok("%mlops register forest --name Churn_Tracked")
+    assert "registered Churn_Tracked v2 from run" in rebound.stdout
+    assert forest not in rebound.stdout  # refit since: logged on a run of its own
+
+
 def _versions(uri: str, model: str) -> list[Any]:
     from jupyter_mlops.models.registry import versions
 
@@ -311,40 +321,6 @@ def test_the_command_line_lists_shows_promotes_and_says_why_not(trained, capsys)
 
 
 # --- through `mlflow server` -------------------------------------------------------------
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    folder = tmp_path_factory.mktemp("registry_server")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    log = open(folder / "server.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{folder / 'server.db'}",
-         "--artifacts-destination", str(folder / "artifacts")],
-        cwd=folder, env=env, stdout=log, stderr=log, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300  # seconds alone; minutes on 2 loaded cores
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError((folder / "server.log").read_text()[-3000:]) from None
-                time.sleep(0.2)
-        yield uri
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=60)
-        log.close()
-
-
 def test_list_and_promote_through_an_mlflow_server(server, capsys):
     from sklearn.datasets import make_classification
     from sklearn.ensemble import RandomForestClassifier
