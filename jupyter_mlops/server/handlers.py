@@ -8,6 +8,7 @@ table. The notebook-reading calls at the end run off the event loop (`run_notebo
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import tempfile
 from dataclasses import replace
@@ -17,6 +18,7 @@ import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 
+from jupyter_mlops.errors import CellError, MlopsError
 from jupyter_mlops.models import gates, registry
 from jupyter_mlops.server import modelindex, store
 from jupyter_mlops.server.base import MlopsHandler, NotebookRef
@@ -33,7 +35,11 @@ from jupyter_mlops.steps.mlflow_vocabulary import find_experiment
 MAX_PAGE = 1000
 RUN_ID = r"(?P<run_id>[0-9a-fA-F]{1,64})"
 MODEL = r"(?P<model>[^/]+)"  # a registered model's name, URL-encoded by the client
+VERSION = r"(?P<version>[0-9]{1,9})"
 JOB_ID = r"(?P<job_id>[0-9a-f]{1,32})"
+KFP_NOT_CONFIGURED = ("no Kubeflow Pipelines host is configured: start Jupyter with "
+                      "--MlopsExtension.kfp_host=https://KFP-API-HOST (or set it in "
+                      "jupyter_server_config.py)")
 
 
 class ConfigHandler(MlopsHandler):
@@ -45,6 +51,7 @@ class ConfigHandler(MlopsHandler):
         settings = self.mlops
         self.reply({"mlflow_ui_url": settings.resolved_ui_url(),
                     "kfp_enabled": bool(settings.kfp_host),
+                    "kfp_hint": None if settings.kfp_host else KFP_NOT_CONFIGURED,
                     "default_image": settings.default_image or None})
 
 
@@ -143,13 +150,33 @@ class RunHandler(MlopsHandler):
 
 
 class GraphHandler(MlopsHandler):
-    """GET ?path=: the notebook's step graph (steps, edges, parameters, warnings)."""
+    """GET ?path=: the saved notebook's step graph (steps, edges, parameters, warnings).
+    POST {path, notebook}: the graph of the notebook as the editor holds it (its JSON, unsaved),
+    with each code cell's roles; a cell's fault is a 400 that names the cell (`cell`)."""
 
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
         ref = await self.notebook(self.get_query_argument("path", None))
         self.reply(await self.run_notebook_call(_graph_dict, ref))
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.json_body()
+        ref = await self.notebook(body.get("path"))
+        content = body.get("notebook")
+        if not isinstance(content, dict):
+            raise bad_request("notebook must be the notebook's JSON (an object)", "bad-notebook")
+        try:
+            graph = await asyncio.to_thread(_edited_graph_dict, ref, content)
+        except CellError as error:  # shown on that cell while the user edits
+            self.reply({"code": "invalid-notebook", "message": self.safe_message(error, ref),
+                        "cell": error.cell_index}, status=400)
+            return
+        except MlopsError as error:
+            raise self.api_error(error, ref) from None
+        self.reply(graph)
 
 
 class CompileHandler(MlopsHandler):
@@ -205,23 +232,24 @@ class LocalRunHandler(MlopsHandler):
 
 
 class SubmitHandler(MlopsHandler):
-    """POST {path, parameters?, experiment?}: compile and submit to the configured KFP host."""
+    """POST {path, parameters?, experiment?, image?, schedule?}: compile and submit to the
+    configured KFP host; a run, or a recurring run when `schedule` (a cron) is given. The
+    schedule is checked before the notebook is read or anything is sent."""
 
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
         settings = self.mlops
         if not settings.kfp_host:
-            raise ApiError(409, "kfp-not-configured",
-                           "no Kubeflow host configured (set MlopsExtension.kfp_host)")
+            raise ApiError(409, "kfp-not-configured", KFP_NOT_CONFIGURED)
         body = self.json_body()
+        experiment, image, schedule = (_optional_string(body, key)
+                                       for key in ("experiment", "image", "schedule"))
+        cron = _cron(schedule) if schedule else None
         ref = await self.notebook(body.get("path"))
-        experiment = body.get("experiment") or None
-        if experiment is not None and not isinstance(experiment, str):
-            raise bad_request("experiment must be a string", "bad-experiment")
         options = {"host": settings.kfp_host, "namespace": settings.kfp_namespace or None,
-                   "parameters": _parameters(body), "image": settings.default_image or None,
-                   "experiment": experiment}
+                   "parameters": _parameters(body), "experiment": experiment,
+                   "image": image or settings.default_image or None, "schedule": cron}
         self.reply(await self.run_notebook_call(_submit, ref, options), status=201)
 
 
@@ -256,6 +284,17 @@ class ModelHandler(MlopsHandler):
         condition = self.get_query_argument("condition", "").strip()
         self.reply(await self.registry_call(found.models.page, model, condition, offset,
                                             size))
+
+
+class VersionHandler(MlopsHandler):
+    """GET ?notebook=: one version and its lineage: run, notebook, git commit, params and the
+    datasets its run used (digests, rows)."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, model: str, version: str) -> None:
+        found = await self.registry_store(self.get_query_argument("notebook", None))
+        self.reply(await self.registry_call(found.models.lineage, model, int(version)))
 
 
 class PromotionHandler(MlopsHandler):
@@ -315,6 +354,24 @@ def _default_experiment(ref: NotebookRef | None) -> str | None:
     return os.path.splitext(os.path.basename(ref.api_path))[0] if ref else None
 
 
+def _optional_string(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key) or None
+    if value is not None and not isinstance(value, str):
+        raise bad_request(f"{key} must be a string", f"bad-{key}")
+    return (value.strip() or None) if value else None
+
+
+def _cron(schedule: str) -> str:
+    """KFP's 6-field cron of `schedule`, or a 400 naming the field at fault."""
+    from jupyter_mlops.kfp.errors import KfpSubmitError
+    from jupyter_mlops.kfp.submit import kfp_cron
+
+    try:
+        return kfp_cron(schedule)
+    except KfpSubmitError as error:
+        raise bad_request(str(error), "bad-schedule") from None
+
+
 def _parameters(body: dict[str, Any]) -> dict[str, Any]:
     parameters = body.get("parameters")
     if parameters is None:
@@ -339,6 +396,20 @@ def _graph(ref: NotebookRef) -> Any:
 def _graph_dict(ref: NotebookRef) -> dict[str, Any]:
     """The step graph as GET /graph answers it."""
     return _graph(ref).to_dict()
+
+
+def _edited_graph_dict(ref: NotebookRef, content: dict[str, Any]) -> dict[str, Any]:
+    """The graph of notebook JSON as sent (read as .ipynb whatever the file's suffix), and the
+    roles the tag grammar gives each code cell: {"cells": {index: [role, ...]}}."""
+    from jupyter_mlops.notebook import build_graph, reads_notebook
+    from jupyter_mlops.notebook.layout import code_cells
+    from jupyter_mlops.notebook.tags import parse_tags
+
+    as_ipynb = ref.api_path if ref.api_path.endswith(".ipynb") else f"{ref.api_path}.ipynb"
+    notebook = reads_notebook(json.dumps(content), as_ipynb)
+    graph = build_graph(notebook, ref.api_path).to_dict()
+    roles = {cell.index: sorted(parse_tags(cell.tags).roles) for cell in code_cells(notebook)}
+    return graph | {"cells": {str(i): r for i, r in roles.items() if r}}
 
 
 def _local_run_parameters(ref: NotebookRef, given: dict[str, Any]) -> dict[str, Any]:
@@ -376,9 +447,9 @@ def _submit(ref: NotebookRef, options: dict[str, Any]) -> dict[str, Any]:
         with open(package, "w", encoding="utf-8") as file:
             file.write(compiled.yaml)
         done = submit_package(package, connection, arguments=arguments,
-                              experiment=experiment)
+                              experiment=experiment, schedule=options.get("schedule"))
     return {"kind": done.kind, "id": done.id, "experiment_id": done.experiment_id,
-            "url": done.url, "experiment": experiment}
+            "url": done.url, "experiment": experiment, "schedule": options.get("schedule")}
 
 
 def routes(base_url: str) -> list[tuple[str, type[MlopsHandler]]]:
@@ -396,6 +467,7 @@ def routes(base_url: str) -> list[tuple[str, type[MlopsHandler]]]:
         ("submit", SubmitHandler),
         ("models", ModelsHandler),
         (f"models/{MODEL}", ModelHandler),
+        (f"models/{MODEL}/versions/{VERSION}", VersionHandler),
         (f"models/{MODEL}/promotion", PromotionHandler),
     ]
     return [(url_path_join(api, pattern) + "/?$", handler) for pattern, handler in table]

@@ -1,6 +1,6 @@
 """The registry behind the panel's Models view: pages of registered models, one model's
-versions kept until the model changes, and the shapes the panel reads (api.ts `IModel`,
-`IModelVersion`, `IPromotionPreview`).
+versions kept until the model changes, one version's lineage, and the shapes the panel reads
+(api.ts `IModel`, `IModelVersions`, `IVersionLineage`, `IPromotionPreview`).
 
 Why a cache: a version's metrics and lineage come from its run (models/registry.py reads them
 one run at a time), so describing a model's versions costs a few store queries each, while its
@@ -104,6 +104,18 @@ class ModelIndex:
             if error.error_code not in MISSING:
                 raise
         raise ApiError(404, "model-not-found", f"no registered model {name!r}")
+
+    def lineage(self, name: str, version: int) -> dict[str, Any]:
+        """One version and where it came from (models/lineage.py): run, notebook, git commit,
+        params and dataset inputs with their digests."""
+        from jupyter_mlops.models.lineage import lineage
+
+        model, versions = self.versions(name)
+        found = next((v for v in versions if v.version == version), None)
+        if found is None:
+            raise ApiError(404, "version-not-found", f"model {name!r} has no version {version}")
+        return {"version": version_dict(found, model),
+                "lineage": lineage(self.client, name, version).to_dict()}
 
     def forget(self, name: str) -> None:
         """Drop a model's versions (after a promotion: the previous-holder tag changed)."""

@@ -186,6 +186,35 @@ export interface IModelVersions {
   next_page_token: string | null;
 }
 
+/** A dataset a version's run used: a tracked cell's input, a step's value read or written. */
+export interface IDataset {
+  name: string;
+  context: string;
+  digest: string;
+  rows: number | null;
+  sha256: string | null;
+  schema: string | null;
+}
+
+/** Where a version came from (models/lineage.py). */
+export interface ILineage {
+  model: string;
+  version: number;
+  run_id: string | null;
+  run_name: string;
+  notebook: string | null;
+  git_commit: string | null;
+  params: Record<string, string>;
+  datasets: IDataset[];
+  step: string | null;
+  parent_run_id: string | null;
+}
+
+export interface IVersionLineage {
+  version: IModelVersion;
+  lineage: ILineage;
+}
+
 /** What a promotion would do: the candidate against the alias's holder, metric by metric. */
 export interface IPromotionPreview {
   model: string;
@@ -293,6 +322,10 @@ export const api = {
     requestAPI<IModelVersions>(`models/${encodeURIComponent(name)}`, {}, {
       notebook,
       condition: condition || undefined
+    }),
+  versionLineage: (name: string, version: number, notebook?: string) =>
+    requestAPI<IVersionLineage>(`models/${encodeURIComponent(name)}/versions/${version}`, {}, {
+      notebook
     }),
   promotionPreview: (name: string, version: number, notebook?: string, condition?: string) =>
     requestAPI<IPromotionPreview>(`models/${encodeURIComponent(name)}/promotion`, {}, {

@@ -7,8 +7,17 @@
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { api, IGateResult, IModel, IModelVersion, IModelVersions, IPromotionPreview } from './api';
+import {
+  api,
+  IGateResult,
+  IModel,
+  IModelVersion,
+  IModelVersions,
+  IPromotionPreview,
+  IVersionLineage
+} from './api';
 import { h, num, when } from './dom';
+import { renderLineage } from './lineage';
 
 const CHAMPION = 'champion';
 const KEY_METRICS = 3;
@@ -26,6 +35,7 @@ export class ModelsView {
       this._notebook = path;
       this._open.clear();
       this._versions.clear();
+      this._lineage.clear();
     }
   }
 
@@ -64,6 +74,21 @@ export class ModelsView {
     }
     this._open.add(name);
     await this.loadVersions(name);
+    this.draw();
+  }
+
+  /** Unfold (or fold) a version's lineage under its row. */
+  private async toggleLineage(v: IModelVersion): Promise<void> {
+    const key = `${v.model}/${v.version}`;
+    if (this._lineage.delete(key)) {
+      this.draw();
+      return;
+    }
+    try {
+      this._lineage.set(key, await api.versionLineage(v.model, v.version, this.notebookArg));
+    } catch (error) {
+      Notification.error(`Cannot read the lineage of ${v.label}: ${(error as Error).message}`);
+    }
     this.draw();
   }
 
@@ -157,7 +182,13 @@ export class ModelsView {
         h('tr', {}, h('th', {}, 'version'), h('th', {}, 'aliases'), ...keys.map(k => h('th', {}, k)),
           h('th', {}, 'gates'), h('th', {}, 'lineage'), h('th', {}, ''))
       ),
-      h('tbody', {}, ...found.versions.map(v => this.renderVersion(v, keys)))
+      h('tbody', {}, ...found.versions.flatMap(v => {
+        const lineage = this._lineage.get(`${v.model}/${v.version}`);
+        const row = this.renderVersion(v, keys);
+        return lineage
+          ? [row, h('tr', { className: 'jp-mlops-lineage-row' }, h('td', { colspan: keys.length + 5 }, renderLineage(lineage.lineage)))]
+          : [row];
+      }))
     );
   }
 
@@ -166,7 +197,12 @@ export class ModelsView {
     return h(
       'tr',
       { className: 'jp-mlops-version', 'data-version': v.version },
-      h('td', { title: `registered ${when(v.created_ms)}` }, `v${v.version}`),
+      h(
+        'td',
+        { title: `registered ${when(v.created_ms)}; click for its lineage` },
+        h('a', { className: 'jp-mlops-version-link', href: '#', onClick: (e: Event) => { e.preventDefault(); void this.toggleLineage(v); } },
+          `v${v.version}`)
+      ),
       h('td', { className: 'jp-mlops-aliases' }, ...v.aliases.map(a => badge(a))),
       ...keys.map(k => h('td', { className: 'jp-mlops-num' }, num(v.metrics[k]))),
       h('td', { className: 'jp-mlops-gates' }, ...(v.gates ?? []).map(verdict)),
@@ -187,6 +223,7 @@ export class ModelsView {
   private _open = new Set<string>();
   private _versions = new Map<string, IModelVersions>();
   private _errors = new Map<string, string>();
+  private _lineage = new Map<string, IVersionLineage>(); // unfolded, by "model/version"
   private _condition = '';
   private _message = '';
 }

@@ -19,18 +19,20 @@ ALLOWED = {
     "experiments": {"GET"},
     "runs": {"GET"},
     "runs/<run_id>": {"GET"},
-    "graph": {"GET"},
+    "graph": {"GET", "POST"},
     "compile": {"POST"},
     "local-runs": {"GET", "POST"},
     "local-runs/<job_id>": {"GET", "DELETE"},
     "submit": {"POST"},
     "models": {"GET"},
     "models/<model>": {"GET"},
+    "models/<model>/versions/<version>": {"GET"},
     "models/<model>/promotion": {"GET", "POST"},
 }
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 # Well-formed ids and names that exist nowhere.
-SAMPLES = {"run_id": "0123abcd", "job_id": "abc123", "model": "No_Such_Model"}
+SAMPLES = {"run_id": "0123abcd", "job_id": "abc123", "model": "No_Such_Model",
+           "version": "1"}
 _ARGUMENT = re.compile(r"\(\?P<(\w+)>[^)]*\)")
 
 

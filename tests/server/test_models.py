@@ -62,6 +62,12 @@ async def test_models_and_versions_with_aliases_metrics_lineage_and_gates(
                                  params={"max_results": "1", "page_token": "1"})
     assert [v["version"] for v in one["versions"]] == [1] and one["next_page_token"] is None
 
+    code, origin = await fetch_json(jp_fetch, "mlops", "api", "models", MODEL, "versions", "1")
+    assert code == 200, origin
+    assert origin["lineage"]["params"] == {"n_estimators": "5", "max_depth": "1"}
+    assert origin["lineage"]["run_name"] == "Random_Forest"
+    assert origin["lineage"]["git_commit"] == COMMIT
+
     code, error = await fetch_json(jp_fetch, "mlops", "api", "models", MODEL,
                                    params={"condition": "accuracy >> 0.8"})
     assert code == 400 and error["code"] == "condition-error" and "accuracy >> 0.8" in \

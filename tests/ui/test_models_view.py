@@ -1,7 +1,7 @@
 """JupyterLab in Chromium: the MLOps panel's Models view on a real registry (two scikit-learn
-versions in the notebook folder's mlflow.db) shows the alias badges, promotes version 2 to
-champion after a confirmation that compares it with version 1, and shows @champion moved;
-MLflow then has the alias on version 2 and version 1 recorded as its previous holder."""
+versions in the notebook folder's mlflow.db) shows the alias badges and a version's lineage,
+promotes version 2 to champion after a confirmation that compares it with version 1, and shows
+@champion moved; MLflow then has the alias on version 2 and version 1 as its previous holder."""
 
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ def test_models_view_promotes_the_challenger_after_the_comparison(page, lab, scr
     assert NOTEBOOK in page.locator(f"{MODEL_ROW} tr[data-version='2'] .jp-mlops-lineage") \
         .inner_text()
     assert page.locator(f"{MODEL_ROW} tr[data-version='1'] .jp-mlops-promote").count() == 0
+    page.locator(f"{MODEL_ROW} tr[data-version='2'] .jp-mlops-version-link").click()
+    origin = page.locator(f"{MODEL_ROW} .jp-mlops-lineage-row")
+    assert "n_estimators=30" in origin.locator(".jp-mlops-params").inner_text()
+    assert "Gradient_Boosting" in origin.inner_text()
 
     page.locator(f"{MODEL_ROW} tr[data-version='2'] .jp-mlops-promote").click()
     dialog = page.locator(".jp-Dialog")
