@@ -342,10 +342,9 @@ def _compare(name: str, series: pd.Series, source: _Reference, rows: np.ndarray 
 def _numeric(name: str, series: pd.Series, reference: NumericProfile,
              ordered: np.ndarray | None, rows: np.ndarray | None, bands: Bands) -> FeatureDrift:
     values = numeric_values(series)
-    missing = int(np.count_nonzero(np.isnan(values)))
+    counts, missing = bin_counts(values, reference.cuts)
     if missing == len(values):
         raise DriftInputError(f"column {name!r}: every value in the current data is missing")
-    counts = bin_counts(values, reference.cuts, len(values) - missing)
     sample = np.sort(take(values, rows))
     sample = sample[:np.searchsorted(sample, np.nan)]
     if ordered is None:  # against a profile's quantiles

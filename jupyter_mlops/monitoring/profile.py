@@ -151,7 +151,6 @@ def numeric_profile(values: np.ndarray, name: str, dtype: str, rows: np.ndarray 
                     scores: np.ndarray | None) -> tuple[NumericProfile, np.ndarray]:
     """The profile of a numeric column from all its `values` and those of the sampled `rows`
     (aligned with `scores`); also the sample's non-missing values, sorted, which KS reuses."""
-    missing = int(np.count_nonzero(np.isnan(values)))  # first: it brings the column to the cache
     sampled = take(values, rows)
     ordered = np.sort(sampled)
     ordered = ordered[:np.searchsorted(ordered, np.nan)]  # NaN sorts last
@@ -161,9 +160,9 @@ def numeric_profile(values: np.ndarray, name: str, dtype: str, rows: np.ndarray 
         raise DriftInputError(f"column {name!r}: every value in the reference is {what}")
     quantiles = quantiles_of(finite).astype(np.float32).astype(np.float64)
     cuts = cuts_of(quantiles)
+    counts, missing = bin_counts(values, cuts)
     profile = NumericProfile(
-        dtype=dtype, quantiles=tuple(quantiles.tolist()),
-        counts=tuple(bin_counts(values, cuts, len(values) - missing).tolist()),
+        dtype=dtype, quantiles=tuple(quantiles.tolist()), counts=tuple(counts.tolist()),
         missing=missing, sample=len(ordered),
         scores=None if scores is None else _mean_per_bin(bin_index(sampled, cuts), scores,
                                                          len(cuts) + 2))
@@ -264,18 +263,21 @@ def cuts_of(quantiles: np.ndarray) -> np.ndarray:
     return cuts
 
 
-def bin_counts(values: np.ndarray, cuts: np.ndarray, present: int) -> np.ndarray:
-    """Rows per bin (-inf, c1], ..., (ck, inf) of `present` non-missing values (NaN in none).
-    Comparisons, not searchsorted (branch-free: 7x faster on a million values), a block at a
-    time so that each block is compared with every cut while it is in the cache."""
-    below = np.zeros(len(cuts), np.int64)
+def bin_counts(values: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, int]:
+    """Rows per bin (-inf, c1], ..., (ck, inf), and the missing rows: a NaN is neither <= nor >
+    any cut, so the comparisons count them too, with no pass of their own. Comparisons, not
+    searchsorted (branch-free: 7x faster on a million values), a block at a time so that each
+    block is compared with every cut while it is in the cache."""
+    below = np.zeros(len(cuts) + 1, np.int64)  # rows <= each cut, then rows > the last
     scratch = np.empty(min(len(values), BLOCK), bool)
     for start in range(0, len(values), BLOCK):
         block = values[start:start + BLOCK]
         mask = scratch[:len(block)]
         for i, cut in enumerate(cuts):
             below[i] += np.count_nonzero(np.less_equal(block, cut, out=mask))
-    return np.diff(np.concatenate([[0], below, [present]]))
+        below[-1] += np.count_nonzero(np.greater(block, cuts[-1], out=mask))
+    counts = np.append(np.diff(below[:-1], prepend=0), below[-1])
+    return counts, len(values) - int(counts.sum())
 
 
 def bin_index(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
