@@ -170,12 +170,12 @@ class GraphHandler(MlopsHandler):
             raise bad_request("notebook must be the notebook's JSON (an object)", "bad-notebook")
         try:
             graph = await asyncio.to_thread(_edited_graph_dict, ref, content)
-        except CellError as error:  # shown on that cell while the user edits
-            self.reply({"code": "invalid-notebook", "message": self.safe_message(error, ref),
-                        "cell": error.cell_index}, status=400)
+        except MlopsError as error:  # an answer, not a failure: the user is still editing
+            refused = self.api_error(error, ref)
+            cell = error.cell_index if isinstance(error, CellError) else None
+            self.reply({"code": refused.code, "message": refused.message, "cell": cell},
+                       status=refused.status_code)
             return
-        except MlopsError as error:
-            raise self.api_error(error, ref) from None
         self.reply(graph)
 
 
