@@ -25,6 +25,7 @@ from typing import Any
 import nbformat
 
 from jupyter_mlops.kfp import names
+from jupyter_mlops.kfp.errors import KfpCompileError
 from jupyter_mlops.kfp.kfpimport import dsl
 from jupyter_mlops.notebook import Parameter, Step, StepGraph
 
@@ -61,6 +62,18 @@ class StepContext:
 def producers(step: Step) -> list[str]:
     """Upstream steps whose values this step reads, in a stable order."""
     return sorted(set(step.inputs.values()))
+
+
+def when_outputs(graph: StepGraph, step: Step) -> list[str]:
+    """The value of `step` that later steps' `when:` conditions read, returned by its
+    component as a float (KFP's `Output` parameter: the one kfp.local's dsl.If resolves)."""
+    found = sorted({s.options.when.metric for s in graph.steps if s.options.when is not None
+                    and s.inputs.get(s.options.when.metric) == step.name})
+    if len(found) > 1:
+        raise KfpCompileError(graph.path, f"when: conditions read {', '.join(found)} from "
+                              f"step {step.tagged_name!r}; on KFP a step hands one value to "
+                              "conditions (compute one, e.g. a flag)", step.tagged_name)
+    return found
 
 
 def build_component(graph: StepGraph, step: Step, notebook: nbformat.NotebookNode,
@@ -145,6 +158,7 @@ def component_source(graph: StepGraph, step: Step, notebook_json: str, context: 
                   f"{names.HTML_OUTPUT}: Output[HTML]"]
     if step.metrics:
         arguments.append(f"{names.METRICS_OUTPUT}: Output[Metrics]")
+    conditions = when_outputs(graph, step)
     inputs = ", ".join(f"{value!r}: {names.input_name(producer)}.path"
                        for value, producer in sorted(step.inputs.items()))
     values = ", ".join(f"{name!r}: {_value(graph.parameters[name])}" for name in parameters)
@@ -155,8 +169,8 @@ def component_source(graph: StepGraph, step: Step, notebook_json: str, context: 
     return (
         f"def {names.function_name(step.name)}(\n"
         + "".join(f"    {argument},\n" for argument in arguments)
-        + "):\n"
-        f'    """Step {step.tagged_name!r} of {graph.name!r}, run by papermill."""\n'
+        + (") -> float:\n" if conditions else "):\n")
+        + f'    """Step {step.tagged_name!r} of {graph.name!r}, run by papermill."""\n'
         f"    import base64\n"
         f"    import importlib.util\n"
         f"    import os\n"
@@ -181,7 +195,18 @@ def component_source(graph: StepGraph, step: Step, notebook_json: str, context: 
         f"{names.NOTEBOOK_OUTPUT}.path,\n"
         f"                                    {names.HTML_OUTPUT}.path, step)\n"
         + log_metrics
+        + _write_conditions(conditions)
     )
+
+
+def _write_conditions(values: list[str]) -> str:
+    """Source returning the value a later `when:` reads, as a float."""
+    if not values:
+        return ""
+    return (f"        import pathlib\n"
+            f"        from {STEPS_PACKAGE}.serializers import load\n\n"
+            f"        return float(load(pathlib.Path({names.VALUES_OUTPUT}.path), "
+            f"{values[0]!r}))\n")
 
 
 def _argument(parameter: Parameter) -> str:

@@ -19,7 +19,9 @@ from jupyter_mlops.kfp.kfpimport import dsl
 from jupyter_mlops.kfp.options import CompileOptions
 from jupyter_mlops.kfp.platform import apply_pod_options
 from jupyter_mlops.notebook import Step, StepGraph
+from jupyter_mlops.steps.gates import OPERATORS
 
+CONDITION_OUTPUT = "Output"  # KFP's name for a component's return value
 PIPELINE_TYPES: dict[str, Any] = {"int": int, "float": float, "str": str, "bool": bool,
                                   "list": list, "dict": dict, "NoneType": str}
 NONE_DEFAULT = "null"  # JSON text of a None default; components decode it (see components.py)
@@ -45,21 +47,71 @@ def build_pipeline(graph: StepGraph, name: str, components: Mapping[str, Any],
     """
     notes = [] if notes is None else notes
     signature = pipeline_signature(graph)
+    scopes = condition_scopes(graph)
+    gate_scope = _gate_scope(graph, scopes) if GATE_TASK in components else None
 
     def pipeline(*channels: Any) -> None:
         values = dict(zip(signature.parameters, channels, strict=True))
         tasks: dict[str, Any] = {}
-        for step in graph.order():
-            tasks[step.name] = _task(graph, step, components[step.name], values, tasks)
-            _apply_options(graph, step, tasks[step.name], options)
-            notes.extend(apply_pod_options(step, tasks[step.name]))
-        if GATE_TASK in components:
-            add_gate_task(graph, components[GATE_TASK], values, tasks)
+
+        def emit(scope: tuple[str, ...]) -> None:
+            """The tasks of `scope`, then each `when:` step's own dsl.If inside it."""
+            for step in graph.order():
+                if scopes[step.name] == scope:
+                    tasks[step.name] = _task(graph, step, components[step.name], values, tasks)
+                    _apply_options(graph, step, tasks[step.name], options)
+                    notes.extend(apply_pod_options(step, tasks[step.name]))
+            for step in graph.order():
+                if step.options.when is not None and scopes[step.name] == (*scope, step.name):
+                    with dsl.If(_condition(step, values, tasks), name=f"when {step.name}"):
+                        emit((*scope, step.name))
+            if scope == gate_scope:
+                add_gate_task(graph, components[GATE_TASK], values, tasks)
+
+        emit(())
 
     pipeline.__signature__ = signature  # type: ignore[attr-defined]
     pipeline.__name__ = names.function_name(name)
     description = graph.description or f"Compiled by jupyter-mlops from {Path(graph.path).name}"
     return dsl.pipeline(name=name, description=description)(pipeline)
+
+
+def condition_scopes(graph: StepGraph) -> dict[str, tuple[str, ...]]:
+    """Each step's `when:` steps, outermost first: its own and its upstream steps'. A step
+    whose upstream steps sit under conditions that do not nest cannot be placed in dsl.If
+    blocks (KFP refers to a task only inside its block): KfpCompileError names them."""
+    scopes: dict[str, tuple[str, ...]] = {}
+    for step in graph.order():
+        outer = max((scopes[u] for u in step.upstream), key=len, default=())
+        for upstream in step.upstream:
+            if scopes[upstream] != outer[:len(scopes[upstream])]:
+                raise KfpCompileError(graph.path, f"step {step.tagged_name!r} follows steps "
+                                      f"under when: conditions that do not nest ("
+                                      f"{', '.join(scopes[upstream] + outer)}); KFP runs it "
+                                      "inside one dsl.If block", step.tagged_name)
+        scopes[step.name] = (*outer, step.name) if step.options.when is not None else outer
+    return scopes
+
+
+def _gate_scope(graph: StepGraph, scopes: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The gate task follows every step: it goes in the innermost block, when they nest."""
+    inner = max(scopes.values(), key=len, default=())
+    if any(scope != inner[:len(scope)] for scope in scopes.values()):
+        raise KfpCompileError(graph.path, "the gate task follows every step, but the steps' "
+                              "when: conditions do not nest in one another")
+    return inner
+
+
+def _condition(step: Step, values: dict[str, Any], tasks: dict[str, Any]) -> Any:
+    """`when:` as KFP's condition: the parameter's channel, or the value its producer's
+    component returns (components.when_outputs), compared with the number."""
+    when = step.options.when
+    assert when is not None
+    if when.metric in step.parameters:
+        channel = values[when.metric]
+    else:
+        channel = tasks[step.inputs[when.metric]].outputs[CONDITION_OUTPUT]
+    return OPERATORS[when.op](channel, when.value)
 
 
 def _task(graph: StepGraph, step: Step, component: Callable[..., Any],

@@ -64,3 +64,25 @@ def test_a_condition_that_cannot_be_judged_is_refused(tmp_path, tag, said):
     with pytest.raises((CellError, TagValueError)) as caught:
         read_graph(_notebook(tmp_path, tag))
     assert said in str(caught.value)
+
+
+def test_compiled_the_step_sits_in_a_dsl_if_that_kfp_local_follows(tmp_path, monkeypatch):
+    import yaml
+    from kfp import local
+
+    from jupyter_mlops.kfp import compile_notebook
+
+    compiled = compile_notebook(_notebook(tmp_path), install_packages=False)
+    spec = yaml.safe_load(compiled.yaml)["root"]["dag"]["tasks"]["condition-1"]
+    assert spec["taskInfo"]["name"] == "when retrain"
+    assert spec["triggerPolicy"]["condition"] == \
+        "inputs.parameter_values['pipelinechannel--monitor-Output'] > 0.25"
+
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    local.init(runner=local.SubprocessRunner(use_venv=False),
+               pipeline_root=str(tmp_path / "out"), workspace_root=str(tmp_path / "workspace"))
+    compiled.pipeline(shift=0.5, MLFLOW_TRACKING_URI="")
+    [run] = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    assert sorted(p.name for p in run.iterdir()) == ["monitor", "promote", "retrain", "score"]
