@@ -9,7 +9,9 @@ export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
-    message: string
+    message: string,
+    /** The notebook cell at fault (its index), when the answer names one. */
+    readonly cell: number | null = null
   ) {
     super(message);
   }
@@ -102,6 +104,8 @@ export interface IGraph {
   edges: { source: string; target: string; names: string[] }[];
   parameters: Record<string, { type: string; default: unknown; cell: number }>;
   warnings: { code: string; message: string; cell_index: number | null }[];
+  /** The tag grammar's roles of each code cell, by cell index (POST /graph only). */
+  cells?: Record<string, string[]>;
 }
 
 export interface ICompiled {
@@ -184,16 +188,6 @@ export interface IModelVersions {
   total: number;
   champion: IModelVersion | null;
   next_page_token: string | null;
-}
-
-/** A dataset a version's run used: a tracked cell's input, a step's value read or written. */
-export interface IDataset {
-  name: string;
-  context: string;
-  digest: string;
-  rows: number | null;
-  sha256: string | null;
-  schema: string | null;
 }
 
 /** Where a version came from (models/lineage.py). */
@@ -279,7 +273,8 @@ export async function requestAPI<T>(
     throw new ApiError(
       response.status,
       data.code ?? 'error',
-      data.message ?? response.statusText
+      data.message ?? response.statusText,
+      typeof data.cell === 'number' ? data.cell : null
     );
   }
   return data as T;
@@ -306,6 +301,9 @@ export const api = {
   run: (runId: string, notebook?: string) =>
     requestAPI<IRunDetails>(`runs/${runId}`, {}, { notebook }),
   graph: (path: string) => requestAPI<IGraph>('graph', {}, { path }),
+  /** The graph of the notebook as edited (its JSON, unsaved); a cell's fault names the cell. */
+  editedGraph: (path: string, notebook: unknown) =>
+    post<IGraph>('graph', { path, notebook }),
   compile: (path: string, image?: string) =>
     post<ICompiled>('compile', { path, image }),
   startLocalRun: (path: string, parameters: Record<string, unknown> = {}) =>

@@ -86,7 +86,7 @@ export function renderDetails(run: IRunDetails, actions: IDetailsActions): HTMLE
 }
 
 /** The run's dataset inputs: name, how it was used, short digest (full one on hover), rows. */
-function datasets(items: IDataset[]): HTMLElement {
+export function datasets(items: IDataset[]): HTMLElement {
   if (!items.length) {
     return h('p', {}, 'none');
   }

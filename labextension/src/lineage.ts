@@ -2,7 +2,8 @@
  * A model version's lineage as the Models view unfolds it under the version: its run,
  * notebook and git commit, the params it was trained with and the datasets its run used.
  */
-import { IDataset, ILineage } from './api';
+import { ILineage } from './api';
+import { datasets } from './details';
 import { h } from './dom';
 
 /** The lineage of one version, as a block for a table cell. */
@@ -23,14 +24,6 @@ export function renderLineage(lineage: ILineage): HTMLElement {
       ? h('p', { className: 'jp-mlops-params' }, params.map(([k, v]) => `${k}=${v}`).join(', '))
       : h('p', {}, 'none'),
     h('h4', {}, 'Datasets'),
-    lineage.datasets.length
-      ? h('ul', { className: 'jp-mlops-datasets' }, ...lineage.datasets.map(dataset))
-      : h('p', {}, 'none recorded')
+    datasets(lineage.datasets)
   );
-}
-
-/** "input · X_train · 225 rows · digest 1a2b3c4d" */
-function dataset(d: IDataset): HTMLElement {
-  const parts = [d.context || 'input', d.name, d.rows !== null ? `${d.rows} rows` : null, `digest ${d.digest.slice(0, 12)}`];
-  return h('li', { title: d.sha256 ? `sha256 ${d.sha256}` : d.digest }, parts.filter(Boolean).join(' · '));
 }
