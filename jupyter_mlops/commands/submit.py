@@ -31,15 +31,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar=("NAME", "VALUE"),
                         help="a pipeline parameter, read by its declared type; repeatable")
     parser.add_argument("--schedule", metavar="CRON",
-                        help="create a recurring run on this cron schedule, e.g. '0 6 * * *'")
+                        help="create a recurring run on this cron schedule: KFP's 6 fields "
+                        "(seconds minute hour day-of-month month day-of-week), or a 5-field "
+                        "crontab line, e.g. '0 6 * * *'")
     add_compile_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from jupyter_mlops.kfp.arguments import typed_arguments
     from jupyter_mlops.kfp.connection import resolve_connection
-    from jupyter_mlops.kfp.submit import submit_package
+    from jupyter_mlops.kfp.submit import kfp_cron, submit_package
 
+    if args.schedule:
+        kfp_cron(args.schedule)  # a malformed schedule is named before anything is compiled
     connection = resolve_connection(args.host, args.token, args.namespace, args.config)
     with tempfile.TemporaryDirectory(prefix="mlops-submit-") as folder:
         package, graph = _package(args, Path(folder))

@@ -37,9 +37,10 @@ class Submission:
 def submit_package(package: str | Path, connection: Connection, *, arguments: dict[str, Any],
                    experiment: str, run_name: str | None = None,
                    schedule: str | None = None) -> Submission:
-    """Create a run of `package` (a compiled YAML), or a recurring run when `schedule` is a cron."""
-    probe(connection)
+    """Create a run of `package` (a compiled YAML), or a recurring run when `schedule` is a cron
+    (checked before anything is sent)."""
     cron = kfp_cron(schedule) if schedule else None
+    probe(connection)
     name = run_name or f"{Path(package).stem} {datetime.datetime.now():%Y-%m-%d %H:%M:%S}"
     with _api_errors(connection):
         client = _client(connection)
@@ -57,15 +58,57 @@ def submit_package(package: str | Path, connection: Connection, *, arguments: di
                           f"{connection.host}/#/runs/details/{run.run_id}")
 
 
+# KFP schedules with robfig/cron: six fields, seconds first. A crontab line (five fields) is
+# taken too and gets `0` seconds. Each field: `*`, `?` (day fields), N, N-M, any of them `/STEP`,
+# and comma lists; months and weekdays also by name.
+CRON_FIELDS = (("seconds", 0, 59), ("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31),
+               ("month", 1, 12), ("day-of-week", 0, 6))
+CRON_FORMAT = ("KFP's cron format is 6 fields, seconds minute hour day-of-month month "
+               "day-of-week (e.g. '0 0 6 * * MON-FRI'); a 5-field crontab line gets seconds 0")
+_CRON_NAMES = {
+    "month": {m: i + 1 for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC"
+                                            .split())},
+    "day-of-week": {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())},
+}
+_CRON_DESCRIPTORS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight",
+                     "@hourly"}
+
+
 def kfp_cron(schedule: str) -> str:
-    """KFP's cron has a seconds field first; a five-field crontab line gets `0` seconds."""
-    fields = schedule.split()
+    """The schedule in KFP's 6-field cron, or a KfpSubmitError naming the field at fault."""
+    text = schedule.strip()
+    if text.lower() in _CRON_DESCRIPTORS:
+        return text.lower()
+    fields = text.split()
     if len(fields) == 5:
-        return " ".join(["0", *fields])
-    if len(fields) == 6:
-        return " ".join(fields)
-    raise KfpSubmitError(f"schedule {schedule!r} is not a cron expression: give 5 fields "
-                         "(minute hour day month weekday) or 6 (seconds first)")
+        fields = ["0", *fields]
+    if len(fields) != 6:
+        raise KfpSubmitError(f"schedule {schedule!r} is not a cron expression: it has "
+                             f"{len(fields)} field(s); {CRON_FORMAT}")
+    for value, (name, low, high) in zip(fields, CRON_FIELDS, strict=True):
+        problem = _cron_field_problem(value, name, low, high)
+        if problem:
+            raise KfpSubmitError(f"schedule {schedule!r}: the {name} field {value!r}: {problem}; "
+                                 f"{CRON_FORMAT}")
+    return " ".join(fields)
+
+
+def _cron_field_problem(value: str, name: str, low: int, high: int) -> str | None:
+    """Why one cron field is malformed, or None."""
+    for item in value.split(","):
+        span, _, step = item.partition("/")
+        if step and not (step.isdigit() and int(step) > 0):
+            return f"step {step!r} is not a positive number"
+        if span == "*" or (span == "?" and name.startswith("day-")):
+            continue
+        for part in span.split("-", 1):
+            number = _CRON_NAMES.get(name, {}).get(part.upper(), int(part) if part.isdigit()
+                                                   else None)
+            if number is None:
+                return f"{part!r} is not a number{' or name' if name in _CRON_NAMES else ''}"
+            if not low <= number <= high:
+                return f"{part!r} is out of range {low}-{high}"
+    return None
 
 
 def probe(connection: Connection) -> None:

@@ -25,6 +25,7 @@ class Behaviour:
     status: int = 200  # answer every request with this status when not 200
     reject_runs: bool = False  # answer run creation with 400, as for an invalid spec
     requests: list[Recorded] = field(default_factory=list)
+    recurring_runs: list[dict[str, Any]] = field(default_factory=list)  # created, as answered
 
 
 def _handler(behaviour: Behaviour) -> type[BaseHTTPRequestHandler]:
@@ -58,6 +59,9 @@ def _handler(behaviour: Behaviour) -> type[BaseHTTPRequestHandler]:
                 self._answer(200, {"multi_user": False})
             elif entry.path.startswith("/apis/v2beta1/experiments"):
                 self._answer(200, {})
+            elif entry.path.startswith("/apis/v2beta1/recurringruns"):
+                self._answer(200, {"recurringRuns": behaviour.recurring_runs,
+                                   "total_size": len(behaviour.recurring_runs)})
             else:
                 self._answer(404, {"error": "not found"})
 
@@ -75,11 +79,19 @@ def _handler(behaviour: Behaviour) -> type[BaseHTTPRequestHandler]:
                 else:
                     self._answer(200, {"run_id": "run-1", "experiment_id": "exp-1"})
             elif entry.path.startswith("/apis/v2beta1/recurringruns"):
-                self._answer(200, {"recurring_run_id": "rec-1"})
+                self._answer(200, _recurring_run(entry.body, behaviour.recurring_runs))
             else:
                 self._answer(404, {"error": "not found"})
 
     return Handler
+
+
+def _recurring_run(body: dict[str, Any], created: list[dict[str, Any]]) -> dict[str, Any]:
+    """The recurring run as KFP answers its creation (ids rec-1, rec-2, ...), kept for GET."""
+    run = {**body, "recurring_run_id": f"rec-{len(created) + 1}", "status": "ENABLED",
+           "mode": body.get("mode") or "ENABLE"}
+    created.append(run)
+    return run
 
 
 class KfpApiStandIn:

@@ -141,3 +141,8 @@ def test_cron_schedules_get_kfp_seconds_field():
     assert kfp_cron("15 0 6 * * *") == "15 0 6 * * *"
     with pytest.raises(KfpSubmitError, match="not a cron expression"):
         kfp_cron("daily")
+    assert kfp_cron("0 0 12 ? JAN-MAR SUN,SAT") == "0 0 12 ? JAN-MAR SUN,SAT"
+    with pytest.raises(KfpSubmitError, match="the hour field '24': '24' is out of range 0-23"):
+        kfp_cron("0 24 * * *")
+    with pytest.raises(KfpSubmitError, match="the month field 'SMARCH': 'SMARCH' is not a number"):
+        kfp_cron("0 0 1 SMARCH *")

@@ -118,8 +118,10 @@ async def test_a_body_that_is_not_json_is_a_400(jp_fetch, notebooks) -> None:
 async def test_config_exposes_no_host(jp_fetch, notebooks, monkeypatch) -> None:
     code, body = await _get(jp_fetch, "config")
     assert code == 200
+    hint = body.pop("kfp_hint")  # the line the export dialog shows beside a disabled Submit
     assert body == {"mlflow_ui_url": "http://127.0.0.1:5000", "kfp_enabled": False,
                     "default_image": None}  # where `mlflow ui` serves a local store
+    assert "--MlopsExtension.kfp_host=" in hint
     monkeypatch.setenv("JUPYTER_MLOPS_UI_URL", "https://mlflow.example.org/")
     code, body = await _get(jp_fetch, "config")
     assert body["mlflow_ui_url"] == "https://mlflow.example.org/"  # the panel links there
@@ -130,6 +132,7 @@ async def test_submit_without_a_configured_host_is_refused(jp_fetch, notebooks) 
                                   body=json.dumps({"path": "example.ipynb",
                                                    "host": "http://127.0.0.1:1"}))
     assert (code, body["code"]) == (409, "kfp-not-configured")
+    assert "MlopsExtension.kfp_host" in body["message"]
 
 
 async def test_compile_returns_yaml_and_graph(jp_fetch, notebooks) -> None:

@@ -51,10 +51,10 @@ async def _submit(jp_fetch, body: dict) -> tuple[int, dict]:  # noqa: ANN001
                             body=json.dumps(body))
 
 
-async def test_config_says_submission_is_enabled(jp_fetch, notebooks) -> None:  # noqa: ANN001
+async def test_config_says_submission_is_enabled(jp_fetch, notebooks, kfp_api) -> None:  # noqa: ANN001
     code, body = await fetch_json(jp_fetch, "mlops", "api", "config")
-    assert code == 200 and body["kfp_enabled"] is True
-    assert "127.0.0.1" not in json.dumps(body)  # the host itself stays on the server
+    assert code == 200 and body["kfp_enabled"] is True and body["kfp_hint"] is None
+    assert kfp_api.url not in json.dumps(body)  # the host itself stays on the server
 
 
 async def test_submit_goes_to_the_configured_host_only(jp_fetch, notebooks, kfp_api) -> None:  # noqa: ANN001
@@ -90,3 +90,28 @@ async def test_submit_checks_the_notebook_first(jp_fetch, notebooks, kfp_api) ->
     assert (code, body["code"]) == (400, "bad-experiment")
     assert kfp_api.behaviour.requests == []
 
+
+
+async def test_a_schedule_creates_a_recurring_run_in_kfp_cron(jp_fetch, notebooks,  # noqa: ANN001
+                                                             kfp_api) -> None:
+    code, body = await _submit(jp_fetch, {"path": "example.ipynb", "schedule": "30 6 * * MON-FRI"})
+    assert code == 201, body
+    assert (body["kind"], body["id"], body["schedule"]) == ("recurring run", "rec-1",
+                                                            "0 30 6 * * MON-FRI")
+    (job,) = kfp_api.behaviour.recurring_runs
+    assert job["trigger"]["cron_schedule"]["cron"] == "0 30 6 * * MON-FRI"
+    assert job["pipeline_spec"]["pipelineInfo"]["name"] == "example"
+    assert kfp_api.posted("/apis/v2beta1/runs") == []
+
+
+@pytest.mark.parametrize(("schedule", "named"), [
+    ("61 * * * *", "the minute field '61': '61' is out of range 0-59"),
+    ("0 6 * * 1-9", "the day-of-week field '1-9': '9' is out of range 0-6"),
+    ("every day", "it has 2 field(s)"),
+])
+async def test_a_bad_schedule_is_refused_naming_the_field_before_anything_is_sent(  # noqa: ANN001
+        jp_fetch, notebooks, kfp_api, schedule, named) -> None:
+    code, body = await _submit(jp_fetch, {"path": "example.ipynb", "schedule": schedule})
+    assert (code, body["code"]) == (400, "bad-schedule")
+    assert named in body["message"] and "6 fields, seconds minute hour" in body["message"]
+    assert kfp_api.behaviour.requests == []
