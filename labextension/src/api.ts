@@ -316,10 +316,11 @@ export const api = {
     post<ISubmission>('submit', { path, parameters }),
   models: (notebook?: string, pageToken?: string) =>
     requestAPI<IModelsPage>('models', {}, { notebook, page_token: pageToken }),
-  model: (name: string, notebook?: string, condition?: string) =>
+  model: (name: string, notebook?: string, condition?: string, pageToken?: string) =>
     requestAPI<IModelVersions>(`models/${encodeURIComponent(name)}`, {}, {
       notebook,
-      condition: condition || undefined
+      condition: condition || undefined,
+      page_token: pageToken
     }),
   versionLineage: (name: string, version: number, notebook?: string) =>
     requestAPI<IVersionLineage>(`models/${encodeURIComponent(name)}/versions/${version}`, {}, {

@@ -44,6 +44,7 @@ export class ModelsView {
     try {
       const page = await api.models(this.notebookArg);
       this._models = page.models;
+      this._nextModels = page.next_page_token;
       this._message = page.models.length
         ? ''
         : 'No registered models yet: %mlops register, a register: step, or jupyter-mlops models.';
@@ -65,6 +66,24 @@ export class ModelsView {
     } catch (error) {
       this._errors.set(name, (error as Error).message);
     }
+  }
+
+  /** The next page of models, or of one model's versions, appended to what is shown. */
+  private async more(name?: string): Promise<void> {
+    try {
+      if (name === undefined) {
+        const page = await api.models(this.notebookArg, this._nextModels ?? undefined);
+        this._models = [...this._models, ...page.models];
+        this._nextModels = page.next_page_token;
+      } else {
+        const shown = this._versions.get(name);
+        const page = await api.model(name, this.notebookArg, this._condition, shown?.next_page_token ?? undefined);
+        this._versions.set(name, { ...page, versions: [...(shown?.versions ?? []), ...page.versions] });
+      }
+    } catch (error) {
+      Notification.error((error as Error).message);
+    }
+    this.draw();
   }
 
   private async toggle(name: string): Promise<void> {
@@ -128,6 +147,9 @@ export class ModelsView {
     for (const model of this._models) {
       node.appendChild(this.renderModel(model));
     }
+    if (this._nextModels) {
+      node.appendChild(h('button', { className: 'jp-mlops-button jp-mlops-more', onClick: () => void this.more() }, 'More models'));
+    }
   }
 
   private renderToolbar(): HTMLElement {
@@ -167,7 +189,11 @@ export class ModelsView {
         h('span', { className: 'jp-mlops-subtitle' }, model.latest_version ? ` · ${model.latest_version} versions` : '')
       ),
       open && error ? h('p', { className: 'jp-mlops-error' }, error) : null,
-      open && found ? this.renderVersions(found) : null
+      open && found ? this.renderVersions(found) : null,
+      open && found?.next_page_token
+        ? h('button', { className: 'jp-mlops-button jp-mlops-more', onClick: () => void this.more(model.name) },
+            `More versions (${found.versions.length} of ${found.total})`)
+        : null
     );
   }
 
@@ -220,6 +246,7 @@ export class ModelsView {
 
   private _notebook: string | null = null;
   private _models: IModel[] = [];
+  private _nextModels: string | null = null;
   private _open = new Set<string>();
   private _versions = new Map<string, IModelVersions>();
   private _errors = new Map<string, string>();
