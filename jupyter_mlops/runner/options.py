@@ -29,6 +29,7 @@ class RunOptions:
     tracking_uri: str | None = None  # the MLflow store; None: the configured one
     quiet: bool = False  # print no progress lines
     stream: IO[str] | None = None  # where progress lines go; None: stderr
+    listeners: tuple[Any, ...] = ()  # told of each step as it starts and settles (a Listener)
     fresh_kernels: bool = False  # a new kernel per step instead of a reset, reused one
     wait_for_store: bool = True  # False: return at once, a sender process delivers the records
     report: str | Path | None = None  # write a Markdown summary here (runner/report.py), for CI

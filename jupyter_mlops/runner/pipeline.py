@@ -98,7 +98,7 @@ def _run_steps(graph: StepGraph, values: dict[str, Any], plan: dict[str, str], p
     progress.line(f"run {folder.run_id}: {len(plan)} step(s) of {graph.name} -> {folder.root}")
     for dead in folder.settled:
         progress.line(f"run {dead} marked failed: {rundir.DEAD}")
-    listeners = [progress] + ([tracker] if tracker is not None else [])
+    listeners = [progress, *options.listeners] + ([tracker] if tracker is not None else [])
     scheduler = Scheduler(graph, plan, values, folder, options.workers, pool, listeners)
     _execute(scheduler, result, progress, tracker, options)
     return result

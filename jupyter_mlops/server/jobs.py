@@ -2,13 +2,16 @@
 
 A child process, not a thread: cancelling kills its whole process group (papermill's kernels
 included), and a crashing run cannot take the server down. The child runs `run_child`, which
-prints one progress line per step (the runner's) to the log the panel polls.
+prints one progress line per step (the runner's) to the log the panel polls, and writes each
+step's state and the run's end as JSON lines to an events file, so the export dialog can
+colour its DAG and link the executed step notebooks and the run folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import posixpath
 import shutil
 import signal
 import subprocess
@@ -35,6 +38,7 @@ class Job:
     api_path: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    folder: str = ""  # the notebook's folder: API paths of the run's files are relative to it
     started: float = field(default_factory=time.time)
     ended: float | None = None
     cancelled: bool = False
@@ -54,9 +58,42 @@ class Job:
         """Status, and the log from `offset` (None: no log, e.g. in a listing)."""
         status = self.status
         log, next_offset = self.read_log(offset) if offset is not None else ("", None)
+        steps, run = self.read_events()
         return {"id": self.id, "path": self.api_path, "status": status,
                 "returncode": self.process.returncode, "started": self.started,
-                "ended": self.ended, "log": log, "offset": next_offset}
+                "ended": self.ended, "log": log, "offset": next_offset,
+                "steps": steps, "run": run}
+
+    def read_events(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Each step's latest state ({status, duration, notebook}) and the runner's own account
+        of the run ({run_id, status, duration, folder}) once it ended; paths as API paths."""
+        steps: dict[str, Any] = {}
+        run = None
+        try:
+            lines = self.log_path.with_suffix(".events").read_text("utf-8").splitlines()
+        except FileNotFoundError:
+            lines = []
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line the child is still writing
+            if "step" in event:
+                event["notebook"] = self._api_path(event.get("notebook"))
+                steps[event.pop("step")] = event
+            else:
+                run = dict(event, folder=self._api_path(event.get("folder")))
+        return steps, run
+
+    def _api_path(self, path: str | None) -> str | None:
+        """A file of the run by its API path (the notebook's, relative); None outside it."""
+        if not path or not self.folder:
+            return None
+        relative = os.path.relpath(path, self.folder)
+        if relative.startswith(".."):
+            return None
+        return posixpath.normpath(posixpath.join(posixpath.dirname(self.api_path),
+                                                 Path(relative).as_posix()))
 
     def read_log(self, offset: int) -> tuple[str, int]:
         with open(self.log_path, "rb") as file:
@@ -81,12 +118,14 @@ class Jobs:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         if tracking_uri:
             env["MLFLOW_TRACKING_URI"] = tracking_uri
-        argv = [sys.executable, "-c", _CHILD, real_path, json.dumps(parameters)]
+        argv = [sys.executable, "-c", _CHILD, real_path, json.dumps(parameters),
+                str(log_path.with_suffix(".events"))]
         with open(log_path, "wb") as log:
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, cwd=os.path.dirname(real_path),
                                        env=env, start_new_session=True)
-        job = self._jobs[job_id] = Job(job_id, api_path, process, log_path)
+        job = self._jobs[job_id] = Job(job_id, api_path, process, log_path,
+                                       os.path.dirname(real_path))
         self._forget_old()
         return job
 
@@ -121,21 +160,50 @@ class Jobs:
             del self._jobs[job.id]
 
 
+class StepEvents:
+    """A runner Listener writing each step's state as a JSON line, flushed at once."""
+
+    def __init__(self, path: str | None) -> None:
+        self._file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115
+
+    def write(self, event: dict[str, Any]) -> None:
+        if self._file is not None:
+            self._file.write(json.dumps(event) + "\n")
+            self._file.flush()
+
+    def started(self, step: str) -> None:
+        self.write({"step": step, "status": "running"})
+
+    def finished(self, result: Any) -> None:
+        self.write({"step": result.name, "status": result.status,
+                    "duration": round(result.duration, 3), "reason": result.reason or None,
+                    "notebook": _absolute(result.notebook)})
+
+
 def run_child(argv: list[str]) -> int:
-    """The child process: `NOTEBOOK PARAMETERS_JSON`. The exit code is the runner's: 0 ok,
-    1 a step failed (or the notebook or a value was refused), 130 killed."""
+    """The child process: `NOTEBOOK PARAMETERS_JSON [EVENTS_FILE]`. The exit code is the
+    runner's: 0 ok, 1 a step failed (or the notebook or a value was refused), 130 killed."""
     notebook, parameters = argv[0], json.loads(argv[1]) if len(argv) > 1 else {}
+    events = StepEvents(argv[2] if len(argv) > 2 else None)
     print(f"local run of {notebook.rsplit('/', 1)[-1]} started", flush=True)
     from jupyter_mlops.errors import MlopsError
     from jupyter_mlops.runner import RunOptions, run_pipeline
 
     try:
-        result = run_pipeline(notebook, RunOptions(parameters=parameters, stream=sys.stdout))
+        result = run_pipeline(notebook, RunOptions(parameters=parameters, stream=sys.stdout,
+                                                   listeners=(events,)))
     except MlopsError as error:
         print(f"error: {error}", flush=True)
         return 1
+    events.write({"run_id": result.run_id, "status": result.status,
+                  "duration": round(result.duration, 3), "folder": _absolute(result.run_dir)})
     print(f"local run finished: {result.status}", flush=True)
     return result.exit_code
+
+
+def _absolute(path: Path | None) -> str | None:
+    """The child runs in the notebook's folder; the server maps paths from it absolute."""
+    return str(Path(path).resolve()) if path else None
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

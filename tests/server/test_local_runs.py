@@ -50,6 +50,13 @@ async def test_a_local_run_runs_to_the_end(jp_fetch, small) -> None:
     job, log = await _poll(jp_fetch, job["id"], lambda j, _: j["status"] != "running")
     assert job["status"] == "succeeded", log
     assert "local run finished" in log
+    # Each step's state, its executed notebook and the run's folder, by API path; the runner's time.
+    assert {name: s["status"] for name, s in job["steps"].items()} == {"make": "ok", "total": "ok"}
+    run = job["run"]
+    assert run["status"] == "ok" and run["duration"] > 0
+    assert run["folder"] == f".mlops/runs/{run['run_id']}"
+    assert job["steps"]["total"]["notebook"] == f"{run['folder']}/total.ipynb"
+    assert (small / job["steps"]["total"]["notebook"]).is_file()
     _, listed = await fetch_json(jp_fetch, "mlops", "api", "local-runs")
     assert [j["id"] for j in listed["runs"]] == [job["id"]]
 
