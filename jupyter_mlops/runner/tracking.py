@@ -111,6 +111,10 @@ class PipelineTracker:
             manifest = serializers.read_manifest(values, variable)
             self.tracker.log_model_file(child, values / manifest["file"], manifest["serializer"],
                                         name=variable)
+            profile = values / vocab.REFERENCE_PROFILE_ARTIFACT  # the step wrote it beside
+            if profile.is_file():
+                self.tracker.log_bytes(child, vocab.REFERENCE_PROFILE_ARTIFACT,
+                                       profile.read_bytes())
         except Exception as error:  # noqa: BLE001 - the step ran; say what is missing
             self.tracker.set_tags(child, {vocab.MODEL_ERROR_TAG: str(error)})
             log.warning("step %r: model %r not logged: %s", result.name, variable, error)

@@ -208,8 +208,10 @@ def _log_step_datasets(client, run_id, inputs, values_dir):
 
 
 def _log_step_model(client, run_id, notebook_path, values_dir):
-    """The value the step's `model:` tag names, logged as the local runner logs it."""
+    """The value the step's `model:` tag names, logged as the local runner logs it, with its
+    reference profile when the step wrote one."""
     import json
+    import os
 
     from jupyter_mlops.steps import serializers
     from jupyter_mlops.steps.model_logging import log_model, step_model
@@ -220,6 +222,9 @@ def _log_step_model(client, run_id, notebook_path, values_dir):
     if found is not None:  # registered by the pipeline's gate task, once its gates passed
         variable = found[0]
         log_model(client, run_id, serializers.load(values_dir, variable), name=variable)
+        profile = os.path.join(values_dir, names.REFERENCE_PROFILE_ARTIFACT)
+        if os.path.isfile(profile):  # written by the step where jupyter-mlops is installed
+            client.log_artifact(run_id, profile)
 
 
 def _parent_run(client, experiment, step):

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import nbformat
 
+from jupyter_mlops.steps.mlflow_vocabulary import REFERENCE_PROFILE_ARTIFACT
 from jupyter_mlops.steps.model_logging import model_entry
 
 if TYPE_CHECKING:  # the notebook layer's objects, read by attribute: this package stays alone
@@ -92,4 +93,27 @@ def _outputs_cell(step: Step) -> nbformat.NotebookNode:
                      f"step={step.name!r})")
     metrics = ", ".join(f"{name!r}: globals().get({name!r})" for name in step.metrics)
     lines.append(f"_mlops_serializers.write_metrics(_mlops_metrics_path, {{{metrics}}})")
+    if step.options.model:
+        lines += _profile_lines(step.options.model)
     return _code_cell("\n".join(lines), "outputs")
+
+
+def _profile_lines(model: str) -> list[str]:
+    """The model's reference profile (its training data: X_train, else X), written beside it
+    by jupyter-mlops' monitoring layer where the kernel has it (a KFP image may not)."""
+    return [
+        "try:  # the model's reference profile, for drift reports",
+        "    from jupyter_mlops.monitoring.reference import capture as _mlops_capture",
+        "except ImportError:",
+        "    _mlops_capture = None",
+        "if _mlops_capture is not None:",
+        "    try:",
+        f"        _mlops_profile = _mlops_capture({model}, globals())",
+        "        if _mlops_profile is not None:",
+        f"            (_mlops_Path(_mlops_outputs_dir) / {REFERENCE_PROFILE_ARTIFACT!r})"
+        ".write_text(_mlops_profile)",
+        "    except Exception as _mlops_error:  # the step succeeded; its model has no profile",
+        "        import sys as _mlops_sys",
+        "        print(f'jupyter-mlops: no reference profile stored with the model: "
+        "{_mlops_error}', file=_mlops_sys.stderr)",
+    ]
