@@ -206,11 +206,13 @@ class MlopsMagics(Magics):
         session = self._session
         experiment = session.experiment or session_mod.default_experiment(
             session_mod.notebook_info.detect_path(self._user_ns))
-        session.tracker.flush(timeout=10)
         if getattr(self.shell, "kernel", None) is not None:  # a frontend: the runs browser
             from jupyter_mlops.widgets import runs
 
-            return runs(experiment, session.tracker.uri, max_results=args.last)
+            # the session's own records are stored before the read, in the browser's thread
+            return runs(experiment, session.tracker.uri, max_results=args.last,
+                        settle=lambda: session.tracker.flush(timeout=10))
+        session.tracker.flush(timeout=10)
         return runs_table(session.tracker.uri, experiment, args.last)
 
     def _ui(self, args: argparse.Namespace, cell: None) -> None:

@@ -149,7 +149,7 @@ def _log_values(tracker: Tracker, run: RunRef, session: Session, options: CellOp
     if params:
         tracker.log_params(run, params)
     if options.metrics == ["auto"]:
-        names = notebook_info.assigned_names(code)
+        names = notebook_info.metric_names(code)
         metrics = {n: ns[n] for n in names
                    if n not in params and n in ns and limits.is_scalar_number(ns[n])}
     else:

@@ -1,4 +1,5 @@
-"""Which notebook the kernel runs, and the names its `parameters` cell assigns.
+"""Which notebook the kernel runs, the names its `parameters` cell assigns, and the names a
+tracked cell's `--metrics auto` logs.
 
 The notebook is read as the pipeline reads it (`jupyter_mlops.notebook`: the reader, the tag
 grammar, the parameter grammar), so a cell is a parameters cell here exactly when it is there.
@@ -15,7 +16,9 @@ relative to its root; both resolve to the same real file, so the panel finds the
 
 from __future__ import annotations
 
+import ast
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +151,57 @@ def assigned_names(source: str) -> list[str]:
         return list(analyse(parse_cell(source)).binds)
     except SyntaxError:
         return []
+
+
+def metric_names(source: str) -> list[str]:
+    """`--metrics auto`: the names the cell assigns (`=`, `+=`, `x: float = ...`, `:=`), in the
+    order of their last binding, without its throwaway names: a loop's variables (`for epoch
+    in ...`), a counter stepped inside a loop (`n_batches += 1`), names starting with `_`, and
+    one-letter names (`i`, `n`, `x`). Names bound otherwise (`import`, `with ... as`, `def`)
+    are not metrics either. The caller keeps those whose value is a number."""
+    try:
+        tree = parse_cell(source)
+    except SyntaxError:
+        return []
+    assigned: set[str] = set()
+    throwaway: set[str] = set()
+    for node, in_loop in _module_scope(tree):
+        if isinstance(node, (ast.For, ast.AsyncFor)):
+            throwaway.update(_target_names(node.target))
+        elif isinstance(node, ast.Assign):
+            assigned.update(n for t in node.targets for n in _target_names(t))
+        elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)):
+            assigned.update(_target_names(node.target))
+        elif isinstance(node, ast.AugAssign):
+            names = _target_names(node.target)
+            assigned.update(names)
+            if in_loop and isinstance(node.value, ast.Constant):
+                throwaway.update(names)  # a counter: `step += 1`
+    return [name for name in analyse(tree).binds
+            if name in assigned and name not in throwaway and not name.startswith("_")
+            and len(name) > 1]
+
+
+def _module_scope(tree: ast.Module) -> Iterator[tuple[ast.AST, bool]]:
+    """Every node of the cell's own scope (not inside a def, class or lambda), with whether it
+    sits in a loop; a stack, not recursion, as deep code is valid code."""
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+    loops = (ast.For, ast.AsyncFor, ast.While)
+    stack: list[tuple[ast.AST, bool]] = [(tree, False)]
+    while stack:
+        node, in_loop = stack.pop()
+        yield node, in_loop
+        inner = in_loop or isinstance(node, loops)
+        stack.extend((child, inner) for child in ast.iter_child_nodes(node)
+                     if not isinstance(child, scopes))
+
+
+def _target_names(target: ast.AST) -> list[str]:
+    """The plain names an assignment target binds (`a`, `a, (b, *c)`; not `x.y` or `x[0]`)."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [n for element in target.elts for n in _target_names(element)]
+    if isinstance(target, ast.Starred):
+        return _target_names(target.value)
+    return []

@@ -1,9 +1,16 @@
-"""`jupyter_mlops.runs()`: a sortable, filterable table of runs, multi-select, and comparison."""
+"""`jupyter_mlops.runs()`: a sortable, filterable table of runs, multi-select, and comparison.
+
+The first read in a kernel imports MLflow and its SQLAlchemy store (seconds; the rest of a
+read is a fraction of one), so a browser whose store is not open yet shows itself at once and
+fills its table from a thread; once MLflow is loaded the read is done in the call.
+"""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
@@ -21,11 +28,15 @@ class RunsBrowser(StaticFallback, widgets.VBox):
     """The experiment's runs. `refresh()` re-reads MLflow; `select()` picks runs to compare."""
 
     def __init__(self, experiment: str | None = None, client_or_uri: Any = None,
-                 filter_string: str = "", max_results: int = 200) -> None:
+                 filter_string: str = "", max_results: int = 200, *,
+                 background: bool = False, settle: Callable[[], object] | None = None) -> None:
+        """`background`: open the store and read from a thread (`wait()` joins it); `settle`
+        runs before the first read, e.g. the tracker's flush so the session's runs are in."""
         self.experiment = experiment
         self.base_filter = filter_string  # fixed by the caller, e.g. one sweep's runs
         self.max_results = max_results
-        self.client = data.resolve_client(client_or_uri)
+        self.client: Any = None  # set once the store is open
+        self.loaded = threading.Event()
         self.rows: list[data.RunRow] = []
         self.shown: list[data.RunRow] = []
         self._lock = threading.RLock()
@@ -51,7 +62,32 @@ class RunsBrowser(StaticFallback, widgets.VBox):
         self.descending.observe(lambda _: self.redraw(), "value")
         self.selector.observe(lambda _: self._show_comparison(), "value")
         self.refresh_button.on_click(lambda _: self.refresh())
-        self.refresh()
+        if background:
+            self.message.value = f"<i>Reading runs from {esc(_store_name(client_or_uri))}…</i>"
+            threading.Thread(target=self._load, args=(client_or_uri, settle), daemon=True,
+                             name="mlops-runs-browser").start()
+        else:
+            self._load(client_or_uri, settle)
+
+    def _load(self, client_or_uri: Any, settle: Callable[[], object] | None) -> None:
+        try:
+            if settle is not None:
+                settle()
+            client = data.resolve_client(client_or_uri)
+        except Exception as error:  # said in the view, as a refresh's failure is
+            self.message.value = ('<span style="color:#d62728">Cannot read the runs: '
+                                  f'{esc(error)}</span>')
+        else:
+            self.client = client
+            self.refresh()
+        finally:
+            self.loaded.set()
+        self.refresh_output()
+
+    def wait(self, timeout: float | None = None) -> RunsBrowser:
+        """Wait until the first read is done (the browser shows its runs or why not)."""
+        self.loaded.wait(timeout)
+        return self
 
     # --- data ----------------------------------------------------------------------------
     def refresh(self) -> RunsBrowser:
@@ -59,6 +95,8 @@ class RunsBrowser(StaticFallback, widgets.VBox):
         text = self.filter.value.strip()
         mlflow_filter = text if data.is_mlflow_filter(text) else ""
         query = " and ".join(f for f in (self.base_filter, mlflow_filter) if f)
+        if self.client is None:
+            return self  # the first read is under way and reads the current filter
         with self._lock:
             try:
                 self.rows = data.fetch_runs(self.client, self.experiment, query, self.max_results)
@@ -130,7 +168,8 @@ class RunsBrowser(StaticFallback, widgets.VBox):
         self.refresh_output()  # the saved notebook keeps what the user last looked at
 
     def static_html(self) -> str:
-        return f'<div class="mlops-runs-browser">{self.table.value}{self.comparison.value}</div>'
+        parts = (self.message.value, self.table.value, self.comparison.value)
+        return f'<div class="mlops-runs-browser">{"".join(parts)}</div>'
 
 
 def _cell(row: data.RunRow, column: str, uri: str | None) -> Any:
@@ -145,7 +184,20 @@ def _cell(row: data.RunRow, column: str, uri: str | None) -> Any:
 
 
 def runs(experiment: str | None = None, tracking_uri: str | None = None, *,
-         filter_string: str = "", max_results: int = 200) -> RunsBrowser:
-    """The runs browser on an experiment (default: the `%mlops` session's, else all)."""
+         filter_string: str = "", max_results: int = 200,
+         settle: Callable[[], object] | None = None) -> RunsBrowser:
+    """The runs browser on an experiment (default: the `%mlops` session's, else all). In a
+    kernel that has not loaded MLflow yet it returns at once and fills its table from a thread
+    (`.wait()` blocks until it has)."""
+    cold = "mlflow" not in sys.modules
     return RunsBrowser(experiment or data.default_experiment(), tracking_uri,
-                       filter_string=filter_string, max_results=max_results)
+                       filter_string=filter_string, max_results=max_results,
+                       background=cold, settle=settle)
+
+
+def _store_name(client_or_uri: Any) -> str:
+    if isinstance(client_or_uri, str):
+        return client_or_uri
+    from jupyter_mlops.tracking.store import tracking_uri
+
+    return getattr(client_or_uri, "tracking_uri", None) or tracking_uri()

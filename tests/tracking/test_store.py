@@ -106,6 +106,33 @@ def test_runs_table_and_ui_hint_read_the_same_store(shell, store, capsys):
     assert f"--backend-store-uri {store}" in hint and "mlflow ui" in hint
 
 
+TRAINING_LOOP = """\
+%%mlops track Train_Loop --metrics auto
+n_batches = 0
+for epoch in range(3):
+    for i, batch in enumerate([0.5, 0.25]):
+        n_batches += 1
+        running_loss = batch / (epoch + 1)
+_scratch = 1.0
+x = 2.0
+val_accuracy: float = 0.875
+best_f1 = max(0.5, (f1 := 0.8))
+model_name = "Forest"
+"""
+
+
+def test_metrics_auto_logs_the_cells_numbers_but_not_its_loop_counters(shell, store):
+    assert shell.run_cell("%mlops start --experiment Loop_Counters").success
+    assert shell.run_cell(TRAINING_LOOP).success
+    assert shell.run_cell("%mlops end").success
+    table = shell.run_line_magic("mlops", "runs --last 5").set_index("run")
+    row = table.loc["Train_Loop"]
+    logged = {c.removeprefix("metrics.") for c in table.columns
+              if c.startswith("metrics.") and row[c] == row[c]}  # NaN: another run's metric
+    # not epoch, i, batch (loop variables), n_batches (a counter), _scratch, x, model_name
+    assert logged == {"running_loss", "val_accuracy", "best_f1", "f1"}
+    assert table.loc["Train_Loop", "metrics.val_accuracy"] == 0.875
+
 def test_an_idle_sender_exits_and_the_next_record_starts_another(store, monkeypatch, h):
     monkeypatch.setenv("JUPYTER_MLOPS_SENDER_IDLE", "0.5")
     tracker = Tracker(store)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from typing import Any
+
 import pytest
 
 from jupyter_mlops.steps.mlflow_vocabulary import RunRow
@@ -93,3 +98,35 @@ def test_row_helpers():
     assert differing_params(rows) == {"y": ["2", "3", None]}
     assert [r.run_id for r in sort_rows(rows, "metrics.m")] == ["a", "b", "c"]  # 2 < 10
     assert [r.run_id for r in filter_rows(rows, "finished y=2")] == ["a"]
+
+
+def test_in_a_fresh_kernel_the_browser_shows_at_once_then_fills_its_table(experiment):
+    """The first read in a kernel imports MLflow (seconds): the cell does not wait for it."""
+    from jupyter_client import KernelManager
+
+    uri, _ = experiment
+    sockets = tempfile.mkdtemp(prefix="mlk")  # short: unix socket paths are bounded
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(sockets, "k"),
+                       connection_file=os.path.join(sockets, "kernel.json"))
+    km.start_kernel(env=dict(os.environ))
+    kc = km.blocking_client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=120)
+        shown: list[dict[str, Any]] = []
+        code = f"import jupyter_mlops\njupyter_mlops.runs('browse', {uri!r})"
+        reply = kc.execute_interactive(code, timeout=120, output_hook=shown.append)
+        assert reply["content"]["status"] == "ok"
+        first = next(m for m in shown if m["msg_type"] == "display_data")
+        assert "Reading runs from" in first["content"]["data"]["text/html"]
+        assert ">forest<" not in first["content"]["data"]["text/html"]
+        while True:  # the same output, rewritten in place once the runs are read
+            msg = kc.get_iopub_msg(timeout=120)
+            html = msg["content"].get("data", {}).get("text/html", "")
+            if msg["msg_type"] == "update_display_data" and ">forest<" in html:
+                break
+        assert "3 of 3 runs" in html and ">logreg<" in html and "Reading runs" not in html
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        shutil.rmtree(sockets, ignore_errors=True)
