@@ -20,7 +20,7 @@ from jupyter_mlops.commands.models import PROMOTE_HELP, promote_arguments
 from jupyter_mlops.errors import MlopsError
 from jupyter_mlops.tracking import delivery
 from jupyter_mlops.tracking import session as session_mod
-from jupyter_mlops.tracking.cell import CellOptions, TrackedCell, track_cell
+from jupyter_mlops.tracking.cell import CellOptions, TrackedCell, logged_run, track_cell
 from jupyter_mlops.tracking.client import STATUSES
 from jupyter_mlops.tracking.limits import as_metric
 
@@ -224,7 +224,7 @@ class MlopsMagics(Magics):
         from jupyter_mlops.models import registry
 
         session, ns = self._session, self._user_ns
-        tracked = session.logged_run(args.source, ns.get(args.source))
+        tracked = logged_run(session, args.source, ns)
         if tracked is not None:  # a tracked cell's model: its run has the metrics and data
             stored = session.tracker.flush(timeout=60)
             run_id = session.tracker.run_id(tracked) if stored else None

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from jupyter_mlops.errors import MlopsError
 from jupyter_mlops.models import gates
@@ -28,6 +29,8 @@ from jupyter_mlops.steps import mlflow_vocabulary as vocab
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _LINEAGE_TAGS = (vocab.NOTEBOOK_TAG, vocab.GIT_COMMIT_TAG)
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
 _NOBODY = "none"  # the previous-holder tag's value when nobody held the alias
 _MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 # Says "Waiting up to 300 seconds for model version to finish creation" in the user's cell
@@ -103,7 +106,26 @@ class Promotion:
         return "\n".join([head, *(f"  {r.message}" for r in self.results)])
 
 
+def _said(function: Callable[_P, _T]) -> Callable[_P, _T]:
+    """MLflow's own errors (a store that does not answer, a call it refuses) as RegistryError:
+    one line where the user looks, not a traceback; nothing has moved."""
+
+    @functools.wraps(function)
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return function(*args, **kwargs)
+        except Exception as error:
+            from mlflow.exceptions import MlflowException
+
+            if not isinstance(error, MlflowException):
+                raise
+            raise RegistryError(f"the model registry: {error.message}") from None
+
+    return call
+
+
 # --- registering ---------------------------------------------------------------------------
+@_said
 def register(source: Any, name: str, *, alias: str | None = None, store: Any = None) -> Version:
     """Register a logged model as a new version of `name` (created if new), optionally giving
     it `alias` (a promotion: the previous holder is recorded).
@@ -131,6 +153,7 @@ def register(source: Any, name: str, *, alias: str | None = None, store: Any = N
     return describe(name, version=created.version, store=client)
 
 
+@_said
 def log_and_register(model: Any, name: str, *, experiment: str, run_name: str,
                      tags: dict[str, str] | None = None, alias: str | None = None,
                      input_example: Any = None, store: Any = None) -> Version:
@@ -220,6 +243,7 @@ def _origin_tags(client: Any, run_id: str) -> dict[str, str]:
 
 
 # --- reading -------------------------------------------------------------------------------
+@_said
 def versions(name: str | None = None, *, store: Any = None,
              max_results: int = 1000) -> list[Version]:
     """Versions of `name` (every registered model's when None), by model, newest first."""
@@ -235,6 +259,7 @@ def versions(name: str | None = None, *, store: Any = None,
     return sorted(rows, key=lambda v: (v.model, -v.version))
 
 
+@_said
 def describe(name: str, *, version: int | str | None = None, alias: str | None = None,
              store: Any = None) -> Version:
     """One version, named by number or by alias (the newest when neither)."""
@@ -271,12 +296,13 @@ def table(name: str | None = None, *, store: Any = None) -> Any:
 
     return pd.DataFrame([{
         "model": v.model, "version": v.version, "aliases": ", ".join(v.aliases),
-        "status": v.status, **{f"metrics.{k}": x for k, x in sorted(v.metrics.items())},
+        "status": v.status, **{f"metrics.{k}": x for k, x in v.key_metrics()},
         "run_id": v.run_id, "notebook": v.notebook, "git_commit": v.git_commit,
     } for v in versions(name, store=store)])
 
 
 # --- promoting -----------------------------------------------------------------------------
+@_said
 def promote(name: str, *, to: str = gates.CHAMPION, version: int | str | None = None,
             alias: str | None = None, condition: str | None = None,
             store: Any = None) -> Promotion:

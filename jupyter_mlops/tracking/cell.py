@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -17,7 +18,7 @@ from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.steps.datasets import DatasetDescription
 from jupyter_mlops.tracking import limits, notebook_info
 from jupyter_mlops.tracking.capture import captured
-from jupyter_mlops.tracking.client import RunRef, Tracker
+from jupyter_mlops.tracking.client import RunRef, Tracker, model_digest
 from jupyter_mlops.tracking.session import LoggedModel, Session, parameter_values
 
 _EXAMPLE_NAMES = ("X_test", "X_val", "X_train", "X")
@@ -198,12 +199,31 @@ def _log_model(tracker: Tracker, run: RunRef, session: Session, options: CellOpt
     if options.model not in ns:
         _pick(ns, [options.model], "model")
         return
-    model, example = ns[options.model], _example(ns, options.input_example)
-    digest = tracker.log_model(run, model, input_example=example, register=options.register)
-    # `%mlops register VARIABLE` registers this logged model while the variable is unchanged
-    session.logged_models[options.model] = LoggedModel(model, example, digest, run)
+    model = ns[options.model]
+    digest = tracker.log_model(run, model, input_example=_example(ns, options.input_example),
+                               register=options.register)
+    session.logged_models[options.model] = LoggedModel(_reference(model),
+                                                       options.input_example, digest, run)
     if options.profile is not None:
         _log_profile(tracker, run, options.profile, ns[options.model], ns)
+
+
+def logged_run(session: Session, variable: str, ns: dict[str, Any]) -> RunRef | None:
+    """The run of the tracked cell that logged `variable`'s value as its model, while that
+    value is unchanged (not rebound, not refit: the same pickle); None otherwise."""
+    found = session.logged_models.get(variable)
+    if found is None or variable not in ns or found.value() is not ns[variable]:
+        return None
+    now = model_digest(ns[variable], _example(ns, found.example))
+    return found.run if now == found.digest else None
+
+
+def _reference(value: Any) -> Callable[[], Any]:
+    """A weak reference to `value` where it takes one: a deleted model is not kept alive."""
+    try:
+        return weakref.ref(value)
+    except TypeError:
+        return lambda: value
 
 
 def _log_profile(tracker: Tracker, run: RunRef, profile: Callable[[Any, dict[str, Any]], Any],

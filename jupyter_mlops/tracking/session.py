@@ -9,24 +9,25 @@ from __future__ import annotations
 import atexit
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import notebook_info
-from jupyter_mlops.tracking.client import RunRef, Tracker, model_digest
+from jupyter_mlops.tracking.client import RunRef, Tracker
 from jupyter_mlops.tracking.errors import NoActiveRunError
 from jupyter_mlops.tracking.store import tracking_uri
 
 
 @dataclass(frozen=True)
 class LoggedModel:
-    """A tracked cell's `--model`: the object, its input example, the digest of the two as
-    they were logged, and the cell's run."""
+    """A tracked cell's `--model`: the object (a weak reference where it can be), the
+    `--input-example` option, the digest of the two as logged, and the cell's run."""
 
-    value: Any
-    example: Any
+    value: Callable[[], Any]
+    example: str | None
     digest: str
     run: RunRef
 
@@ -77,15 +78,6 @@ class Session:
         if params:
             tracker.log_params(self.run, params)
         return self.run
-
-    def logged_run(self, variable: str, value: Any) -> RunRef | None:
-        """The run of the tracked cell that logged `value` as its `--model` under the name
-        `variable`; None when the variable was rebound since (or never tracked)."""
-        found = self.logged_models.get(variable)
-        if found is None or found.value is not value:
-            return None
-        unchanged = model_digest(value, found.example) == found.digest  # not refit since
-        return found.run if unchanged else None
 
     def ensure(self, user_ns: dict[str, Any] | None = None) -> RunRef:
         return self.run if self.run is not None else self.start(user_ns=user_ns)

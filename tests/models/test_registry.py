@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -351,3 +352,15 @@ def test_list_and_promote_through_an_mlflow_server(server, capsys):
         ["Churn_Served", "2", "@challenger", "@champion"],
         ["Churn_Served", "1", "READY", "accuracy=0.8"]]
     assert _aliases(server, "Churn_Served") == {"challenger": 2, "champion": 2}
+
+
+def test_a_registry_that_does_not_answer_is_one_line_not_a_traceback(capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    code, out, err = _main(capsys, "promote", "Churn_Model", "--version", "1", "--to",
+                           "champion", "--tracking-uri", gone)
+    assert code == 1 and out == "", err
+    assert err.startswith(f"error: the model registry: API request to {gone}/"), err
+    assert "Traceback" not in err
