@@ -2,7 +2,8 @@
 
 The first read in a kernel imports MLflow and its SQLAlchemy store (seconds; the rest of a
 read is a fraction of one), so a browser whose store is not open yet shows itself at once and
-fills its table from a thread; once MLflow is loaded the read is done in the call.
+fills its table from a thread; once MLflow is loaded the read is done in the call. Code that
+reads the browser (`rows`, `shown`, `selected`, `select()`) waits for that first read.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ class RunsBrowser(StaticFallback, widgets.VBox):
         self.max_results = max_results
         self.client: Any = None  # set once the store is open
         self.loaded = threading.Event()
-        self.rows: list[data.RunRow] = []
-        self.shown: list[data.RunRow] = []
+        self._rows: list[data.RunRow] = []
+        self._shown: list[data.RunRow] = []
         self._lock = threading.RLock()
         self._quiet = False
         self.filter = widgets.Text(placeholder=FILTER_HELP, description="Filter",
@@ -99,10 +100,11 @@ class RunsBrowser(StaticFallback, widgets.VBox):
             return self  # the first read is under way and reads the current filter
         with self._lock:
             try:
-                self.rows = data.fetch_runs(self.client, self.experiment, query, self.max_results)
+                self._rows = data.fetch_runs(self.client, self.experiment, query,
+                                             self.max_results)
                 self.message.value = ""
             except Exception as error:  # a bad filter must not break the view
-                self.rows = []
+                self._rows = []
                 self.message.value = ('<span style="color:#d62728">Filter not understood: '
                                       f'{esc(error)}</span>')
             self.redraw()
@@ -111,12 +113,13 @@ class RunsBrowser(StaticFallback, widgets.VBox):
     def redraw(self) -> None:
         with self._lock:
             text = self.filter.value.strip()
-            rows = self.rows if data.is_mlflow_filter(text) else data.filter_rows(self.rows, text)
-            self._sort_options(data.columns(self.rows))
-            self.shown = data.sort_rows(rows, self.sort.value, self.descending.value)
-            kept = [i for i in self.selector.value if any(r.run_id == i for r in self.shown)]
+            rows = (self._rows if data.is_mlflow_filter(text)
+                    else data.filter_rows(self._rows, text))
+            self._sort_options(data.columns(self._rows))
+            self._shown = data.sort_rows(rows, self.sort.value, self.descending.value)
+            kept = [i for i in self.selector.value if any(r.run_id == i for r in self._shown)]
             self.selector.options = [(f"{r.name}  [{r.status}]  {r.run_id[:8]}", r.run_id)
-                                     for r in self.shown]
+                                     for r in self._shown]
             self.selector.value = tuple(kept)
             self._draw_table()
             self._show_comparison()
@@ -138,8 +141,21 @@ class RunsBrowser(StaticFallback, widgets.VBox):
 
     # --- selection -----------------------------------------------------------------------
     @property
+    def rows(self) -> list[data.RunRow]:
+        """The runs read from the store (waits for the first read)."""
+        return self.wait()._rows
+
+    @property
+    def shown(self) -> list[data.RunRow]:
+        """The runs the table shows, filtered and sorted (waits for the first read)."""
+        return self.wait()._shown
+
+    @property
     def selected(self) -> list[data.RunRow]:
-        by_id = {r.run_id: r for r in self.shown}
+        return self.wait()._selected()
+
+    def _selected(self) -> list[data.RunRow]:
+        by_id = {r.run_id: r for r in self._shown}
         return [by_id[i] for i in self.selector.value if i in by_id]
 
     def select(self, run_ids: list[str] | None = None) -> RunsBrowser:
@@ -151,12 +167,12 @@ class RunsBrowser(StaticFallback, widgets.VBox):
 
     # --- view ----------------------------------------------------------------------------
     def _draw_table(self) -> None:
-        cols = data.columns(self.rows)
+        cols = data.columns(self._rows)
         chosen = set(self.selector.value)
         uri = getattr(self.client, "tracking_uri", None)
-        body = [[_cell(r, c, uri) for c in cols] for r in self.shown]
-        styles = [SELECTED_STYLE if r.run_id in chosen else "" for r in self.shown]
-        count = f"<p>{len(self.shown)} of {len(self.rows)} runs</p>"
+        body = [[_cell(r, c, uri) for c in cols] for r in self._shown]
+        styles = [SELECTED_STYLE if r.run_id in chosen else "" for r in self._shown]
+        count = f"<p>{len(self._shown)} of {len(self._rows)} runs</p>"
         runs = table(cols, body, raw_columns=(0, 1), row_styles=styles, css_class="mlops-runs")
         # many params make the table wider than the cell: scroll it rather than spill over
         self.table.value = f'{count}<div style="overflow-x:auto">{runs}</div>'
@@ -164,7 +180,7 @@ class RunsBrowser(StaticFallback, widgets.VBox):
     def _show_comparison(self) -> None:
         with self._lock:
             self._draw_table()
-            self.comparison.value = comparison_html(self.selected, self.client)
+            self.comparison.value = comparison_html(self._selected(), self.client)
         self.refresh_output()  # the saved notebook keeps what the user last looked at
 
     def static_html(self) -> str:

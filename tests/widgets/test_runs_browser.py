@@ -114,17 +114,24 @@ def test_in_a_fresh_kernel_the_browser_shows_at_once_then_fills_its_table(experi
     try:
         kc.wait_for_ready(timeout=120)
         shown: list[dict[str, Any]] = []
-        code = f"import jupyter_mlops\njupyter_mlops.runs('browse', {uri!r})"
+        code = (f"import jupyter_mlops\nbrowser = jupyter_mlops.runs('browse', {uri!r})\n"
+                "display(browser)\nprint(sorted(r.name for r in browser.shown))")
         reply = kc.execute_interactive(code, timeout=120, output_hook=shown.append)
         assert reply["content"]["status"] == "ok"
         first = next(m for m in shown if m["msg_type"] == "display_data")
         assert "Reading runs from" in first["content"]["data"]["text/html"]
         assert ">forest<" not in first["content"]["data"]["text/html"]
-        while True:  # the same output, rewritten in place once the runs are read
-            msg = kc.get_iopub_msg(timeout=120)
+        # code reading the browser waits for the read
+        printed = "".join(m["content"]["text"] for m in shown if m["msg_type"] == "stream")
+        assert "['broken', 'forest', 'logreg']" in printed
+        def updated(msg: dict[str, Any]) -> str:
             html = msg["content"].get("data", {}).get("text/html", "")
-            if msg["msg_type"] == "update_display_data" and ">forest<" in html:
-                break
+            return html if msg["msg_type"] == "update_display_data" and ">forest<" in html else ""
+
+        # the same output, rewritten in place once the runs are read (during the cell or after)
+        html = next(filter(None, map(updated, shown)), "")
+        while not html:
+            html = updated(kc.get_iopub_msg(timeout=120))
         assert "3 of 3 runs" in html and ">logreg<" in html and "Reading runs" not in html
     finally:
         kc.stop_channels()
