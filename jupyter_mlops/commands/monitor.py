@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,10 +22,11 @@ from jupyter_mlops.errors import MlopsError
 HELP = "compare new data with a model's training data: log a monitor run, retrain on drift"
 DRIFTED_EXIT = 4  # distinct from the run command's 1 (a step failed) and 3 (a gate failed)
 EPILOG = (f"exit codes: 0 stable; {DRIFTED_EXIT} drifted (a feature's or the predictions' PSI "
-          "above --threshold), also when --retrain then ran the notebook successfully; 1 an "
+          "above --threshold), also when --retrain then ran or submitted the notebook; 1 an "
           "error (unreadable data, mismatched columns, a model without a reference profile, a "
-          "webhook that refused the summary); 2 bad usage; with --retrain, the run's own code "
-          "when the retraining failed (1 a step failed, 3 a gate failed).")
+          "webhook that refused the summary, a KFP server that refused the run); 2 bad usage; "
+          "with --retrain run here, the run's own code when the retraining failed (1 a step "
+          "failed, 3 a gate failed).")
 READERS = {".parquet": "read_parquet", ".pq": "read_parquet", ".csv": "read_csv",
            ".gz": "read_csv"}
 SHOWN = 5  # features listed in the verdict
@@ -52,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="on drift, run this training notebook as a local pipeline")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                         metavar=("NAME", "VALUE"), help="a parameter of the retraining run")
+    parser.add_argument("--submit", action="store_true",
+                        help="with --retrain: compile the notebook and submit it to Kubeflow "
+                             "Pipelines instead of running it here")
+    parser.add_argument("--host", help="with --submit: the KFP API URL (else KFP_HOST, else "
+                                       "the config file)")
     parser.add_argument("--notify", metavar="URL",
                         help="POST a JSON summary (verdict, max PSI, drifted features, run id)")
     parser.add_argument("--experiment", help="experiment of the monitor run (default: the "
@@ -65,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
     from jupyter_mlops.tracking.store import tracking_uri
     from jupyter_mlops.widgets.drift_view import report_page
 
+    if args.submit and not args.retrain:
+        print("error: --submit submits the --retrain notebook; give --retrain NOTEBOOK",
+              file=sys.stderr)
+        return 2
     store = args.tracking_uri or tracking_uri()
     current = read_data(args.data)
     predictions = None
@@ -87,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"notified {args.notify}")
     if not report.drifted:
         return 0
+    if args.submit:
+        return submit(args, store)
     return retrain(args, store) if args.retrain else DRIFTED_EXIT
 
 
@@ -141,3 +154,26 @@ def retrain(args: argparse.Namespace, store: str) -> int:
         print(f"error: {result.gate_error}", file=sys.stderr)
     print(f"retraining run folder: {result.run_dir}")
     return DRIFTED_EXIT if result.exit_code == 0 else int(result.exit_code)
+
+
+def submit(args: argparse.Namespace, store: str) -> int:
+    """Compile the training notebook and submit it to KFP, the monitor's store as its
+    MLflow store; the drift code once the run is created."""
+    from jupyter_mlops.kfp import compile_notebook
+    from jupyter_mlops.kfp.arguments import typed_arguments
+    from jupyter_mlops.kfp.connection import resolve_connection
+    from jupyter_mlops.kfp.names import TRACKING_PARAMETER
+    from jupyter_mlops.kfp.submit import submit_package
+
+    connection = resolve_connection(args.host)
+    with tempfile.TemporaryDirectory(prefix="mlops-retrain-") as folder:
+        package = Path(folder) / f"{Path(args.retrain).stem}.yaml"
+        compiled = compile_notebook(args.retrain, package)
+        given = [*(tuple(p) for p in args.parameter), (TRACKING_PARAMETER, store)]
+        arguments = typed_arguments(given, package.read_text("utf-8"), str(package),
+                                    compiled.graph)
+        submission = submit_package(package, connection, arguments=arguments,
+                                    experiment=compiled.graph.experiment or compiled.graph.name,
+                                    run_name=f"retrain on drift ({Path(args.data).name})")
+    print(f"retraining submitted: {submission.kind} {submission.id}: {submission.url}")
+    return DRIFTED_EXIT

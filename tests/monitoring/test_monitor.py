@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,3 +302,32 @@ def test_the_monitor_command_names_bad_input(session, capsys, monkeypatch):
     assert code == 1 and "Missing.parquet does not exist" in capsys.readouterr().err
     code = main(["monitor", "Stable_Batch.parquet", "--model", "Churn_Bare/1", *store])
     assert code == 1 and "has no reference profile" in capsys.readouterr().err
+
+
+def test_on_drift_the_training_notebook_is_submitted_to_kfp(session, capsys, monkeypatch):
+    import importlib.util
+    import json
+
+    from jupyter_mlops.cli import main
+
+    path = Path(__file__).resolve().parents[1] / "kfp" / "kfp_api_standin.py"
+    spec = importlib.util.spec_from_file_location("kfp_api_standin", path)
+    standin = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, standin)  # its dataclasses look it up
+    spec.loader.exec_module(standin)
+    for name in ("KFP_HOST", "KF_PIPELINES_ENDPOINT", "KFP_TOKEN", "KF_PIPELINES_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("JUPYTER_MLOPS_KFP_CONFIG", str(session.folder / "absent.json"))
+    monkeypatch.chdir(session.folder)
+    (session.folder / "Churn_Retrain.ipynb").write_text(json.dumps(RETRAIN))
+    with standin.KfpApiStandIn() as api:
+        code = main(["monitor", "Drifted_Batch.csv", "--model", f"{MODEL}@champion",
+                     "--predictions", "churn_score", "--retrain", "Churn_Retrain.ipynb",
+                     "--submit", "--host", api.url, "-p", "rows", "1500",
+                     "--tracking-uri", session.uri])
+    out = capsys.readouterr().out
+    assert code == 4 and "retraining submitted: run run-1" in out
+    (run,) = api.posted("/apis/v2beta1/runs")
+    assert run.body["runtime_config"]["parameters"] == {"rows": 1500,
+                                                         "MLFLOW_TRACKING_URI": session.uri}
+    assert run.body["display_name"] == "retrain on drift (Drifted_Batch.csv)"
