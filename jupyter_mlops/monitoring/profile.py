@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -131,8 +131,8 @@ def build_profile(frame: pd.DataFrame, predictions: Any = None, *,
     score_sample = None
     if scores is not None and kind_of(scores, "predictions") == "numeric":
         score_sample = take(numeric_values(scores), rows)
-    profiles = in_threads(lambda name: profile_column(frame[name], str(name), rows, score_sample),
-                          frame.columns)
+    profiles = in_threads(lambda item: profile_column(item[1], str(item[0]), rows, score_sample),
+                          frame.items())
     columns = {str(name): column for name, column in zip(frame.columns, profiles, strict=True)}
     predicted = None if scores is None else profile_column(scores, "predictions", rows, None)
     return Profile(len(frame), columns, predicted)
@@ -217,6 +217,8 @@ def in_threads(function: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
 def kind_of(series: pd.Series, name: str) -> str:
     """"numeric" or "categorical" (booleans, strings, objects, pandas categoricals)."""
     dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iuf":  # the common case, quickly
+        return "numeric"
     if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
         return "categorical"
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
@@ -247,20 +249,26 @@ def take(values: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
 
 def quantiles_of(ordered: np.ndarray) -> np.ndarray:
     """Quantiles at LEVELS of sorted finite values, interpolated linearly (numpy's default)."""
-    position = LEVELS * (len(ordered) - 1)
+    low, high, fraction = _positions(len(ordered))
+    return ordered[low] + (ordered[high] - ordered[low]) * fraction
+
+
+@lru_cache(maxsize=64)
+def _positions(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the quantiles at LEVELS of n sorted values lie: the same for most columns."""
+    position = LEVELS * (n - 1)
     low = np.floor(position).astype(np.intp)
-    high = np.minimum(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    return low, np.minimum(low + 1, n - 1), position - low
 
 
 def cuts_of(quantiles: np.ndarray) -> np.ndarray:
     """The PSI bins' cuts: the distinct deciles; when the lowest is the minimum (a point mass
     there, or a constant column), a cut just below it too, so that new values under the
     reference's range get a bin of their own instead of joining the minimum's."""
-    cuts = np.unique(quantiles[DECILES])
+    cuts = sorted(set(quantiles[DECILES].tolist()))
     if cuts[0] == quantiles[0]:
-        cuts = np.concatenate([[np.nextafter(cuts[0], -np.inf)], cuts])
-    return cuts
+        cuts.insert(0, float(np.nextafter(cuts[0], -np.inf)))
+    return np.array(cuts)
 
 
 def bin_counts(values: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, int]:
