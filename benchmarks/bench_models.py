@@ -121,11 +121,12 @@ def route_figures(port: int, token: str) -> dict[str, Any]:
         return get(port, token, f"models/{name}", max_results=VERSION_PAGE)
 
     started = time.perf_counter()
-    page = models()
+    page: Any = models()
     figures: dict[str, Any] = {"models_cold": time.perf_counter() - started}
     figures["models"], page = timed(models, REPEATS)
     names = [m["name"] for m in page["models"]]
     figures["versions_cold"] = [timed(lambda n=n: versions(n), 1)[0][0] for n in names[:5]]
+    shown: Any
     figures["versions"], shown = timed(lambda: versions(names[0]), REPEATS)
     figures["preview"], _ = timed(lambda: get(port, token, f"models/{names[0]}/promotion",
                                               version=VERSIONS), REPEATS)
