@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from jupyter_mlops.runner.results import GATE_FAILED_EXIT as EXIT_REFUSED
+from jupyter_mlops.steps.mlflow_vocabulary import PREVIOUS_HOLDER_PREFIX, PREVIOUS_NOBODY
 
 HELP = ("registered models: list versions with aliases, metrics and lineage, show one, "
         "promote a version to an alias (champion)")
@@ -93,8 +94,8 @@ def _table(rows: list[Any]) -> str:
 
 def _details(v: Any, origin: Any) -> str:
     created = dt.datetime.fromtimestamp(v.created_ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
-    previous = [f"@{a} from v{v.previous(a)}" if v.previous(a) != "none" else f"@{a} (first)"
-                for a in sorted(_promoted(v.tags))]
+    previous = [f"@{a} (first)" if v.previous(a) == PREVIOUS_NOBODY else f"@{a} from "
+                f"v{v.previous(a)}" for a in sorted(_promoted(v.tags))]
     lines = [
         f"{v.label}  {' '.join(f'@{a}' for a in v.aliases)}".rstrip(),
         f"  status:     {v.status}, created {created}",
@@ -120,7 +121,6 @@ def _data(datasets: list[Any]) -> str:
 
 
 def _promoted(tags: dict[str, str]) -> list[str]:
-    from jupyter_mlops.steps.mlflow_vocabulary import PREVIOUS_HOLDER_PREFIX
 
     return [k.removeprefix(PREVIOUS_HOLDER_PREFIX) for k in tags
             if k.startswith(PREVIOUS_HOLDER_PREFIX)]

@@ -31,7 +31,6 @@ _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _LINEAGE_TAGS = (vocab.NOTEBOOK_TAG, vocab.GIT_COMMIT_TAG)
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
-_NOBODY = "none"  # the previous-holder tag's value when nobody held the alias
 _MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 # Says "Waiting up to 300 seconds for model version to finish creation" in the user's cell
 # on every registration through a server, though a version with a logged model is READY.
@@ -346,7 +345,7 @@ def _move_alias(client: Any, name: str, alias: str, number: int, holder: int | N
     tag = vocab.previous_holder_tag(alias)
     before = client.get_model_version(name, str(number)).tags.get(tag)
     client.set_model_version_tag(name, str(number), tag,
-                                 str(holder) if holder is not None else _NOBODY)
+                                 str(holder) if holder is not None else vocab.PREVIOUS_NOBODY)
     try:
         client.set_registered_model_alias(name, alias, str(number))
     except BaseException as error:
@@ -360,13 +359,14 @@ def _move_alias(client: Any, name: str, alias: str, number: int, holder: int | N
 
 
 # --- lookups and their errors ----------------------------------------------------------------
-def client_for(store: Any = None) -> Any:
-    """An MlflowClient: given, opened on a URI, or on the default store (as `%mlops` uses)."""
+def client_for(store: Any = None, *, create: bool = True) -> Any:
+    """An MlflowClient: given, opened on a URI, or on the default store (as `%mlops` uses).
+    `create=False` for a read: no store there is an error, and none is made."""
     if store is not None and not isinstance(store, str):
         return store
     from jupyter_mlops.tracking.store import open_client, tracking_uri
 
-    return open_client(store or tracking_uri())
+    return open_client(store or tracking_uri(), create=create)
 
 
 def _registered(client: Any, name: str) -> Any:

@@ -56,7 +56,7 @@ class ModelRef:
 
 def resolve(reference: str, client: Any = None) -> ModelRef:
     """The registered version `reference` names; RegistryError naming what is unknown."""
-    client = client or registry.client_for()
+    client = client or registry.client_for(create=False)  # serving makes no store
     version = registry.resolve(reference, store=client)
     _, alias, _ = registry.parse_reference(reference)
     source = client.get_model_version_download_uri(version.model, str(version.version))

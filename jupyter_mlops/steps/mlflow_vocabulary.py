@@ -36,6 +36,7 @@ STEP_METRICS = (DURATION_METRIC, CACHE_HIT_METRIC)  # shown after the step's own
 
 # --- registered model versions (besides NOTEBOOK_TAG and GIT_COMMIT_TAG, copied from the run) -
 PREVIOUS_HOLDER_PREFIX = "mlops.previous."  # + alias: the version that held it before this one
+PREVIOUS_NOBODY = "none"  # that tag's value when nobody held the alias
 
 
 def previous_holder_tag(alias: str) -> str:

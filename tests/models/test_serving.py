@@ -137,6 +137,18 @@ def test_a_reference_that_cannot_be_served_is_one_clear_error(registry, command,
     assert "Traceback" not in done.stderr and done.stdout == ""
 
 
+def test_serving_in_a_folder_without_a_store_says_so_and_makes_none(tmp_path, monkeypatch,
+                                                                    capsys):
+    from jupyter_mlops.cli import main
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    for command in (["serve", f"{MODEL}@champion"], ["deploy", f"{MODEL}@champion", "--kserve"]):
+        assert main(command) == 1
+        assert "error: there is no MLflow store at" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_deploy_writes_an_inference_service_kserve_accepts(registry, kserve_models):
     out = registry["folder"] / "isvc.yaml"
     done = cli(registry, "deploy", f"{MODEL}@champion", "--kserve", "-o", str(out))
