@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 
@@ -17,7 +18,7 @@ NOTEBOOK = "Churn_Training.ipynb"
 COMMIT = "3f2a9c1d4e5b6a7980c1d2e3f4a5b6c7d8e9f0a1"
 
 
-def make_registry(folder: Path) -> dict[str, object]:
+def make_registry(folder: Path) -> dict[str, Any]:
     """mlflow.db in `folder` with the two versions; returns the URI and each version's metrics."""
     from mlflow.entities import Metric, Param
     from sklearn.datasets import make_classification

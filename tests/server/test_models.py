@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from .registry_store import COMMIT, MODEL, NOTEBOOK, make_registry
 
 
 @pytest.fixture(scope="module")
-def registry_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def registry_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return make_registry(tmp_path_factory.mktemp("registry"))
 
 
