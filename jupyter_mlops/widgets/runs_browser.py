@@ -3,7 +3,7 @@
 The first read in a kernel imports MLflow and its SQLAlchemy store (seconds; the rest of a
 read is a fraction of one), so a browser whose store is not open yet shows itself at once and
 fills its table from a thread; once MLflow is loaded the read is done in the call. Code that
-reads the browser (`rows`, `shown`, `selected`, `select()`) waits for that first read.
+reads the browser (its rows, its controls, `select()`) waits for that first read.
 """
 
 from __future__ import annotations
@@ -25,8 +25,28 @@ SELECTED_STYLE = "background:#e8f0fe"
 FILTER_HELP = "words, or MLflow syntax: metrics.accuracy > 0.8"
 
 
+class _Part:
+    """A part of the view as code reaches it: after the first read (`wait()`), so setting
+    `browser.sort.value` to a metric's column finds that column. The view uses `_<name>`."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.private = f"_{name}"
+
+    def __get__(self, browser: Any, owner: type | None = None) -> Any:
+        return self if browser is None else getattr(browser.wait(), self.private)
+
+
 class RunsBrowser(StaticFallback, widgets.VBox):
     """The experiment's runs. `refresh()` re-reads MLflow; `select()` picks runs to compare."""
+
+    filter = _Part()
+    sort = _Part()
+    descending = _Part()
+    refresh_button = _Part()
+    message = _Part()
+    table = _Part()
+    selector = _Part()
+    comparison = _Part()
 
     def __init__(self, experiment: str | None = None, client_or_uri: Any = None,
                  filter_string: str = "", max_results: int = 200, *,
@@ -42,29 +62,29 @@ class RunsBrowser(StaticFallback, widgets.VBox):
         self._shown: list[data.RunRow] = []
         self._lock = threading.RLock()
         self._quiet = False
-        self.filter = widgets.Text(placeholder=FILTER_HELP, description="Filter",
+        self._filter = widgets.Text(placeholder=FILTER_HELP, description="Filter",
                                    continuous_update=False,
                                    layout=widgets.Layout(width="360px"))
-        self.sort = widgets.Dropdown(options=list(data.BASE_COLUMNS), value="start",
+        self._sort = widgets.Dropdown(options=list(data.BASE_COLUMNS), value="start",
                                      description="Sort by", layout=widgets.Layout(width="260px"))
-        self.descending = widgets.ToggleButton(value=True, description="descending",
+        self._descending = widgets.ToggleButton(value=True, description="descending",
                                                icon="sort-amount-desc")
-        self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
-        self.message = widgets.HTML()
-        self.table = widgets.HTML()
-        self.selector = widgets.SelectMultiple(description="Compare", rows=6,
+        self._refresh_button = widgets.Button(description="Refresh", icon="refresh")
+        self._message = widgets.HTML()
+        self._table = widgets.HTML()
+        self._selector = widgets.SelectMultiple(description="Compare", rows=6,
                                                layout=widgets.Layout(width="520px"))
-        self.comparison = widgets.HTML()
-        controls = widgets.HBox([self.filter, self.sort, self.descending, self.refresh_button])
-        super().__init__([controls, self.message, self.table, self.selector, self.comparison])
+        self._comparison = widgets.HTML()
+        controls = widgets.HBox([self._filter, self._sort, self._descending, self._refresh_button])
+        super().__init__([controls, self._message, self._table, self._selector, self._comparison])
         self.add_class("mlops-runs-browser")
-        self.filter.observe(lambda _: self.refresh(), "value")
-        self.sort.observe(self._sort_changed, "value")
-        self.descending.observe(lambda _: self.redraw(), "value")
-        self.selector.observe(lambda _: self._show_comparison(), "value")
-        self.refresh_button.on_click(lambda _: self.refresh())
+        self._filter.observe(lambda _: self.refresh(), "value")
+        self._sort.observe(self._sort_changed, "value")
+        self._descending.observe(lambda _: self.redraw(), "value")
+        self._selector.observe(lambda _: self._show_comparison(), "value")
+        self._refresh_button.on_click(lambda _: self.refresh())
         if background:
-            self.message.value = f"<i>Reading runs from {esc(_store_name(client_or_uri))}…</i>"
+            self._message.value = f"<i>Reading runs from {esc(_store_name(client_or_uri))}…</i>"
             threading.Thread(target=self._load, args=(client_or_uri, settle), daemon=True,
                              name="mlops-runs-browser").start()
         else:
@@ -76,7 +96,7 @@ class RunsBrowser(StaticFallback, widgets.VBox):
                 settle()
             client = data.resolve_client(client_or_uri)
         except Exception as error:  # said in the view, as a refresh's failure is
-            self.message.value = ('<span style="color:#d62728">Cannot read the runs: '
+            self._message.value = ('<span style="color:#d62728">Cannot read the runs: '
                                   f'{esc(error)}</span>')
         else:
             self.client = client
@@ -93,7 +113,7 @@ class RunsBrowser(StaticFallback, widgets.VBox):
     # --- data ----------------------------------------------------------------------------
     def refresh(self) -> RunsBrowser:
         """Read the runs from MLflow again, keeping the selection."""
-        text = self.filter.value.strip()
+        text = self._filter.value.strip()
         mlflow_filter = text if data.is_mlflow_filter(text) else ""
         query = " and ".join(f for f in (self.base_filter, mlflow_filter) if f)
         if self.client is None:
@@ -102,25 +122,25 @@ class RunsBrowser(StaticFallback, widgets.VBox):
             try:
                 self._rows = data.fetch_runs(self.client, self.experiment, query,
                                              self.max_results)
-                self.message.value = ""
+                self._message.value = ""
             except Exception as error:  # a bad filter must not break the view
                 self._rows = []
-                self.message.value = ('<span style="color:#d62728">Filter not understood: '
+                self._message.value = ('<span style="color:#d62728">Filter not understood: '
                                       f'{esc(error)}</span>')
             self.redraw()
         return self
 
     def redraw(self) -> None:
         with self._lock:
-            text = self.filter.value.strip()
+            text = self._filter.value.strip()
             rows = (self._rows if data.is_mlflow_filter(text)
                     else data.filter_rows(self._rows, text))
             self._sort_options(data.columns(self._rows))
-            self._shown = data.sort_rows(rows, self.sort.value, self.descending.value)
-            kept = [i for i in self.selector.value if any(r.run_id == i for r in self._shown)]
-            self.selector.options = [(f"{r.name}  [{r.status}]  {r.run_id[:8]}", r.run_id)
+            self._shown = data.sort_rows(rows, self._sort.value, self._descending.value)
+            kept = [i for i in self._selector.value if any(r.run_id == i for r in self._shown)]
+            self._selector.options = [(f"{r.name}  [{r.status}]  {r.run_id[:8]}", r.run_id)
                                      for r in self._shown]
-            self.selector.value = tuple(kept)
+            self._selector.value = tuple(kept)
             self._draw_table()
             self._show_comparison()
 
@@ -129,13 +149,13 @@ class RunsBrowser(StaticFallback, widgets.VBox):
             self.redraw()
 
     def _sort_options(self, cols: list[str]) -> None:
-        value = self.sort.value
+        value = self._sort.value
         options = cols if value in cols else [*cols, value]
-        if list(self.sort.options) != options:
+        if list(self._sort.options) != options:
             self._quiet = True  # the options change resets the value: put it back unobserved
             try:
-                self.sort.options = options
-                self.sort.value = value
+                self._sort.options = options
+                self._sort.value = value
             finally:
                 self._quiet = False
 
@@ -156,35 +176,35 @@ class RunsBrowser(StaticFallback, widgets.VBox):
 
     def _selected(self) -> list[data.RunRow]:
         by_id = {r.run_id: r for r in self._shown}
-        return [by_id[i] for i in self.selector.value if i in by_id]
+        return [by_id[i] for i in self._selector.value if i in by_id]
 
     def select(self, run_ids: list[str] | None = None) -> RunsBrowser:
         """Select runs by id (all shown runs when None) and show their comparison."""
         shown = [r.run_id for r in self.shown]
-        self.selector.value = tuple(shown if run_ids is None else [i for i in run_ids
+        self._selector.value = tuple(shown if run_ids is None else [i for i in run_ids
                                                                     if i in shown])
         return self
 
     # --- view ----------------------------------------------------------------------------
     def _draw_table(self) -> None:
         cols = data.columns(self._rows)
-        chosen = set(self.selector.value)
+        chosen = set(self._selector.value)
         uri = getattr(self.client, "tracking_uri", None)
         body = [[_cell(r, c, uri) for c in cols] for r in self._shown]
         styles = [SELECTED_STYLE if r.run_id in chosen else "" for r in self._shown]
         count = f"<p>{len(self._shown)} of {len(self._rows)} runs</p>"
         runs = table(cols, body, raw_columns=(0, 1), row_styles=styles, css_class="mlops-runs")
         # many params make the table wider than the cell: scroll it rather than spill over
-        self.table.value = f'{count}<div style="overflow-x:auto">{runs}</div>'
+        self._table.value = f'{count}<div style="overflow-x:auto">{runs}</div>'
 
     def _show_comparison(self) -> None:
         with self._lock:
             self._draw_table()
-            self.comparison.value = comparison_html(self._selected(), self.client)
+            self._comparison.value = comparison_html(self._selected(), self.client)
         self.refresh_output()  # the saved notebook keeps what the user last looked at
 
     def static_html(self) -> str:
-        parts = (self.message.value, self.table.value, self.comparison.value)
+        parts = (self._message.value, self._table.value, self._comparison.value)
         return f'<div class="mlops-runs-browser">{"".join(parts)}</div>'
 
 
