@@ -1,12 +1,16 @@
-"""Identity of the current process, recorded on runs so a dead kernel's runs can be found."""
+"""Identity of the current process, recorded on runs so a dead kernel's runs can be found,
+and settling them: RUNNING runs of a dead local process become FAILED."""
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
+from typing import Any
 
-from jupyter_mlops.steps.mlflow_vocabulary import HOST_TAG, PID_TAG, START_TAG
+from jupyter_mlops.steps.mlflow_vocabulary import HOST_TAG, PID_TAG, RECOVERED_TAG, START_TAG
+from jupyter_mlops.tracking.sink import set_status
 
 
 def _start_ticks(pid: int) -> str:
@@ -60,3 +64,28 @@ def run_is_orphaned(tags: dict[str, str]) -> bool:
     if tags.get(HOST_TAG) != socket.gethostname() or not tags.get(PID_TAG, "").isdigit():
         return False
     return not is_alive(int(tags[PID_TAG]), tags.get(START_TAG, ""))
+
+
+def fail_dead_runs(client: Any, host: str) -> list[str]:
+    """Mark FAILED every RUNNING run recorded by a process of `host` that no longer runs."""
+    exp_ids = [e.experiment_id for e in client.search_experiments()]
+    failed: list[str] = []
+    if not exp_ids:
+        return failed
+    query = f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'"
+    token = None
+    while True:
+        page = client.search_runs(exp_ids, query, max_results=500, page_token=token)
+        for run in page:
+            if run_is_orphaned(run.data.tags):
+                _fail(client, run)
+                failed.append(run.info.run_id)
+        token = page.token
+        if not token:
+            return failed
+
+
+def _fail(client: Any, run: Any) -> None:
+    pid = run.data.tags.get(PID_TAG)
+    client.set_tag(run.info.run_id, RECOVERED_TAG, f"process {pid} ended without closing the run")
+    set_status(client, run.info.run_id, "FAILED", int(time.time() * 1000))

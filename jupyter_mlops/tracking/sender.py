@@ -207,7 +207,7 @@ class Sender:
     def _recover(self, wait: float = _ORPHAN_PATIENCE / 2) -> None:
         """Replay spools whose kernel died, waiting up to `wait` for their own senders to
         finish, then mark FAILED what dead kernels left RUNNING."""
-        from jupyter_mlops.tracking.recovery import fail_dead_runs
+        from jupyter_mlops.tracking.process import fail_dead_runs
 
         for session_id in sessions(self.spool.root):
             if session_id != self.spool.session_id:
