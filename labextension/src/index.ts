@@ -6,7 +6,7 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette, InputDialog, Notification } from '@jupyterlab/apputils';
+import { ICommandPalette, Notification } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
@@ -14,16 +14,13 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { api, IServerConfig } from './api';
 import { exportNotebook } from './exporter';
 import { RunsPanel } from './panel';
-import { markStep, stepOf, toggleRole } from './tagging';
+import { followNotebooks } from './cellbadges';
+import { addTaggingCommands, TagCommandIDs } from './tagging';
 
 /** Command ids of the extension. */
 export namespace CommandIDs {
   export const exportPipeline = 'jupyter-mlops:export-pipeline';
   export const openPanel = 'jupyter-mlops:open-panel';
-  export const tagStep = 'jupyter-mlops:tag-step';
-  export const tagSetup = 'jupyter-mlops:tag-setup';
-  export const tagSkip = 'jupyter-mlops:tag-skip';
-  export const tagParameters = 'jupyter-mlops:tag-parameters';
 }
 
 const PLUGIN_ID = 'jupyter-mlops:plugin';
@@ -78,11 +75,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     tracker.currentChanged.connect(() => {
       panel.notebook = current()?.context.path ?? null;
     });
-    NotebookActions.executed.connect(() => {
-      if (panel.isVisible) {
-        void panel.refresh();
-      }
-    });
+    // A cell's start and end: the panel follows its run until the store has settled it.
+    NotebookActions.executionScheduled.connect(() => panel.cellActivity());
+    NotebookActions.executed.connect(() => panel.cellActivity());
     panel.notebook = current()?.context.path ?? null;
 
     void api
@@ -100,8 +95,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
 
     addCommands(app, tracker, panel, settings, () => config);
+    const liveGraph = followNotebooks(tracker);
+    addTaggingCommands(app, tracker, () => {
+      const notebook = current();
+      return (notebook && liveGraph(notebook)?.state.graph?.steps.map(s => s.name)) || [];
+    });
     if (palette) {
-      for (const command of Object.values(CommandIDs)) {
+      for (const command of [...Object.values(CommandIDs), ...Object.values(TagCommandIDs)]) {
         palette.addItem({ command, category: CATEGORY });
       }
     }
@@ -117,7 +117,6 @@ function addCommands(
 ): void {
   const current = () => tracker.currentWidget;
   const hasNotebook = () => current() !== null;
-  const activeCell = () => current()?.content.activeCell?.model ?? null;
 
   app.commands.addCommand(CommandIDs.exportPipeline, {
     label: 'Export to pipeline',
@@ -137,7 +136,9 @@ function addCommands(
         onLocalRun: job => {
           panel.track(job);
           app.shell.activateById(panel.id);
-        }
+        },
+        open: (path, folder) =>
+          void app.commands.execute(folder ? 'filebrowser:go-to-path' : 'docmanager:open', { path })
       });
     }
   });
@@ -145,41 +146,6 @@ function addCommands(
     label: 'Show the MLOps runs panel',
     execute: () => app.shell.activateById(panel.id)
   });
-  app.commands.addCommand(CommandIDs.tagStep, {
-    label: 'Mark cell as pipeline step…',
-    isEnabled: () => activeCell() !== null,
-    execute: async () => {
-      const cell = activeCell();
-      if (!cell) {
-        return;
-      }
-      const result = await InputDialog.getText({
-        title: 'Step name (a-z, 0-9, -)',
-        text: stepOf(cell) ?? ''
-      });
-      if (result.button.accept && result.value) {
-        try {
-          markStep(cell, result.value.trim());
-        } catch (error) {
-          Notification.error((error as Error).message);
-        }
-      }
-    }
-  });
-  const role = (id: string, tag: string, label: string) =>
-    app.commands.addCommand(id, {
-      label,
-      isEnabled: () => activeCell() !== null,
-      execute: () => {
-        const cell = activeCell();
-        if (cell) {
-          toggleRole(cell, tag);
-        }
-      }
-    });
-  role(CommandIDs.tagSetup, 'setup', 'Mark cell as setup (toggle)');
-  role(CommandIDs.tagSkip, 'skip', 'Mark cell as skipped in pipelines (toggle)');
-  role(CommandIDs.tagParameters, 'parameters', 'Mark cell as parameters (toggle)');
 }
 
 /** Insert `source` as a new code cell below the active cell. */
