@@ -400,7 +400,8 @@ def _graph_dict(ref: NotebookRef) -> dict[str, Any]:
 
 def _edited_graph_dict(ref: NotebookRef, content: dict[str, Any]) -> dict[str, Any]:
     """The graph of notebook JSON as sent (read as .ipynb whatever the file's suffix), and the
-    roles the tag grammar gives each code cell: {"cells": {index: [role, ...]}}."""
+    roles the tag grammar gives each tagged code cell: {"cells": {index: [role, ...]}}, "step"
+    for a cell that starts one (a notebook without any is one untagged step)."""
     from jupyter_mlops.notebook import build_graph, reads_notebook
     from jupyter_mlops.notebook.layout import code_cells
     from jupyter_mlops.notebook.tags import parse_tags
@@ -408,8 +409,12 @@ def _edited_graph_dict(ref: NotebookRef, content: dict[str, Any]) -> dict[str, A
     as_ipynb = ref.api_path if ref.api_path.endswith(".ipynb") else f"{ref.api_path}.ipynb"
     notebook = reads_notebook(json.dumps(content), as_ipynb)
     graph = build_graph(notebook, ref.api_path).to_dict()
-    roles = {cell.index: sorted(parse_tags(cell.tags).roles) for cell in code_cells(notebook)}
+    roles = {cell.index: _roles(parse_tags(cell.tags)) for cell in code_cells(notebook)}
     return graph | {"cells": {str(i): r for i, r in roles.items() if r}}
+
+
+def _roles(tags: Any) -> list[str]:
+    return sorted(tags.roles | ({"step"} if tags.steps else set()))
 
 
 def _local_run_parameters(ref: NotebookRef, given: dict[str, Any]) -> dict[str, Any]:

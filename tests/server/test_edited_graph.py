@@ -33,8 +33,8 @@ async def test_the_graph_is_of_the_content_sent_not_of_the_file(jp_fetch, notebo
     assert [(s["name"], s["cells"]) for s in graph["steps"]] == [("load-data", [3]),
                                                                 ("fit", [5, 6])]
     assert graph["path"] == "example.ipynb"
-    assert graph["cells"] == {"1": ["parameters"], "2": ["setup"], "4": ["skip"],
-                              "6": ["metrics"]}
+    assert graph["cells"] == {"1": ["parameters"], "2": ["setup"], "3": ["step"], "4": ["skip"],
+                              "5": ["step"], "6": ["metrics"]}
     warnings = {w["code"]: w["cell_index"] for w in graph["warnings"]}
     assert warnings == {"unknown-tag": 5, "unbound-name": 5}
     assert (notebooks / "example.ipynb").read_bytes() == saved
