@@ -139,5 +139,6 @@ def test_the_release_through_an_mlflow_server_registers_promotes_and_lists(
     assert main(["models", "show", MODEL, "--alias", "champion", "--tracking-uri", server]) == 0
     shown = capfd.readouterr().out  # the step's run, with its pipeline's parameters
     assert "params:     label_noise=0.2 n_customers=800 n_estimators=40 seed=11" in shown
+    assert "promoted:   @challenger (first), @champion (first)" in shown
     assert re.search(r"data: .*X_test [0-9a-f]{8}, \d+ rows;.* output:winner [0-9a-f]{8}",
                      shown), shown
