@@ -1,4 +1,9 @@
-"""The one exception root of jupyter-mlops and its subclasses, each naming where the fault is."""
+"""The one exception root of jupyter-mlops and its subclasses, each naming where the fault is.
+
+Errors of the notebook, tracking and KFP layers live here; a few others are declared beside the
+code that raises them (the runner's, the registry's, the server's HTTP answers). Any layer may
+import this module: it imports nothing.
+"""
 
 from __future__ import annotations
 
@@ -48,6 +53,36 @@ class ParameterError(MlopsError, ValueError):
         self.notebook = notebook
         where = f"{notebook}: " if notebook else ""
         super().__init__(f"{where}parameter {name!r}: {reason}")
+
+
+class TrackingError(MlopsError):
+    """A tracking operation cannot be done as asked."""
+
+
+class NoActiveRunError(TrackingError):
+    """A logging call came with no run to log into."""
+
+    def __init__(self) -> None:
+        super().__init__("no active run: run `%mlops start` or use `%%mlops track` first")
+
+
+class StoreError(TrackingError):
+    """A SQLite store that cannot be opened as it is: not SQLite, half made, or not creatable."""
+
+
+class KfpCompileError(MlopsError, ValueError):
+    """The notebook cannot become a KFP pipeline: names the notebook and, where known, the step."""
+
+    def __init__(self, path: str, reason: str, step: str | None = None) -> None:
+        self.path = str(path)
+        self.step = step
+        self.reason = reason
+        where = f"{self.path}: step {step!r}" if step else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+class KfpSubmitError(MlopsError, RuntimeError):
+    """The KFP API did not take the pipeline: unreachable, refused or rejected, said plainly."""
 
 
 def reason_of(error: BaseException) -> str:

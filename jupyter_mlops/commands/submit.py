@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _text(package: Path) -> str:
-    from jupyter_mlops.kfp.errors import KfpSubmitError
+    from jupyter_mlops.errors import KfpSubmitError
 
     try:
         return package.read_text("utf-8")
@@ -70,7 +70,7 @@ def _text(package: Path) -> str:
 
 def _package(args: argparse.Namespace, folder: Path) -> tuple[Path, StepGraph | None]:
     """The YAML to send and the notebook's graph; a notebook is compiled into `folder`."""
-    from jupyter_mlops.kfp.errors import KfpSubmitError
+    from jupyter_mlops.errors import KfpSubmitError
 
     target = Path(args.target)
     if not target.is_file():

@@ -3,8 +3,8 @@
 Importing this package imports kfp (about a second); the command line imports it lazily.
 """
 
+from jupyter_mlops.errors import KfpCompileError, KfpSubmitError
 from jupyter_mlops.kfp.compiler import CompiledPipeline, compile_notebook
-from jupyter_mlops.kfp.errors import KfpCompileError, KfpSubmitError
 from jupyter_mlops.kfp.options import CompileOptions
 
 __all__ = ["CompileOptions", "CompiledPipeline", "KfpCompileError", "KfpSubmitError",

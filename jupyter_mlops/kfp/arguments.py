@@ -13,8 +13,7 @@ from typing import Any
 
 import yaml
 
-from jupyter_mlops.errors import reason_of
-from jupyter_mlops.kfp.errors import KfpSubmitError
+from jupyter_mlops.errors import KfpSubmitError, reason_of
 from jupyter_mlops.notebook import Parameter, StepGraph, parameter_values
 
 # A compiled input's KFP type -> the notebook type it was compiled from (None defaults are

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.errors import KfpCompileError
 from jupyter_mlops.kfp.components import ComponentConfig, build_component
-from jupyter_mlops.kfp.errors import KfpCompileError
 from jupyter_mlops.kfp.gate import GATE_TASK, gate_component
 from jupyter_mlops.kfp.options import DEFAULT_IMAGE, CompileOptions
 from jupyter_mlops.kfp.packages import local_modules, mlflow_requirement, step_requirements

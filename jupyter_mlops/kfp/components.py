@@ -24,8 +24,8 @@ from typing import Any
 
 import nbformat
 
+from jupyter_mlops.errors import KfpCompileError
 from jupyter_mlops.kfp import names
-from jupyter_mlops.kfp.errors import KfpCompileError
 from jupyter_mlops.kfp.kfpimport import dsl
 from jupyter_mlops.notebook import Parameter, Step, StepGraph
 

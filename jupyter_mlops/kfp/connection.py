@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jupyter_mlops import settings
-from jupyter_mlops.kfp.errors import KfpSubmitError
+from jupyter_mlops.errors import KfpSubmitError
 
 # Each setting, the environment variables read for it in order (ours, then kfp's own).
 ENVIRONMENT = {

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from jupyter_mlops._version import __version__
+from jupyter_mlops.errors import KfpCompileError
 from jupyter_mlops.kfp import names
 from jupyter_mlops.kfp.components import ComponentConfig, _define
-from jupyter_mlops.kfp.errors import KfpCompileError
 from jupyter_mlops.kfp.kfpimport import dsl
 from jupyter_mlops.notebook import StepGraph
 

@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.errors import KfpCompileError
 from jupyter_mlops.kfp import names
 from jupyter_mlops.kfp.components import producers
-from jupyter_mlops.kfp.errors import KfpCompileError
 from jupyter_mlops.kfp.gate import GATE_TASK, add_gate_task
 from jupyter_mlops.kfp.kfpimport import dsl
 from jupyter_mlops.kfp.options import CompileOptions

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.errors import KfpSubmitError
 from jupyter_mlops.kfp.connection import Connection
-from jupyter_mlops.kfp.errors import KfpSubmitError
 
 HEALTHZ = "/apis/v2beta1/healthz"
 PROBE_TIMEOUT = 10.0  # seconds; kfp.Client itself retries for ~25 s before it gives up

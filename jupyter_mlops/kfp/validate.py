@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jupyter_mlops.kfp.errors import KfpCompileError
+from jupyter_mlops.errors import KfpCompileError
 from jupyter_mlops.kfp.names import RESERVED_PREFIX, TRACKING_PARAMETER, k8s_name
 from jupyter_mlops.notebook import StepGraph
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.client import responses
@@ -15,7 +14,7 @@ from typing import Any
 from jupyter_server.base.handlers import APIHandler
 from tornado.web import HTTPError
 
-from jupyter_mlops.errors import MlopsError, NotebookError
+from jupyter_mlops.errors import KfpSubmitError, MlopsError, NotebookError
 from jupyter_mlops.models.gates import ConditionError, GateFailed
 from jupyter_mlops.server import store
 from jupyter_mlops.server.errors import ApiError, bad_request
@@ -164,11 +163,9 @@ class MlopsHandler(APIHandler):
     def api_error(self, error: MlopsError, ref: NotebookRef) -> ApiError:
         """A malformed notebook or a refused request is a 400; a KFP server that refused or did
         not answer a submission, a 502."""
-        # Not imported for the check (importing kfp takes a second): raised, it is loaded.
-        kfp_errors = sys.modules.get("jupyter_mlops.kfp.errors")
         if isinstance(error, NotebookError):
             return ApiError(400, "invalid-notebook", self.safe_message(error, ref))
-        if kfp_errors is not None and isinstance(error, kfp_errors.KfpSubmitError):
+        if isinstance(error, KfpSubmitError):
             return ApiError(502, "kfp-submit-failed", self.safe_message(error, ref))
         return ApiError(400, _code_of(error), self.safe_message(error, ref))
 

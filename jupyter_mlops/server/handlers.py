@@ -363,7 +363,7 @@ def _optional_string(body: dict[str, Any], key: str) -> str | None:
 
 def _cron(schedule: str) -> str:
     """KFP's 6-field cron of `schedule`, or a 400 naming the field at fault."""
-    from jupyter_mlops.kfp.errors import KfpSubmitError
+    from jupyter_mlops.errors import KfpSubmitError
     from jupyter_mlops.kfp.submit import kfp_cron
 
     try:

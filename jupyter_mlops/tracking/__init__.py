@@ -7,7 +7,7 @@ spool in the caller's thread, and a sender process (tracking/sender.py) sends th
 
 from __future__ import annotations
 
-from jupyter_mlops.tracking.errors import TrackingError
+from jupyter_mlops.errors import TrackingError
 from jupyter_mlops.tracking.limits import LimitWarning
 from jupyter_mlops.tracking.script import RunHandle, track
 

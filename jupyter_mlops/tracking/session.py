@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.errors import NoActiveRunError
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import notebook_info
 from jupyter_mlops.tracking.client import RunRef, Tracker
-from jupyter_mlops.tracking.errors import NoActiveRunError
 from jupyter_mlops.tracking.store import tracking_uri
 
 

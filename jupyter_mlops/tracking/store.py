@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from jupyter_mlops import settings
-from jupyter_mlops.tracking.errors import StoreError
+from jupyter_mlops.errors import StoreError
 
 DEFAULT_DB = "mlflow.db"
 DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves

@@ -272,7 +272,7 @@ def leave_free(mount: Path, free: int) -> Path:
 
 @pytest.mark.fault("lost")
 def test_a_store_the_disk_cut_short_is_never_left_half_made(small_disk: Path) -> None:
-    from jupyter_mlops.tracking.errors import StoreError
+    from jupyter_mlops.errors import StoreError
     from jupyter_mlops.tracking.store import open_client
 
     db = small_disk / "mlflow.db"
