@@ -73,13 +73,10 @@ def _checked(notebook: str | Path,
              options: RunOptions) -> tuple[StepGraph, dict[str, Any], dict[str, str]]:
     """The step graph, the parameter values and the plan, or an error naming what is wrong."""
     from jupyter_mlops.notebook import read_graph
-    from jupyter_mlops.runner import parameters as params
     from jupyter_mlops.runner.plan import make_plan
 
     graph = read_graph(str(notebook))
-    given = dict(params.read_params_file(options.params_file)) if options.params_file else {}
-    given.update(options.parameters)
-    values = params.resolve(graph, given, list(options.cli_parameters))
+    values = options.parameter_values(graph)
     return graph, values, make_plan(graph, options.cache, options.from_step, options.only)
 
 

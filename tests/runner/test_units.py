@@ -7,7 +7,7 @@ import pytest
 
 from jupyter_mlops.errors import ParameterError
 from jupyter_mlops.notebook import read_graph
-from jupyter_mlops.runner import cache, parameters
+from jupyter_mlops.runner import cache, options
 from jupyter_mlops.runner.errors import RunnerError
 from jupyter_mlops.runner.plan import CACHE, FORCE, REUSE, make_plan
 from jupyter_mlops.steps.step_notebook import build_step_notebook
@@ -66,7 +66,7 @@ def test_parameters_read_by_setup_cells_reach_every_step():
 # --- parameters -----------------------------------------------------------------------------
 
 def test_values_are_typed_from_the_cell_and_the_command_line(diamond):
-    values = parameters.resolve(diamond, {"rate": 2}, [
+    values = options.resolve(diamond, {"rate": 2}, [
         ("n", "5"), ("name", "7"), ("flag", "false"), ("items", "[3, 4]"),
         ("opts", "{'a': 1}"), ("nothing", "text")])
     assert values == {"n": 5, "rate": 2.0, "name": "7", "flag": False, "items": [3, 4],
@@ -88,7 +88,7 @@ def test_values_are_typed_from_the_cell_and_the_command_line(diamond):
 ])
 def test_unknown_names_and_wrong_types_are_errors_naming_them(diamond, given, fragment):
     with pytest.raises(ParameterError) as caught:
-        parameters.resolve(diamond, given)
+        options.resolve(diamond, given)
     assert str(caught.value).startswith(f"{diamond.path}: parameter ")
     assert fragment in str(caught.value)
 
@@ -97,21 +97,21 @@ def test_unknown_names_and_wrong_types_are_errors_naming_them(diamond, given, fr
                                   "class", "nämé"])
 def test_names_that_are_not_identifiers_are_rejected(diamond, name):
     with pytest.raises(ParameterError, match="identifier|keyword"):
-        parameters.resolve(diamond, {name: 1})
+        options.resolve(diamond, {name: 1})
     with pytest.raises(ParameterError):
-        parameters.resolve(diamond, {}, [(name, "1")])
+        options.resolve(diamond, {}, [(name, "1")])
 
 
 def test_a_params_file_is_a_mapping(tmp_path, diamond):
     good = tmp_path / "good.yaml"
     good.write_text("n: 9\nname: from-file\n")
-    assert parameters.read_params_file(good) == {"n": 9, "name": "from-file"}
+    assert options.read_params_file(good) == {"n": 9, "name": "from-file"}
     bad = tmp_path / "bad.yaml"
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(ParameterError, match="bad.yaml"):
-        parameters.read_params_file(bad)
+        options.read_params_file(bad)
     with pytest.raises(ParameterError, match="missing.yaml"):
-        parameters.read_params_file(tmp_path / "missing.yaml")
+        options.read_params_file(tmp_path / "missing.yaml")
 
 
 # --- plans ----------------------------------------------------------------------------------
