@@ -290,7 +290,7 @@ def bin_counts(values: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, int]:
 
 def bin_index(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
     """Each value's bin, len(cuts) + 1 for a missing one."""
-    index = np.zeros(len(values), np.int16)
+    index = np.zeros(len(values), np.int8)  # at most 10 cuts, 12 bins with the missing
     for cut in cuts:
         np.add(index, values > cut, out=index)
     index[np.isnan(values)] = len(cuts) + 1
@@ -329,9 +329,11 @@ def prediction_series(predictions: Any, rows: int, side: str) -> pd.Series | Non
 
 def _mean_per_bin(index: np.ndarray, scores: np.ndarray, bins: int) -> tuple[float, ...]:
     """Mean score per bin; a bin without sampled rows gets the overall mean (neutral in CSI)."""
-    present = ~np.isnan(scores)
-    totals = np.bincount(index[present], weights=scores[present], minlength=bins)
-    sizes = np.bincount(index[present], minlength=bins)
+    if np.isnan(scores).any():
+        present = ~np.isnan(scores)
+        index, scores = index[present], scores[present]
+    totals = np.bincount(index, weights=scores, minlength=bins)
+    sizes = np.bincount(index, minlength=bins)
     overall = float(totals.sum() / max(sizes.sum(), 1))
     means = np.where(sizes > 0, totals / np.maximum(sizes, 1), overall)
     return tuple(np.asarray(means, np.float32).astype(np.float64).tolist())
