@@ -63,7 +63,12 @@ class NumericProfile:
 
     @cached_property
     def cuts(self) -> np.ndarray:
+        """The PSI bins' inner edges, from the quantiles (cuts_of)."""
         return cuts_of(np.asarray(self.quantiles))
+
+    @property
+    def missing_rate(self) -> float:
+        return self.missing / max(sum(self.counts) + self.missing, 1)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -88,6 +93,10 @@ class CategoricalProfile:
     @property
     def labels(self) -> tuple[str, ...]:
         return (*self.categories, OTHER, MISSING)
+
+    @property
+    def missing_rate(self) -> float:
+        return self.missing / max(sum(self.counts) + self.missing, 1)
 
 
 ColumnProfile = NumericProfile | CategoricalProfile

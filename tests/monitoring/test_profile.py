@@ -40,7 +40,7 @@ def test_counts_are_exact_and_quantiles_sampled(training) -> None:
     profile = build_profile(frame, proba, sample=2_000)
     income = profile.columns["Income"]
     assert isinstance(income, NumericProfile)
-    assert profile.rows == 30_000 and income.missing == 750
+    assert profile.rows == 30_000 and income.missing == 750 and income.missing_rate == 0.025
     values = frame["Income"].dropna().to_numpy()
     recount = np.bincount(np.searchsorted(income.cuts, values, "left"),
                           minlength=len(income.cuts) + 1)
