@@ -457,8 +457,11 @@ def _notes(source: _Reference, rows: np.ndarray | None, ks_sample: int, seed: in
     """How the report was computed, where it is not what a reader would assume."""
     notes = []
     if rows is not None or source.sampled is not None:
+        sides = [side for side, sampled in (("current", rows), ("reference", source.sampled))
+                 if sampled is not None]
         notes.append(f"KS on a seeded sample of {ks_sample:,} rows per side (seed {seed}) of "
-                     "the larger sides; PSI, CSI and chi-square count every row")
+                     f"the {' and the '.join(sides)} data; PSI, CSI and chi-square count every "
+                     "row")
     if source.profile is not None and any(f.approximate for f in features):
         notes.append("KS against the stored profile: the reference distribution is read from "
                      "its 101 quantiles per column (estimated from a sample), so the numeric "
