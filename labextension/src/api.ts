@@ -21,6 +21,8 @@ export class ApiError extends Error {
 export interface IServerConfig {
   mlflow_ui_url: string | null;
   kfp_enabled: boolean;
+  /** Without a KFP host: how to configure one (the export dialog shows it by Submit). */
+  kfp_hint?: string | null;
   default_image: string | null;
 }
 
@@ -125,6 +127,18 @@ export interface IJob {
   ended: number | null;
   log: string;
   offset: number;
+  /** Each step's latest state; `notebook`: its executed notebook's path. */
+  steps?: Record<string, IJobStep>;
+  /** The runner's account once it ended: its status, time, and the run's folder. */
+  run?: { run_id: string; status: string; duration: number; folder: string | null } | null;
+}
+
+/** A step of a local run: `running`, then the runner's `ok`, `cached`, `failed`, `skipped`. */
+export interface IJobStep {
+  status: string;
+  duration?: number;
+  reason?: string | null;
+  notebook?: string | null;
 }
 
 export interface ISubmission {
@@ -133,6 +147,15 @@ export interface ISubmission {
   experiment_id: string;
   url: string;
   experiment: string;
+  schedule?: string | null;
+}
+
+/** What a submission sends besides the notebook. */
+export interface ISubmitOptions {
+  parameters?: Record<string, unknown>;
+  image?: string;
+  /** A cron: a recurring run instead of one run. */
+  schedule?: string;
 }
 
 /** A registered model as the Models view lists it; aliases map to version numbers. */
@@ -312,8 +335,8 @@ export const api = {
     requestAPI<IJob>(`local-runs/${id}`, {}, { offset }),
   cancelLocalRun: (id: string) =>
     requestAPI<IJob>(`local-runs/${id}`, { method: 'DELETE' }),
-  submit: (path: string, parameters: Record<string, unknown> = {}) =>
-    post<ISubmission>('submit', { path, parameters }),
+  submit: (path: string, options: ISubmitOptions = {}) =>
+    post<ISubmission>('submit', { path, parameters: {}, ...options }),
   models: (notebook?: string, pageToken?: string) =>
     requestAPI<IModelsPage>('models', {}, { notebook, page_token: pageToken }),
   model: (name: string, notebook?: string, condition?: string, pageToken?: string) =>

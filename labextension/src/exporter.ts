@@ -1,42 +1,235 @@
 /**
- * "Export to pipeline": compile the notebook, show its DAG with warnings and errors, then
- * save the YAML next to it, run it locally, or submit it to Kubeflow.
+ * "Export to pipeline": compile the notebook, show its DAG with warnings and errors; from the
+ * dialog run it locally (the DAG shows each step's state as the run goes) or submit it to
+ * Kubeflow, once or on a schedule; or save the YAML next to it.
  */
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { Contents } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
 
-import { api, ApiError, ICompiled, IServerConfig } from './api';
-import { renderDag } from './dag';
-import { h } from './dom';
+import { api, ApiError, ICompiled, IJob, IServerConfig } from './api';
+import { DagView } from './dag';
+import { duration, h } from './dom';
+
+const POLL_MS = 1000;
 
 /** Where the pipeline YAML of a notebook is saved: beside it, `<stem>.pipeline.yaml`. */
 export function yamlPath(notebookPath: string): string {
   return notebookPath.replace(/\.(ipynb|py)$/, '') + '.pipeline.yaml';
 }
 
-/** The dialog body: the DAG, the parameters, the warnings naming cells. */
-export function exportBody(compiled: ICompiled): Widget {
-  const graph = compiled.graph;
-  const warnings = [
-    ...graph.warnings.map(w => (w.cell_index !== null ? `cell ${w.cell_index}: ${w.message}` : w.message)),
-    ...compiled.warnings
-  ];
-  const params = Object.entries(graph.parameters);
-  const node = h(
-    'div',
-    { className: 'jp-mlops-export' },
-    h('p', {}, `Pipeline `, h('strong', {}, compiled.name), ` — ${graph.steps.length} steps, ${graph.edges.length} edges`),
-    h('div', { className: 'jp-mlops-dag-box' }, renderDag(graph)),
-    params.length
-      ? h('p', { className: 'jp-mlops-params' }, 'Parameters: ', params.map(([k, p]) => `${k}=${JSON.stringify(p.default)}`).join(', '))
-      : null,
-    warnings.length
-      ? h('ul', { className: 'jp-mlops-warnings' }, ...warnings.map(w => h('li', {}, w)))
-      : h('p', { className: 'jp-mlops-ok' }, 'No warnings.')
-  );
-  const widget = new Widget({ node });
-  return widget;
+/** What the export flow needs from the application. */
+export interface IExportHost {
+  contents: Contents.IManager;
+  config: () => IServerConfig | null;
+  defaultImage: () => string | undefined;
+  onLocalRun: (job: IJob) => void;
+  /** Open a file of a run (an executed step notebook) or show a folder, by API path. */
+  open: (path: string, folder: boolean) => void;
+}
+
+/**
+ * The dialog body: the DAG, the parameters, the warnings naming cells, a local run's progress
+ * and the Kubeflow submission (with its schedule).
+ */
+export class ExportBody extends Widget {
+  constructor(
+    private readonly path: string,
+    compiled: ICompiled,
+    private readonly host: IExportHost
+  ) {
+    super({ node: h('div', { className: 'jp-mlops-export' }) });
+    const graph = compiled.graph;
+    this.dag = new DagView(graph);
+    const warnings = [
+      ...graph.warnings.map(w => (w.cell_index !== null ? `cell ${w.cell_index}: ${w.message}` : w.message)),
+      ...compiled.warnings
+    ];
+    const params = Object.entries(graph.parameters);
+    this.node.append(
+      h('p', {}, 'Pipeline ', h('strong', {}, compiled.name), ` — ${graph.steps.length} steps, ${graph.edges.length} edges`),
+      this.dag.node,
+      params.length
+        ? h('p', { className: 'jp-mlops-params' }, 'Parameters: ', params.map(([k, p]) => `${k}=${JSON.stringify(p.default)}`).join(', '))
+        : '',
+      warnings.length
+        ? h('ul', { className: 'jp-mlops-warnings' }, ...warnings.map(w => h('li', {}, w)))
+        : h('p', { className: 'jp-mlops-ok' }, 'No warnings.'),
+      this.localSection(),
+      this.kubeflowSection()
+    );
+  }
+
+  /** Lay the DAG out (ELK runs asynchronously). */
+  render(): Promise<void> {
+    return this.dag.render();
+  }
+
+  dispose(): void {
+    window.clearTimeout(this.timer);
+    super.dispose();
+  }
+
+  private localSection(): HTMLElement {
+    this.runButton = h(
+      'button',
+      { className: 'jp-mlops-button jp-mlops-run-locally', onClick: () => void this.runLocally() },
+      'Run locally'
+    );
+    return h('div', { className: 'jp-mlops-export-section' }, this.runButton, this.localStatus);
+  }
+
+  private kubeflowSection(): HTMLElement {
+    const config = this.host.config();
+    const enabled = config?.kfp_enabled ?? false;
+    this.schedule = h('input', {
+      className: 'jp-mlops-schedule',
+      placeholder: 'schedule (cron), e.g. 0 6 * * *; empty: one run now',
+      title: "A recurring run on this cron: KFP's 6 fields (seconds minute hour day-of-month month day-of-week), or 5 fields with seconds 0",
+      'aria-label': 'schedule (cron)',
+      disabled: !enabled,
+      onKeydown: (event: KeyboardEvent) => event.key === 'Enter' && void this.submit()
+    });
+    const submit = h(
+      'button',
+      { className: 'jp-mlops-button jp-mlops-submit', disabled: !enabled, onClick: () => void this.submit() },
+      'Submit to Kubeflow'
+    );
+    const hint = enabled
+      ? null
+      : h('p', { className: 'jp-mlops-kfp-hint' },
+          config?.kfp_hint ?? 'Submit needs a Kubeflow Pipelines host in the server settings (MlopsExtension.kfp_host).');
+    return h(
+      'div',
+      { className: 'jp-mlops-export-section' },
+      h('div', { className: 'jp-mlops-toolbar' }, submit, this.schedule),
+      hint,
+      this.submitMessage
+    );
+  }
+
+  private async runLocally(): Promise<void> {
+    this.runButton.disabled = true;
+    let job: IJob;
+    try {
+      job = await api.startLocalRun(this.path);
+    } catch (error) {
+      this.runButton.disabled = false;
+      this.showLocal(null, `Cannot run locally: ${(error as Error).message}`);
+      return;
+    }
+    this.host.onLocalRun(job);
+    this.graphSteps().forEach(step => this.dag.setStatus(step, null));
+    this.follow(job);
+  }
+
+  /** Show the job, poll it until it ends. */
+  private follow(job: IJob): void {
+    this.showLocal(job);
+    if (job.status !== 'running' || this.isDisposed) {
+      this.runButton.disabled = false;
+      return;
+    }
+    this.timer = window.setTimeout(async () => {
+      try {
+        this.follow(await api.localRun(job.id, job.offset));
+      } catch (error) {
+        this.runButton.disabled = false;
+        this.showLocal(job, `Lost the local run: ${(error as Error).message}`);
+      }
+    }, POLL_MS);
+  }
+
+  private showLocal(job: IJob | null, problem?: string): void {
+    const node = this.localStatus;
+    node.textContent = '';
+    if (job) {
+      for (const [step, state] of Object.entries(job.steps ?? {})) {
+        const took = state.duration !== undefined && state.status !== 'running' ? ` in ${duration(state.duration * 1000)}` : '';
+        this.dag.setStatus(step, state.status, `${state.status}${took}${state.reason ? ` (${state.reason})` : ''}`);
+      }
+      node.dataset.status = job.status;
+      node.append(this.localSummary(job));
+      const notebooks = Object.entries(job.steps ?? {}).filter(([, s]) => s.notebook);
+      if (notebooks.length) {
+        node.append(
+          h('div', { className: 'jp-mlops-step-notebooks' }, 'Step notebooks: ',
+            ...notebooks.map(([step, s]) => this.link(s.notebook!, `${step}.ipynb`, false)))
+        );
+      }
+    }
+    if (problem) {
+      node.append(h('p', { className: 'jp-mlops-error' }, problem));
+    }
+  }
+
+  private localSummary(job: IJob): HTMLElement {
+    const run = job.run;
+    if (job.status === 'running') {
+      return h('span', { className: 'jp-mlops-local-summary' }, 'Running locally…');
+    }
+    const folder = run?.folder;
+    return h(
+      'span',
+      { className: 'jp-mlops-local-summary' },
+      `Local run ${job.status}`,
+      run ? ` in ${duration(run.duration * 1000)} (the runner's time)` : '',
+      folder ? ' · ' : '',
+      folder ? this.link(folder, 'run folder', true) : '',
+      job.status === 'succeeded' ? '' : ' · the log is in the MLOps panel'
+    );
+  }
+
+  private link(path: string, label: string, folder: boolean): HTMLElement {
+    return h(
+      'a',
+      {
+        className: folder ? 'jp-mlops-link jp-mlops-run-folder' : 'jp-mlops-link jp-mlops-step-notebook',
+        href: '#',
+        title: path,
+        'data-path': path,
+        onClick: (event: Event) => {
+          event.preventDefault();
+          this.host.open(path, folder);
+        }
+      },
+      label
+    );
+  }
+
+  private async submit(): Promise<void> {
+    const message = this.submitMessage;
+    const schedule = this.schedule.value.trim();
+    message.className = 'jp-mlops-submit-message';
+    message.textContent = schedule ? `Scheduling ${this.path} on Kubeflow…` : `Submitting ${this.path} to Kubeflow…`;
+    try {
+      const done = await api.submit(this.path, {
+        image: this.host.defaultImage(),
+        schedule: schedule || undefined
+      });
+      message.textContent = '';
+      message.classList.add('jp-mlops-ok');
+      message.append(
+        `Created ${done.kind} ${done.id} in experiment ${done.experiment}`,
+        done.schedule ? ` (cron ${done.schedule}) ` : ' ',
+        h('a', { className: 'jp-mlops-link', href: done.url, target: '_blank', rel: 'noopener' }, 'Open in Kubeflow')
+      );
+    } catch (error) {
+      message.classList.add('jp-mlops-error');
+      message.textContent = `Submit failed: ${(error as Error).message}`;
+    }
+  }
+
+  private graphSteps(): string[] {
+    return Array.from(this.dag.node.querySelectorAll<SVGGElement>('g[data-step]')).map(g => g.dataset.step!);
+  }
+
+  private readonly dag: DagView;
+  private readonly localStatus = h('div', { className: 'jp-mlops-local-status' });
+  private readonly submitMessage = h('p', { className: 'jp-mlops-submit-message' });
+  private runButton!: HTMLButtonElement;
+  private schedule!: HTMLInputElement;
+  private timer = 0;
 }
 
 function errorBody(error: ApiError | Error): Widget {
@@ -47,14 +240,6 @@ function errorBody(error: ApiError | Error): Widget {
     h('pre', { className: 'jp-mlops-error' }, error.message)
   );
   return new Widget({ node });
-}
-
-/** What the export flow needs from the application. */
-export interface IExportHost {
-  contents: Contents.IManager;
-  config: () => IServerConfig | null;
-  defaultImage: () => string | undefined;
-  onLocalRun: (job: Awaited<ReturnType<typeof api.startLocalRun>>) => void;
 }
 
 /** Run the whole flow for the notebook at `path` (saved first by the caller). */
@@ -70,25 +255,18 @@ export async function exportNotebook(path: string, host: IExportHost): Promise<v
     });
     return;
   }
-  const kfp = host.config()?.kfp_enabled ?? false;
-  const buttons = [
-    Dialog.cancelButton({ label: 'Close' }),
-    Dialog.createButton({ label: 'Run locally', actions: ['run'] }),
-    ...(kfp ? [Dialog.createButton({ label: 'Submit to Kubeflow', actions: ['submit'] })] : []),
-    Dialog.okButton({ label: 'Save YAML', actions: ['save'] })
-  ];
-  const result = await showDialog({
+  const body = new ExportBody(path, compiled, host);
+  const shown = showDialog({
     title: `Export to pipeline: ${path}`,
-    body: exportBody(compiled),
-    buttons
+    body,
+    buttons: [Dialog.cancelButton({ label: 'Close' }), Dialog.okButton({ label: 'Save YAML', actions: ['save'] })],
+    defaultButton: -1 // Enter in the schedule field submits it, not the dialog
   });
-  const action = result.button.actions.find(a => ['save', 'run', 'submit'].includes(a));
-  if (action === 'save') {
+  void body.render();
+  const result = await shown;
+  body.dispose();
+  if (result.button.actions.includes('save')) {
     await saveYaml(path, compiled, host.contents);
-  } else if (action === 'run') {
-    await runLocally(path, host);
-  } else if (action === 'submit') {
-    await submit(path);
   }
 }
 
@@ -96,30 +274,4 @@ async function saveYaml(path: string, compiled: ICompiled, contents: Contents.IM
   const target = yamlPath(path);
   await contents.save(target, { type: 'file', format: 'text', content: compiled.yaml });
   Notification.success(`Saved the pipeline to ${target}`, { autoClose: 5000 });
-}
-
-async function runLocally(path: string, host: IExportHost): Promise<void> {
-  try {
-    const job = await api.startLocalRun(path);
-    host.onLocalRun(job);
-    Notification.info(`Local run of ${path} started; progress in the MLOps panel`, { autoClose: 5000 });
-  } catch (error) {
-    Notification.error(`Cannot run locally: ${(error as Error).message}`);
-  }
-}
-
-async function submit(path: string): Promise<void> {
-  const id = Notification.emit(`Submitting ${path} to Kubeflow…`, 'in-progress', { autoClose: false });
-  try {
-    const done = await api.submit(path);
-    Notification.update({
-      id,
-      message: `Submitted ${done.kind} ${done.id} (experiment ${done.experiment})`,
-      type: 'success',
-      autoClose: 8000,
-      actions: [{ label: 'Open', callback: () => window.open(done.url, '_blank', 'noopener') }]
-    });
-  } catch (error) {
-    Notification.update({ id, message: `Submit failed: ${(error as Error).message}`, type: 'error' });
-  }
 }

@@ -80,13 +80,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _config_dir(tmp: Path) -> Path:
-    """Enable the server extension explicitly, so the test does not depend on install state."""
+def _config_dir(tmp: Path, mlops: dict[str, str] | None = None) -> Path:
+    """Enable the server extension explicitly, so the test does not depend on install state;
+    `mlops`: further MlopsExtension settings (a KFP host)."""
     config = tmp / "config"
     config.mkdir()
     (config / "jupyter_server_config.json").write_text(json.dumps({
         "ServerApp": {"jpserver_extensions": {"jupyter_mlops.server": True}},
-        "MlopsExtension": {"mlflow_ui_url": MLFLOW_UI},  # the panel's MLflow UI link
+        # the panel's MLflow UI link
+        "MlopsExtension": {"mlflow_ui_url": MLFLOW_UI, **(mlops or {})},
     }))
     return config
 
@@ -114,15 +116,22 @@ def _labextensions(tmp: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with start_lab(tmp_path_factory.mktemp("lab")) as started:
+        yield started
+
+
+@contextmanager
+def start_lab(tmp: Path, mlops: dict[str, str] | None = None) -> Iterator[Lab]:
+    """A `jupyter lab` in `tmp`, stopped when the block ends; `mlops`: MlopsExtension settings
+    beyond the tests' own (a module that needs a KFP host starts a lab of its own)."""
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is missing: `make ui-deps` installs it")
     if not (LABEXTENSION / "package.json").exists():
         pytest.fail("the labextension is not built: `make labextension` builds it")
-    tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "root"
     root.mkdir()
     port = _free_port()
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(_config_dir(tmp)),
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(_config_dir(tmp, mlops)),
                JUPYTERLAB_SETTINGS_DIR=str(_settings_dir(tmp)),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp / "workspaces"),
                JUPYTER_RUNTIME_DIR=str(tmp / "runtime"))

@@ -134,7 +134,7 @@ def test_export_to_pipeline_shows_the_dag_and_saves_the_yaml(page, lab):  # noqa
 
     page.click(f"{notebook} .jp-NotebookPanel-toolbar {EXPORT_BUTTON}")
     dialog = page.locator(".jp-Dialog")
-    dialog.locator(".jp-mlops-dag").wait_for(timeout=WAIT_MS)
+    dialog.locator(".jp-mlops-dag-box[data-laid-out=true]").wait_for(timeout=WAIT_MS)
     steps = dialog.locator(".jp-mlops-dag-node").evaluate_all("ns => ns.map(n => n.dataset.step)")
     assert steps == STEPS
     assert dialog.locator(".jp-mlops-dag-edge").count() == EDGES
@@ -197,7 +197,7 @@ def test_notebook_7_shows_the_export_button(page, lab):  # noqa: ANN001
     button.wait_for(timeout=WAIT_MS)
     button.click()
     dialog = page.locator(".jp-Dialog")
-    dialog.locator(".jp-mlops-dag").wait_for(timeout=WAIT_MS)
+    dialog.locator(".jp-mlops-dag-box[data-laid-out=true]").wait_for(timeout=WAIT_MS)
     steps = dialog.locator(".jp-mlops-dag-node").evaluate_all("ns => ns.map(n => n.dataset.step)")
     assert steps == STEPS
 
@@ -218,7 +218,7 @@ def _run_locally(page, notebook: str) -> None:  # noqa: ANN001
     """Export to pipeline, Run locally; wait until the panel shows the run succeeded."""
     page.click(f"{notebook} .jp-NotebookPanel-toolbar {EXPORT_BUTTON}")
     dialog = page.locator(".jp-Dialog")
-    dialog.locator(".jp-mlops-dag").wait_for(timeout=WAIT_MS)
+    dialog.locator(".jp-mlops-dag-box[data-laid-out=true]").wait_for(timeout=WAIT_MS)
     dialog.locator("button", has_text="Run locally").click()
     page.locator(f"{PANEL} .jp-mlops-job").wait_for(timeout=WAIT_MS)  # the panel opens on it
     page.locator(f"{PANEL} .jp-mlops-job-succeeded, {PANEL} .jp-mlops-job-failed").wait_for(
@@ -226,6 +226,8 @@ def _run_locally(page, notebook: str) -> None:  # noqa: ANN001
     log = page.locator(f"{PANEL} .jp-mlops-log").inner_text()
     assert page.locator(f"{PANEL} .jp-mlops-job-succeeded").count() == 1, log
     assert "local run finished" in log
+    dialog.locator("button.jp-mod-reject", has_text="Close").click()  # it shows the run too
+    dialog.wait_for(state="detached")
 
 
 def _wait_names(page, expected: list[str], pipelines: int = 0) -> None:  # noqa: ANN001

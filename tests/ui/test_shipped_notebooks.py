@@ -228,7 +228,7 @@ class TestPipeline:
     def _export_dialog(self, ran: Ran) -> Any:
         ran.page.click(f"{ran.notebook} .jp-NotebookPanel-toolbar {EXPORT_BUTTON}")
         dialog = ran.page.locator(".jp-Dialog")
-        dialog.locator(".jp-mlops-dag").wait_for()
+        dialog.locator(".jp-mlops-dag-box[data-laid-out=true]").wait_for()
         return dialog
 
     def test_the_export_dialog_draws_the_steps(self, ran: Ran, screenshots: Path) -> None:
@@ -237,18 +237,32 @@ class TestPipeline:
         nodes = dialog.locator(".jp-mlops-dag-node")
         assert nodes.evaluate_all("ns => ns.map(n => n.dataset.step)") == _steps(PIPELINE)
         assert "n_estimators=120" in dialog.locator(".jp-mlops-params").inner_text()
+        # Fitted: every step inside the box, the last one too (the README's screenshot).
+        box = dialog.locator(".jp-mlops-dag-box").bounding_box()
+        for node in nodes.all():
+            step = node.locator("rect").first.bounding_box()
+            assert box["y"] <= step["y"] and step["y"] + step["height"] <= box["y"] + box["height"]
+            assert box["x"] <= step["x"] and step["x"] + step["width"] <= box["x"] + box["width"]
         dialog.screenshot(path=str(screenshots / "export-dialog.png"))
         dialog.locator("button.jp-mod-reject", has_text="Close").click()
         dialog.wait_for(state="detached")
 
     def test_run_locally_lists_the_pipeline_run_in_the_panel(self, ran: Ran,
                                                              shipped: Lab) -> None:
-        self._export_dialog(ran).locator("button", has_text="Run locally").click()
+        dialog = self._export_dialog(ran)
+        dialog.locator("button", has_text="Run locally").click()
         ran.page.locator(f"{PANEL} .jp-mlops-job").wait_for()  # the panel opens on its progress
         job = ran.page.locator(f"{PANEL} .jp-mlops-job-succeeded, {PANEL} .jp-mlops-job-failed")
         job.first.wait_for(timeout=RUN_ALL_MS)
         log = ran.page.locator(f"{PANEL} .jp-mlops-log").inner_text()
         assert ran.page.locator(f"{PANEL} .jp-mlops-job-succeeded").count() == 1, log
+        # The dialog's DAG shows every step green (done, or served from the cache).
+        dialog.locator(".jp-mlops-local-status[data-status=succeeded]").wait_for()
+        states = dialog.locator(".jp-mlops-dag-node").evaluate_all(
+            "ns => ns.map(n => n.dataset.status)")
+        assert set(states) <= {"ok", "cached"} and len(states) == len(_steps(PIPELINE)), states
+        dialog.locator("button.jp-mod-reject", has_text="Close").click()
+        dialog.wait_for(state="detached")
         client = _client(shipped)
 
         def pipeline_runs() -> list[Any] | None:
