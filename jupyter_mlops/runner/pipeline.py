@@ -73,7 +73,7 @@ def _checked(notebook: str | Path,
              options: RunOptions) -> tuple[StepGraph, dict[str, Any], dict[str, str]]:
     """The step graph, the parameter values and the plan, or an error naming what is wrong."""
     from jupyter_mlops.notebook import read_graph
-    from jupyter_mlops.runner.plan import make_plan
+    from jupyter_mlops.runner.cache import make_plan
 
     graph = read_graph(str(notebook))
     values = options.parameter_values(graph)
