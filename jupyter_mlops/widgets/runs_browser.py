@@ -63,17 +63,17 @@ class RunsBrowser(StaticFallback, widgets.VBox):
         self._lock = threading.RLock()
         self._quiet = False
         self._filter = widgets.Text(placeholder=FILTER_HELP, description="Filter",
-                                   continuous_update=False,
-                                   layout=widgets.Layout(width="360px"))
+                                    continuous_update=False,
+                                    layout=widgets.Layout(width="360px"))
         self._sort = widgets.Dropdown(options=list(data.BASE_COLUMNS), value="start",
-                                     description="Sort by", layout=widgets.Layout(width="260px"))
+                                      description="Sort by", layout=widgets.Layout(width="260px"))
         self._descending = widgets.ToggleButton(value=True, description="descending",
-                                               icon="sort-amount-desc")
+                                                icon="sort-amount-desc")
         self._refresh_button = widgets.Button(description="Refresh", icon="refresh")
         self._message = widgets.HTML()
         self._table = widgets.HTML()
         self._selector = widgets.SelectMultiple(description="Compare", rows=6,
-                                               layout=widgets.Layout(width="520px"))
+                                                layout=widgets.Layout(width="520px"))
         self._comparison = widgets.HTML()
         controls = widgets.HBox([self._filter, self._sort, self._descending, self._refresh_button])
         super().__init__([controls, self._message, self._table, self._selector, self._comparison])
@@ -85,19 +85,22 @@ class RunsBrowser(StaticFallback, widgets.VBox):
         self._refresh_button.on_click(lambda _: self.refresh())
         if background:
             self._message.value = f"<i>Reading runs from {esc(_store_name(client_or_uri))}…</i>"
-            threading.Thread(target=self._load, args=(client_or_uri, settle), daemon=True,
-                             name="mlops-runs-browser").start()
+            threading.Thread(target=self._load, args=(client_or_uri, settle, True),
+                             daemon=True, name="mlops-runs-browser").start()
         else:
-            self._load(client_or_uri, settle)
+            self._load(client_or_uri, settle, False)
 
-    def _load(self, client_or_uri: Any, settle: Callable[[], object] | None) -> None:
+    def _load(self, client_or_uri: Any, settle: Callable[[], object] | None,
+              in_thread: bool) -> None:
         try:
             if settle is not None:
                 settle()
             client = data.resolve_client(client_or_uri)
-        except Exception as error:  # said in the view, as a refresh's failure is
+        except Exception as error:
+            if not in_thread:
+                raise  # the caller's cell shows it
             self._message.value = ('<span style="color:#d62728">Cannot read the runs: '
-                                  f'{esc(error)}</span>')
+                                   f'{esc(error)}</span>')
         else:
             self.client = client
             self.refresh()
@@ -126,7 +129,7 @@ class RunsBrowser(StaticFallback, widgets.VBox):
             except Exception as error:  # a bad filter must not break the view
                 self._rows = []
                 self._message.value = ('<span style="color:#d62728">Filter not understood: '
-                                      f'{esc(error)}</span>')
+                                       f'{esc(error)}</span>')
             self.redraw()
         return self
 

@@ -137,3 +137,17 @@ def test_in_a_fresh_kernel_the_browser_shows_at_once_then_fills_its_table(experi
         kc.stop_channels()
         km.shutdown_kernel(now=True)
         shutil.rmtree(sockets, ignore_errors=True)
+
+
+def test_a_store_the_browser_cannot_read_is_said_in_it(recorder, tmp_path):
+    from jupyter_mlops.widgets.runs_browser import RunsBrowser
+
+    (tmp_path / "mlflow.db").write_text("my notes, not a store")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    browser = RunsBrowser("Churn_Model", uri, background=True)  # a new kernel's first read
+    assert browser.rows == []
+    said = browser.message.value
+    assert "Cannot read the runs" in said and "not an SQLite database" in said
+    assert "Cannot read the runs" in browser.static_html()  # in the saved notebook too
+    with pytest.raises(Exception, match="not an SQLite database"):  # read in the call: raised
+        RunsBrowser("Churn_Model", uri)
