@@ -49,7 +49,11 @@ export async function layoutDag(graph: IGraph): Promise<ElkNode> {
       width: Math.max(MIN_W, step.name.length * CHAR_W + 28),
       height: NODE_H
     })),
-    edges: drawnEdges(graph).map((e, i) => ({ id: `e${i}`, sources: [e.source], targets: [e.target] }))
+    edges: drawnEdges(graph).map((e, i) => ({
+      id: `e${i}`,
+      sources: [e.source],
+      targets: [e.target]
+    }))
   });
 }
 
@@ -154,11 +158,19 @@ export class DagView {
   }
 
   private listen(): void {
-    this.node.addEventListener('wheel', event => {
-      event.preventDefault();
-      const box = this.node.getBoundingClientRect();
-      this.zoom(event.deltaY < 0 ? 1.1 : 1 / 1.1, event.clientX - box.left, event.clientY - box.top);
-    }, { passive: false });
+    this.node.addEventListener(
+      'wheel',
+      event => {
+        event.preventDefault();
+        const box = this.node.getBoundingClientRect();
+        this.zoom(
+          event.deltaY < 0 ? 1.1 : 1 / 1.1,
+          event.clientX - box.left,
+          event.clientY - box.top
+        );
+      },
+      { passive: false }
+    );
     this.root.addEventListener('pointerdown', event => {
       const start = { x: event.clientX - this.x, y: event.clientY - this.y };
       this.root.setPointerCapture(event.pointerId);
@@ -184,7 +196,11 @@ export class DagView {
   }
 
   private button(label: string, title: string, onClick: () => void): HTMLButtonElement {
-    return h('button', { className: 'jp-mlops-button', title, 'aria-label': title, onClick }, label);
+    return h(
+      'button',
+      { className: 'jp-mlops-button', title, 'aria-label': title, onClick },
+      label
+    );
   }
 
   private tip(step: string): string {
@@ -209,18 +225,32 @@ export class DagView {
         rx: 3,
         fill: stepColor(this.graph, child.id)
       }),
-      svg('text', { x: x + width / 2 + 3, y: y + NODE_H / 2 + 4, 'text-anchor': 'middle' }, child.id),
+      svg(
+        'text',
+        { x: x + width / 2 + 3, y: y + NODE_H / 2 + 4, 'text-anchor': 'middle' },
+        child.id
+      ),
       svg('title', {}, this.tip(child.id))
     );
   }
 
   private edge(edge: ElkExtendedEdge, names: string[]): SVGElement {
-    const points = (edge.sections ?? []).flatMap(s => [s.startPoint, ...(s.bendPoints ?? []), s.endPoint]);
+    const points = (edge.sections ?? []).flatMap(s => [
+      s.startPoint,
+      ...(s.bendPoints ?? []),
+      s.endPoint
+    ]);
     const d = points.map((p, i) => `${i ? 'L' : 'M'}${p.x},${p.y}`).join(' ');
-    const label = names.length ? `${edge.sources[0]} → ${edge.targets[0]}: ${names.join(', ')}` : '';
+    const label = names.length
+      ? `${edge.sources[0]} → ${edge.targets[0]}: ${names.join(', ')}`
+      : '';
     return svg(
       'g',
-      { class: 'jp-mlops-dag-edge-group', 'data-source': edge.sources[0], 'data-target': edge.targets[0] },
+      {
+        class: 'jp-mlops-dag-edge-group',
+        'data-source': edge.sources[0],
+        'data-target': edge.targets[0]
+      },
       svg('path', { class: 'jp-mlops-dag-edge', d, 'marker-end': 'url(#jp-mlops-arrow)' }),
       svg('path', { class: 'jp-mlops-dag-edge-hit', d }), // a wide, invisible target for hover
       svg('title', {}, label)

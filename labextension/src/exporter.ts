@@ -42,15 +42,28 @@ export class ExportBody extends Widget {
     const graph = compiled.graph;
     this.dag = new DagView(graph);
     const warnings = [
-      ...graph.warnings.map(w => (w.cell_index !== null ? `cell ${w.cell_index}: ${w.message}` : w.message)),
+      ...graph.warnings.map(w =>
+        w.cell_index !== null ? `cell ${w.cell_index}: ${w.message}` : w.message
+      ),
       ...compiled.warnings
     ];
     const params = Object.entries(graph.parameters);
     this.node.append(
-      h('p', {}, 'Pipeline ', h('strong', {}, compiled.name), ` — ${graph.steps.length} steps, ${graph.edges.length} edges`),
+      h(
+        'p',
+        {},
+        'Pipeline ',
+        h('strong', {}, compiled.name),
+        ` — ${graph.steps.length} steps, ${graph.edges.length} edges`
+      ),
       this.dag.node,
       params.length
-        ? h('p', { className: 'jp-mlops-params' }, 'Parameters: ', params.map(([k, p]) => `${k}=${JSON.stringify(p.default)}`).join(', '))
+        ? h(
+            'p',
+            { className: 'jp-mlops-params' },
+            'Parameters: ',
+            params.map(([k, p]) => `${k}=${JSON.stringify(p.default)}`).join(', ')
+          )
         : '',
       warnings.length
         ? h('ul', { className: 'jp-mlops-warnings' }, ...warnings.map(w => h('li', {}, w)))
@@ -85,20 +98,29 @@ export class ExportBody extends Widget {
     this.schedule = h('input', {
       className: 'jp-mlops-schedule',
       placeholder: 'schedule (cron), e.g. 0 6 * * *; empty: one run now',
-      title: "A recurring run on this cron: KFP's 6 fields (seconds minute hour day-of-month month day-of-week), or 5 fields with seconds 0",
+      title:
+        "A recurring run on this cron: KFP's 6 fields (seconds minute hour day-of-month month day-of-week), or 5 fields with seconds 0",
       'aria-label': 'schedule (cron)',
       disabled: !enabled,
       onKeydown: (event: KeyboardEvent) => event.key === 'Enter' && void this.submit()
     });
     const submit = h(
       'button',
-      { className: 'jp-mlops-button jp-mlops-submit', disabled: !enabled, onClick: () => void this.submit() },
+      {
+        className: 'jp-mlops-button jp-mlops-submit',
+        disabled: !enabled,
+        onClick: () => void this.submit()
+      },
       'Submit to Kubeflow'
     );
     const hint = enabled
       ? null
-      : h('p', { className: 'jp-mlops-kfp-hint' },
-          config?.kfp_hint ?? 'Submit needs a Kubeflow Pipelines host in the server settings (MlopsExtension.kfp_host).');
+      : h(
+          'p',
+          { className: 'jp-mlops-kfp-hint' },
+          config?.kfp_hint ??
+            'Submit needs a Kubeflow Pipelines host in the server settings (MlopsExtension.kfp_host).'
+        );
     return h(
       'div',
       { className: 'jp-mlops-export-section' },
@@ -145,16 +167,27 @@ export class ExportBody extends Widget {
     node.textContent = '';
     if (job) {
       for (const [step, state] of Object.entries(job.steps ?? {})) {
-        const took = state.duration !== undefined && state.status !== 'running' ? ` in ${duration(state.duration * 1000)}` : '';
-        this.dag.setStatus(step, state.status, `${state.status}${took}${state.reason ? ` (${state.reason})` : ''}`);
+        const took =
+          state.duration !== undefined && state.status !== 'running'
+            ? ` in ${duration(state.duration * 1000)}`
+            : '';
+        this.dag.setStatus(
+          step,
+          state.status,
+          `${state.status}${took}${state.reason ? ` (${state.reason})` : ''}`
+        );
       }
       node.dataset.status = job.status;
       node.append(this.localSummary(job));
       const notebooks = Object.entries(job.steps ?? {}).filter(([, s]) => s.notebook);
       if (notebooks.length) {
         node.append(
-          h('div', { className: 'jp-mlops-step-notebooks' }, 'Step notebooks: ',
-            ...notebooks.map(([step, s]) => this.link(s.notebook!, `${step}.ipynb`, false)))
+          h(
+            'div',
+            { className: 'jp-mlops-step-notebooks' },
+            'Step notebooks: ',
+            ...notebooks.map(([step, s]) => this.link(s.notebook!, `${step}.ipynb`, false))
+          )
         );
       }
     }
@@ -184,7 +217,9 @@ export class ExportBody extends Widget {
     return h(
       'a',
       {
-        className: folder ? 'jp-mlops-link jp-mlops-run-folder' : 'jp-mlops-link jp-mlops-step-notebook',
+        className: folder
+          ? 'jp-mlops-link jp-mlops-run-folder'
+          : 'jp-mlops-link jp-mlops-step-notebook',
         href: '#',
         title: path,
         'data-path': path,
@@ -201,7 +236,9 @@ export class ExportBody extends Widget {
     const message = this.submitMessage;
     const schedule = this.schedule.value.trim();
     message.className = 'jp-mlops-submit-message';
-    message.textContent = schedule ? `Scheduling ${this.path} on Kubeflow…` : `Submitting ${this.path} to Kubeflow…`;
+    message.textContent = schedule
+      ? `Scheduling ${this.path} on Kubeflow…`
+      : `Submitting ${this.path} to Kubeflow…`;
     try {
       const done = await api.submit(this.path, {
         image: this.host.defaultImage(),
@@ -212,7 +249,11 @@ export class ExportBody extends Widget {
       message.append(
         `Created ${done.kind} ${done.id} in experiment ${done.experiment}`,
         done.schedule ? ` (cron ${done.schedule}) ` : ' ',
-        h('a', { className: 'jp-mlops-link', href: done.url, target: '_blank', rel: 'noopener' }, 'Open in Kubeflow')
+        h(
+          'a',
+          { className: 'jp-mlops-link', href: done.url, target: '_blank', rel: 'noopener' },
+          'Open in Kubeflow'
+        )
       );
     } catch (error) {
       message.classList.add('jp-mlops-error');
@@ -221,7 +262,9 @@ export class ExportBody extends Widget {
   }
 
   private graphSteps(): string[] {
-    return Array.from(this.dag.node.querySelectorAll<SVGGElement>('g[data-step]')).map(g => g.dataset.step!);
+    return Array.from(this.dag.node.querySelectorAll<SVGGElement>('g[data-step]')).map(
+      g => g.dataset.step!
+    );
   }
 
   private readonly dag: DagView;
@@ -259,7 +302,10 @@ export async function exportNotebook(path: string, host: IExportHost): Promise<v
   const shown = showDialog({
     title: `Export to pipeline: ${path}`,
     body,
-    buttons: [Dialog.cancelButton({ label: 'Close' }), Dialog.okButton({ label: 'Save YAML', actions: ['save'] })],
+    buttons: [
+      Dialog.cancelButton({ label: 'Close' }),
+      Dialog.okButton({ label: 'Save YAML', actions: ['save'] })
+    ],
     defaultButton: -1 // Enter in the schedule field submits it, not the dialog
   });
   void body.render();
@@ -270,7 +316,11 @@ export async function exportNotebook(path: string, host: IExportHost): Promise<v
   }
 }
 
-async function saveYaml(path: string, compiled: ICompiled, contents: Contents.IManager): Promise<void> {
+async function saveYaml(
+  path: string,
+  compiled: ICompiled,
+  contents: Contents.IManager
+): Promise<void> {
   const target = yamlPath(path);
   await contents.save(target, { type: 'file', format: 'text', content: compiled.yaml });
   Notification.success(`Saved the pipeline to ${target}`, { autoClose: 5000 });
