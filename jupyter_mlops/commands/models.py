@@ -12,6 +12,7 @@ import datetime as dt
 import sys
 from typing import Any
 
+from jupyter_mlops.models.registry import PAGE_SIZE
 from jupyter_mlops.runner.results import GATE_FAILED_EXIT as EXIT_REFUSED
 from jupyter_mlops.steps.mlflow_vocabulary import PREVIOUS_HOLDER_PREFIX, PREVIOUS_NOBODY
 
@@ -29,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing = actions.add_parser("list", parents=[store], help="versions of every model, or "
                                  "of MODEL: aliases, key metrics, source run, notebook, commit")
     listing.add_argument("model", nargs="?", help="one registered model")
+    listing.add_argument("--max-results", type=_positive, default=PAGE_SIZE, metavar="N",
+                         help=f"versions in a page, newest first (default {PAGE_SIZE})")
+    pages = listing.add_mutually_exclusive_group()
+    pages.add_argument("--page-token", metavar="TOKEN",
+                       help="the next page: the token the previous page printed")
+    pages.add_argument("--all", action="store_true", help="every version, in one table")
     show = actions.add_parser("show", parents=[store], help="a model's versions in full, or one")
     show.add_argument("model")
     _version_options(show, required=False)
@@ -60,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     client = open_client(args.tracking_uri or tracking_uri(), create=False)
     if args.action == "list":
-        rows = registry.versions(args.model, store=client)
-        print(_table(rows) if rows else f"no registered models in {client.tracking_uri}")
+        _list(client, args)
     elif args.action == "show":
         if args.version is None and args.alias is None:
             shown = registry.versions(args.model, store=client)
@@ -78,6 +84,33 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_REFUSED
         print(done.message())
     return 0
+
+
+def _list(client: Any, args: argparse.Namespace) -> None:
+    """A page of versions, and how to see the next: never fewer rows than there are, unsaid."""
+    from jupyter_mlops.models import registry
+
+    if args.all:
+        shown = registry.VersionPage(registry.versions(args.model, store=client))
+    else:
+        shown = registry.page(args.model, store=client, max_results=args.max_results,
+                              page_token=args.page_token)
+    rows = shown.versions
+    where = f" of {args.model}" if args.model else ""
+    print(_table(rows) if rows else f"no registered model versions{where} in "
+                                    f"{client.tracking_uri}")
+    if shown.next_page_token:
+        size = ["--max-results", str(args.max_results)] if args.max_results != PAGE_SIZE else []
+        again = " ".join(["jupyter-mlops models list", *([args.model] if args.model else []),
+                          *size, "--page-token", shown.next_page_token])
+        count = f"{len(rows)} version{'s' if len(rows) != 1 else ''}"
+        print(f"showing {count}, newest first; more: {again} (or --all)")
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
+    return int(text)
 
 
 def _table(rows: list[Any]) -> str:
@@ -103,6 +136,7 @@ def _details(v: Any, origin: Any) -> str:
         f"  notebook:   {v.notebook or '-'}",
         f"  git commit: {v.git_commit or '-'}",
         f"  metrics:    {_metrics(v) or '-'}",
+        f"  gates:      {_gates(v) or '-'}",
         f"  params:     {' '.join(f'{k}={x}' for k, x in sorted(origin.params.items())) or '-'}",
         f"  data:       {_data(origin.datasets) or '-'}",
         f"  source:     {v.source}",
@@ -110,6 +144,11 @@ def _details(v: Any, origin: Any) -> str:
     if previous:
         lines.append(f"  promoted:   {', '.join(previous)}")
     return "\n".join(lines)
+
+
+def _gates(v: Any) -> str:
+    """Each gate's verdict, as the pipeline that registered the version judged it."""
+    return "\n              ".join(r.message for r in v.gates)
 
 
 def _data(datasets: list[Any]) -> str:

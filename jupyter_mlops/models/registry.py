@@ -4,7 +4,9 @@ move aliases by promotion.
 MLflow's aliases only (its stages are deprecated). A version answers where it came from: the
 run that logged its model, that run's metrics (models/gates.py's reading), and the notebook and
 git commit of the run or of its session or pipeline parent, copied onto the version's tags
-when it is registered here (versions registered elsewhere are looked up through their run).
+when it is registered here (versions registered elsewhere are looked up through their run),
+and the gates' verdicts when a pipeline registered it. Versions are read a page at a time in
+MLflow's own paging, newest first, and described together: their runs read in batches.
 
 A promotion moves the alias in one registry call, so it is atomic as a user sees it: a refused
 condition or a failed call leaves the alias where it was. The version taking the alias records
@@ -32,6 +34,10 @@ _LINEAGE_TAGS = (vocab.NOTEBOOK_TAG, vocab.GIT_COMMIT_TAG)
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
 _MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+PAGE_SIZE = 50  # versions in a page of `models list`
+_READ_PAGE = 500  # versions in each page `versions` reads
+_NEWEST = ["creation_timestamp DESC", "name ASC", "version_number DESC"]  # of every model
+_LINEAGE_DEPTH = 4  # parents walked for a run's notebook and commit (cell, session, ...)
 # Says "Waiting up to 300 seconds for model version to finish creation" in the user's cell
 # on every registration through a server, though a version with a logged model is READY.
 _AWAIT_LOGGER = "mlflow.store.model_registry.abstract_store"
@@ -81,6 +87,19 @@ class Version:
         """The version that held `alias` before this one took it ('none': nobody did)."""
         return self.tags.get(vocab.previous_holder_tag(alias))
 
+    @property
+    def gates(self) -> list[gates.Recorded]:
+        """The gates' verdicts recorded when a pipeline registered this version."""
+        return gates.recorded(self.tags)
+
+
+@dataclass(frozen=True)
+class VersionPage:
+    """A page of versions, newest first, and MLflow's token for the next (None: the last)."""
+
+    versions: list[Version]
+    next_page_token: str | None = None
+
 
 @dataclass(frozen=True)
 class Promotion:
@@ -125,9 +144,11 @@ def _said(function: Callable[_P, _T]) -> Callable[_P, _T]:
 
 # --- registering ---------------------------------------------------------------------------
 @_said
-def register(source: Any, name: str, *, alias: str | None = None, store: Any = None) -> Version:
+def register(source: Any, name: str, *, alias: str | None = None, store: Any = None,
+             tags: dict[str, str] | None = None) -> Version:
     """Register a logged model as a new version of `name` (created if new), optionally giving
-    it `alias` (a promotion: the previous holder is recorded).
+    it `alias` (a promotion: the previous holder is recorded); `tags` go on the version with
+    the lineage tags (a pipeline's gate verdicts), in the same call.
 
     `source`: a run id (its model), `runs:/RUN_ID/NAME`, a logged model id (`m-...`,
     `models:/m-...`), or what `log_model` returned.
@@ -139,7 +160,8 @@ def register(source: Any, name: str, *, alias: str | None = None, store: Any = N
         _check_alias(alias)
     logged = logged_model(client, source)
     _create_registered_model(client, name)
-    tags = _origin_tags(client, logged.source_run_id) if logged.source_run_id else {}
+    run_id = logged.source_run_id
+    tags = (_origin_tags(client, [run_id]).get(run_id, {}) if run_id else {}) | (tags or {})
     # The registry resolves a `models:/m-...` source through the global tracking URI: ours,
     # for the call, whatever MLFLOW_TRACKING_URI says.
     with _fluent_uri(client.tracking_uri), _quiet(_AWAIT_LOGGER):
@@ -225,37 +247,58 @@ def _model_of_run(client: Any, run_id: str, name: str | None) -> Any:
                         " or register the variable itself")
 
 
-def _origin_tags(client: Any, run_id: str) -> dict[str, str]:
-    """The notebook and git commit tags of run `run_id`, or of its parent run (a cell's
-    session, a step's pipeline) for those the run itself lacks."""
-    from mlflow.exceptions import MlflowException
-
-    found: dict[str, str] = {}
-    while run_id and len(found) < len(_LINEAGE_TAGS):
-        try:
-            tags = client.get_run(run_id).data.tags
-        except MlflowException:
+def _origin_tags(client: Any, run_ids: Iterable[str],
+                 runs: dict[str, Any] | None = None) -> dict[str, dict[str, str]]:
+    """By run id, the notebook and git commit tags of the run, or of its parent run (a cell's
+    session, a step's pipeline) for those the run itself lacks; a level of parents read at a
+    time, in batches (`runs`: runs read already)."""
+    runs = {} if runs is None else runs
+    found: dict[str, dict[str, str]] = {i: {} for i in run_ids if i}
+    at = {i: i for i in found}  # where each run's walk has got to
+    for _ in range(_LINEAGE_DEPTH):
+        gates.find_runs(client, at.values(), runs)
+        following = {}
+        for start, current in at.items():
+            if current not in runs:
+                continue
+            tags = runs[current].data.tags
+            found[start] = {k: tags[k] for k in _LINEAGE_TAGS if k in tags} | found[start]
+            if len(found[start]) < len(_LINEAGE_TAGS) and tags.get(vocab.PARENT_RUN_TAG):
+                following[start] = tags[vocab.PARENT_RUN_TAG]
+        if not following:
             break
-        found = {k: tags[k] for k in _LINEAGE_TAGS if k in tags} | found
-        run_id = tags.get(vocab.PARENT_RUN_TAG, "")
+        at = following
     return found
 
 
 # --- reading -------------------------------------------------------------------------------
 @_said
-def versions(name: str | None = None, *, store: Any = None,
-             max_results: int = 1000) -> list[Version]:
-    """Versions of `name` (every registered model's when None), by model, newest first."""
+def page(name: str | None = None, *, store: Any = None, max_results: int = PAGE_SIZE,
+         page_token: str | None = None) -> VersionPage:
+    """A page of versions, newest first: of `name`, or of every model when None (MLflow's own
+    paging: pass the page's `next_page_token` for the next)."""
     client = client_for(store)
-    query = f"name = '{_quoted(name)}'" if name is not None else None
-    models = ([_registered(client, name)] if name is not None
-              else list(client.search_registered_models(max_results=max_results)))
-    found = client.search_model_versions(query, max_results=max_results,
-                                         order_by=["name ASC", "version_number DESC"])
-    aliases = {m.name: m.aliases or {} for m in models}
-    runs: dict[str, dict[str, str]] = {}
-    rows = [_version(client, v, aliases.get(v.name, {}), runs) for v in found]
-    return sorted(rows, key=lambda v: (v.model, -v.version))
+    models = {name: _registered(client, name)} if name is not None else {}
+    query, order = ((f"name = '{_quoted(name)}'", ["version_number DESC"]) if name is not None
+                    else (None, _NEWEST))
+    found = client.search_model_versions(query, max_results=max_results, order_by=order,
+                                         page_token=page_token or None)
+    token = found.token.decode() if isinstance(found.token, bytes) else found.token  # SQLite's
+    return VersionPage(_described(client, list(found), models), token or None)
+
+
+@_said
+def versions(name: str | None = None, *, store: Any = None) -> list[Version]:
+    """Every version of `name` (of every model when None), newest first: page after page,
+    none left out."""
+    client = client_for(store)
+    shown = page(name, store=client, max_results=_READ_PAGE)
+    rows = list(shown.versions)
+    while shown.next_page_token:
+        shown = page(name, store=client, max_results=_READ_PAGE,
+                     page_token=shown.next_page_token)
+        rows += shown.versions
+    return rows
 
 
 @_said
@@ -265,8 +308,7 @@ def describe(name: str, *, version: int | str | None = None, alias: str | None =
     client = client_for(store)
     model = _registered(client, name)
     number = _number(client, model, version, alias)
-    return _version(client, client.get_model_version(name, str(number)), model.aliases or {},
-                    {})
+    return _described(client, [client.get_model_version(name, str(number))], {name: model})[0]
 
 
 def parse_reference(reference: str) -> tuple[str, str | None, str | None]:
@@ -404,26 +446,29 @@ def _number(client: Any, model: Any, version: int | str | None, alias: str | Non
                            else "it has none"))
 
 
-def _version(client: Any, found: Any, aliases: dict[str, Any],
-             runs: dict[str, dict[str, str]]) -> Version:
-    tags = dict(found.tags or {})
-    run_id = found.run_id or None
-    if run_id and not all(k in tags for k in _LINEAGE_TAGS):
-        if run_id not in runs:
-            runs[run_id] = _origin_tags(client, run_id)
-        tags = runs[run_id] | tags
-    from mlflow.exceptions import MlflowException
+def _described(client: Any, found: list[Any], models: dict[str, Any]) -> list[Version]:
+    """MLflow's versions with their aliases (each model read once, `models` those read
+    already), metrics and lineage: their runs read together, in batches."""
+    for name in {v.name for v in found} - set(models):
+        models[name] = client.get_registered_model(name)
+    runs: dict[str, Any] = {}
+    metrics = gates.run_metrics(client, [v.run_id for v in found], runs)
+    origins = _origin_tags(client, [v.run_id for v in found if v.run_id and not all(
+        k in (v.tags or {}) for k in _LINEAGE_TAGS)], runs)
+    return [_version(v, models[v.name].aliases or {}, metrics.get(v.run_id, {}),
+                     origins.get(v.run_id, {})) for v in found]
 
-    try:
-        metrics = gates.run_metrics(client, run_id) if run_id else {}
-    except MlflowException:  # a deleted run: the version is still listed
-        metrics = {}
+
+def _version(found: Any, aliases: dict[str, Any], metrics: dict[str, float],
+             origin: dict[str, str]) -> Version:
+    tags = origin | dict(found.tags or {})
     return Version(
         model=found.name, version=int(found.version),
         aliases=tuple(sorted(a for a, v in aliases.items() if int(v) == int(found.version))),
-        status=str(found.status), created_ms=found.creation_timestamp or 0, run_id=run_id,
-        source=found.source or "", metrics=metrics, notebook=tags.get(vocab.NOTEBOOK_TAG),
-        git_commit=tags.get(vocab.GIT_COMMIT_TAG), tags=tags)
+        status=str(found.status), created_ms=found.creation_timestamp or 0,
+        run_id=found.run_id or None, source=found.source or "", metrics=metrics,
+        notebook=tags.get(vocab.NOTEBOOK_TAG), git_commit=tags.get(vocab.GIT_COMMIT_TAG),
+        tags=tags)
 
 
 def _create_registered_model(client: Any, name: str) -> None:

@@ -5,7 +5,9 @@ of a compiled KFP pipeline: the same plan (from the `gate:`, `register:` and `pr
 and the same call. Gates with a fixed threshold are quality gates: one failing fails the
 pipeline and nothing is registered. Gates against the champion decide the promotion when a
 step says `promote:ALIAS` (the model stays registered as `challenger`, not promoted, and the
-result says why); without `promote:` they fail the pipeline like the others.
+result says why); without `promote:` they fail the pipeline like the others. Each gate's
+verdict is recorded on the version registered (models/gates.py's `verdict_tags`), so the
+registry says later why it was registered and what it was judged against.
 """
 
 from __future__ import annotations
@@ -135,7 +137,8 @@ def release(plan: ReleasePlan, metrics: Mapping[str, float], client: Any,
         if found.uri is None:
             outcome.notes.append(f"{entry.model}: not registered, {found.reason}")
             continue
-        version = registry.register(found.uri, entry.model, alias=CHALLENGER, store=client)
+        version = registry.register(found.uri, entry.model, alias=CHALLENGER, store=client,
+                                    tags=gates.verdict_tags(outcome.results))
         outcome.registered[entry.model] = version.version
         outcome.notes.append(f"registered {version.label} as @{CHALLENGER}")
         if entry.promote:

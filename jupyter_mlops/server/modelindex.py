@@ -2,9 +2,9 @@
 versions kept until the model changes, one version's lineage, and the shapes the panel reads
 (api.ts `IModel`, `IModelVersions`, `IVersionLineage`, `IPromotionPreview`).
 
-Why a cache: a version's metrics and lineage come from its run (models/registry.py reads them
-one run at a time), so describing a model's versions costs a few store queries each, while its
-registered-model row is one cheap query. An entry is kept while that row's update time and the
+Why a cache: a version's metrics and lineage come from its run (models/registry.py reads the
+runs of a model's versions in batches), so describing them costs several store queries, while
+its registered-model row is one cheap query. An entry is kept while that row's update time and the
 model's version count are unchanged, at most `max_age` seconds (a tag set on a version does not
 touch the row), and is dropped when a promotion goes through this server. Aliases are always
 read afresh. What a version is, what its gates say and how a promotion moves an alias is
@@ -139,6 +139,7 @@ def version_dict(version: registry.Version, model: Any) -> dict[str, Any]:
                              if int(v) == version.version)
     data["label"], data["uri"] = version.label, version.uri
     data["previous"] = {alias: version.previous(alias) for alias in _promoted(version.tags)}
+    data["recorded_gates"] = [asdict(r) for r in version.gates]  # as its pipeline judged it
     return data
 
 

@@ -26,6 +26,7 @@ _GATE = re.compile(
     rf"(?:(?P<champion>{CHAMPION})\s*(?:(?P<sign>[+-])\s*(?P<margin>{_UNSIGNED}))?"
     rf"|(?P<value>[+-]?{_UNSIGNED}))")
 EXAMPLES = "accuracy>=0.8, f1>=champion, auc>=champion+0.01"
+_VERDICT = re.compile(r"gate (?P<gate>.+?): (?P<verdict>passed|failed)\b")  # evaluate's message
 
 
 class GateSyntaxError(ValueError):
@@ -149,6 +150,13 @@ def evaluate(gate: Gate, metrics: Mapping[str, float],
     verdict = "passed" if passed else "failed"
     return GateResult(gate, value, threshold, passed, f"gate {gate}: {verdict}, {gate.metric} = "
                       f"{value:g}, threshold {gate.op} {threshold:g}{base}")
+
+
+def read_verdict(message: str) -> tuple[str, bool] | None:
+    """The gate and whether it passed, read back from a verdict's message as `evaluate` wrote
+    it (kept as text on a model version's tags); None for any other text."""
+    match = _VERDICT.match(message)
+    return (match["gate"], match["verdict"] == "passed") if match else None
 
 
 def _spell(gate: Gate) -> str:

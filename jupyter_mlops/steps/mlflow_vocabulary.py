@@ -37,11 +37,24 @@ STEP_METRICS = (DURATION_METRIC, CACHE_HIT_METRIC)  # shown after the step's own
 # --- registered model versions (besides NOTEBOOK_TAG and GIT_COMMIT_TAG, copied from the run) -
 PREVIOUS_HOLDER_PREFIX = "mlops.previous."  # + alias: the version that held it before this one
 PREVIOUS_NOBODY = "none"  # that tag's value when nobody held the alias
+GATE_TAG_PREFIX = "mlops.gate."  # + a gate in words: its verdict when a pipeline registered it
+# MLflow's tag keys allow no `<>=+`: the gate's signs are spelled as words in the key.
+_GATE_WORDS = ((">=", " ge "), ("<=", " le "), ("==", " eq "), (">", " gt "), ("<", " lt "),
+               ("+", " plus "))
 
 
 def previous_holder_tag(alias: str) -> str:
     """The version tag naming who held `alias` before this version took it (`none`: nobody)."""
     return PREVIOUS_HOLDER_PREFIX + alias
+
+
+def gate_tag(gate: str) -> str:
+    """The version tag holding the verdict of `gate`, the verdict's message its value:
+    `f1>=champion+0.01` -> `mlops.gate.f1 ge champion plus 0.01`."""
+    key = "".join(gate.split())
+    for sign, word in _GATE_WORDS:
+        key = key.replace(sign, word)
+    return GATE_TAG_PREFIX + key
 
 
 # --- monitor runs: the model version whose reference the data was compared with ------------

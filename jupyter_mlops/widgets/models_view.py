@@ -1,5 +1,6 @@
-"""`%mlops models [MODEL]`: registered model versions with aliases, key metrics, source run,
-notebook and git commit, as a table with a Refresh button (the data is models/registry.py's)."""
+"""`%mlops models [MODEL]`: registered model versions with aliases, key metrics, the gates'
+verdicts recorded when a pipeline registered them, source run, notebook and git commit, as a
+table with a Refresh button (the data is models/registry.py's)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from jupyter_mlops.widgets.fallback import StaticFallback
 from jupyter_mlops.widgets.html import esc, link, table
 
 METRICS_SHOWN = 4
-HEADERS = ("model", "version", "aliases", "status", "metrics", "run", "notebook", "commit")
+HEADERS = ("model", "version", "aliases", "status", "metrics", "gates", "run", "notebook",
+           "commit")
 ALIAS_STYLE = ("background:#6a3d9a;color:white;border-radius:3px;padding:1px 6px;"
                "font-size:11px;margin-right:3px")
 
@@ -52,7 +54,7 @@ class ModelsView(StaticFallback, widgets.VBox):
         if not self.versions:
             return f"<i>no registered models in {esc(self.client.tracking_uri)}</i>"
         rows = [self._row(v) for v in self.versions]
-        return table(HEADERS, rows, raw_columns=(2, 5, 6), css_class="mlops-models-table")
+        return table(HEADERS, rows, raw_columns=(2, 5, 6, 7), css_class="mlops-models-table")
 
     def _row(self, v: registry.Version) -> list[Any]:
         aliases = "".join(f'<span class="mlops-alias" style="{ALIAS_STYLE}">@{esc(a)}</span>'
@@ -62,7 +64,11 @@ class ModelsView(StaticFallback, widgets.VBox):
                if v.run_id else "–")
         notebook = (f'<span title="{esc(v.notebook)}">{esc(v.notebook.rpartition("/")[2])}'
                     "</span>" if v.notebook else "–")
-        return [v.model, v.version, aliases, v.status, metrics, run, notebook,
+        gates = " ".join(
+            f'<span class="mlops-gate" title="{esc(g.message)}" style="color:'
+            f'{"#2ca02c" if g.passed else "#d62728"}">{"✓" if g.passed else "✗"} {esc(g.gate)}'
+            "</span>" for g in v.gates) or "–"
+        return [v.model, v.version, aliases, v.status, metrics, gates, run, notebook,
                 (v.git_commit or "")[:8] or None]
 
 

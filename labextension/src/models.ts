@@ -22,6 +22,9 @@ import { renderLineage } from './lineage';
 const CHAMPION = 'champion';
 const KEY_METRICS = 3;
 
+/** A gate's verdict recorded on a version by the pipeline that registered it. */
+type IVerdict = Pick<IGateResult, 'gate' | 'passed' | 'message'>;
+
 /**
  * The Models view's state and its element, redrawn on each change.
  */
@@ -231,7 +234,9 @@ export class ModelsView {
       ),
       h('td', { className: 'jp-mlops-aliases' }, ...v.aliases.map(a => badge(a))),
       ...keys.map(k => h('td', { className: 'jp-mlops-num' }, num(v.metrics[k]))),
-      h('td', { className: 'jp-mlops-gates' }, ...(v.gates ?? []).map(verdict)),
+      h('td', { className: 'jp-mlops-gates' },
+        ...((v.recorded_gates ?? []) as IVerdict[]).map(r => verdict(r, 'when registered: ')),
+        ...(v.gates ?? []).map(r => verdict(r))),
       h('td', { className: 'jp-mlops-lineage' }, lineage(v)),
       h(
         'td',
@@ -261,9 +266,10 @@ function badge(alias: string, version = ''): HTMLElement {
     `@${alias}${version ? ` ${version}` : ''}`);
 }
 
-/** A gate's verdict as a mark whose tooltip says why. */
-function verdict(result: IGateResult): HTMLElement {
-  return h('span', { className: result.passed ? 'jp-mlops-pass' : 'jp-mlops-fail', title: result.message },
+/** A gate's verdict as a mark whose tooltip says why (`when`: recorded at registration). */
+function verdict(result: IVerdict, when = ''): HTMLElement {
+  const state = result.passed ? 'jp-mlops-pass' : 'jp-mlops-fail';
+  return h('span', { className: when ? `${state} jp-mlops-recorded` : state, title: when + result.message },
     `${result.passed ? '✓' : '✗'} ${result.gate} `);
 }
 

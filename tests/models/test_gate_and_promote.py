@@ -2,7 +2,8 @@
 the first run registers the winner and makes it champion, a run with fewer trees registers a
 challenger that does not beat it (said in the output), and a run whose quality gate fails
 exits 3 from the CLI naming the metric, its value and the threshold, registering nothing.
-The release once more through `mlflow server`: registered, promoted, listed with its lineage."""
+Each registered version carries its gates' verdicts. The release once more through `mlflow
+server`: registered, promoted, listed with its lineage and its verdicts."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def project(tmp_path_factory):
             jobs=2, report=folder / f"report-{number}.md"))
         runs.append((result, stream.getvalue()))
     yield folder, notebook, uri, runs
-    from jupyter_mlops.runner.tracking import close_trackers
+    from jupyter_mlops.runner.mlflow_runs import close_trackers
 
     close_trackers()
 
@@ -83,6 +84,9 @@ def test_a_worse_run_registers_a_challenger_that_is_not_promoted(project):
     assert champion.tags[vocab.previous_holder_tag("champion")] == "none"
     assert client.get_model_version(MODEL, "2").tags[vocab.previous_holder_tag("challenger")] \
         == "1"
+    recorded = client.get_model_version(MODEL, "2").tags  # each gate's verdict, on the version
+    assert recorded[vocab.gate_tag("accuracy>=0.7")].startswith("gate accuracy>=0.7: passed, ")
+    assert recorded[vocab.gate_tag("f1>champion")].startswith("gate f1>champion: failed, ")
     report = (folder / "report-2.md").read_text()
     assert f"| metric | this run | {MODEL} v1 (champion) | difference |" in report
     assert "| `f1>champion` |" in report and "**failed**" in report
@@ -140,5 +144,8 @@ def test_the_release_through_an_mlflow_server_registers_promotes_and_lists(
     shown = capfd.readouterr().out  # the step's run, with its pipeline's parameters
     assert "params:     label_noise=0.2 n_customers=800 n_estimators=40 seed=11" in shown
     assert "promoted:   @challenger (first), @champion (first)" in shown
+    assert re.search(r"gates:      gate accuracy>=0\.7: passed, accuracy = 0\.\d+, threshold "
+                     r">= 0\.7\n {14}gate f1>champion: passed, f1 = 0\.\d+; no champion", shown), \
+        shown
     assert re.search(r"data: .*X_test [0-9a-f]{8}, \d+ rows;.* output:winner [0-9a-f]{8}",
                      shown), shown

@@ -321,6 +321,42 @@ def test_the_command_line_lists_shows_promotes_and_says_why_not(trained, capsys)
     assert table[["version", "aliases"]].values.tolist() == [[2, "challenger, champion"], [1, ""]]
 
 
+def test_models_list_pages_newest_first_and_leaves_nothing_out(trained, capsys, monkeypatch):
+    """Every version once across the pages, newest first, each page saying how to see the
+    next; runs read two at a time give each version its own run's metrics and lineage."""
+    from jupyter_mlops.models import gates
+    from jupyter_mlops.models.registry import versions
+
+    monkeypatch.setattr(gates, "RUNS_PER_READ", 2)
+    tracking = ("--tracking-uri", trained.uri)
+    seen: list[list[str]] = []
+    following: tuple[str, ...] = ()
+    while True:
+        code, out, err = _main(capsys, "list", "--max-results", "3", *tracking, *following)
+        assert code == 0, err
+        *rows, last = out.splitlines()[1:]
+        if "--page-token" not in last:
+            seen += [line.split()[:2] for line in [*rows, last]]
+            break
+        assert last.startswith("showing 3 versions, newest first; more: jupyter-mlops models "
+                               "list --max-results 3 --page-token "), last
+        seen += [line.split()[:2] for line in rows]
+        following = ("--page-token", last.split("--page-token ")[1].split()[0])
+    code, out, _ = _main(capsys, "list", "--all", *tracking)
+    every = [line.split()[:2] for line in out.splitlines()[1:]]
+    assert seen == every and len(every) >= 4 and len({tuple(v) for v in every}) == len(every)
+
+    described = versions(store=trained.uri)
+    assert [[v.model, str(v.version)] for v in described] == every
+    assert [v.created_ms for v in described] == sorted((v.created_ms for v in described),
+                                                       reverse=True)
+    notebook = os.path.realpath(trained.folder / NOTEBOOK)
+    client = _client(trained.uri)
+    for v in described:
+        assert v.metrics == client.get_run(v.run_id).data.metrics, v.label
+        assert (v.notebook, v.git_commit) == (notebook, trained.commit), v.label
+
+
 # --- through `mlflow server` -------------------------------------------------------------
 def test_list_and_promote_through_an_mlflow_server(server, capsys):
     from sklearn.datasets import make_classification
@@ -351,6 +387,14 @@ def test_list_and_promote_through_an_mlflow_server(server, capsys):
     assert [line.split()[:4] for line in out.splitlines()[1:]] == [
         ["Churn_Served", "2", "@challenger", "@champion"],
         ["Churn_Served", "1", "READY", "accuracy=0.8"]]
+    code, out, err = _main(capsys, "list", "Churn_Served", "--max-results", "1", *tracking)
+    *_, more = out.splitlines()
+    assert code == 0 and "showing 1 version, newest first; more: jupyter-mlops models list " \
+        "Churn_Served --max-results 1 --page-token " in more, out + err
+    code, out, err = _main(capsys, "list", "Churn_Served", "--max-results", "1", *tracking,
+                           "--page-token", more.split("--page-token ")[1].split()[0])
+    assert code == 0 and [line.split()[:2] for line in out.splitlines()[1:]] == [
+        ["Churn_Served", "1"]], out + err
     assert _aliases(server, "Churn_Served") == {"challenger": 2, "champion": 2}
 
 

@@ -1,7 +1,8 @@
 """A small real registry, as a data scientist's would look: two versions of `Churn_Classifier`
 trained in-process (a RandomForest, then a GradientBoosting), each logged on its own run of
-notebook Churn_Training.ipynb with params and metrics, registered through models/registry.py:
-v1 holds @champion, v2 @challenger. Shared by the server tests and the browser test.
+notebook Churn_Training.ipynb with params and metrics: v1 registered through
+models/registry.py and holding @champion, v2 registered by a pipeline's release (@challenger,
+its gates' verdicts recorded: RELEASE_GATES). Shared by the server tests and the browser test.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ MODEL = "Churn_Classifier"
 EXPERIMENT = "Churn_Training"
 NOTEBOOK = "Churn_Training.ipynb"
 COMMIT = "3f2a9c1d4e5b6a7980c1d2e3f4a5b6c7d8e9f0a1"
+RELEASE_GATES = ("accuracy>=0.5", "f1>=champion+0.5")  # v2's: the second fails
 
 
 def make_registry(folder: Path) -> dict[str, Any]:
@@ -26,7 +28,7 @@ def make_registry(folder: Path) -> dict[str, Any]:
     from sklearn.metrics import f1_score
     from sklearn.model_selection import train_test_split
 
-    from jupyter_mlops.models import registry
+    from jupyter_mlops.models import registry, release
     from jupyter_mlops.steps.model_logging import log_model
     from jupyter_mlops.tracking.store import artifact_root, open_client
 
@@ -56,6 +58,13 @@ def make_registry(folder: Path) -> dict[str, Any]:
                                  if k in ("n_estimators", "max_depth")])
         log_model(client, rid, estimator)
         client.set_terminated(rid, "FINISHED")
-        version = registry.register(rid, MODEL, alias=alias, store=client)
-        metrics[version.version] = scores
+        if alias == "champion":
+            number = registry.register(rid, MODEL, alias=alias, store=client).version
+        else:  # as `register:` with `promote:champion` in a pipeline: judged, not promoted
+            plan = release.ReleasePlan(RELEASE_GATES, (release.Registration(
+                "train", "model", MODEL, "champion"),))
+            done = release.release(plan, scores, client,
+                                   lambda _, rid=rid: release.ModelSource(f"runs:/{rid}/model"))
+            number = done.registered[MODEL]
+        metrics[number] = scores
     return {"uri": uri, "metrics": metrics}

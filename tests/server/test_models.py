@@ -14,7 +14,7 @@ import pytest
 from jupyter_mlops.steps.mlflow_vocabulary import previous_holder_tag
 
 from .conftest import TOKEN, fetch_json
-from .registry_store import COMMIT, MODEL, NOTEBOOK, make_registry
+from .registry_store import COMMIT, MODEL, NOTEBOOK, RELEASE_GATES, make_registry
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,11 @@ async def test_models_and_versions_with_aliases_metrics_lineage_and_gates(
     assert [g["gate"] for g in v2["gates"]] == ["accuracy>=champion", "f1>=0.99"]
     assert v2["gates"][1]["passed"] is False and v2["gates"][1]["value"] == \
         pytest.approx(registry_store["metrics"][2]["f1"])
+    recorded = v2["recorded_gates"]  # as the release that registered v2 judged it
+    assert [(r["gate"], r["passed"]) for r in recorded] == [(RELEASE_GATES[0], True),
+                                                            (RELEASE_GATES[1], False)]
+    assert recorded[1]["message"].startswith(f"gate {RELEASE_GATES[1]}: failed, f1 = ")
+    assert v1["recorded_gates"] == []
 
     code, one = await fetch_json(jp_fetch, "mlops", "api", "models", MODEL,
                                  params={"max_results": "1", "page_token": "1"})
