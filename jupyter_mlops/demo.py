@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from jupyter_mlops.errors import MlopsError
     from jupyter_mlops.notebook import read_graph
     from jupyter_mlops.runner import RunOptions, run_pipeline
-    from jupyter_mlops.runner.tracking import close_trackers
+    from jupyter_mlops.runner.mlflow_runs import close_trackers
     from jupyter_mlops.tracking.store import tracking_uri
 
     notebook = Path(args.notebook)

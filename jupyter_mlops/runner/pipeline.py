@@ -147,7 +147,7 @@ def _finish_tracking(tracker: Any, result: PipelineResult, summary: Path,
 
 
 def _tracker(graph: Any, folder: RunFolder, notebook: str, uri: str | None) -> Any | None:
-    from jupyter_mlops.runner.tracking import PipelineTracker
+    from jupyter_mlops.runner.mlflow_runs import PipelineTracker
     from jupyter_mlops.steps import mlflow_vocabulary as vocab
     from jupyter_mlops.tracking.notebook_info import notebook_tags
 

@@ -110,7 +110,7 @@ def sweep(notebook: str | Path, grid: dict[str, Any] | None = None, *, jobs: int
     plan = plan_sweep(notebook, grid, jobs=jobs, pipeline=pipeline, experiment=experiment,
                       metrics=metrics, out=out, timeout=timeout,
                       launched_from=_launching_notebook())
-    from jupyter_mlops.runner.tracking import shared_tracker
+    from jupyter_mlops.runner.mlflow_runs import shared_tracker
 
     executor = SweepExecutor(plan, shared_tracker(tracking_uri))
     view = Sweep(executor, browse=browse)

@@ -61,6 +61,6 @@ def mlflow_client_for():
 def _close_tracking_clients():
     """Each module's MLflow stores get their records, and their sender stops, at its end."""
     yield
-    from jupyter_mlops.runner.tracking import close_trackers
+    from jupyter_mlops.runner.mlflow_runs import close_trackers
 
     close_trackers()
