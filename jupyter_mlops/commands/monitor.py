@@ -125,6 +125,7 @@ def verdict(report: Any, label: str, data: str) -> str:
     lines = [f"{head}: {data} against {label}: max PSI {report.max_psi:.3f} (threshold "
              f"{report.bands.significant:g}), {report.current_rows:,} rows"]
     lines += [f"  {row.feature:<24} PSI {row.psi:7.3f}  {row.band}" for row in frame.itertuples()]
+    lines += [f"note: {note}" for note in report.notes]  # how far to trust the numbers above
     return "\n".join(lines)
 
 
@@ -152,7 +153,8 @@ def retrain(args: argparse.Namespace, store: str) -> int:
         print(f"\n{failure}\n{failure.traceback}", file=sys.stderr)
     if result.gate_error is not None:
         print(f"error: {result.gate_error}", file=sys.stderr)
-    print(f"retraining run folder: {result.run_dir}")
+    outcome = "passed" if result.exit_code == 0 else f"failed (exit {result.exit_code})"
+    print(f"retraining {outcome}: run folder {result.run_dir}")
     return DRIFTED_EXIT if result.exit_code == 0 else int(result.exit_code)
 
 

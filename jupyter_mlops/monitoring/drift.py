@@ -67,6 +67,7 @@ __all__ = ["EPSILON", "KS_SAMPLE", "Bands", "DriftInputError", "DriftReport", "F
 
 EPSILON = 1e-4  # the share an empty bin counts as in PSI
 KS_SAMPLE = 20_000  # rows a side above which KS runs on a seeded sample
+FEW_ROWS = 100  # below this many rows a side, ten bins' shares are mostly sampling noise
 EXACT_KS = 10_000  # ks_2samp's MAX_AUTO_N: up to this many values a side, its exact p-values
 STABLE, MODERATE, SIGNIFICANT = "stable", "moderate", "significant"
 _METRIC_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")  # what MLflow refuses in a metric's name
@@ -222,7 +223,8 @@ def compute_drift(current: pd.DataFrame, reference: Profile | pd.DataFrame,
     features = [o for o in outcomes if isinstance(o, FeatureDrift)]
     prediction = _prediction_drift(predictions, current, source, rows, bands)
     return DriftReport(tuple(features), prediction, bands, source.rows, len(current),
-                       _notes(source, rows, ks_sample, seed, features, predictions, prediction))
+                       _notes(source, rows, ks_sample, seed, features, predictions, len(current),
+                              prediction))
 
 
 class _Reference:
@@ -302,8 +304,10 @@ def _matched_columns(current: pd.DataFrame, source: _Reference,
                  if missing else [])
         if extra:
             parts.append(f"extra {', '.join(extra)} (in the current data, not in the reference)")
+        # drift(), %mlops drift and the CLI take no column list: the fix is in the data
+        hint = " Leave the extra columns out of the current data." if extra and not missing else ""
         raise DriftInputError("the current data's columns differ from the reference's: "
-                              + "; ".join(parts) + ". Compare a subset with columns=[...]")
+                              + "; ".join(parts) + "." + hint)
     retyped = []
     for name in expected:
         kind, dtype = source.kind(name)
@@ -452,7 +456,7 @@ def _shares(counts: ArrayLike) -> np.ndarray:
 
 
 def _notes(source: _Reference, rows: np.ndarray | None, ks_sample: int, seed: int,
-           features: list[FeatureDrift], predictions: Any,
+           features: list[FeatureDrift], predictions: Any, current_rows: int,
            prediction: FeatureDrift | None) -> tuple[str, ...]:
     """How the report was computed, where it is not what a reader would assume."""
     notes = []
@@ -470,6 +474,12 @@ def _notes(source: _Reference, rows: np.ndarray | None, ks_sample: int, seed: in
         notes.append("CSI needs the model's predictions on the reference data: "
                      + ("the profile holds none" if source.profile is not None
                         else "give reference_predictions="))
+    few = [f"{side} {count:,}" for side, count in (("current", current_rows),
+                                                   ("reference", source.rows))
+           if count < FEW_ROWS]
+    if few:
+        notes.append(f"few rows ({', '.join(few)}; fewer than {FEW_ROWS} a side): PSI and the "
+                     "bands mostly measure sampling noise, read the p-values instead")
     if predictions is not None and prediction is None:
         notes.append("no prediction drift: the reference has no predictions to compare with")
     return tuple(notes)

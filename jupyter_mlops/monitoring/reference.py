@@ -35,8 +35,9 @@ _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
 class NoReferenceProfile(MlopsError):
-    """A model version or run stored without a reference profile: drift cannot be measured
-    against it until the model is logged again with its training data."""
+    """A model version or run stored without a reference profile (or a run id the store does
+    not hold): drift cannot be measured against it until the model is logged again with its
+    training data."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def resolve(reference: Any, store: Any = None) -> Reference:
     client = registry.client_for(store)
     text = reference.strip()
     if _RUN_ID.fullmatch(text):
-        run = client.get_run(text)
+        run = _run(client, text)
         return Reference(_stored_profile(client, text, f"run {text}"), text, text,
                          experiment_id=run.info.experiment_id)
     version = registry.resolve(text, store=client)
@@ -117,6 +118,18 @@ def resolve(reference: Any, store: Any = None) -> Reference:
     run = client.get_run(version.run_id)
     return Reference(_stored_profile(client, version.run_id, version.label), text,
                      version.run_id, version.model, version.version, run.info.experiment_id)
+
+
+def _run(client: Any, run_id: str) -> Any:
+    """The run a reference names by id; a run the store does not hold is said in one line."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise NoReferenceProfile(f"reference {run_id}: no such run in {client.tracking_uri}; a "
+                                 "reference is MODEL@ALIAS, MODEL/N, a run id or a DataFrame"
+                                 ) from None
 
 
 def _stored_profile(client: Any, run_id: str, what: str) -> Profile:

@@ -180,3 +180,19 @@ def test_constant_columns_have_a_defined_psi() -> None:
     assert units.band == "significant" and units.statistic == 1.0
     below = compute_drift(pd.DataFrame({"units": [2.0] * 40, "flag": ["yes"] * 40}), reference)
     assert below.feature("units").psi == pytest.approx(units.psi)  # a bin below the minimum
+
+
+def test_extra_columns_only_are_told_to_be_left_out(churn) -> None:
+    reference, current = churn
+    with pytest.raises(DriftInputError, match=r"extra churn_score \(in the current data, not in "
+                                              r"the reference\)\. Leave the extra columns out"):
+        compute_drift(current.assign(churn_score=0.5), reference)
+
+
+def test_a_report_on_a_handful_of_rows_says_its_bands_are_noise(churn) -> None:
+    reference, current = churn
+    report = compute_drift(current.iloc[:12], reference)
+    assert report.drifted  # ten bins' shares of 12 rows: a large PSI from noise alone
+    assert ("few rows (current 12; fewer than 100 a side): PSI and the bands mostly measure "
+            "sampling noise, read the p-values instead") in report.notes
+    assert not any("few rows" in n for n in compute_drift(current, reference).notes)

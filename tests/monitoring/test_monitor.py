@@ -264,6 +264,7 @@ def test_the_monitor_command(session, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert code == 0, out
     assert out.startswith("stable: Stable_Batch.parquet against Churn_Forest@champion")
+    assert "note: KS against the stored profile" in out  # the report's notes reach CI's log
 
     hook = Webhook()
     try:
@@ -287,6 +288,7 @@ def test_the_monitor_command(session, capsys, monkeypatch):
                  "-p", "rows", "1500", *store])
     out = capsys.readouterr().out
     assert code == 4 and "retraining: Churn_Retrain.ipynb" in out
+    assert "retraining passed: run folder " in out
     assert marker.read_text() == "retrained on 1500 rows"
 
 
@@ -302,6 +304,8 @@ def test_the_monitor_command_names_bad_input(session, capsys, monkeypatch):
     assert code == 1 and "Missing.parquet does not exist" in capsys.readouterr().err
     code = main(["monitor", "Stable_Batch.parquet", "--model", "Churn_Bare/1", *store])
     assert code == 1 and "has no reference profile" in capsys.readouterr().err
+    code = main(["monitor", "Stable_Batch.parquet", "--model", "0" * 32, *store])
+    assert code == 1 and f"reference {'0' * 32}: no such run in " in capsys.readouterr().err
 
 
 def test_on_drift_the_training_notebook_is_submitted_to_kfp(session, capsys, monkeypatch):
