@@ -19,8 +19,12 @@ from jupyter_mlops.server.modelindex import ModelIndex
 from jupyter_mlops.server.runindex import RunIndex, Scope
 from jupyter_mlops.steps.mlflow_vocabulary import (
     CELL_SOURCE_ARTIFACT,
+    INTERNAL_TAGS,
+    KIND_CELL,
+    KIND_TAG,
     LAUNCHED_FROM_TAG,
     NOTEBOOK_TAG,
+    PARENT_RUN_TAG,
     run_row,
 )
 from jupyter_mlops.tracking.notebook_info import tag_value
@@ -125,6 +129,7 @@ def run_summary(run: Any) -> dict[str, Any]:
         "metrics": row.metrics,
         "params": row.params,
         "tags": {k: v for k, v in row.tags.items() if len(v) <= 500},
+        "parent_id": row.tags.get(PARENT_RUN_TAG),  # a cell run's session: nested under it
     }
 
 
@@ -146,7 +151,74 @@ def run_details(client: Any, run_id: str) -> dict[str, Any]:
     details["artifacts"] = artifacts
     details["source"] = cell_source(client, run_id, artifacts)
     details["datasets"] = [dataset_dict(d) for d in run_datasets(run)]
+    details["internal_tags"] = sorted(k for k in run.data.tags if k in INTERNAL_TAGS)
+    details["cell"] = as_cell(run, details["source"])
+    details["parent"] = parent_of(client, run)
+    details["models"] = logged_models(client, run)
     return details
+
+
+def as_cell(run: Any, source: str | None) -> str | None:
+    """The tracked cell as "Insert into notebook" puts it back: its `%%mlops track` line (the
+    run's name; the artifact holds the body only) above its code."""
+    if source is None or run.data.tags.get(KIND_TAG) != KIND_CELL:
+        return source
+    if source.lstrip().startswith("%%mlops"):
+        return source
+    import shlex
+
+    name = shlex.quote(run.info.run_name) if run.info.run_name else ""
+    return f"%%mlops track {name}".rstrip() + "\n" + source
+
+
+def parent_of(client: Any, run: Any) -> dict[str, Any] | None:
+    """The parent run (a cell run's session) by id and name; None for a top-level run."""
+    from mlflow.exceptions import MlflowException
+
+    parent_id = run.data.tags.get(PARENT_RUN_TAG)
+    if not parent_id:
+        return None
+    try:
+        name = client.get_run(parent_id).info.run_name
+    except MlflowException:  # deleted since: the id alone
+        name = None
+    return {"run_id": parent_id, "run_name": name}
+
+
+def logged_models(client: Any, run: Any) -> list[dict[str, Any]]:
+    """The models the run logged (MLflow 3's logged models), with their registered versions."""
+    from mlflow.exceptions import MlflowException
+
+    run_id = run.info.run_id
+    try:
+        found = client.search_logged_models([run.info.experiment_id],
+                                            filter_string=f"source_run_id = '{run_id}'")
+        versions = client.search_model_versions(f"run_id = '{run_id}'")
+    except MlflowException:  # a store without logged models (an older server)
+        return []
+    registered: dict[str, list[dict[str, str]]] = {}
+    for version in versions:
+        key = getattr(version, "model_id", None) or ""
+        registered.setdefault(key, []).append({"name": version.name,
+                                               "version": str(version.version)})
+    return [{"name": m.name, "model_id": m.model_id, "model_type": m.model_type,
+             "uri": m.model_uri, "registered": registered.get(m.model_id, [])}
+            for m in found]
+
+
+def artifact_file(client: Any, run_id: str, path: str, folder: str) -> str:
+    """One of the run's artifact files, downloaded into `folder`; 404 when it has none."""
+    from mlflow.exceptions import MlflowException
+
+    if not path or path.startswith("/") or ".." in path.split("/"):
+        raise ApiError(400, "bad-artifact-path", "give the artifact's path within the run")
+    try:
+        local = client.download_artifacts(run_id, path, folder)
+    except (MlflowException, OSError):
+        raise ApiError(404, "artifact-not-found", f"the run has no artifact {path}") from None
+    if not os.path.isfile(local):
+        raise ApiError(404, "artifact-not-found", f"{path} is a folder, not a file")
+    return str(local)
 
 
 def list_artifacts(client: Any, run_id: str) -> list[dict[str, Any]]:

@@ -85,6 +85,12 @@ GIT_COMMIT_TAG = "mlflow.source.git.commit"
 GIT_BRANCH_TAG = "mlflow.source.git.branch"
 GIT_REPO_TAG = "mlflow.source.git.repoURL"
 DATASET_CONTEXT_TAG = "mlflow.data.context"  # on a dataset input: how the run used it
+MODEL_HISTORY_TAG = "mlflow.log-model.history"  # MLflow 2's record of the run's models
+
+# Bookkeeping a reader of a run has no use for: the panel hides these unless asked. The parent
+# shows by name and the cell's code as code instead.
+INTERNAL_TAGS = frozenset({RUN_KEY_TAG, PID_TAG, HOST_TAG, START_TAG, PARENT_RUN_TAG, NOTE_TAG,
+                           MODEL_HISTORY_TAG})
 
 # --- dataset inputs of runs (steps/datasets.py) ---------------------------------------------
 CONTEXT_TRAINING = "training"  # a tracked cell's `--inputs`

@@ -45,6 +45,8 @@ export interface IRunSummary {
   metrics: Record<string, number>;
   params: Record<string, string>;
   tags: Record<string, string>;
+  /** The session run a cell run belongs to (the panel nests it there). */
+  parent_id: string | null;
 }
 
 export interface IMetricPoint {
@@ -65,12 +67,28 @@ export interface IDataset {
   schema: string | null;
 }
 
+/** A model the run logged (an MLflow logged model) and the registered versions made of it. */
+export interface ILoggedModel {
+  name: string;
+  model_id: string;
+  model_type: string | null;
+  uri: string;
+  registered: { name: string; version: string }[];
+}
+
 /** One run in full. */
 export interface IRunDetails extends IRunSummary {
   metric_history: Record<string, IMetricPoint[]>;
   artifacts: { path: string; size: number | null }[];
   source: string | null;
+  /** The code as a cell to insert: a tracked cell's with its `%%mlops track` line. */
+  cell: string | null;
   datasets: IDataset[];
+  /** Its tags that are bookkeeping (the vocabulary's INTERNAL_TAGS): hidden unless asked. */
+  internal_tags: string[];
+  /** The session run a cell run belongs to. */
+  parent: { run_id: string; run_name: string | null } | null;
+  models: ILoggedModel[];
 }
 
 /** An experiment holding some of the listed runs: the experiment picker's entries. */
@@ -323,6 +341,23 @@ export const api = {
     requestAPI<IRunsPage>('runs', {}, { ...query }),
   run: (runId: string, notebook?: string) =>
     requestAPI<IRunDetails>(`runs/${runId}`, {}, { notebook }),
+  /** Where the server streams one of a run's artifacts (text as text, else a download). */
+  artifactUrl: (runId: string, path: string, notebook?: string) => {
+    const params = new URLSearchParams({ path, ...(notebook ? { notebook } : {}) });
+    const base = ServerConnection.makeSettings().baseUrl;
+    return `${URLExt.join(base, 'mlops', 'api', 'runs', runId, 'artifact')}?${params}`;
+  },
+  /** A text artifact's content. */
+  artifactText: async (runId: string, path: string, notebook?: string) => {
+    const settings = ServerConnection.makeSettings();
+    const response = await ServerConnection.makeRequest(
+      api.artifactUrl(runId, path, notebook), {}, settings);
+    if (!response.ok) {
+      const data = await response.json().catch(() => ({}));
+      throw new ApiError(response.status, data.code ?? 'error', data.message ?? response.statusText, null);
+    }
+    return response.text();
+  },
   graph: (path: string) => requestAPI<IGraph>('graph', {}, { path }),
   /** The graph of the notebook as edited (its JSON, unsaved); a cell's fault names the cell. */
   editedGraph: (path: string, notebook: unknown) =>

@@ -1,44 +1,75 @@
 /**
- * One run in full: params, metrics with a sparkline of their history, the datasets it used
- * (lineage: digest and rows), tags, artifacts, and the tracked cell's code with "Insert into
- * notebook".
+ * One run in full: its parent session by name, params, metrics with their history drawn as a
+ * curve over the steps, the models it logged, the datasets it used (lineage: digest and rows),
+ * tags (bookkeeping ones behind a toggle), artifacts to open, and the tracked cell's code with
+ * "Insert into notebook".
  */
-import { IDataset, IMetricPoint, IRunDetails } from './api';
+import { IDataset, ILoggedModel, IMetricPoint, IRunDetails } from './api';
 import { duration, h, num, svg, when } from './dom';
-
-/** The tag repeating the cell's code (MLflow's run description), shown once under "Cell code". */
-const CODE_TAGS = ['mlflow.note.content'];
 
 /** Actions the details view offers. */
 export interface IDetailsActions {
   back: () => void;
   insert: (source: string) => void;
   mlflowUrl: (run: IRunDetails) => string | null;
+  /** Open another run's details (the parent). */
+  openRun: (runId: string) => void;
+  /** Open a text artifact in JupyterLab. */
+  openArtifact: (path: string) => void;
+  /** Where the server streams an artifact (to download one that is not text). */
+  artifactUrl: (path: string) => string;
 }
+
+/** Artifacts opened as text in JupyterLab; the rest are downloaded. */
+const TEXT_ARTIFACT = /(\.(py|txt|log|json|ipynb|ya?ml|md|csv|toml|cfg|ini)|MLmodel)$/;
+
+/** Whether bookkeeping tags show: one choice for every run opened in this session. */
+let showInternal = false;
 
 /** Render the details of `run`. */
 export function renderDetails(run: IRunDetails, actions: IDetailsActions): HTMLElement {
   const link = actions.mlflowUrl(run);
-  const table = (rows: [string, Node | string][]) =>
-    h(
-      'table',
-      { className: 'jp-mlops-kv' },
-      ...rows.map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', {}, v)))
-    );
   const metrics = Object.keys(run.metrics)
     .sort()
-    .map(
-      key =>
-        [key, h('span', {}, num(run.metrics[key]), ' ', sparkline(run.metric_history[key] ?? []))] as [
-          string,
-          Node
-        ]
+    .map(key =>
+      h(
+        'tr',
+        { 'data-metric': key },
+        h('th', {}, key),
+        h('td', {}, num(run.metrics[key]), ' ', curve(key, run.metric_history[key] ?? []))
+      )
     );
   const params = Object.entries(run.params).sort() as [string, string][];
-  const tags = Object.entries(run.tags)
-    // The cell's code shows below; these tags only repeat it.
-    .filter(([k]) => !k.startsWith('mlflow.log-model') && !CODE_TAGS.includes(k))
-    .sort() as [string, string][];
+  const parent = run.parent
+    ? h(
+        'a',
+        {
+          className: 'jp-mlops-parent',
+          href: '#',
+          title: run.parent.run_id,
+          onClick: (e: Event) => {
+            e.preventDefault();
+            actions.openRun(run.parent!.run_id);
+          }
+        },
+        run.parent.run_name || run.parent.run_id.slice(0, 8)
+      )
+    : null;
+  const tags = h('div', { className: 'jp-mlops-tags' }, tagTable(run));
+  const toggle = h(
+    'label',
+    { className: 'jp-mlops-internal' },
+    h('input', {
+      type: 'checkbox',
+      className: 'jp-mlops-internal-toggle',
+      checked: showInternal,
+      onChange: (e: Event) => {
+        showInternal = (e.target as HTMLInputElement).checked;
+        tags.replaceChildren(tagTable(run));
+      }
+    }),
+    ` show internal tags (${run.internal_tags.length})`
+  );
   return h(
     'div',
     { className: 'jp-mlops-details' },
@@ -51,24 +82,26 @@ export function renderDetails(run: IRunDetails, actions: IDetailsActions): HTMLE
         : null
     ),
     h('h3', {}, run.run_name || run.run_id),
-    table([
+    kv([
       ['status', run.status],
+      ...(parent ? ([['session', parent]] as [string, Node][]) : []),
       ['started', when(run.start_time)],
       ['duration', duration(run.end_time && run.start_time ? run.end_time - run.start_time : null)],
       ['run id', run.run_id]
     ]),
     h('h4', {}, 'Metrics'),
-    metrics.length ? table(metrics) : h('p', {}, 'none'),
+    metrics.length ? h('table', { className: 'jp-mlops-kv jp-mlops-metrics' }, ...metrics) : h('p', {}, 'none'),
     h('h4', {}, 'Params'),
-    params.length ? table(params) : h('p', {}, 'none'),
+    params.length ? kv(params) : h('p', {}, 'none'),
+    h('h4', {}, 'Models'),
+    models(run.models ?? []),
     h('h4', {}, 'Datasets'),
     datasets(run.datasets ?? []),
     h('h4', {}, 'Tags'),
-    table(tags),
+    run.internal_tags.length ? toggle : null,
+    tags,
     h('h4', {}, 'Artifacts'),
-    run.artifacts.length
-      ? h('ul', { className: 'jp-mlops-artifacts' }, ...run.artifacts.map(a => h('li', {}, a.path)))
-      : h('p', {}, 'none'),
+    artifacts(run, actions),
     h('h4', {}, 'Cell code'),
     run.source !== null
       ? h(
@@ -77,11 +110,79 @@ export function renderDetails(run: IRunDetails, actions: IDetailsActions): HTMLE
           h('pre', { className: 'jp-mlops-source' }, run.source),
           h(
             'button',
-            { className: 'jp-mlops-button', onClick: () => actions.insert(run.source ?? '') },
+            { className: 'jp-mlops-button', onClick: () => actions.insert(run.cell ?? run.source ?? '') },
             'Insert into notebook'
           )
         )
       : h('p', {}, 'not recorded')
+  );
+}
+
+function kv(rows: [string, Node | string][]): HTMLElement {
+  return h(
+    'table',
+    { className: 'jp-mlops-kv' },
+    ...rows.map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', {}, v)))
+  );
+}
+
+/** The run's tags, without the bookkeeping ones unless asked. */
+function tagTable(run: IRunDetails): HTMLElement {
+  const hidden = new Set(showInternal ? [] : run.internal_tags);
+  const rows = Object.entries(run.tags)
+    .filter(([k]) => !hidden.has(k))
+    .sort() as [string, string][];
+  return rows.length ? kv(rows) : h('p', {}, 'none');
+}
+
+/** The models the run logged: name, flavour, and the registered versions made from each. */
+function models(items: ILoggedModel[]): HTMLElement {
+  if (!items.length) {
+    return h('p', {}, 'none');
+  }
+  return h(
+    'ul',
+    { className: 'jp-mlops-models-logged' },
+    ...items.map(m =>
+      h(
+        'li',
+        { 'data-model': m.name },
+        h('strong', {}, m.name),
+        m.model_type ? ` (${m.model_type})` : '',
+        m.registered.length
+          ? ` → ${m.registered.map(r => `${r.name} v${r.version}`).join(', ')}`
+          : ' · not registered',
+        h('div', { className: 'jp-mlops-model-uri' }, h('code', {}, m.uri))
+      )
+    )
+  );
+}
+
+/** Each artifact: text opens in JupyterLab, anything else downloads. */
+function artifacts(run: IRunDetails, actions: IDetailsActions): HTMLElement {
+  if (!run.artifacts.length) {
+    return h('p', {}, 'none');
+  }
+  const item = (path: string) =>
+    TEXT_ARTIFACT.test(path)
+      ? h(
+          'a',
+          {
+            href: '#',
+            className: 'jp-mlops-artifact',
+            title: 'Open in JupyterLab',
+            onClick: (e: Event) => {
+              e.preventDefault();
+              actions.openArtifact(path);
+            }
+          },
+          path
+        )
+      : h('a', { href: actions.artifactUrl(path), className: 'jp-mlops-artifact', download: '' }, path);
+  return h(
+    'ul',
+    { className: 'jp-mlops-artifacts' },
+    ...run.artifacts.map(a => h('li', {}, item(a.path)))
   );
 }
 
@@ -104,26 +205,36 @@ export function datasets(items: IDataset[]): HTMLElement {
   return h('table', { className: 'jp-mlops-compare-table jp-mlops-datasets' }, head, ...rows);
 }
 
-/** A small line of a metric's history (nothing for fewer than two points). */
-function sparkline(points: IMetricPoint[]): SVGElement | string {
+/**
+ * A metric's history as a small curve over its steps (the value last logged at a step wins);
+ * nothing for fewer than two steps. Hovering shows the first and last points.
+ */
+function curve(key: string, history: IMetricPoint[]): SVGElement | string {
+  const byStep = new Map<number, number>();
+  for (const p of [...history].sort((a, b) => a.timestamp - b.timestamp)) {
+    if (Number.isFinite(p.value)) {
+      byStep.set(p.step, p.value);
+    }
+  }
+  const points = [...byStep.entries()].sort((a, b) => a[0] - b[0]);
   if (points.length < 2) {
     return '';
   }
-  const values = points.map(p => p.value).filter(Number.isFinite);
-  const lo = Math.min(...values);
-  const hi = Math.max(...values);
-  const w = 80;
-  const hgt = 16;
-  const xy = points
-    .filter(p => Number.isFinite(p.value))
-    .map((p, i, all) => {
-      const x = (i / Math.max(1, all.length - 1)) * w;
-      const y = hgt - ((p.value - lo) / (hi - lo || 1)) * hgt;
-      return `${x.toFixed(1)},${y.toFixed(1)}`;
-    });
+  const values = points.map(([, v]) => v);
+  const steps = points.map(([s]) => s);
+  const [lo, hi] = [Math.min(...values), Math.max(...values)];
+  const [first, last] = [steps[0], steps[steps.length - 1]];
+  const w = 120;
+  const hgt = 28;
+  const xy = points.map(([step, value]) => {
+    const x = ((step - first) / (last - first || 1)) * w;
+    const y = hgt - 2 - ((value - lo) / (hi - lo || 1)) * (hgt - 4);
+    return `${x.toFixed(1)},${y.toFixed(1)}`;
+  });
   return svg(
     'svg',
-    { class: 'jp-mlops-spark', width: w, height: hgt },
+    { class: 'jp-mlops-spark', width: w, height: hgt, viewBox: `0 0 ${w} ${hgt}` },
+    svg('title', {}, `${key}: ${num(values[0])} at step ${first} → ${num(values[values.length - 1])} at step ${last}`),
     svg('polyline', { points: xy.join(' ') })
   );
 }

@@ -6,10 +6,11 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import { ICommandPalette, MainAreaWidget, Notification } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
 
 import { api, IServerConfig } from './api';
 import { exportNotebook } from './exporter';
@@ -63,7 +64,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
 
     const panel = new RunsPanel({
       insertCode: source => insertCode(current(), source),
-      kernelBusy: () => current()?.sessionContext.session?.kernel?.status === 'busy'
+      kernelBusy: () => current()?.sessionContext.session?.kernel?.status === 'busy',
+      openText: (title, text) => openText(app, title, text)
     });
     panel.title.icon = mlopsIcon;
     // JupyterLab: a left sidebar tab. Notebook 7's shell has side areas too (opened from the
@@ -146,6 +148,19 @@ function addCommands(
     label: 'Show the MLOps runs panel',
     execute: () => app.shell.activateById(panel.id)
   });
+}
+
+/** A read-only text (a run's artifact) in a main-area tab. */
+function openText(app: JupyterFrontEnd, title: string, text: string): void {
+  const content = new Widget();
+  content.addClass('jp-mlops-artifact-view');
+  const pre = document.createElement('pre');
+  pre.textContent = text;
+  content.node.appendChild(pre);
+  const widget = new MainAreaWidget({ content });
+  widget.title.label = title;
+  widget.title.icon = mlopsIcon;
+  app.shell.add(widget, 'main');
 }
 
 /** Insert `source` as a new code cell below the active cell. */

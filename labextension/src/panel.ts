@@ -19,9 +19,13 @@ import { renderDetails } from './details';
 import { duration, h, num, when } from './dom';
 import { ModelsView } from './models';
 
-/** How often to poll: while something runs, and otherwise. */
-const FAST_MS = 2000;
+/** How often to poll: while something runs (or just ran), and otherwise. */
+const FAST_MS = 1000;
 const SLOW_MS = 10000;
+/** How long after a cell starts or ends the panel keeps polling fast: the sender process
+ * stores the run's start and end a moment after the kernel logs them (longer when it starts
+ * afresh and imports mlflow), so the kernel going idle does not mean the store is settled. */
+const SETTLE_MS = 15000;
 const KEY_METRICS = 3;
 
 type View = 'list' | 'compare' | 'details';
@@ -31,6 +35,8 @@ type Tab = 'runs' | 'models';
 export interface IPanelHost {
   insertCode: (source: string) => void;
   kernelBusy: () => boolean;
+  /** Show a text (an artifact) in a main-area tab titled `title`. */
+  openText: (title: string, text: string) => void;
 }
 
 /**
@@ -76,6 +82,12 @@ export class RunsPanel extends Widget {
     void this.pollJob(job.id);
   }
 
+  /** A cell was scheduled or finished: fetch now and poll fast until its run settles. */
+  cellActivity(): void {
+    this._settleUntil = Date.now() + SETTLE_MS;
+    void this.refresh();
+  }
+
   /** Fetch the runs now, then keep polling. */
   async refresh(): Promise<void> {
     window.clearTimeout(this._timer);
@@ -112,6 +124,7 @@ export class RunsPanel extends Widget {
     }
     const live =
       this.host.kernelBusy() ||
+      Date.now() < this._settleUntil ||
       this._runs.some(r => r.status === 'RUNNING') ||
       [...this._jobs.values()].some(j => j.status === 'running');
     this._timer = window.setTimeout(() => void this.refresh(), live ? FAST_MS : SLOW_MS);
@@ -162,7 +175,11 @@ export class RunsPanel extends Widget {
         renderDetails(this._details, {
           back: () => this.showView('list'),
           insert: source => this.host.insertCode(source),
-          mlflowUrl: run => this.mlflowUrl(run)
+          mlflowUrl: run => this.mlflowUrl(run),
+          openRun: runId => void this.openRun(runId),
+          openArtifact: path => void this.openArtifact(path),
+          artifactUrl: path =>
+            api.artifactUrl(this._details!.run_id, path, this._notebook ?? undefined)
         })
       );
       return;
@@ -258,8 +275,9 @@ export class RunsPanel extends Widget {
     void this.refresh();
   }
 
+  /** This notebook's local pipeline runs; an ended one can be dismissed. */
   private renderJobs(): HTMLElement {
-    const jobs = [...this._jobs.values()].reverse();
+    const jobs = [...this._jobs.values()].filter(j => j.path === this._notebook).reverse();
     return h(
       'div',
       { className: 'jp-mlops-jobs' },
@@ -279,7 +297,19 @@ export class RunsPanel extends Widget {
                 },
                 'Cancel'
               )
-            : null,
+            : h(
+                'button',
+                {
+                  className: 'jp-mlops-button jp-mlops-dismiss',
+                  title: 'Dismiss',
+                  'aria-label': 'dismiss',
+                  onClick: () => {
+                    this._jobs.delete(job.id);
+                    this.render();
+                  }
+                },
+                '×'
+              ),
           h('pre', { className: 'jp-mlops-log' }, job.log.split('\n').slice(-8).join('\n'))
         )
       )
@@ -289,11 +319,11 @@ export class RunsPanel extends Widget {
   private renderList(): HTMLElement {
     const keys = metricKeys(this._runs).slice(0, KEY_METRICS);
     const runs = this.filtered();
-    const sortable = (label: string, orderKey: string) =>
+    const sortable = (label: string, orderKey: string, column = '') =>
       h(
         'th',
         {
-          className: 'jp-mlops-sortable',
+          className: `jp-mlops-sortable ${column}`,
           title: `sort by ${label}`,
           onClick: () => this.sortBy(orderKey)
         },
@@ -342,24 +372,29 @@ export class RunsPanel extends Widget {
             'tr',
             {},
             h('th', {}, ''),
-            sortable('status', 'attributes.status'),
+            sortable('status', 'attributes.status', 'jp-mlops-col-status'),
             h('th', {}, 'run'),
-            sortable('start', 'attributes.start_time'),
-            h('th', {}, 'duration'),
-            ...keys.map(k => sortable(k, `metrics.\`${k}\``))
+            sortable('start', 'attributes.start_time', 'jp-mlops-col-start'),
+            h('th', { className: 'jp-mlops-col-duration' }, 'duration'),
+            ...keys.map(k => sortable(k, `metrics.\`${k}\``, 'jp-mlops-col-metric'))
           )
         ),
-        h('tbody', {}, ...runs.map(run => this.renderRow(run, keys)))
+        h('tbody', {}, ...nest(runs).map(([run, depth]) => this.renderRow(run, keys, depth)))
       ),
       h('p', { className: 'jp-mlops-count' }, `${runs.length} of ${this._total} runs`)
     );
   }
 
-  private renderRow(run: IRunSummary, keys: string[]): HTMLElement {
+  private renderRow(run: IRunSummary, keys: string[], depth: number): HTMLElement {
     const end = run.end_time ?? (run.status === 'RUNNING' ? Date.now() : null);
+    const child = depth > 0 ? ' jp-mlops-child' : '';
     return h(
       'tr',
-      { className: `jp-mlops-run jp-mlops-status-${run.status.toLowerCase()}`, 'data-run': run.run_id },
+      {
+        className: `jp-mlops-run jp-mlops-status-${run.status.toLowerCase()}${child}`,
+        'data-run': run.run_id,
+        'data-parent': depth > 0 ? run.parent_id : undefined
+      },
       h(
         'td',
         {},
@@ -374,16 +409,16 @@ export class RunsPanel extends Widget {
           }
         })
       ),
-      h('td', { className: 'jp-mlops-status', title: run.status }, run.status.toLowerCase()),
+      h('td', { className: 'jp-mlops-status jp-mlops-col-status', title: run.status }, run.status.toLowerCase()),
       h(
         'td',
-        {},
+        { className: 'jp-mlops-col-run' },
         h('a', { className: 'jp-mlops-run-link', href: '#', onClick: (e: Event) => { e.preventDefault(); void this.openRun(run.run_id); } },
           run.run_name || run.run_id.slice(0, 8))
       ),
-      h('td', {}, when(run.start_time)),
-      h('td', {}, duration(end && run.start_time ? end - run.start_time : null)),
-      ...keys.map(k => h('td', { className: 'jp-mlops-num' }, num(run.metrics[k])))
+      h('td', { className: 'jp-mlops-col-start' }, when(run.start_time)),
+      h('td', { className: 'jp-mlops-col-duration' }, duration(end && run.start_time ? end - run.start_time : null)),
+      ...keys.map(k => h('td', { className: 'jp-mlops-num jp-mlops-col-metric' }, num(run.metrics[k])))
     );
   }
 
@@ -420,6 +455,22 @@ export class RunsPanel extends Widget {
     }
   }
 
+  /** A text artifact of the run in the details, in a JupyterLab tab. */
+  private async openArtifact(path: string): Promise<void> {
+    const run = this._details;
+    if (!run) {
+      return;
+    }
+    try {
+      const text = await api.artifactText(run.run_id, path, this._notebook ?? undefined);
+      this.host.openText(`${run.run_name || run.run_id.slice(0, 8)}: ${path}`, text);
+    } catch (error) {
+      console.error(`jupyter-mlops: cannot open artifact ${path} of run ${run.run_id}`, error);
+      this._message = `Cannot open ${path}: ${(error as Error).message}`;
+      this.render();
+    }
+  }
+
   private mlflowBase(): string | null {
     return this._config?.mlflow_ui_url ?? null; // the server's MlopsExtension.mlflow_ui_url
   }
@@ -444,6 +495,35 @@ export class RunsPanel extends Widget {
   private _chartMetric: string | null = null;
   private _message = '';
   private _timer = 0;
+  private _settleUntil = 0;
   private _config: IServerConfig | null = null;
   private _jobs = new Map<string, IJob>();
+}
+
+/**
+ * Runs in display order with their depth: each cell run right under its session run (when
+ * that is listed), in the order given; the rest at the top level.
+ */
+export function nest(runs: IRunSummary[]): [IRunSummary, number][] {
+  const listed = new Set(runs.map(r => r.run_id));
+  const children = new Map<string, IRunSummary[]>();
+  for (const run of runs) {
+    if (run.parent_id && listed.has(run.parent_id) && run.parent_id !== run.run_id) {
+      children.set(run.parent_id, [...(children.get(run.parent_id) ?? []), run]);
+    }
+  }
+  const out: [IRunSummary, number][] = [];
+  const place = (run: IRunSummary, depth: number) => {
+    out.push([run, depth]);
+    for (const child of children.get(run.run_id) ?? []) {
+      place(child, depth + 1);
+    }
+  };
+  for (const run of runs) {
+    const nested = run.parent_id && listed.has(run.parent_id) && run.parent_id !== run.run_id;
+    if (!nested) {
+      place(run, 0);
+    }
+  }
+  return out;
 }

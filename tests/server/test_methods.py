@@ -19,6 +19,7 @@ ALLOWED = {
     "experiments": {"GET"},
     "runs": {"GET"},
     "runs/<run_id>": {"GET"},
+    "runs/<run_id>/artifact": {"GET"},
     "graph": {"GET", "POST"},
     "compile": {"POST"},
     "local-runs": {"GET", "POST"},
