@@ -119,6 +119,7 @@ async def test_config_exposes_no_host(jp_fetch, notebooks, monkeypatch) -> None:
     code, body = await _get(jp_fetch, "config")
     assert code == 200
     hint = body.pop("kfp_hint")  # the line the export dialog shows beside a disabled Submit
+    assert body.pop("opens_hidden_files") is False  # Jupyter's default: .mlops/ is not opened
     assert body == {"mlflow_ui_url": "http://127.0.0.1:5000", "kfp_enabled": False,
                     "default_image": None}  # where `mlflow ui` serves a local store
     assert "--MlopsExtension.kfp_host=" in hint
