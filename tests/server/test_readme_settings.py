@@ -21,7 +21,8 @@ def settings_table() -> str:
 
 def test_the_readme_lists_every_server_setting_as_declared():
     assert settings_table() in README.read_text(encoding="utf-8"), (
-        "regenerate the README's server settings table: python tests/server/test_readme_settings.py")
+        "regenerate the README's server settings table: "
+        "python tests/server/test_readme_settings.py")
 
 
 if __name__ == "__main__":
