@@ -94,8 +94,17 @@ function onCell(message: string, index: number): string {
   return end < 0 ? message : message.slice(end + 3);
 }
 
-/** Put a cell's bar, badges and warnings in place (or take them away). */
+/** The view each cell is to show: a cell of a windowed notebook not rendered yet shows the
+ * latest one when it first renders (`ready`). */
+const latest = new WeakMap<Cell, ICellView | undefined>();
+
 function show(cell: Cell, view: ICellView | undefined): void {
+  latest.set(cell, view);
+  void cell.ready.then(() => draw(cell, latest.get(cell)));
+}
+
+/** Put a cell's bar, badges and warnings in place (or take them away). */
+function draw(cell: Cell, view: ICellView | undefined): void {
   cell.node.querySelector(`.${BADGES}`)?.remove();
   cell.node.querySelector(`.${WARNINGS}`)?.remove();
   cell.toggleClass(STEP_CELL, !!view?.color);
