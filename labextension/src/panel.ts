@@ -144,6 +144,7 @@ export class RunsPanel extends Widget {
         job = { ...next, log: (job.log + next.log).slice(-4000) };
         this._jobs.set(id, job);
       } catch (error) {
+        console.warn(`jupyter-mlops: stopped following local run ${id}`, error);
         break;
       }
       this.render();
@@ -404,7 +405,11 @@ export class RunsPanel extends Widget {
           checked: this._selected.has(run.run_id),
           onChange: (e: Event) => {
             const on = (e.target as HTMLInputElement).checked;
-            on ? this._selected.add(run.run_id) : this._selected.delete(run.run_id);
+            if (on) {
+              this._selected.add(run.run_id);
+            } else {
+              this._selected.delete(run.run_id);
+            }
             this.render();
           }
         })
