@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops._version import __version__
-from jupyter_mlops.runner.errors import RunnerError
+from jupyter_mlops.errors import RunnerError
 from jupyter_mlops.steps.serializers import file_digest
 
 if TYPE_CHECKING:

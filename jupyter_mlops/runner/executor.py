@@ -10,8 +10,8 @@ from typing import Any
 
 import nbformat
 
+from jupyter_mlops.errors import KernelStartFailed, StepFailed
 from jupyter_mlops.runner import failures
-from jupyter_mlops.runner.errors import KernelStartFailed, StepFailed
 from jupyter_mlops.runner.kernels import KERNEL_NAME, Kernel, KernelPool, kill_process
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from jupyter_mlops.runner.errors import StepFailed
+from jupyter_mlops.errors import StepFailed
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _ARROW = re.compile(r"^-{2,}>\s*(\d+)\s?(.*)$")

@@ -36,7 +36,7 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from jupyter_mlops.runner.errors import KernelStartFailed
+from jupyter_mlops.errors import KernelStartFailed
 from jupyter_mlops.runner.rundir import temp_prefix
 
 if TYPE_CHECKING:  # imported when needed: a run served from the cache starts no kernel

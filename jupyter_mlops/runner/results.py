@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jupyter_mlops.runner.errors import StepFailed
+from jupyter_mlops.errors import StepFailed
 
 # Step states; the run's exit code follows from them.
 OK, CACHED, FAILED, SKIPPED, KILLED = "ok", "cached", "failed", "skipped", "killed"

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_mlops.runner.errors import RunnerError
+from jupyter_mlops.errors import RunnerError
 
 DEFAULT_OUT = ".mlops"
 RUNNING = "running"

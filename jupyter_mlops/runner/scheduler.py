@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from jupyter_mlops.errors import StepFailed
 from jupyter_mlops.notebook import Step, StepGraph
 from jupyter_mlops.runner import cache, executor
 from jupyter_mlops.runner.cache import FORCE, REUSE
-from jupyter_mlops.runner.errors import StepFailed
 from jupyter_mlops.runner.kernels import KernelPool
 from jupyter_mlops.runner.results import CACHED, FAILED, KILLED, OK, SKIPPED, StepResult
 from jupyter_mlops.runner.rundir import RunFolder

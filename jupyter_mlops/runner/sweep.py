@@ -24,10 +24,9 @@ from typing import Any
 
 import nbformat
 
-from jupyter_mlops.errors import ParameterError
+from jupyter_mlops.errors import ParameterError, RunnerError, SweepError
 from jupyter_mlops.notebook.model import StepGraph
 from jupyter_mlops.notebook.parameters import known_parameter, parameter_value
-from jupyter_mlops.runner.errors import RunnerError, SweepError
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking.client import RunRef, Tracker
 from jupyter_mlops.tracking.notebook_info import notebook_tags

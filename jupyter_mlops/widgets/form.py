@@ -14,10 +14,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from jupyter_mlops.errors import ParameterError
+from jupyter_mlops.errors import ParameterError, SweepError
 from jupyter_mlops.notebook.model import Parameter
 from jupyter_mlops.notebook.parameters import parameter_value
-from jupyter_mlops.runner.errors import SweepError
 
 WIDE = widgets.Layout(width="340px")
 DESCRIPTION = {"description_width": "120px"}

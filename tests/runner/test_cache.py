@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_mlops.runner.errors import RunnerError
+from jupyter_mlops.errors import RunnerError
 from jupyter_mlops.steps import serializers
 
 from .conftest import copy_notebook, run, set_cell_source, statuses

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from jupyter_mlops.runner.errors import StepFailed
+from jupyter_mlops.errors import StepFailed
 
 from .conftest import copy_notebook, run, set_cell_source, sqlite_uri, statuses
 

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from jupyter_mlops.cli import main
-from jupyter_mlops.runner.errors import StepFailed
+from jupyter_mlops.errors import StepFailed
 from jupyter_mlops.runner.progress import Progress
 from jupyter_mlops.runner.results import StepResult
 from jupyter_mlops.steps import serializers

@@ -5,11 +5,10 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from jupyter_mlops.errors import ParameterError
+from jupyter_mlops.errors import ParameterError, RunnerError
 from jupyter_mlops.notebook import read_graph
 from jupyter_mlops.runner import cache, options
 from jupyter_mlops.runner.cache import CACHE, FORCE, REUSE, make_plan
-from jupyter_mlops.runner.errors import RunnerError
 from jupyter_mlops.steps.step_notebook import build_step_notebook
 
 from .conftest import DATA

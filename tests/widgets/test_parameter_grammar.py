@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from jupyter_mlops.runner.errors import SweepError
+from jupyter_mlops.errors import SweepError
 from jupyter_mlops.widgets import sweep, sweep_form
 
 PARAMS = Path(__file__).resolve().parents[1] / "data" / "parameters"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from jupyter_mlops.runner.errors import SweepError
+from jupyter_mlops.errors import SweepError
 from jupyter_mlops.steps.mlflow_vocabulary import ERROR_TAG, SWEEP_TAG
 from jupyter_mlops.widgets import step_graph, sweep, sweep_form
 
