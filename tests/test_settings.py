@@ -16,8 +16,9 @@ SEARCHED = ["jupyter_mlops/**/*.py", "tests/**/*.py", "benchmarks/**/*.py", "ben
 
 
 def _mentions() -> dict[Path, str]:
+    """The project's own files (what git would hold: not a benchmark's venv under .work)."""
     return {path: path.read_text(encoding="utf-8") for pattern in SEARCHED
-            for path in ROOT.glob(pattern)}
+            for path in ROOT.glob(pattern) if ".work" not in path.relative_to(ROOT).parts}
 
 
 def test_the_readme_lists_every_setting_as_declared():
