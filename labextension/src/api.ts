@@ -23,6 +23,8 @@ export interface IServerConfig {
   kfp_enabled: boolean;
   /** Without a KFP host: how to configure one (the export dialog shows it by Submit). */
   kfp_hint?: string | null;
+  /** Whether JupyterLab opens hidden files (a local run's, under `.mlops/`). */
+  opens_hidden_files?: boolean;
   default_image: string | null;
 }
 

@@ -12,6 +12,8 @@ import { DagView } from './dag';
 import { duration, h } from './dom';
 
 const POLL_MS = 1000;
+const HIDDEN_HINT =
+  'In a hidden folder: start Jupyter with --ContentsManager.allow_hidden=True to open it from here.';
 
 /** Where the pipeline YAML of a notebook is saved: beside it, `<stem>.pipeline.yaml`. */
 export function yamlPath(notebookPath: string): string {
@@ -190,6 +192,9 @@ export class ExportBody extends Widget {
           )
         );
       }
+      if (node.querySelector('code[data-path]')) {
+        node.append(h('p', { className: 'jp-mlops-hint' }, HIDDEN_HINT));
+      }
     }
     if (problem) {
       node.append(h('p', { className: 'jp-mlops-error' }, problem));
@@ -213,13 +218,20 @@ export class ExportBody extends Widget {
     );
   }
 
+  /**
+   * A link that opens a run's file in JupyterLab; as text with the path when the server does
+   * not open hidden files (`.mlops/`) and this one is hidden.
+   */
   private link(path: string, label: string, folder: boolean): HTMLElement {
+    const className = folder ? 'jp-mlops-run-folder' : 'jp-mlops-step-notebook';
+    const hidden = path.split('/').some(part => part.startsWith('.'));
+    if (hidden && !this.host.config()?.opens_hidden_files) {
+      return h('code', { className, title: `${path}\n${HIDDEN_HINT}`, 'data-path': path }, label);
+    }
     return h(
       'a',
       {
-        className: folder
-          ? 'jp-mlops-link jp-mlops-run-folder'
-          : 'jp-mlops-link jp-mlops-step-notebook',
+        className: `jp-mlops-link ${className}`,
         href: '#',
         title: path,
         'data-path': path,

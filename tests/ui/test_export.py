@@ -125,6 +125,8 @@ def test_run_locally_colours_the_steps_and_links_the_run(page, lab):  # noqa: AN
         "as => as.map(a => a.dataset.path)")
     assert links == [f"{folder}/make.ipynb", f"{folder}/total.ipynb"]
     assert all((lab.root / link).is_file() for link in links)
+    # Under .mlops/, which Jupyter does not open by default: the dialog says how to allow it.
+    assert "--ContentsManager.allow_hidden=True" in status.inner_text()
     dialog.locator("button.jp-mod-reject", has_text="Close").click()
 
 
