@@ -380,7 +380,14 @@ export class RunsPanel extends Widget {
             ...keys.map(k => sortable(k, `metrics.\`${k}\``, 'jp-mlops-col-metric'))
           )
         ),
-        h('tbody', {}, ...nest(runs).map(([run, depth]) => this.renderRow(run, keys, depth)))
+        h(
+          'tbody',
+          {},
+          // Sorted by a column, the order is the column's; otherwise cell runs under their session.
+          ...(this._order ? runs.map(r => [r, 0] as [IRunSummary, number]) : nest(runs)).map(
+            ([run, depth]) => this.renderRow(run, keys, depth)
+          )
+        )
       ),
       h('p', { className: 'jp-mlops-count' }, `${runs.length} of ${this._total} runs`)
     );
