@@ -1,6 +1,7 @@
 """notebooks/05_gate_and_promote.ipynb compiled and run under kfp.local against a SQLite registry
 whose champion it beats: the gate task judges the gates inside the pipeline, registers the
-winner as @challenger and promotes it; a failing quality gate fails the task, registering none."""
+winner as @challenger with its gates' verdicts and promotes it; a failing quality gate fails the
+task, registering none."""
 
 from __future__ import annotations
 
@@ -66,6 +67,8 @@ def test_the_gate_task_registers_the_winner_and_promotes_it_over_the_champion(kf
     assert aliases == {"champion": 2, "challenger": 2}
     version = client.get_model_version(MODEL, "2")
     assert version.tags[vocab.previous_holder_tag("champion")] == "1"
+    assert version.tags[vocab.gate_tag("f1>champion")].startswith(  # recorded, as locally
+        "gate f1>champion: passed, f1 = 0.")
     step = client.get_run(version.run_id).data.tags
     assert (step[vocab.STEP_TAG], step[vocab.BACKEND_TAG]) == ("choose", vocab.BACKEND_KFP)
 

@@ -87,6 +87,10 @@ def test_a_worse_run_registers_a_challenger_that_is_not_promoted(project):
     recorded = client.get_model_version(MODEL, "2").tags  # each gate's verdict, on the version
     assert recorded[vocab.gate_tag("accuracy>=0.7")].startswith("gate accuracy>=0.7: passed, ")
     assert recorded[vocab.gate_tag("f1>champion")].startswith("gate f1>champion: failed, ")
+    from jupyter_mlops.widgets.models_view import models  # `%mlops models`' view
+
+    shown = models(MODEL, store=uri).static_html()
+    assert "✓ accuracy&gt;=0.7" in shown and "✗ f1&gt;champion" in shown, shown
     report = (folder / "report-2.md").read_text()
     assert f"| metric | this run | {MODEL} v1 (champion) | difference |" in report
     assert "| `f1>champion` |" in report and "**failed**" in report
