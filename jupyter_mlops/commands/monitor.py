@@ -24,7 +24,8 @@ DRIFTED_EXIT = 4  # distinct from the run command's 1 (a step failed) and 3 (a g
 EPILOG = (f"exit codes: 0 stable; {DRIFTED_EXIT} drifted (a feature's or the predictions' PSI "
           "above --threshold), also when --retrain then ran or submitted the notebook; 1 an "
           "error (unreadable data, mismatched columns, a model without a reference profile, a "
-          "webhook that refused the summary, a KFP server that refused the run); 2 bad usage; "
+          "webhook that refused the summary (said after any retraining), a KFP server that "
+          "refused the run); 2 bad usage; "
           "with --retrain run here, the run's own code when the retraining failed (1 a step "
           "failed, 3 a gate failed).")
 READERS = {".parquet": "read_parquet", ".pq": "read_parquet", ".csv": "read_csv",
@@ -93,9 +94,21 @@ def run(args: argparse.Namespace) -> int:
                      experiment=args.experiment)
     print(verdict(report, source.label, args.data))
     print(f"monitor run {run_id} at {store}")
+    undelivered = None
     if args.notify:
-        notify(args.notify, {**summary(report, source, run_id), "data": args.data})
-        print(f"notified {args.notify}")
+        try:
+            notify(args.notify, {**summary(report, source, run_id), "data": args.data})
+            print(f"notified {args.notify}")
+        except MonitorError as error:  # said last: a webhook that is down stops no retraining
+            undelivered = error
+    code = act(report, args, store)
+    if undelivered is not None:
+        raise undelivered
+    return code
+
+
+def act(report: Any, args: argparse.Namespace, store: str) -> int:
+    """What the verdict calls for: nothing, the drift code, or retraining."""
     if not report.drifted:
         return 0
     if args.submit:

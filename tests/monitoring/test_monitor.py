@@ -289,6 +289,15 @@ def test_the_monitor_command(session, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert code == 4 and "retraining: Churn_Retrain.ipynb" in out
     assert "retraining passed: run folder " in out
+
+    # a webhook that is down is an error, said after the retraining it let run
+    again = folder / "retrained_again.txt"
+    code = main(["monitor", "Drifted_Batch.csv", *model, "--predictions", "churn_score",
+                 "--retrain", "Churn_Retrain.ipynb", "-p", "marker", str(again), "-p", "rows",
+                 "1500", "--notify", "http://127.0.0.1:9/hook", *store])
+    said = capsys.readouterr()
+    assert code == 1 and again.read_text() == "retrained on 1500 rows"
+    assert "the summary was not delivered" in said.err and "retraining passed" in said.out
     assert marker.read_text() == "retrained on 1500 rows"
 
 
