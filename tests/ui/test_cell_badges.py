@@ -66,7 +66,7 @@ def test_cells_show_their_step_and_the_graph_follows_edits(page, lab, screenshot
     page.locator(".jp-Dialog input").fill("report")
     page.locator(".jp-Dialog button.jp-mod-accept").click()
     new = page.locator(f"{notebook} .jp-Cell").nth(cells)
-    new.locator(".jp-mlops-cell-step[data-step='report']").wait_for()
+    new.locator(".jp-mlops-cell-step[data-step='report']").wait_for(state="attached")
     warning = new.locator(".jp-mlops-cell-warning")
     warning.wait_for()
     assert "'threshold'" in warning.inner_text()
@@ -75,6 +75,7 @@ def test_cells_show_their_step_and_the_graph_follows_edits(page, lab, screenshot
     assert page.evaluate(f"{NOTEBOOK_JS}.context.model.dirty")
     assert "step:report" not in (lab.root / "cell_badges" / "Churn_Steps.ipynb").read_text()
     assert _badges(page)[13] == ["evaluate", ["metrics"]]  # the cell above kept its step
+    page.evaluate(f"{NOTEBOOK_JS}.content.activeCellIndex = 1")  # its toolbar out of view
     new.scroll_into_view_if_needed()
     page.locator(notebook).screenshot(path=str(screenshots / "cell-badges.png"))
 
