@@ -4,6 +4,8 @@
  * while cells run, sortable and filterable, with comparison, details and local pipeline runs'
  * progress; beside the runs, the "Models" view of the same store's registry (models.ts).
  */
+import { Message } from '@lumino/messaging';
+import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
 import {
@@ -85,12 +87,12 @@ export class RunsPanel extends Widget {
   /** A cell was scheduled or finished: fetch now and poll fast until its run settles. */
   cellActivity(): void {
     this._settleUntil = Date.now() + SETTLE_MS;
-    void this.refresh();
+    this.schedule();
+    void this._poll.refresh();
   }
 
-  /** Fetch the runs now, then keep polling. */
+  /** Fetch the runs now (the poll goes on from here). */
   async refresh(): Promise<void> {
-    window.clearTimeout(this._timer);
     if (!this._notebook) {
       this._message = 'Open a notebook to see its runs.';
       this.render();
@@ -118,7 +120,6 @@ export class RunsPanel extends Widget {
 
   /** Poll faster while the kernel is busy, a run is running or a pipeline runs. */
   private schedule(): void {
-    window.clearTimeout(this._timer);
     if (this.isDisposed) {
       return;
     }
@@ -127,12 +128,19 @@ export class RunsPanel extends Widget {
       Date.now() < this._settleUntil ||
       this._runs.some(r => r.status === 'RUNNING') ||
       [...this._jobs.values()].some(j => j.status === 'running');
-    this._timer = window.setTimeout(() => void this.refresh(), live ? FAST_MS : SLOW_MS);
+    const interval = live ? FAST_MS : SLOW_MS;
+    this._poll.frequency = { interval, backoff: false, max: SLOW_MS };
   }
 
   dispose(): void {
-    window.clearTimeout(this._timer);
+    this._poll.dispose();
     super.dispose();
+  }
+
+  /** Hidden, the poll stands by; shown again, the list is fetched at once. */
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    void this._poll.refresh();
   }
 
   private async pollJob(id: string): Promise<void> {
@@ -506,7 +514,14 @@ export class RunsPanel extends Widget {
   private _details: IRunDetails | null = null;
   private _chartMetric: string | null = null;
   private _message = '';
-  private _timer = 0;
+  /** The runs' poll: FAST_MS or SLOW_MS (see schedule); stands by while the panel or the
+   * browser tab is hidden. */
+  private _poll = new Poll({
+    factory: () => this.refresh(),
+    frequency: { interval: SLOW_MS, backoff: false, max: SLOW_MS },
+    standby: () => !this.isVisible || 'when-hidden',
+    name: 'jupyter-mlops:runs'
+  });
   private _settleUntil = 0;
   private _config: IServerConfig | null = null;
   private _jobs = new Map<string, IJob>();
