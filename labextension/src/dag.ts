@@ -104,7 +104,7 @@ export class DagView {
     for (const child of laid.children ?? []) {
       this.content.appendChild(this.step(child));
     }
-    this.node.style.height = `min(55vh, ${Math.ceil(this.height) + 8}px)`;
+    this.node.style.height = `min(45vh, ${Math.ceil(this.height) + 8}px)`;
     this.node.dataset.laidOut = 'true';
     new ResizeObserver(() => this.userMoved || this.fit()).observe(this.node);
     this.fit();
