@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import tempfile
+import urllib.parse
 from dataclasses import replace
 from typing import Any
 
@@ -37,6 +38,10 @@ RUN_ID = r"(?P<run_id>[0-9a-fA-F]{1,64})"
 MODEL = r"(?P<model>[^/]+)"  # a registered model's name, URL-encoded by the client
 VERSION = r"(?P<version>[0-9]{1,9})"
 JOB_ID = r"(?P<job_id>[0-9a-f]{1,32})"
+ARTIFACT_CHUNK = 1 << 16
+# Artifacts sent as text: what a tracked cell, a step and MLflow write that a person reads.
+TEXT_SUFFIXES = (".py", ".txt", ".log", ".json", ".ipynb", ".yaml", ".yml", ".md", ".csv",
+                 ".toml", ".cfg", ".ini", "MLmodel")
 KFP_NOT_CONFIGURED = ("no Kubeflow Pipelines host is configured: start Jupyter with "
                       "--MlopsExtension.kfp_host=https://KFP-API-HOST (or set it in "
                       "jupyter_server_config.py)")
@@ -150,6 +155,38 @@ class RunHandler(MlopsHandler):
         if found is None:
             raise ApiError(404, "run-not-found", "no such run")
         self.reply(await asyncio.to_thread(store.run_details, found.client, run_id))
+
+
+class ArtifactHandler(MlopsHandler):
+    """GET ?path=...: one artifact file of a run, streamed: text as UTF-8 text (the cell's code,
+    stdout, a step notebook's JSON), anything else as a download. Never rendered as a page of
+    this origin: an artifact's HTML could otherwise run script with the user's session."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        path = self.get_query_argument("path", "")
+        found, _ = await self.store_for(self.get_query_argument("notebook", None))
+        if found is None:
+            raise ApiError(404, "run-not-found", "no such run")
+        with tempfile.TemporaryDirectory() as folder:
+            local = await asyncio.to_thread(store.artifact_file, found.client, run_id, path,
+                                            folder)
+            name = os.path.basename(path)
+            text, html = name.endswith(TEXT_SUFFIXES), name.endswith(".html")
+            self.set_header("Content-Type", "text/plain; charset=utf-8" if text
+                            else "text/html; charset=utf-8" if html  # a drift report
+                            else "application/octet-stream")
+            self.set_header("X-Content-Type-Options", "nosniff")
+            # An origin of its own, no script: a report's markup shows, its code cannot act.
+            self.set_header("Content-Security-Policy", "sandbox")
+            if not (text or html):
+                self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''"
+                                f"{urllib.parse.quote(name)}")
+            with open(local, "rb") as file:
+                while chunk := file.read(ARTIFACT_CHUNK):
+                    self.write(chunk)
+                    await self.flush()
 
 
 class GraphHandler(MlopsHandler):
@@ -468,6 +505,7 @@ def routes(base_url: str) -> list[tuple[str, type[MlopsHandler]]]:
         ("experiments", ExperimentsHandler),
         ("runs", RunsHandler),
         (f"runs/{RUN_ID}", RunHandler),
+        (f"runs/{RUN_ID}/artifact", ArtifactHandler),
         ("graph", GraphHandler),
         ("compile", CompileHandler),
         ("local-runs", LocalRunsHandler),
