@@ -25,6 +25,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/vulture > $(VENV)/vulture.txt || test $$? -eq 3
 	! grep '^jupyter_mlops/' $(VENV)/vulture.txt
+	$(MAKE) lint-ts
 
 # Browser tests refresh the README's screenshots.
 test: lint ui-deps labextension

@@ -302,8 +302,7 @@ export async function requestAPI<T>(
   }
   const search = params.toString();
   const url =
-    URLExt.join(settings.baseUrl, 'mlops', 'api', endpoint) +
-    (search ? `?${search}` : '');
+    URLExt.join(settings.baseUrl, 'mlops', 'api', endpoint) + (search ? `?${search}` : '');
   let response: Response;
   try {
     response = await ServerConnection.makeRequest(url, init, settings);
@@ -339,8 +338,7 @@ export const api = {
       {},
       { notebook }
     ),
-  runs: (query: IRunsQuery) =>
-    requestAPI<IRunsPage>('runs', {}, { ...query }),
+  runs: (query: IRunsQuery) => requestAPI<IRunsPage>('runs', {}, { ...query }),
   run: (runId: string, notebook?: string) =>
     requestAPI<IRunDetails>(`runs/${runId}`, {}, { notebook }),
   /** Where the server streams one of a run's artifacts (text as text, else a download). */
@@ -353,45 +351,61 @@ export const api = {
   artifactText: async (runId: string, path: string, notebook?: string) => {
     const settings = ServerConnection.makeSettings();
     const response = await ServerConnection.makeRequest(
-      api.artifactUrl(runId, path, notebook), {}, settings);
+      api.artifactUrl(runId, path, notebook),
+      {},
+      settings
+    );
     if (!response.ok) {
       const data = await response.json().catch(() => ({}));
-      throw new ApiError(response.status, data.code ?? 'error', data.message ?? response.statusText, null);
+      throw new ApiError(
+        response.status,
+        data.code ?? 'error',
+        data.message ?? response.statusText,
+        null
+      );
     }
     return response.text();
   },
   graph: (path: string) => requestAPI<IGraph>('graph', {}, { path }),
   /** The graph of the notebook as edited (its JSON, unsaved); a cell's fault names the cell. */
-  editedGraph: (path: string, notebook: unknown) =>
-    post<IGraph>('graph', { path, notebook }),
-  compile: (path: string, image?: string) =>
-    post<ICompiled>('compile', { path, image }),
+  editedGraph: (path: string, notebook: unknown) => post<IGraph>('graph', { path, notebook }),
+  compile: (path: string, image?: string) => post<ICompiled>('compile', { path, image }),
   startLocalRun: (path: string, parameters: Record<string, unknown> = {}) =>
     post<IJob>('local-runs', { path, parameters }),
-  localRun: (id: string, offset: number) =>
-    requestAPI<IJob>(`local-runs/${id}`, {}, { offset }),
-  cancelLocalRun: (id: string) =>
-    requestAPI<IJob>(`local-runs/${id}`, { method: 'DELETE' }),
+  localRun: (id: string, offset: number) => requestAPI<IJob>(`local-runs/${id}`, {}, { offset }),
+  cancelLocalRun: (id: string) => requestAPI<IJob>(`local-runs/${id}`, { method: 'DELETE' }),
   submit: (path: string, options: ISubmitOptions = {}) =>
     post<ISubmission>('submit', { path, parameters: {}, ...options }),
   models: (notebook?: string, pageToken?: string) =>
     requestAPI<IModelsPage>('models', {}, { notebook, page_token: pageToken }),
   model: (name: string, notebook?: string, condition?: string, pageToken?: string) =>
-    requestAPI<IModelVersions>(`models/${encodeURIComponent(name)}`, {}, {
-      notebook,
-      condition: condition || undefined,
-      page_token: pageToken
-    }),
+    requestAPI<IModelVersions>(
+      `models/${encodeURIComponent(name)}`,
+      {},
+      {
+        notebook,
+        condition: condition || undefined,
+        page_token: pageToken
+      }
+    ),
   versionLineage: (name: string, version: number, notebook?: string) =>
-    requestAPI<IVersionLineage>(`models/${encodeURIComponent(name)}/versions/${version}`, {}, {
-      notebook
-    }),
+    requestAPI<IVersionLineage>(
+      `models/${encodeURIComponent(name)}/versions/${version}`,
+      {},
+      {
+        notebook
+      }
+    ),
   promotionPreview: (name: string, version: number, notebook?: string, condition?: string) =>
-    requestAPI<IPromotionPreview>(`models/${encodeURIComponent(name)}/promotion`, {}, {
-      version,
-      notebook,
-      condition: condition || undefined
-    }),
+    requestAPI<IPromotionPreview>(
+      `models/${encodeURIComponent(name)}/promotion`,
+      {},
+      {
+        version,
+        notebook,
+        condition: condition || undefined
+      }
+    ),
   promote: (name: string, version: number, notebook?: string, condition?: string) =>
     post<IPromotion>(`models/${encodeURIComponent(name)}/promotion`, {
       version,

@@ -59,7 +59,13 @@ function cellViews(state: IGraphState): Map<string, ICellView> {
   const views = new Map<string, ICellView>();
   const view = (id: string | null | undefined): ICellView => {
     const key = id ?? '';
-    const found = views.get(key) ?? { step: null, first: false, color: null, roles: [], warnings: [] };
+    const found = views.get(key) ?? {
+      step: null,
+      first: false,
+      color: null,
+      roles: [],
+      warnings: []
+    };
     views.set(key, found);
     return found;
   };
@@ -80,7 +86,9 @@ function cellViews(state: IGraphState): Map<string, ICellView> {
 function addSteps(graph: IGraph, view: (index: number) => ICellView): void {
   for (const step of graph.steps) {
     const color = stepColor(graph, step.name);
-    step.cells.forEach((index, i) => Object.assign(view(index), { step: step.name, first: i === 0, color }));
+    step.cells.forEach((index, i) =>
+      Object.assign(view(index), { step: step.name, first: i === 0, color })
+    );
   }
   for (const [index, roles] of Object.entries(graph.cells ?? {})) {
     view(Number(index)).roles = roles.filter(r => r !== 'step').map(r => ROLE_LABELS[r] ?? r);
@@ -122,7 +130,11 @@ function draw(cell: Cell, view: ICellView | undefined): void {
   }
   if (view.warnings.length) {
     input.after(
-      h('div', { className: WARNINGS }, ...view.warnings.map(w => h('div', { className: 'jp-mlops-cell-warning' }, `⚠ ${w}`)))
+      h(
+        'div',
+        { className: WARNINGS },
+        ...view.warnings.map(w => h('div', { className: 'jp-mlops-cell-warning' }, `⚠ ${w}`))
+      )
     );
   }
 }

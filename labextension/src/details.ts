@@ -78,7 +78,11 @@ export function renderDetails(run: IRunDetails, actions: IDetailsActions): HTMLE
       { className: 'jp-mlops-toolbar' },
       h('button', { className: 'jp-mlops-button', onClick: actions.back }, '← Runs'),
       link
-        ? h('a', { href: link, target: '_blank', rel: 'noopener', className: 'jp-mlops-link' }, 'Open in MLflow')
+        ? h(
+            'a',
+            { href: link, target: '_blank', rel: 'noopener', className: 'jp-mlops-link' },
+            'Open in MLflow'
+          )
         : null
     ),
     h('h3', {}, run.run_name || run.run_id),
@@ -90,7 +94,9 @@ export function renderDetails(run: IRunDetails, actions: IDetailsActions): HTMLE
       ['run id', run.run_id]
     ]),
     h('h4', {}, 'Metrics'),
-    metrics.length ? h('table', { className: 'jp-mlops-kv jp-mlops-metrics' }, ...metrics) : h('p', {}, 'none'),
+    metrics.length
+      ? h('table', { className: 'jp-mlops-kv jp-mlops-metrics' }, ...metrics)
+      : h('p', {}, 'none'),
     h('h4', {}, 'Params'),
     params.length ? kv(params) : h('p', {}, 'none'),
     h('h4', {}, 'Models'),
@@ -110,7 +116,10 @@ export function renderDetails(run: IRunDetails, actions: IDetailsActions): HTMLE
           h('pre', { className: 'jp-mlops-source' }, run.source),
           h(
             'button',
-            { className: 'jp-mlops-button', onClick: () => actions.insert(run.cell ?? run.source ?? '') },
+            {
+              className: 'jp-mlops-button',
+              onClick: () => actions.insert(run.cell ?? run.source ?? '')
+            },
             'Insert into notebook'
           )
         )
@@ -178,7 +187,11 @@ function artifacts(run: IRunDetails, actions: IDetailsActions): HTMLElement {
           },
           path
         )
-      : h('a', { href: actions.artifactUrl(path), className: 'jp-mlops-artifact', download: '' }, path);
+      : h(
+          'a',
+          { href: actions.artifactUrl(path), className: 'jp-mlops-artifact', download: '' },
+          path
+        );
   return h(
     'ul',
     { className: 'jp-mlops-artifacts' },
@@ -234,7 +247,11 @@ function curve(key: string, history: IMetricPoint[]): SVGElement | string {
   return svg(
     'svg',
     { class: 'jp-mlops-spark', width: w, height: hgt, viewBox: `0 0 ${w} ${hgt}` },
-    svg('title', {}, `${key}: ${num(values[0])} at step ${first} → ${num(values[values.length - 1])} at step ${last}`),
+    svg(
+      'title',
+      {},
+      `${key}: ${num(values[0])} at step ${first} → ${num(values[values.length - 1])} at step ${last}`
+    ),
     svg('polyline', { points: xy.join(' ') })
   );
 }

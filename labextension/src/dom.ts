@@ -47,9 +47,7 @@ function append(parent: Element, children: Child[]): void {
     if (child === null || child === undefined || child === false) {
       continue;
     }
-    parent.appendChild(
-      child instanceof Node ? child : document.createTextNode(String(child))
-    );
+    parent.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
   }
 }
 

@@ -1,11 +1,7 @@
 /**
  * jupyter-mlops in JupyterLab: the MLOps runs panel, "Export to pipeline" and cell tagging.
  */
-import {
-  ILabShell,
-  JupyterFrontEnd,
-  JupyterFrontEndPlugin
-} from '@jupyterlab/application';
+import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, Notification } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
@@ -89,11 +85,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
       })
       .catch(() => undefined);
     if (registry) {
-      void registry.load(PLUGIN_ID).then(loaded => {
-        const read = () => Object.assign(settings, loaded.composite as unknown as ISettings);
-        read();
-        loaded.changed.connect(read);
-      }).catch(() => undefined);
+      void registry
+        .load(PLUGIN_ID)
+        .then(loaded => {
+          const read = () => Object.assign(settings, loaded.composite as unknown as ISettings);
+          read();
+          loaded.changed.connect(read);
+        })
+        .catch(() => undefined);
     }
 
     addCommands(app, tracker, panel, settings, () => config);

@@ -18,7 +18,11 @@ export function renderLineage(lineage: ILineage): HTMLElement {
   return h(
     'div',
     { className: 'jp-mlops-version-lineage' },
-    h('table', { className: 'jp-mlops-kv' }, ...rows.map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', {}, v)))),
+    h(
+      'table',
+      { className: 'jp-mlops-kv' },
+      ...rows.map(([k, v]) => h('tr', {}, h('th', {}, k), h('td', {}, v)))
+    ),
     h('h4', {}, 'Params'),
     params.length
       ? h('p', { className: 'jp-mlops-params' }, params.map(([k, v]) => `${k}=${v}`).join(', '))

@@ -80,7 +80,10 @@ export class LiveGraph implements IDisposable {
       return;
     }
     const cells = Array.from(model.cells);
-    const notebook = { ...(model.toJSON() as object), cells: cells.map(c => withoutOutputs(c.toJSON())) };
+    const notebook = {
+      ...(model.toJSON() as object),
+      cells: cells.map(c => withoutOutputs(c.toJSON()))
+    };
     const body = JSON.stringify(notebook);
     if (body === this._sent) {
       return; // outputs or execution counts changed: the graph cannot have
@@ -105,7 +108,7 @@ export class LiveGraph implements IDisposable {
         this._sent = ''; // not an answer about this content: ask again on the next change
       }
       const cell = error instanceof ApiError ? error.cell : null;
-      const cellId = cell !== null ? cellIds[cell] ?? null : null;
+      const cellId = cell !== null ? (cellIds[cell] ?? null) : null;
       return { ...this._state, error: { message: (error as Error).message, cellId } };
     }
   }

@@ -80,8 +80,16 @@ export class ModelsView {
         this._nextModels = page.next_page_token;
       } else {
         const shown = this._versions.get(name);
-        const page = await api.model(name, this.notebookArg, this._condition, shown?.next_page_token ?? undefined);
-        this._versions.set(name, { ...page, versions: [...(shown?.versions ?? []), ...page.versions] });
+        const page = await api.model(
+          name,
+          this.notebookArg,
+          this._condition,
+          shown?.next_page_token ?? undefined
+        );
+        this._versions.set(name, {
+          ...page,
+          versions: [...(shown?.versions ?? []), ...page.versions]
+        });
       }
     } catch (error) {
       Notification.error((error as Error).message);
@@ -118,7 +126,12 @@ export class ModelsView {
   private async promote(version: IModelVersion): Promise<void> {
     let preview: IPromotionPreview;
     try {
-      preview = await api.promotionPreview(version.model, version.version, this.notebookArg, this._condition);
+      preview = await api.promotionPreview(
+        version.model,
+        version.version,
+        this.notebookArg,
+        this._condition
+      );
     } catch (error) {
       Notification.error(`Cannot compare ${version.label}: ${(error as Error).message}`);
       return;
@@ -132,7 +145,12 @@ export class ModelsView {
       return;
     }
     try {
-      const done = await api.promote(version.model, version.version, this.notebookArg, this._condition);
+      const done = await api.promote(
+        version.model,
+        version.version,
+        this.notebookArg,
+        this._condition
+      );
       Notification.success(done.message.split('\n')[0]);
     } catch (error) {
       Notification.error((error as Error).message);
@@ -151,7 +169,13 @@ export class ModelsView {
       node.appendChild(this.renderModel(model));
     }
     if (this._nextModels) {
-      node.appendChild(h('button', { className: 'jp-mlops-button jp-mlops-more', onClick: () => void this.more() }, 'More models'));
+      node.appendChild(
+        h(
+          'button',
+          { className: 'jp-mlops-button jp-mlops-more', onClick: () => void this.more() },
+          'More models'
+        )
+      );
     }
   }
 
@@ -170,7 +194,11 @@ export class ModelsView {
       'div',
       { className: 'jp-mlops-toolbar' },
       gates,
-      h('button', { className: 'jp-mlops-button', title: 'Refresh now', onClick: () => void this.refresh() }, '⟳')
+      h(
+        'button',
+        { className: 'jp-mlops-button', title: 'Refresh now', onClick: () => void this.refresh() },
+        '⟳'
+      )
     );
   }
 
@@ -189,35 +217,66 @@ export class ModelsView {
         h('strong', {}, model.name),
         ' ',
         ...aliases.map(([alias, v]) => badge(alias, `v${v}`)),
-        h('span', { className: 'jp-mlops-subtitle' }, model.latest_version ? ` · ${model.latest_version} versions` : '')
+        h(
+          'span',
+          { className: 'jp-mlops-subtitle' },
+          model.latest_version ? ` · ${model.latest_version} versions` : ''
+        )
       ),
       open && error ? h('p', { className: 'jp-mlops-error' }, error) : null,
       open && found ? this.renderVersions(found) : null,
       open && found?.next_page_token
-        ? h('button', { className: 'jp-mlops-button jp-mlops-more', onClick: () => void this.more(model.name) },
-            `More versions (${found.versions.length} of ${found.total})`)
+        ? h(
+            'button',
+            {
+              className: 'jp-mlops-button jp-mlops-more',
+              onClick: () => void this.more(model.name)
+            },
+            `More versions (${found.versions.length} of ${found.total})`
+          )
         : null
     );
   }
 
   private renderVersions(found: IModelVersions): HTMLElement {
-    const keys = [...new Set(found.versions.flatMap(v => Object.keys(v.metrics)))].sort().slice(0, KEY_METRICS);
+    const keys = [...new Set(found.versions.flatMap(v => Object.keys(v.metrics)))]
+      .sort()
+      .slice(0, KEY_METRICS);
     return h(
       'table',
       { className: 'jp-mlops-runs jp-mlops-versions' },
       h(
         'thead',
         {},
-        h('tr', {}, h('th', {}, 'version'), h('th', {}, 'aliases'), ...keys.map(k => h('th', {}, k)),
-          h('th', {}, 'gates'), h('th', {}, 'lineage'), h('th', {}, ''))
+        h(
+          'tr',
+          {},
+          h('th', {}, 'version'),
+          h('th', {}, 'aliases'),
+          ...keys.map(k => h('th', {}, k)),
+          h('th', {}, 'gates'),
+          h('th', {}, 'lineage'),
+          h('th', {}, '')
+        )
       ),
-      h('tbody', {}, ...found.versions.flatMap(v => {
-        const lineage = this._lineage.get(`${v.model}/${v.version}`);
-        const row = this.renderVersion(v, keys);
-        return lineage
-          ? [row, h('tr', { className: 'jp-mlops-lineage-row' }, h('td', { colspan: keys.length + 5 }, renderLineage(lineage.lineage)))]
-          : [row];
-      }))
+      h(
+        'tbody',
+        {},
+        ...found.versions.flatMap(v => {
+          const lineage = this._lineage.get(`${v.model}/${v.version}`);
+          const row = this.renderVersion(v, keys);
+          return lineage
+            ? [
+                row,
+                h(
+                  'tr',
+                  { className: 'jp-mlops-lineage-row' },
+                  h('td', { colspan: keys.length + 5 }, renderLineage(lineage.lineage))
+                )
+              ]
+            : [row];
+        })
+      )
     );
   }
 
@@ -229,22 +288,41 @@ export class ModelsView {
       h(
         'td',
         { title: `registered ${when(v.created_ms)}; click for its lineage` },
-        h('a', { className: 'jp-mlops-version-link', href: '#', onClick: (e: Event) => { e.preventDefault(); void this.toggleLineage(v); } },
-          `v${v.version}`)
+        h(
+          'a',
+          {
+            className: 'jp-mlops-version-link',
+            href: '#',
+            onClick: (e: Event) => {
+              e.preventDefault();
+              void this.toggleLineage(v);
+            }
+          },
+          `v${v.version}`
+        )
       ),
       h('td', { className: 'jp-mlops-aliases' }, ...v.aliases.map(a => badge(a))),
       ...keys.map(k => h('td', { className: 'jp-mlops-num' }, num(v.metrics[k]))),
-      h('td', { className: 'jp-mlops-gates' },
+      h(
+        'td',
+        { className: 'jp-mlops-gates' },
         ...((v.recorded_gates ?? []) as IVerdict[]).map(r => verdict(r, 'when registered: ')),
-        ...(v.gates ?? []).map(r => verdict(r))),
+        ...(v.gates ?? []).map(r => verdict(r))
+      ),
       h('td', { className: 'jp-mlops-lineage' }, lineage(v)),
       h(
         'td',
         {},
         champion
           ? null
-          : h('button', { className: 'jp-mlops-button jp-mlops-promote', onClick: () => void this.promote(v) },
-              'Promote to champion')
+          : h(
+              'button',
+              {
+                className: 'jp-mlops-button jp-mlops-promote',
+                onClick: () => void this.promote(v)
+              },
+              'Promote to champion'
+            )
       )
     );
   }
@@ -262,15 +340,21 @@ export class ModelsView {
 
 /** An alias as a badge: `@champion`, optionally with its version. */
 function badge(alias: string, version = ''): HTMLElement {
-  return h('span', { className: `jp-mlops-badge jp-mlops-badge-${alias}`, 'data-alias': alias },
-    `@${alias}${version ? ` ${version}` : ''}`);
+  return h(
+    'span',
+    { className: `jp-mlops-badge jp-mlops-badge-${alias}`, 'data-alias': alias },
+    `@${alias}${version ? ` ${version}` : ''}`
+  );
 }
 
 /** A gate's verdict as a mark whose tooltip says why (`when`: recorded at registration). */
 function verdict(result: IVerdict, when = ''): HTMLElement {
   const state = result.passed ? 'jp-mlops-pass' : 'jp-mlops-fail';
-  return h('span', { className: when ? `${state} jp-mlops-recorded` : state, title: when + result.message },
-    `${result.passed ? '✓' : '✗'} ${result.gate} `);
+  return h(
+    'span',
+    { className: when ? `${state} jp-mlops-recorded` : state, title: when + result.message },
+    `${result.passed ? '✓' : '✗'} ${result.gate} `
+  );
 }
 
 /** Where a version came from: notebook, git commit, run (full values in the tooltip). */
@@ -280,34 +364,66 @@ function lineage(v: IModelVersion): HTMLElement {
     v.git_commit ? `@${v.git_commit.slice(0, 8)}` : null,
     v.run_id ? `run ${v.run_id.slice(0, 8)}` : null
   ].filter(Boolean);
-  const full = [`notebook: ${v.notebook ?? '-'}`, `git commit: ${v.git_commit ?? '-'}`,
-    `run: ${v.run_id ?? '-'}`, `source: ${v.source}`];
+  const full = [
+    `notebook: ${v.notebook ?? '-'}`,
+    `git commit: ${v.git_commit ?? '-'}`,
+    `run: ${v.run_id ?? '-'}`,
+    `source: ${v.source}`
+  ];
   return h('span', { title: full.join('\n') }, parts.join(' · '));
 }
 
 /** The confirmation's body: the candidate against the current champion, metric by metric. */
 export function renderComparison(preview: IPromotionPreview): HTMLElement {
   const theirs = preview.champion;
-  const delta = (a: number | null, b: number | null) => (a === null || b === null ? '' : (a - b >= 0 ? '+' : '') + num(a - b));
+  const delta = (a: number | null, b: number | null) =>
+    a === null || b === null ? '' : (a - b >= 0 ? '+' : '') + num(a - b);
   return h(
     'div',
     { className: 'jp-mlops-promotion' },
-    h('p', {}, theirs
-      ? `@${preview.alias} moves from ${theirs.label} to ${preview.candidate.label}.`
-      : `Nobody holds @${preview.alias} yet: ${preview.candidate.label} takes it.`),
+    h(
+      'p',
+      {},
+      theirs
+        ? `@${preview.alias} moves from ${theirs.label} to ${preview.candidate.label}.`
+        : `Nobody holds @${preview.alias} yet: ${preview.candidate.label} takes it.`
+    ),
     h(
       'table',
       { className: 'jp-mlops-compare-table' },
-      h('thead', {}, h('tr', {}, h('th', {}, 'metric'), h('th', {}, `candidate v${preview.candidate.version}`),
-        h('th', {}, theirs ? `champion v${theirs.version}` : 'champion'), h('th', {}, 'Δ'))),
-      h('tbody', {}, ...preview.metrics.map(row =>
-        h('tr', { 'data-metric': row.metric }, h('td', {}, row.metric),
-          h('td', { className: 'jp-mlops-num' }, num(row.candidate ?? undefined)),
-          h('td', { className: 'jp-mlops-num' }, num(row.champion ?? undefined)),
-          h('td', { className: 'jp-mlops-num' }, delta(row.candidate, row.champion)))))
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          h('th', {}, 'metric'),
+          h('th', {}, `candidate v${preview.candidate.version}`),
+          h('th', {}, theirs ? `champion v${theirs.version}` : 'champion'),
+          h('th', {}, 'Δ')
+        )
+      ),
+      h(
+        'tbody',
+        {},
+        ...preview.metrics.map(row =>
+          h(
+            'tr',
+            { 'data-metric': row.metric },
+            h('td', {}, row.metric),
+            h('td', { className: 'jp-mlops-num' }, num(row.candidate ?? undefined)),
+            h('td', { className: 'jp-mlops-num' }, num(row.champion ?? undefined)),
+            h('td', { className: 'jp-mlops-num' }, delta(row.candidate, row.champion))
+          )
+        )
+      )
     ),
     preview.results.length
-      ? h('ul', { className: 'jp-mlops-verdicts' }, ...preview.results.map(r => h('li', {}, verdict(r))))
+      ? h(
+          'ul',
+          { className: 'jp-mlops-verdicts' },
+          ...preview.results.map(r => h('li', {}, verdict(r)))
+        )
       : null
   );
 }

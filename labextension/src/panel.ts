@@ -8,14 +8,7 @@ import { Message } from '@lumino/messaging';
 import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
-import {
-  api,
-  IExperimentRuns,
-  IJob,
-  IRunDetails,
-  IRunSummary,
-  IServerConfig
-} from './api';
+import { api, IExperimentRuns, IJob, IRunDetails, IRunSummary, IServerConfig } from './api';
 import { metricKeys, renderComparison } from './compare';
 import { renderDetails } from './details';
 import { duration, h, num, when } from './dom';
@@ -199,7 +192,11 @@ export class RunsPanel extends Widget {
         h(
           'div',
           {},
-          h('button', { className: 'jp-mlops-button', onClick: () => this.showView('list') }, '← Runs'),
+          h(
+            'button',
+            { className: 'jp-mlops-button', onClick: () => this.showView('list') },
+            '← Runs'
+          ),
           renderComparison(runs, this._chartMetric, metric => {
             this._chartMetric = metric;
             this.render();
@@ -240,7 +237,12 @@ export class RunsPanel extends Widget {
         },
         label
       );
-    return h('div', { className: 'jp-mlops-tabs', role: 'tablist' }, tab('runs', 'Runs'), tab('models', 'Models'));
+    return h(
+      'div',
+      { className: 'jp-mlops-tabs', role: 'tablist' },
+      tab('runs', 'Runs'),
+      tab('models', 'Models')
+    );
   }
 
   private showTab(tab: Tab): void {
@@ -269,7 +271,7 @@ export class RunsPanel extends Widget {
       'select',
       {
         className: 'jp-mlops-experiment-picker',
-        title: 'Experiments holding this notebook\'s runs',
+        title: "Experiments holding this notebook's runs",
         'aria-label': 'experiment',
         onChange: (e: Event) => this.pick((e.target as HTMLSelectElement).value || null)
       },
@@ -302,7 +304,8 @@ export class RunsPanel extends Widget {
                 'button',
                 {
                   className: 'jp-mlops-button',
-                  onClick: () => void api.cancelLocalRun(job.id).then(j => this.track({ ...j, log: job.log }))
+                  onClick: () =>
+                    void api.cancelLocalRun(job.id).then(j => this.track({ ...j, log: job.log }))
                 },
                 'Cancel'
               )
@@ -365,9 +368,26 @@ export class RunsPanel extends Widget {
         { className: 'jp-mlops-toolbar' },
         filter,
         compare,
-        h('button', { className: 'jp-mlops-button', onClick: () => void this.refresh(), title: 'Refresh now' }, '⟳'),
+        h(
+          'button',
+          {
+            className: 'jp-mlops-button',
+            onClick: () => void this.refresh(),
+            title: 'Refresh now'
+          },
+          '⟳'
+        ),
         this.mlflowBase()
-          ? h('a', { className: 'jp-mlops-link', href: this.mlflowBase()!, target: '_blank', rel: 'noopener' }, 'MLflow UI')
+          ? h(
+              'a',
+              {
+                className: 'jp-mlops-link',
+                href: this.mlflowBase()!,
+                target: '_blank',
+                rel: 'noopener'
+              },
+              'MLflow UI'
+            )
           : null
       ),
       this._message ? h('p', { className: 'jp-mlops-message' }, this._message) : null,
@@ -429,16 +449,36 @@ export class RunsPanel extends Widget {
           }
         })
       ),
-      h('td', { className: 'jp-mlops-status jp-mlops-col-status', title: run.status }, run.status.toLowerCase()),
+      h(
+        'td',
+        { className: 'jp-mlops-status jp-mlops-col-status', title: run.status },
+        run.status.toLowerCase()
+      ),
       h(
         'td',
         { className: 'jp-mlops-col-run' },
-        h('a', { className: 'jp-mlops-run-link', href: '#', onClick: (e: Event) => { e.preventDefault(); void this.openRun(run.run_id); } },
-          run.run_name || run.run_id.slice(0, 8))
+        h(
+          'a',
+          {
+            className: 'jp-mlops-run-link',
+            href: '#',
+            onClick: (e: Event) => {
+              e.preventDefault();
+              void this.openRun(run.run_id);
+            }
+          },
+          run.run_name || run.run_id.slice(0, 8)
+        )
       ),
       h('td', { className: 'jp-mlops-col-start' }, when(run.start_time)),
-      h('td', { className: 'jp-mlops-col-duration' }, duration(end && run.start_time ? end - run.start_time : null)),
-      ...keys.map(k => h('td', { className: 'jp-mlops-num jp-mlops-col-metric' }, num(run.metrics[k])))
+      h(
+        'td',
+        { className: 'jp-mlops-col-duration' },
+        duration(end && run.start_time ? end - run.start_time : null)
+      ),
+      ...keys.map(k =>
+        h('td', { className: 'jp-mlops-num jp-mlops-col-metric' }, num(run.metrics[k]))
+      )
     );
   }
 
@@ -497,7 +537,9 @@ export class RunsPanel extends Widget {
 
   private mlflowUrl(run: IRunDetails): string | null {
     const base = this.mlflowBase();
-    return base ? `${base.replace(/\/$/, '')}/#/experiments/${run.experiment_id}/runs/${run.run_id}` : null;
+    return base
+      ? `${base.replace(/\/$/, '')}/#/experiments/${run.experiment_id}/runs/${run.run_id}`
+      : null;
   }
 
   private _notebook: string | null = null;

@@ -38,7 +38,10 @@ function isRole(tag: string): boolean {
  */
 export function markStep(cell: ICellModel, name: string): void {
   if (!name) {
-    cell.setMetadata('tags', tagsOf(cell).filter(t => !t.startsWith('step:')));
+    cell.setMetadata(
+      'tags',
+      tagsOf(cell).filter(t => !t.startsWith('step:'))
+    );
     return;
   }
   if (!STEP_NAME.test(name)) {
@@ -51,7 +54,10 @@ export function markStep(cell: ICellModel, name: string): void {
 export function toggleRole(cell: ICellModel, role: string): boolean {
   const tags = tagsOf(cell);
   if (tags.includes(role)) {
-    cell.setMetadata('tags', tags.filter(t => t !== role));
+    cell.setMetadata(
+      'tags',
+      tags.filter(t => t !== role)
+    );
     return false;
   }
   cell.setMetadata('tags', [...tags.filter(t => !isRole(t)), role]);
