@@ -7,7 +7,6 @@ batches are compared with `Churn_Forest@champion` (`jupyter_mlops.drift`, `%mlop
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kernel_driver import Kernel, Said
 
 EXPERIMENT = "Churn_Monitoring"
 MODEL = "Churn_Forest"
@@ -42,58 +42,6 @@ SETUP = [
     "X_train = pd.get_dummies(train, columns=['plan'], dtype=float)\n"
     f"%mlops end\n%mlops promote {MODEL} --version 1 --to champion",
 ]
-
-
-@dataclass
-class Said:
-    stdout: str = ""
-    stderr: str = ""
-    error: str = ""
-    html: str = ""
-
-
-class Kernel:
-    """A real IPython kernel (unix sockets: no port race) driven cell by cell."""
-
-    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
-        from jupyter_client import KernelManager
-
-        self.sockets = tempfile.mkdtemp(prefix="mlm")
-        self.km = KernelManager(kernel_name="python3", transport="ipc",
-                                ip=os.path.join(self.sockets, "k"),
-                                connection_file=os.path.join(self.sockets, "kernel.json"))
-        self.km.start_kernel(cwd=str(cwd), env=env)
-        self.kc = self.km.blocking_client()
-        self.kc.start_channels()
-        self.kc.wait_for_ready(timeout=120)
-
-    def run(self, code: str, timeout: float = 300) -> Said:
-        said = Said()
-
-        def hook(msg: dict[str, Any]) -> None:
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream" and content["text"].startswith("UsageError: "):
-                said.error += content["text"].strip()
-            elif kind == "stream":
-                setattr(said, content["name"], getattr(said, content["name"]) + content["text"])
-            elif kind == "error":
-                said.error = f"{content['ename']}: {content['evalue']}"
-            elif kind in ("display_data", "execute_result", "update_display_data"):
-                said.html += content["data"].get("text/html", "")
-                said.html += content["data"].get("text/plain", "")
-
-        self.kc.execute_interactive(code, timeout=timeout, output_hook=hook)
-        return said
-
-    def ok(self, code: str) -> Said:
-        said = self.run(code)
-        assert not said.error, f"{code}\n{said}"
-        return said
-
-    def stop(self) -> None:
-        self.kc.stop_channels()
-        self.km.shutdown_kernel(now=True)
-        shutil.rmtree(self.sockets, ignore_errors=True)
 
 
 @dataclass
@@ -165,7 +113,7 @@ def test_drift_in_the_notebook_against_the_champion(session):
               "X_stable, X_drifted = frame(2000, 0.0, 1), frame(2000, 1.0, 2)")
     stable = kernel.ok("report = jupyter_mlops.drift(X_stable, reference='Churn_Forest@champion',"
                        " predictions=forest.predict_proba(X_stable))\nreport")
-    assert 'class="mlops-drift-verdict">stable<' in stable.html
+    assert 'class="mlops-drift-verdict">stable<' in stable.html + stable.text
     said = kernel.ok("print(report.drifted, round(report.max_psi, 3), report.prediction.name,"
                      " report.run_id)")
     drifted, max_psi, prediction, stable_run = said.stdout.split()
@@ -173,7 +121,7 @@ def test_drift_in_the_notebook_against_the_champion(session):
 
     shown = kernel.ok(f"%mlops drift X_drifted --model {MODEL}@champion --threshold 0.2")
     assert "X_drifted against Churn_Forest@champion: DRIFTED" in shown.stdout
-    assert 'class="mlops-drift-verdict">DRIFTED<' in shown.html
+    assert 'class="mlops-drift-verdict">DRIFTED<' in shown.html + shown.text
 
     client = session.client()
     experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
