@@ -79,5 +79,5 @@ async def test_an_unexpected_error_is_a_500_without_details(jp_fetch, jp_servera
 
 
 async def test_an_unknown_method_is_a_405_with_a_code(jp_fetch, notebooks) -> None:  # noqa: ANN001
-    code, body = await fetch_json(jp_fetch, "mlops", "api", "graph", method="POST", body="{}")
+    code, body = await fetch_json(jp_fetch, "mlops", "api", "experiments", method="POST", body="{}")
     assert (code, body["code"]) == (405, "method-not-allowed")
