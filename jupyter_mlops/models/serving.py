@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -106,6 +107,21 @@ def serve(reference: str, port: int = 5000, host: str = "127.0.0.1",
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _reap(server.pid)
+
+
+def _reap(session: int, grace: float = 10.0) -> None:
+    """Return only once the whole session has gone: mlflow's command can end while its uvicorn
+    worker still holds the port; stragglers past `grace` seconds are killed."""
+    try:
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            os.killpg(session, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:  # bounded: an unreaped zombie still counts
+                os.killpg(session, 0)
+                time.sleep(0.05)
+    except ProcessLookupError:
+        return
 
 
 def _stop(server: subprocess.Popen) -> None:
