@@ -20,10 +20,11 @@ import secrets
 import signal
 import statistics
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_server import free_port, get, timed
+from benchmarks.bench_server import FinishedRun, free_port, get, insert_runs, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / ".work" / "models"
@@ -53,47 +54,22 @@ def build_store(uri: str) -> float | None:
 
 def _insert_runs(uri: str, eid: str) -> list[str]:
     """MODELS * VERSIONS finished runs with params, metrics, notebook and git commit tags."""
-    import uuid
-
-    from mlflow.store.tracking.dbmodels.models import (
-        SqlLatestMetric,
-        SqlMetric,
-        SqlParam,
-        SqlRun,
-        SqlTag,
-    )
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
     from jupyter_mlops.steps import mlflow_vocabulary as vocab
 
-    store = SqlAlchemyStore(uri, str(WORK / "artifacts"))
     rng = random.Random(16)
     start = int(time.time() * 1000) - MODELS * VERSIONS * 1000
-    rows: list[object] = []
-    ids = []
+    runs = []
     for i in range(MODELS * VERSIONS):
         rid, now = uuid.UUID(int=rng.getrandbits(128)).hex, start + i * 1000
-        ids.append(rid)
-        rows.append(SqlRun(run_uuid=rid, name=f"train-{i}", source_type="NOTEBOOK",
-                           source_name="", entry_point_name="", user_id="bench",
-                           status="FINISHED", start_time=now, end_time=now + 500,
-                           source_version="", lifecycle_stage="active",
-                           artifact_uri=str(WORK / "artifacts" / rid), experiment_id=int(eid)))
-        for key in METRICS:
-            value = rng.random()
-            rows.append(SqlMetric(key=key, value=value, timestamp=now, step=0, is_nan=False,
-                                  run_uuid=rid))
-            rows.append(SqlLatestMetric(key=key, value=value, timestamp=now, step=0,
-                                        is_nan=False, run_uuid=rid))
-        rows += [SqlParam(key=k, value=str(rng.randint(10, 500)), run_uuid=rid)
-                 for k in ("n_estimators", "max_depth", "min_samples_leaf")]
+        metrics = {key: rng.random() for key in METRICS}
+        params = {k: str(rng.randint(10, 500))
+                  for k in ("n_estimators", "max_depth", "min_samples_leaf")}
         tags = {"mlflow.runName": f"train-{i}", vocab.KIND_TAG: vocab.KIND_CELL,
                 vocab.NOTEBOOK_TAG: "/home/ana/Churn_Model.ipynb",
                 vocab.GIT_COMMIT_TAG: f"{rng.getrandbits(160):040x}"}
-        rows += [SqlTag(key=k, value=v, run_uuid=rid) for k, v in tags.items()]
-    with store.ManagedSessionMaker() as session:
-        session.add_all(rows)
-    return ids
+        runs.append(FinishedRun(rid, f"train-{i}", now, metrics, params, tags))
+    insert_runs(uri, eid, runs)
+    return [run.run_id for run in runs]
 
 
 def _register(client: Any, runs: list[str]) -> None:

@@ -22,6 +22,8 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,8 +54,35 @@ def build_store(uri: str) -> str:
 
 
 def _insert_runs(uri: str, eid: str) -> None:
-    import uuid
+    rng = random.Random(7)
+    start = int(time.time() * 1000) - RUNS * 1000
+    runs = []
+    for i in range(RUNS):
+        rid, now = uuid.UUID(int=rng.getrandbits(128)).hex, start + i * 1000
+        # Two-decimal accuracies: many ties, so the tie-break order is exercised too.
+        metrics = {"accuracy": round(rng.random(), 2)}
+        metrics.update({f"m{k}": rng.random() for k in range(9)})
+        params = {f"p{k}": str(rng.randint(0, 50)) for k in range(10)}
+        tags = {"mlflow.runName": f"cell-{i}", **{f"t{k}": f"v{rng.randint(0, 5)}"
+                                                 for k in range(4)}}
+        runs.append(FinishedRun(rid, f"cell-{i}", now, metrics, params, tags))
+    insert_runs(uri, eid, runs)
 
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """One run as the benchmarks insert it: finished 0.5 s after `start_ms`."""
+
+    run_id: str
+    name: str
+    start_ms: int
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tags: dict[str, str]
+
+
+def insert_runs(uri: str, eid: str, runs: list[FinishedRun]) -> None:
+    """Write `runs` straight into MLflow's SQL tables: minutes of log_batch calls in seconds."""
     from mlflow.store.tracking.dbmodels.models import (
         SqlLatestMetric,
         SqlMetric,
@@ -64,29 +93,21 @@ def _insert_runs(uri: str, eid: str) -> None:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     store = SqlAlchemyStore(uri, str(WORK / "artifacts"))
-    rng = random.Random(7)
-    start = int(time.time() * 1000) - RUNS * 1000
     rows: list[object] = []
-    for i in range(RUNS):
-        rid, now = uuid.UUID(int=rng.getrandbits(128)).hex, start + i * 1000
-        rows.append(SqlRun(run_uuid=rid, name=f"cell-{i}", source_type="NOTEBOOK",
+    for run in runs:
+        rid, now = run.run_id, run.start_ms
+        rows.append(SqlRun(run_uuid=rid, name=run.name, source_type="NOTEBOOK",
                            source_name="", entry_point_name="", user_id="bench",
                            status="FINISHED", start_time=now, end_time=now + 500,
                            source_version="", lifecycle_stage="active",
                            artifact_uri=str(WORK / "artifacts" / rid), experiment_id=int(eid)))
-        # Two-decimal accuracies: many ties, so the tie-break order is exercised too.
-        metrics = {"accuracy": round(rng.random(), 2)}
-        metrics.update({f"m{k}": rng.random() for k in range(9)})
-        for key, value in metrics.items():
+        for key, value in run.metrics.items():
             rows.append(SqlMetric(key=key, value=value, timestamp=now, step=0, is_nan=False,
                                   run_uuid=rid))
             rows.append(SqlLatestMetric(key=key, value=value, timestamp=now, step=0,
                                         is_nan=False, run_uuid=rid))
-        rows += [SqlParam(key=f"p{k}", value=str(rng.randint(0, 50)), run_uuid=rid)
-                 for k in range(10)]
-        tags = {"mlflow.runName": f"cell-{i}", **{f"t{k}": f"v{rng.randint(0, 5)}"
-                                                 for k in range(4)}}
-        rows += [SqlTag(key=k, value=v, run_uuid=rid) for k, v in tags.items()]
+        rows += [SqlParam(key=k, value=v, run_uuid=rid) for k, v in run.params.items()]
+        rows += [SqlTag(key=k, value=v, run_uuid=rid) for k, v in run.tags.items()]
     with store.ManagedSessionMaker() as session:
         session.add_all(rows)
 
