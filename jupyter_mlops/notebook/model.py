@@ -33,9 +33,32 @@ class Resources:
     gpu: str | None = None
 
 
+@dataclass(frozen=True)
+class SecretEnv:
+    """A Kubernetes secret's key exposed to the step as an environment variable. Only the
+    names travel in the pipeline spec; the cluster reads the value when the pod starts."""
+
+    secret: str  # the Secret's name
+    key: str  # the key inside the Secret
+    env: str  # the environment variable the step reads it from
+
+
+@dataclass(frozen=True)
+class VolumeMount:
+    """An existing PersistentVolumeClaim mounted into the step's pod."""
+
+    pvc: str  # the claim's name
+    path: str  # absolute mount path inside the container
+
+
 @dataclass
 class StepOptions:
-    """Per-step options from tags on the step's cells."""
+    """Per-step options from tags on the step's cells (and Kale's notebook metadata).
+
+    The platform fields (secrets, volumes, labels, annotations, limits, env) become the
+    pipeline's Kubernetes PlatformSpec and container limits on KFP; the local runner ignores
+    them.
+    """
 
     cache: bool = True
     retries: int = 0
@@ -46,9 +69,12 @@ class StepOptions:
     register: str | None = None  # the registered model it becomes a version of (register:NAME)
     promote: str | None = None  # the alias it takes when the gates against the champion pass
     when: Gate | None = None  # when:EXPR: the step runs only if this holds (else it is skipped)
-    limits: dict[str, str] = field(default_factory=dict)  # Kale's limit:KEY:VAL
-    annotations: dict[str, str] = field(default_factory=dict)
-    labels: dict[str, str] = field(default_factory=dict)
+    limits: dict[str, str] = field(default_factory=dict)  # limit:KEY:VAL (cpu, memory, other)
+    annotations: dict[str, str] = field(default_factory=dict)  # pod annotations
+    labels: dict[str, str] = field(default_factory=dict)  # pod labels
+    secrets: tuple[SecretEnv, ...] = ()  # secret:NAME:KEY:ENV, in tag order
+    volumes: tuple[VolumeMount, ...] = ()  # volume:PVC:/path, in tag order
+    env: dict[str, str] = field(default_factory=dict)  # plain variables (e.g. Kale's volume env)
 
 
 @dataclass(frozen=True)
