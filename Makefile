@@ -28,7 +28,7 @@ lint: install
 	$(MAKE) lint-ts
 
 # Browser tests refresh the README's screenshots.
-test: lint ui-deps labextension
+test: lint ui-deps pg-deps labextension
 	MLOPS_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests
 
 lab: install labextension
@@ -42,7 +42,7 @@ clean:
 
 # The JupyterLab extension: rebuilt when its sources change, and linked into the venv so
 # `jupyter lab` serves the fresh build (an editable install copies it once).
-.PHONY: ui-deps labextension
+.PHONY: ui-deps pg-deps labextension
 LABEXT_SOURCES := $(wildcard labextension/src/*.ts labextension/style/* labextension/schema/*.json) \
 	labextension/package.json labextension/package-lock.json
 
@@ -61,6 +61,16 @@ labextension/node_modules/.package-lock.json: labextension/package-lock.json
 # Browser tests drive Debian's Chromium (never `playwright install`).
 ui-deps: install
 	test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+
+# Tests of the shared server run a private PostgreSQL cluster (initdb in a temp dir, on 127.0.0.1)
+# from Debian's server binaries, never a system service.
+pg-deps:
+	ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || (apt-get update && apt-get install -y postgresql)
+
+# A shared MLflow server on a private PostgreSQL, as the tests start it (README, "For teams").
+.PHONY: team-server
+team-server: install pg-deps
+	$(BIN)/python tests/pg_server.py
 
 # The package as a user installs it: the sdist, and the wheel built from it, by `build` (in
 # a tools venv under build/; hatchling and hatch-jupyter-builder come in its isolated build);
