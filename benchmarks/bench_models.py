@@ -127,7 +127,7 @@ def cli_list(uri: str, *args: str) -> str:
 def function_figures(uri: str) -> dict[str, Any]:
     """`jupyter-mlops models list [MODEL]` and the MLflow calls to compare with."""
     from jupyter_mlops.models import registry
-    from jupyter_mlops.tracking.store import open_client
+    from jupyter_mlops.tracking.destination import open_client
 
     client = open_client(uri, create=False)
     name = "churn-model-00"

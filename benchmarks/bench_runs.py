@@ -45,7 +45,7 @@ def make_store(folder: Path) -> None:
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
 
-    from jupyter_mlops.tracking.store import open_client
+    from jupyter_mlops.tracking.destination import open_client
 
     client: MlflowClient = open_client(f"sqlite:///{folder / 'mlflow.db'}")
     now = int(time.time() * 1000)

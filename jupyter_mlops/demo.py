@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from jupyter_mlops.notebook import read_graph
     from jupyter_mlops.runner import RunOptions, run_pipeline
     from jupyter_mlops.runner.mlflow_runs import close_trackers
-    from jupyter_mlops.tracking.store import tracking_uri
+    from jupyter_mlops.tracking.destination import tracking_uri
 
     notebook = Path(args.notebook)
     uri = tracking_uri()
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def summary(results: list[tuple[str, Any]], uri: str) -> str:
     """The runs as a table, then where to look at them."""
-    from jupyter_mlops.tracking.store import DEFAULT_UI
+    from jupyter_mlops.tracking.destination import DEFAULT_UI
 
     rows = [("run", "parameters", "status", "steps run / cached", "metrics", "time")]
     for n, (label, result) in enumerate(results, 1):

@@ -63,7 +63,7 @@ def _version_options(parser: argparse.ArgumentParser, required: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from jupyter_mlops.models import registry
     from jupyter_mlops.models.lineage import lineage
-    from jupyter_mlops.tracking.store import open_client, tracking_uri
+    from jupyter_mlops.tracking.destination import open_client, tracking_uri
 
     client = open_client(args.tracking_uri or tracking_uri(), create=False)
     if args.action == "list":

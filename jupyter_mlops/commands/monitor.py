@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jupyter_mlops.monitoring.monitor import bands_for, log_run, measure, summary
-    from jupyter_mlops.tracking.store import tracking_uri
+    from jupyter_mlops.tracking.destination import tracking_uri
     from jupyter_mlops.widgets.drift_view import report_page
 
     if args.submit and not args.retrain:

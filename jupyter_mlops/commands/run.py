@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _where_tracked(result: Any) -> None:
     """The command does not wait for MLflow: say where the run will appear."""
-    from jupyter_mlops.tracking.store import view_hint
+    from jupyter_mlops.tracking.destination import view_hint
 
     run = f"run {result.mlflow_run_id}" if result.mlflow_run_id else f"run pipeline-{result.run_id}"
     print(f"MLflow: {run} in experiment {result.mlflow_experiment!r} at {result.tracking_uri} "

@@ -182,7 +182,7 @@ def log_and_register(model: Any, name: str, *, experiment: str, run_name: str,
     it (`%mlops register VARIABLE`): logged now, not by the background writer, so the version
     exists when the call returns."""
     from jupyter_mlops.steps.model_logging import log_model
-    from jupyter_mlops.tracking.store import artifact_root
+    from jupyter_mlops.tracking.destination import artifact_root
 
     client = client_for(store)
     if alias:
@@ -406,7 +406,7 @@ def client_for(store: Any = None, *, create: bool = True) -> Any:
     `create=False` for a read: no store there is an error, and none is made."""
     if store is not None and not isinstance(store, str):
         return store
-    from jupyter_mlops.tracking.store import open_client, tracking_uri
+    from jupyter_mlops.tracking.destination import open_client, tracking_uri
 
     return open_client(store or tracking_uri(), create=create)
 

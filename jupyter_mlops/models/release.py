@@ -166,7 +166,7 @@ def release_pipeline_run(plan: ReleasePlan, metrics: Mapping[str, float], tracki
     GateFailed, which fails the task and the KFP run, when a quality gate failed."""
     client = None
     if tracking_uri:
-        from jupyter_mlops.tracking.store import open_client
+        from jupyter_mlops.tracking.destination import open_client
 
         client = open_client(tracking_uri)
     outcome = release(plan, metrics, client,

@@ -29,7 +29,7 @@ _TRACKERS: dict[str, Any] = {}  # tracking URI -> Tracker, shared by the runs of
 
 def shared_tracker(uri: str | None) -> Any:
     from jupyter_mlops.tracking.client import Tracker
-    from jupyter_mlops.tracking.store import tracking_uri
+    from jupyter_mlops.tracking.destination import tracking_uri
 
     uri = uri or tracking_uri()
     if uri not in _TRACKERS:

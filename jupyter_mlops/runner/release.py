@@ -49,7 +49,7 @@ def _client(plan: Any, tracker: Any, uri: str | None) -> Any:
     """The registry: the tracked run's store, or the configured one to read the champion."""
     if tracker is None and not any(g.relative for g in plan.parsed):
         return None
-    from jupyter_mlops.tracking.store import open_client, tracking_uri
+    from jupyter_mlops.tracking.destination import open_client, tracking_uri
 
     if tracker is not None:
         return open_client(tracker.uri)

@@ -68,7 +68,7 @@ def _links(result: PipelineResult) -> list[str]:
     links.append(f"MLflow run: {url}" if url else
                  f"MLflow run `{run}` in experiment `{result.mlflow_experiment}` at "
                  f"`{result.tracking_uri}`")
-    from jupyter_mlops.tracking.store import ui_url
+    from jupyter_mlops.tracking.destination import ui_url
 
     ui = ui_url(result.tracking_uri).rstrip("/")
     registered = getattr(result.release, "registered", {})
@@ -81,7 +81,7 @@ def _run_url(result: PipelineResult) -> str | None:
     """The run's page in the MLflow UI (`#/experiments/ID/runs/RUN_ID`), once the store has it."""
     if not result.tracking_uri or not result.mlflow_run_id:
         return None
-    from jupyter_mlops.tracking.store import open_client, ui_url
+    from jupyter_mlops.tracking.destination import open_client, ui_url
 
     try:  # create=False: a store the sender is still creating is not touched
         client = open_client(result.tracking_uri, create=False)

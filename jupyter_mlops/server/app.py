@@ -13,7 +13,7 @@ from traitlets import Float, Unicode
 
 from jupyter_mlops.server.handlers import routes
 from jupyter_mlops.server.jobs import Jobs
-from jupyter_mlops.server.store import Stores
+from jupyter_mlops.server.mlflow_reads import Stores
 
 
 class MlopsExtension(ExtensionApp):
@@ -51,7 +51,7 @@ class MlopsExtension(ExtensionApp):
         return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
 
     def resolved_ui_url(self) -> str:
-        from jupyter_mlops.tracking.store import ui_url
+        from jupyter_mlops.tracking.destination import ui_url
 
         return self.mlflow_ui_url or ui_url(self.resolved_tracking_uri())
 

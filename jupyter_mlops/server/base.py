@@ -16,7 +16,7 @@ from tornado.web import HTTPError
 
 from jupyter_mlops.errors import KfpSubmitError, MlopsError, NotebookError
 from jupyter_mlops.models.gates import ConditionError, GateFailed
-from jupyter_mlops.server import store
+from jupyter_mlops.server import mlflow_reads
 from jupyter_mlops.server.errors import ApiError, bad_request
 from jupyter_mlops.server.paths import resolve_notebook
 
@@ -120,7 +120,7 @@ class MlopsHandler(APIHandler):
             message = message.replace(root + os.sep, "").replace(root, ".")
         return "\n".join(message.splitlines()[:10])[:2000] or type(error).__name__
 
-    async def store_for(self, notebook: str | None) -> tuple[store.Store | None,
+    async def store_for(self, notebook: str | None) -> tuple[mlflow_reads.Store | None,
                                                              NotebookRef | None]:
         """The tracking store of the notebook's folder (else the root's), None if there is none."""
         ref = await self.notebook(notebook) if notebook else None
@@ -129,7 +129,7 @@ class MlopsHandler(APIHandler):
         # Opening a store may migrate its schema: off the event loop.
         return (await asyncio.to_thread(self.mlops.stores.get, uri) if uri else None), ref
 
-    async def registry_store(self, notebook: Any) -> store.Store:
+    async def registry_store(self, notebook: Any) -> mlflow_reads.Store:
         """The store whose registry a request reads: as `store_for`; none there is a 404."""
         found, _ = await self.store_for(notebook or None)
         if found is None:

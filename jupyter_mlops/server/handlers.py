@@ -21,7 +21,7 @@ from jupyter_server.utils import url_path_join
 
 from jupyter_mlops.errors import CellError, MlopsError
 from jupyter_mlops.models import gates, registry
-from jupyter_mlops.server import modelindex, store
+from jupyter_mlops.server import mlflow_reads, modelindex
 from jupyter_mlops.server.base import MlopsHandler, NotebookRef
 from jupyter_mlops.server.errors import ApiError, bad_request
 from jupyter_mlops.server.runindex import (
@@ -70,7 +70,7 @@ class ExperimentsHandler(MlopsHandler):
     @authorized
     async def get(self) -> None:
         found, ref = await self.store_for(self.get_query_argument("notebook", None))
-        listed = await asyncio.to_thread(store.experiments, found.client) if found else []
+        listed = await asyncio.to_thread(mlflow_reads.experiments, found.client) if found else []
         self.reply({"experiments": listed, "notebook_experiment": _default_experiment(ref)})
 
 
@@ -85,18 +85,18 @@ class RunsHandler(MlopsHandler):
         found, ref = await self.store_for(self.get_query_argument("notebook", None))
         self.reply(await asyncio.to_thread(self._page, found, ref) if found else _no_runs())
 
-    def _page(self, found: store.Store, ref: NotebookRef | None) -> dict[str, Any]:
+    def _page(self, found: mlflow_reads.Store, ref: NotebookRef | None) -> dict[str, Any]:
         experiment = self._experiment(found.client, required=ref is None)
         if ref is None and experiment is None:  # the experiment named does not exist (yet)
             return _no_runs()
-        scope: Scope | str = (store.notebook_scope(ref.os_path, ref.real_path) if ref
+        scope: Scope | str = (mlflow_reads.notebook_scope(ref.os_path, ref.real_path) if ref
                               else experiment.experiment_id)
         query = self._query(self._narrowed(ref, experiment))
         page = found.index.search(scope, query)
         token = encode_token(query, page.next_offset) if page.next_offset is not None else None
-        return {"experiment": store.experiment_dict(experiment) if experiment else None,
+        return {"experiment": mlflow_reads.experiment_dict(experiment) if experiment else None,
                 "experiments": self._experiments(found, scope, experiment),
-                "runs": [store.run_summary(r) for r in page.runs],
+                "runs": [mlflow_reads.run_summary(r) for r in page.runs],
                 "total": page.total, "next_page_token": token}
 
     def _narrowed(self, ref: NotebookRef | None, experiment: Any) -> tuple[str, ...]:
@@ -107,7 +107,7 @@ class RunsHandler(MlopsHandler):
         return (experiment.experiment_id,) if experiment is not None else ("",)
 
     @staticmethod
-    def _experiments(found: store.Store, scope: Scope | str,
+    def _experiments(found: mlflow_reads.Store, scope: Scope | str,
                      experiment: Any) -> list[dict[str, Any]]:
         """The experiments the listed runs are in, with their run counts, by name."""
         if isinstance(scope, str):
@@ -154,7 +154,7 @@ class RunHandler(MlopsHandler):
         found, _ = await self.store_for(self.get_query_argument("notebook", None))
         if found is None:
             raise ApiError(404, "run-not-found", "no such run")
-        self.reply(await asyncio.to_thread(store.run_details, found.client, run_id))
+        self.reply(await asyncio.to_thread(mlflow_reads.run_details, found.client, run_id))
 
 
 class ArtifactHandler(MlopsHandler):
@@ -170,7 +170,7 @@ class ArtifactHandler(MlopsHandler):
         if found is None:
             raise ApiError(404, "run-not-found", "no such run")
         with tempfile.TemporaryDirectory() as folder:
-            local = await asyncio.to_thread(store.artifact_file, found.client, run_id, path,
+            local = await asyncio.to_thread(mlflow_reads.artifact_file, found.client, run_id, path,
                                             folder)
             name = os.path.basename(path)
             text, html = name.endswith(TEXT_SUFFIXES), name.endswith(".html")

@@ -23,6 +23,7 @@ from typing import Any
 
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import limits
+from jupyter_mlops.tracking.destination import spool_root, tracking_uri
 from jupyter_mlops.tracking.process import identity_tags
 from jupyter_mlops.tracking.records import (
     Data,
@@ -33,7 +34,6 @@ from jupyter_mlops.tracking.records import (
     RunStart,
     RunStatus,
 )
-from jupyter_mlops.tracking.store import spool_root, tracking_uri
 from jupyter_mlops.tracking.writer import Writer
 
 STATUSES = ("FINISHED", "FAILED", "KILLED")

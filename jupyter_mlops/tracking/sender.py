@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_mlops.tracking import replay as replay_mod
+from jupyter_mlops.tracking.destination import open_client
 from jupyter_mlops.tracking.records import Record
 from jupyter_mlops.tracking.sink import BUSY, UNREACHABLE, MlflowSink, classify, reason
 from jupyter_mlops.tracking.spool import Spool, sessions
-from jupyter_mlops.tracking.store import open_client
 
 log = logging.getLogger("jupyter_mlops.tracking")
 

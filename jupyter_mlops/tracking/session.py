@@ -18,7 +18,7 @@ from jupyter_mlops.errors import NoActiveRunError
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import notebook_info
 from jupyter_mlops.tracking.client import RunRef, Tracker
-from jupyter_mlops.tracking.store import tracking_uri
+from jupyter_mlops.tracking.destination import tracking_uri
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from jupyter_mlops.steps.mlflow_vocabulary import (
     RUN_KEY_TAG,
     get_or_create_experiment,
 )
+from jupyter_mlops.tracking.destination import artifact_root
 from jupyter_mlops.tracking.records import (
     Damaged,
     Data,
@@ -35,7 +36,6 @@ from jupyter_mlops.tracking.records import (
     RunStatus,
 )
 from jupyter_mlops.tracking.spool import registered_key
-from jupyter_mlops.tracking.store import artifact_root
 
 log = logging.getLogger("jupyter_mlops.tracking")
 

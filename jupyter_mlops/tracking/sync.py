@@ -10,9 +10,9 @@ from typing import Any
 
 from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking import replay as replay_mod
+from jupyter_mlops.tracking.destination import open_client, spool_root, sqlite_path, tracking_uri
 from jupyter_mlops.tracking.process import fail_dead_runs
 from jupyter_mlops.tracking.spool import Spool, sessions
-from jupyter_mlops.tracking.store import open_client, spool_root, sqlite_path, tracking_uri
 
 
 @dataclass

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from jupyter_mlops.steps.mlflow_vocabulary import RunRow, find_experiment, run_row
-from jupyter_mlops.tracking.store import DEFAULT_UI, artifact_root, open_client, sqlite_path
+from jupyter_mlops.tracking.destination import DEFAULT_UI, artifact_root, open_client, sqlite_path
 
 
 def runs_table(uri: str, experiment: str, last: int) -> Any:

@@ -1,7 +1,7 @@
 """Runs as the views show them: rows read from MLflow (the vocabulary's `RunRow`), sorted,
 filtered and compared.
 
-mlflow is imported only through `tracking.store.open_client`, when a view first needs a store.
+mlflow is imported only through `tracking.destination.open_client`, when a view first needs a store.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def resolve_client(client_or_uri: Any = None) -> Any:
     """An MlflowClient: given, opened on a URI, or on the default store (as `%mlops` uses)."""
     if client_or_uri is not None and not isinstance(client_or_uri, str):
         return client_or_uri
-    from jupyter_mlops.tracking.store import open_client, tracking_uri
+    from jupyter_mlops.tracking.destination import open_client, tracking_uri
 
     return open_client(client_or_uri or tracking_uri())
 
@@ -115,9 +115,9 @@ def metric_histories(client: Any, rows: list[RunRow], key: str) -> dict[str, lis
 
 
 def run_link(uri: str | None, experiment_id: str | None, run_id: str) -> str:
-    """The run's page in the MLflow UI (`tracking.store.ui_url`). Without the experiment id, the
-    UI's `#/runs/<id>` route finds the run's experiment itself."""
-    from jupyter_mlops.tracking.store import ui_url
+    """The run's page in the MLflow UI (`tracking.destination.ui_url`). Without the experiment
+    id, the UI's `#/runs/<id>` route finds the run's experiment itself."""
+    from jupyter_mlops.tracking.destination import ui_url
 
     base = ui_url(uri)
     page = f"experiments/{experiment_id}/runs/{run_id}" if experiment_id else f"runs/{run_id}"

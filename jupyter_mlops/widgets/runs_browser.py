@@ -237,6 +237,6 @@ def runs(experiment: str | None = None, tracking_uri: str | None = None, *,
 def _store_name(client_or_uri: Any) -> str:
     if isinstance(client_or_uri, str):
         return client_or_uri
-    from jupyter_mlops.tracking.store import tracking_uri
+    from jupyter_mlops.tracking.destination import tracking_uri
 
     return getattr(client_or_uri, "tracking_uri", None) or tracking_uri()

@@ -34,7 +34,7 @@ class Examples:
         return nbformat.read(output, as_version=4)
 
     def client(self) -> Any:
-        from jupyter_mlops.tracking.store import open_client
+        from jupyter_mlops.tracking.destination import open_client
 
         return open_client(self.uri)
 

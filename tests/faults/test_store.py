@@ -273,7 +273,7 @@ def leave_free(mount: Path, free: int) -> Path:
 @pytest.mark.fault("lost")
 def test_a_store_the_disk_cut_short_is_never_left_half_made(small_disk: Path) -> None:
     from jupyter_mlops.errors import StoreError
-    from jupyter_mlops.tracking.store import open_client
+    from jupyter_mlops.tracking.destination import open_client
 
     db = small_disk / "mlflow.db"
     filler = leave_free(small_disk, 300 * 1024)  # a migrated store takes about 1 MB
@@ -313,7 +313,7 @@ def test_a_half_made_store_is_made_anew_and_said(small_disk: Path, user_env: Non
     assert done.returncode == 0 and "Traceback" not in said, said
     aside = [p for p in small_disk.iterdir() if p.name.startswith("mlflow.db.half-made-")]
     assert len(aside) == 1 and str(aside[0]) in said and "half-made" in said, said
-    from jupyter_mlops.tracking.store import open_client
+    from jupyter_mlops.tracking.destination import open_client
 
     client = open_client(f"sqlite:///{db}")
     run = client.create_run(client.create_experiment("Churn_Model"), run_name="forest_0")

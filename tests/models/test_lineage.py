@@ -142,7 +142,7 @@ def test_the_registered_version_answers_run_notebook_commit_params_and_data(trac
 
 
 def test_the_panels_run_details_list_the_datasets(tracked):
-    from jupyter_mlops.server.store import run_details
+    from jupyter_mlops.server.mlflow_reads import run_details
 
     _, client, _ = tracked
     run = _train_run(client)

@@ -33,7 +33,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from sklearn.preprocessing import StandardScaler
 
     from jupyter_mlops.steps.model_logging import log_model
-    from jupyter_mlops.tracking.store import open_client
+    from jupyter_mlops.tracking.destination import open_client
 
     folder = tmp_path_factory.mktemp("Serving_Store")
     uri = f"sqlite:///{folder / 'mlflow.db'}"

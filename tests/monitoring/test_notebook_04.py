@@ -25,7 +25,7 @@ def _outputs(nb: nbformat.NotebookNode) -> tuple[str, str]:
 def test_04_monitor_and_retrain(tmp_path, monkeypatch):
     import papermill
 
-    from jupyter_mlops.tracking.store import open_client
+    from jupyter_mlops.tracking.destination import open_client
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the kernel inherits it

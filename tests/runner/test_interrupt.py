@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_mlops.tracking.store import open_client
+from jupyter_mlops.tracking.destination import open_client
 
 from .conftest import copy_notebook, sqlite_uri
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
+from jupyter_mlops.tracking.destination import open_client
 from jupyter_mlops.tracking.spool import sessions
-from jupyter_mlops.tracking.store import open_client
 
 CLI = Path(sys.executable).parent / "jupyter-mlops"
 STORE_DEADLINE = 240.0  # seconds for the detached sender to store the run on a loaded machine

@@ -30,7 +30,7 @@ def make_registry(folder: Path) -> dict[str, Any]:
 
     from jupyter_mlops.models import registry, release
     from jupyter_mlops.steps.model_logging import log_model
-    from jupyter_mlops.tracking.store import artifact_root, open_client
+    from jupyter_mlops.tracking.destination import artifact_root, open_client
 
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
     uri = f"sqlite:///{folder / 'mlflow.db'}"

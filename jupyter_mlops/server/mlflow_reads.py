@@ -27,8 +27,8 @@ from jupyter_mlops.steps.mlflow_vocabulary import (
     PARENT_RUN_TAG,
     run_row,
 )
+from jupyter_mlops.tracking.destination import DEFAULT_DB, open_client, sqlite_path
 from jupyter_mlops.tracking.notebook_info import tag_value
-from jupyter_mlops.tracking.store import DEFAULT_DB, open_client, sqlite_path
 
 MAX_SOURCE_BYTES = 200_000
 MAX_ARTIFACTS = 500
