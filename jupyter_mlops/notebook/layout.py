@@ -56,21 +56,36 @@ def lay_out(path: str, cells: list[Cell], kale_metadata: bool) -> Layout:
     current: DraftStep | None = None
     if not has_steps:
         current = layout.steps[SINGLE_STEP_NAME] = DraftStep(SINGLE_STEP_NAME, SINGLE_STEP_NAME)
+    block: str | None = None  # Kale: the special block that untagged cells continue
+    functions: list[Cell] = []  # Kale: `functions` cells, which follow every `imports` cell
     for cell, tags in parsed:
         _warn_unknown(layout, cell, tags)
         if "skip" in tags.roles:
             continue
-        if _place_special(path, layout, cell, tags):
-            continue
-        current = _step_of(path, layout, cell, tags, current)
-        if not cell.source.strip() and not tags.steps:
-            continue
-        current.cells.append(cell)
-        current.tags.append(tags)
-        current.needs.extend((name, cell) for name in tags.needs)
-        if "metrics" in tags.roles:
-            current.metrics_cells.append(cell)
+        role = _place_special(path, layout, cell, tags)
+        if role is not None:
+            block = "functions" if "functions" in cell.tags else role
+        elif kale and has_steps and _untagged(tags) and (block or current is None):
+            _continue_kale_block(layout, cell, block)
+        else:
+            block = None
+            current = _step_of(path, layout, cell, tags, current)
+            _add_to_step(current, cell, tags)
+        if block == "functions":
+            functions.append(cell)
+    if kale:  # Kale prepends imports, then functions, to every step (parse_notebook)
+        layout.setup_cells.sort(key=lambda c: c in functions)
     return layout
+
+
+def _add_to_step(step: DraftStep, cell: Cell, tags: CellTags) -> None:
+    if not cell.source.strip() and not tags.steps:
+        return
+    step.cells.append(cell)
+    step.tags.append(tags)
+    step.needs.extend((name, cell) for name in tags.needs)
+    if "metrics" in tags.roles:
+        step.metrics_cells.append(cell)
 
 
 def _parse(path: str, cell: Cell) -> CellTags:
@@ -88,19 +103,40 @@ def _warn_unknown(layout: Layout, cell: Cell, tags: CellTags) -> None:
 
 
 _SPECIAL_ROLES = {"parameters": "parameter_cells", "setup": "setup_cells",
-                  "kale-metrics": "kale_metric_cells"}
+                  "kale-metrics": "kale_metric_cells", "functions": "setup_cells"}
 
 
-def _place_special(path: str, layout: Layout, cell: Cell, tags: CellTags) -> bool:
-    """Parameters, setup and Kale metrics cells belong to no step."""
+def _place_special(path: str, layout: Layout, cell: Cell, tags: CellTags) -> str | None:
+    """Parameters, setup and Kale metrics cells belong to no step; the cell's role, if so."""
     roles = [role for role in _SPECIAL_ROLES if role in tags.roles]
     if not roles:
-        return False
+        return None
     if len(roles) > 1 or tags.steps:
         clash = ", ".join(roles + [f"step:{s}" for s in tags.steps])
         raise CellError(path, cell.index, cell.first_line, f"conflicting tags: {clash}")
     getattr(layout, _SPECIAL_ROLES[roles[0]]).append(cell)
-    return True
+    return roles[0]
+
+
+def _untagged(tags: CellTags) -> bool:
+    """No tag that places the cell (Kale reads `step:` with no name as no tag)."""
+    return not (any(tags.steps) or tags.needs or tags.options or tags.mappings or tags.gates
+                or tags.roles)
+
+
+def _continue_kale_block(layout: Layout, cell: Cell, block: str | None) -> None:
+    """An untagged cell in a Kale notebook, where no step precedes it: Kale's parser (kale
+    processors/nbprocessor.py, parse_notebook) adds it to the imports, functions, parameters
+    or metrics block above it, and leaves it out of the pipeline when there is none."""
+    if not cell.source.strip():
+        return
+    if block is not None:
+        getattr(layout, _SPECIAL_ROLES[block]).append(cell)
+    else:
+        layout.warnings.append(GraphWarning(
+            "left-out-cell", f"cell {cell.index} ({cell.first_line!r}) comes before the first "
+            "step and has no tag: left out of the pipeline, as Kale does (tag it skip to say "
+            "so, or imports/functions to run it in every step)", cell.index))
 
 
 def _step_of(path: str, layout: Layout, cell: Cell, tags: CellTags,
@@ -114,8 +150,9 @@ def _step_of(path: str, layout: Layout, cell: Cell, tags: CellTags,
         return _open_step(path, layout, cell, named[0])
     if current is None:
         raise CellError(path, cell.index, cell.first_line,
-                        "this cell comes before the first step tag and belongs to no step; "
-                        "tag it step:NAME, setup, parameters or skip")
+                        "this cell comes before the first step tag and belongs to no step: "
+                        "tag it skip to leave it out of the pipeline, setup to run it at the "
+                        "start of every step, or step:NAME to make it a step")
     return current
 
 

@@ -1,11 +1,23 @@
-"""Kubeflow Kale's dialect: the graph Kale would build, from Kale's tags and metadata."""
+"""Kubeflow Kale's dialect: the graph Kale would build, from Kale's tags and metadata.
+
+Kale's semantics are read from its source (kubeflow/kale, Kale 2.x):
+kale/processors/nbprocessor.py (NotebookProcessor.parse_notebook, NotebookConfig) and the
+compiled DSL of its test assets (kale/tests/assets/kfp_dsl/).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 from conftest import graph_of
 
 from jupyter_mlops.errors import CellError, GraphError
+from jupyter_mlops.kfp import compile_notebook
+from jupyter_mlops.notebook import read_graph
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "kale"
 
 KALE_METADATA = {"kubeflow_notebook": {
     "pipeline_name": "Titanic ML", "experiment": {"id": "new", "name": "titanic"},
@@ -97,3 +109,50 @@ def test_kale_prev_naming_an_unknown_block_names_the_cell():
 def test_kale_prev_cycle_is_an_error():
     with pytest.raises(GraphError, match="dependency cycle"):
         graph_of([("a = 1", ["block:one", "prev:two"]), ("b = 1", ["block:two", "prev:one"])])
+
+
+def _compiled(name: str) -> tuple[str, dict]:
+    compiled = compile_notebook(DATA / name, install_packages=False)
+    return compiled.yaml, yaml.safe_load(compiled.yaml)
+
+
+def test_untagged_cells_before_the_first_step_are_left_out_and_said():
+    """Kale's parse_notebook merges an untagged cell into the block before it and drops it
+    when there is none ("current_block might be None in case the first cells of the
+    notebooks have not been tagged")."""
+    graph = read_graph(DATA / "Untagged_Preamble.ipynb")
+    assert [(s.name, [c.index for c in s.cells]) for s in graph.steps] == [
+        ("load-customers", [3, 4]), ("score", [3, 5])]
+    left_out = [w for w in graph.warnings if w.code == "left-out-cell"]
+    assert [w.cell_index for w in left_out] == [1, 2]
+    assert "cell 2 ('raw_preview.describe()  # exploring_only') comes before the first step" \
+        in left_out[1].message and "left out of the pipeline" in left_out[1].message
+    text, spec = _compiled("Untagged_Preamble.ipynb")
+    assert sorted(spec["root"]["dag"]["tasks"]) == ["load-customers", "score"]
+    assert "exploring_only" not in text and "raw_preview" not in text
+
+
+def test_our_dialect_still_refuses_a_cell_before_the_first_step_and_says_how_to_tag_it():
+    with pytest.raises(CellError) as caught:
+        graph_of([("import pandas as pd", []), ("a = 1", ["step:one"])])
+    message = str(caught.value)
+    assert "cell 0 ('import pandas as pd')" in message
+    assert "tag it skip to leave it out of the pipeline, setup to run it" in message
+
+
+def test_untagged_cells_continue_the_imports_functions_and_parameters_blocks():
+    """In Kale an untagged cell after `imports`, `functions` or `pipeline-parameters` joins
+    that block, even after a step; every step starts with the imports, then the functions."""
+    graph = read_graph(DATA / "Block_Continuation.ipynb")
+    assert [c.index for c in graph.setup_cells] == [0, 1, 9, 10, 2, 3]
+    for step in graph.steps:
+        assert [c.index for c in step.setup_cells] == [0, 1, 9, 10, 2, 3]
+    assert {n: p.default for n, p in graph.parameters.items()} == {"rate": 0.5, "epochs": 3}
+    assert [[c.index for c in s.own_cells] for s in graph.steps] == [[6], [7, 8], [11]]
+    assert graph.step("load").parameters == ["epochs"]
+    assert graph.step("report").inputs == {"mean": "summarise", "spread": "summarise"}
+    assert graph.warnings == []
+    _, spec = _compiled("Block_Continuation.ipynb")
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert inputs["epochs"]["defaultValue"] == 3 and inputs["rate"]["defaultValue"] == 0.5
+    assert "epochs" in spec["root"]["dag"]["tasks"]["load"]["inputs"]["parameters"]
