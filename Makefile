@@ -65,7 +65,7 @@ ui-deps: install
 # Tests of the shared server run a private PostgreSQL cluster (initdb in a temp dir, on 127.0.0.1)
 # from Debian's server binaries, never a system service.
 pg-deps:
-	ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || (apt-get update && apt-get install -y postgresql)
+	ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql)
 
 # A shared MLflow server on a private PostgreSQL, as the tests start it (README, "For teams").
 .PHONY: team-server
