@@ -19,9 +19,11 @@ from jupyter_mlops.notebook.model import (
     GraphWarning,
     Parameter,
     Resources,
+    SecretEnv,
     Step,
     StepGraph,
     StepOptions,
+    VolumeMount,
 )
 from jupyter_mlops.notebook.parameters import read_parameters
 from jupyter_mlops.notebook.reader import read_notebook
@@ -113,7 +115,7 @@ def _step(path: str, draft: DraftStep, layout: Layout, setup: _Names,
         tagged_name=draft.tagged_name,
         cells=[*layout.setup_cells, *draft.cells],
         setup_count=len(layout.setup_cells),
-        options=_options(draft),
+        options=_options(path, draft),
         binds=sorted(own.names.binds),
         reads=[n for n in own.names.reads if n not in known],
         # setup cells run in every step, so the parameters they read are every step's too
@@ -144,16 +146,43 @@ def _read_condition(step: Step, parameters: dict[str, Parameter], cell: Cell,
         first_read.setdefault(when.metric, cell)
 
 
-def _options(draft: DraftStep) -> StepOptions:
+def _options(path: str, draft: DraftStep) -> StepOptions:
     options = StepOptions()
-    for tags in draft.tags:
+    for cell, tags in zip(draft.cells, draft.tags, strict=True):
         for key, value in tags.options.items():
             if key == "resources":
                 value = Resources(**{**options.resources.__dict__, **value})  # type: ignore[dict-item]
+            elif isinstance(value, tuple):  # secret:/volume: tags add up over the step's cells
+                value = _added(path, cell, getattr(options, key), value)
             setattr(options, key, value)
         for key, mapping in tags.mappings.items():
             getattr(options, key).update(mapping)
     return options
+
+
+def _added(path: str, cell: Cell, present: tuple[SecretEnv | VolumeMount, ...],
+           new: tuple[SecretEnv | VolumeMount, ...]) -> tuple[SecretEnv | VolumeMount, ...]:
+    """Secrets and volumes of a step; two for one variable or one mount path would clash."""
+    taken = {_slot(item): item for item in present}
+    for item in new:
+        slot = _slot(item)
+        if slot in taken:
+            raise CellError(path, cell.index, cell.first_line, f"{slot} is set twice in this "
+                            f"step, from {_source(taken[slot])} and {_source(item)}")
+        taken[slot] = item
+    return (*present, *new)
+
+
+def _slot(item: SecretEnv | VolumeMount) -> str:
+    if isinstance(item, SecretEnv):
+        return f"environment variable {item.env!r}"
+    return f"mount path {item.path!r}"
+
+
+def _source(item: SecretEnv | VolumeMount) -> str:
+    if isinstance(item, SecretEnv):
+        return f"secret {item.secret!r} key {item.key!r}"
+    return f"claim {item.pvc!r}"
 
 
 def _check_model(path: str, draft: DraftStep, step: Step) -> None:

@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from jupyter_mlops.notebook.model import SecretEnv, VolumeMount
 from jupyter_mlops.steps.gates import Gate, parse_gate, parse_when
 
 MLOPS, KALE, BOTH = "mlops", "kale", "both"
@@ -72,9 +73,20 @@ def _gate(tags: CellTags, match: re.Match[str]) -> None:
     tags.gates.append(parse_gate(match["value"]))  # its GateSyntaxError quotes the condition
 
 
-def _mapping(name: str) -> Action:
+def _mapping(name: str, check: Callable[[str, str], None]) -> Action:
     def apply(tags: CellTags, match: re.Match[str]) -> None:
+        check(match["key"], match["value"])
         tags.mappings.setdefault(name, {})[match["key"]] = match["value"]
+
+    return apply
+
+
+def _platform(name: str, parse: Callable[[str], object]) -> Action:
+    """secret:/volume: tags add up, in the cell's order, into a tuple of StepOptions' field."""
+    def apply(tags: CellTags, match: re.Match[str]) -> None:
+        found = tags.options.get(name, ())
+        assert isinstance(found, tuple)
+        tags.options[name] = (*found, parse(match["value"]))
 
     return apply
 
@@ -134,6 +146,80 @@ def _resources(value: str) -> dict[str, str]:
     return found
 
 
+# Kubernetes' own name rules, so a bad name fails at graph time, not when the pod is created.
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LABEL_NAME = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+MAX_SUBDOMAIN, MAX_LABEL = 253, 63
+
+
+def _check(field: str, value: str, pattern: re.Pattern[str], rule: str,
+           longest: int = MAX_SUBDOMAIN) -> None:
+    """Raise TagValueError naming the field when `value` breaks Kubernetes' rule for it."""
+    if not value:
+        raise TagValueError(f"the {field} is empty")
+    if len(value) > longest or not pattern.fullmatch(value):
+        raise TagValueError(f"the {field} {value[:70]!r} is not valid: {rule}")
+
+
+_SUBDOMAIN_RULE = (f"lowercase letters, digits, '-' and '.', up to {MAX_SUBDOMAIN} characters, "
+                   "starting and ending with a letter or digit")
+
+
+def _secret(value: str) -> SecretEnv:
+    parts = value.split(":")
+    if len(parts) != 3:
+        raise TagValueError("expected secret:NAME:KEY:ENV (the Secret, its key, the environment "
+                            "variable the step reads)")
+    name, key, env = parts
+    _check("secret name", name, _DNS_SUBDOMAIN, _SUBDOMAIN_RULE)
+    _check("secret key", key, _SECRET_KEY, "letters, digits, '-', '_' and '.'")
+    _check("environment variable", env, _ENV_NAME, "letters, digits and '_', not starting "
+           "with a digit")
+    return SecretEnv(name, key, env)
+
+
+def _volume(value: str) -> VolumeMount:
+    pvc, sep, path = value.partition(":")
+    if not sep:
+        raise TagValueError("expected volume:PVC:/mount/path")
+    _check("PersistentVolumeClaim name", pvc, _DNS_SUBDOMAIN, _SUBDOMAIN_RULE)
+    if not path.startswith("/") or ":" in path or "\x00" in path:
+        raise TagValueError(f"the mount path {path[:70]!r} is not valid: an absolute path "
+                            "such as /data, without ':'")
+    return VolumeMount(pvc, path)
+
+
+def _qualified_name(key: str) -> None:
+    """A label or annotation key: an optional DNS-subdomain prefix and '/', then a name."""
+    prefix, slash, name = key.rpartition("/")
+    if slash:
+        _check("key prefix", prefix, _DNS_SUBDOMAIN, _SUBDOMAIN_RULE)
+    _check("key", name, _LABEL_NAME, f"letters, digits, '-', '_' and '.', up to {MAX_LABEL} "
+           "characters, starting and ending with a letter or digit (an optional prefix "
+           "such as example.com/ before it)", MAX_LABEL)
+
+
+def _label(key: str, value: str) -> None:
+    _qualified_name(key)
+    if len(value) > MAX_LABEL or not _LABEL_NAME.fullmatch(value):
+        raise TagValueError(f"the label value {value[:70]!r} is not valid: letters, digits, "
+                            f"'-', '_' and '.', up to {MAX_LABEL} characters, starting and "
+                            "ending with a letter or digit")
+
+
+def _annotation(key: str, value: str) -> None:
+    _qualified_name(key)  # any value: annotations hold free text
+
+
+def _limit(key: str, value: str) -> None:
+    if key not in ("cpu", "memory"):
+        _qualified_name(key)  # an extended resource such as nvidia.com/gpu
+    if not _QUANTITY.match(value):
+        raise TagValueError(f"the limit {value[:20]!r} is not a Kubernetes quantity such as 2 "
+                            "or 4Gi")
+
 
 # The grammar. Patterns match the whole tag; the first matching rule applies.
 TAG_RULES: tuple[TagRule, ...] = tuple(
@@ -163,17 +249,22 @@ TAG_RULES: tuple[TagRule, ...] = tuple(
          "promote:champion"),
         (r"gate:(?P<value>.+)", MLOPS, _gate, "gate:accuracy>=0.8"),
         (r"when:(?P<value>.+)", MLOPS, _option("when", parse_when), "when:drift_max_psi>0.25"),
-        (r"limit:(?P<key>[^:]+):(?P<value>.+)", KALE, _mapping("limits"), "limit:nvidia.com/gpu:1"),
-        (r"annotation:(?P<key>[^:]+):(?P<value>.*)", KALE, _mapping("annotations"),
-         "annotation:a:b"),
-        (r"label:(?P<key>[^:]+):(?P<value>.*)", KALE, _mapping("labels"), "label:team:ml"),
+        (r"limit:(?P<key>[^:]+):(?P<value>.+)", BOTH, _mapping("limits", _limit),
+         "limit:memory:4Gi"),
+        (r"annotation:(?P<key>[^:]+):(?P<value>.*)", BOTH, _mapping("annotations", _annotation),
+         "annotation:owner:data-team"),
+        (r"label:(?P<key>[^:]+):(?P<value>.*)", BOTH, _mapping("labels", _label),
+         "label:team:ml"),
+        (r"secret:(?P<value>.+)", MLOPS, _platform("secrets", _secret),
+         "secret:db-credentials:password:DB_PASSWORD"),
+        (r"volume:(?P<value>.+)", MLOPS, _platform("volumes", _volume), "volume:data-pvc:/data"),
     ]
 )
 
 # Prefixes of known tags, to tell a malformed known tag from a tag meant for something else.
 _KNOWN_PREFIXES = ("needs:", "prev:", "cache:", "retries:", "timeout:", "image:", "resources:",
                    "model:", "register:", "promote:", "gate:", "when:", "limit:", "annotation:",
-                   "label:")
+                   "label:", "secret:", "volume:")
 
 
 def parse_tags(raw_tags: list[str] | tuple[str, ...]) -> CellTags:
