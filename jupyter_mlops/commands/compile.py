@@ -31,7 +31,9 @@ def add_compile_options(parser: argparse.ArgumentParser) -> None:
                         metavar="URL", help="package index the steps pip-install from; repeatable")
     parser.add_argument("--env", action="append", default=[], type=_environment_variable,
                         metavar="NAME=VALUE", help="environment variable of every step, e.g. "
-                        "MLFLOW_TRACKING_URI=http://mlflow:5000; repeatable")
+                        "MLFLOW_TRACKING_URI=http://mlflow:5000; repeatable. Not for secrets: "
+                        "the value is written into the YAML; tag the step "
+                        "secret:NAME:KEY:ENV to read a Kubernetes Secret instead")
 
 
 def _environment_variable(text: str) -> tuple[str, str]:

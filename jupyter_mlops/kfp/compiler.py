@@ -2,11 +2,10 @@
 
 The pipeline function has one task per step, wired by the values they pass, with the step's
 options applied; kfp.dsl.pipeline reads its signature, built from the notebook's parameters
-cell, to type the pipeline parameters. Pod labels and annotations (Kale's tags) need the
-`kfp-kubernetes` extension: without it they are left out, and the compile reports each one it
-left out instead of failing the notebook. A step's `timeout:` needs no extension: the component
-itself bounds the step's execution (steps/runtime.py), as the local runner does, so pip installs
-before it do not count against it.
+cell, to type the pipeline parameters. Secrets, volumes, pod labels and annotations go into the
+PlatformSpec through kfp-kubernetes (platform.py). A step's `timeout:` needs no extension: the
+component itself bounds the step's execution (steps/runtime.py), as the local runner does, so pip
+installs before it do not count against it.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from jupyter_mlops.kfp.gate import GATE_TASK, add_gate_task, gate_component
 from jupyter_mlops.kfp.kfpimport import dsl
 from jupyter_mlops.kfp.options import DEFAULT_IMAGE, CompileOptions
 from jupyter_mlops.kfp.packages import local_modules, mlflow_requirement, step_requirements
+from jupyter_mlops.kfp.platform import apply_platform, check_env
 from jupyter_mlops.kfp.validate import validate
 from jupyter_mlops.notebook import Step, StepGraph, read_graph
 from jupyter_mlops.steps.gates import OPERATORS
@@ -66,7 +66,7 @@ def compile_notebook(notebook: str | Path | StepGraph, output: str | Path | None
     gate = gate_component(graph, _gate_config(graph, options))
     if gate is not None:  # gates or a registered model: the gate task ends the pipeline
         components[GATE_TASK] = gate
-    pipeline = _build(graph, name, components, options, notes)
+    pipeline = _build(graph, name, components, options)
     text = _compile(graph, pipeline)
     path = _write(text, output)
     notes += _local_module_notes(graph)
@@ -105,11 +105,10 @@ def _gate_config(graph: StepGraph, options: CompileOptions) -> ComponentConfig:
                            mlflow_requirement())
 
 
-def _build(graph: StepGraph, name: str, components: dict, options: CompileOptions,
-           notes: list[str]) -> Any:
+def _build(graph: StepGraph, name: str, components: dict, options: CompileOptions) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # kfp's notice about its default image
-        return build_pipeline(graph, name, components, options, notes)
+        return build_pipeline(graph, name, components, options)
 
 
 def _compile(graph: StepGraph, pipeline: Any) -> str:
@@ -189,13 +188,8 @@ def pipeline_signature(graph: StepGraph) -> inspect.Signature:
 
 
 def build_pipeline(graph: StepGraph, name: str, components: Mapping[str, Any],
-                   options: CompileOptions, notes: list[str] | None = None,
-                   ) -> dsl.graph_component.GraphComponent:
-    """The KFP pipeline (a GraphComponent) of `graph`; call it under kfp.local to run it.
-
-    Options that could not be applied are appended to `notes`.
-    """
-    notes = [] if notes is None else notes
+                   options: CompileOptions) -> dsl.graph_component.GraphComponent:
+    """The KFP pipeline (a GraphComponent) of `graph`; call it under kfp.local to run it."""
     signature = pipeline_signature(graph)
     scopes = condition_scopes(graph)
     gate_scope = _gate_scope(graph, scopes) if GATE_TASK in components else None
@@ -210,7 +204,6 @@ def build_pipeline(graph: StepGraph, name: str, components: Mapping[str, Any],
                 if scopes[step.name] == scope:
                     tasks[step.name] = _task(graph, step, components[step.name], values, tasks)
                     _apply_options(graph, step, tasks[step.name], options)
-                    notes.extend(apply_pod_options(step, tasks[step.name]))
             for step in graph.order():
                 if step.options.when is not None and scopes[step.name] == (*scope, step.name):
                     with dsl.If(_condition(step, values, tasks), name=f"when {step.name}"):
@@ -280,6 +273,7 @@ def _task(graph: StepGraph, step: Step, component: Callable[..., Any],
 
 def _apply_options(graph: StepGraph, step: Step, task: Any, options: CompileOptions) -> None:
     """Per-step tags onto the task; kfp's own checks (quantities) are reported per step."""
+    check_env(graph, step, options.env)
     try:
         if step.tagged_name != step.name:
             task.set_display_name(step.tagged_name)
@@ -289,6 +283,7 @@ def _apply_options(graph: StepGraph, step: Step, task: Any, options: CompileOpti
         _apply_resources(step, task, options.accelerator)
         for key in sorted(options.env):
             task.set_env_variable(key, options.env[key])
+        apply_platform(step, task)
     except ValueError as error:
         raise KfpCompileError(graph.path, str(error), step.tagged_name) from None
 
@@ -311,30 +306,3 @@ def _apply_resources(step: Step, task: Any, accelerator: str) -> None:
             task.set_accelerator_type(key)
             task.set_accelerator_limit(value)
 
-
-# --- pod options (kfp-kubernetes) --------------------------------------------------------
-
-def _kubernetes() -> Any | None:
-    try:
-        from kfp import kubernetes
-    except ImportError:
-        return None
-    return kubernetes
-
-
-def apply_pod_options(step: Step, task: Any) -> list[str]:
-    """Apply the step's pod labels and annotations; return notes on what was left out."""
-    options = step.options
-    if not (options.labels or options.annotations):
-        return []
-    kubernetes = _kubernetes()
-    if kubernetes is None:
-        return [f"step {step.tagged_name!r}: pod {kind} {sorted(found)} left out; they need "
-                "the kfp-kubernetes package"
-                for kind, found in (("labels", options.labels),
-                                    ("annotations", options.annotations)) if found]
-    for key, value in sorted(options.labels.items()):
-        kubernetes.add_pod_label(task, key, value)
-    for key, value in sorted(options.annotations.items()):
-        kubernetes.add_pod_annotation(task, key, value)
-    return []
