@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,6 +236,8 @@ def _connect(graph: StepGraph, first_reads: dict[str, dict[str, Cell]]) -> None:
             parents = set(step.needs) | set(step.inputs.values())
             step.upstream = sorted(parents, key=position.__getitem__)
         latest.update(dict.fromkeys(step.binds, step))
+    if graph.dialect == "kale":
+        _chain_kale_steps(graph)
     for step in graph.steps:
         for parent in step.upstream:
             names = tuple(sorted(n for n, src in step.inputs.items() if src == parent))
@@ -245,6 +248,16 @@ def _connect(graph: StepGraph, first_reads: dict[str, dict[str, Cell]]) -> None:
                 producer.outputs.append(name)
     for step in graph.steps:
         step.outputs.sort()
+
+
+def _chain_kale_steps(graph: StepGraph) -> None:
+    """Kale 2.x compiles a step with no prev: tag to run after the step above it in the
+    notebook (kale/tests/assets/kfp_dsl/mount_pvc_env_var.py: `train_task.after(load_task)`),
+    so a step may read what the one before it wrote to a shared volume. The edge only orders:
+    Kale passes values along prev: edges alone, as the binders above were found."""
+    for before, step in itertools.pairwise(graph.steps):
+        if not step.needs:
+            step.upstream.append(before.name)
 
 
 def _kale_binders(graph: StepGraph, step: Step, position: dict[str, int]) -> dict[str, Step]:

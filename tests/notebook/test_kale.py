@@ -15,7 +15,7 @@ from conftest import graph_of
 
 from jupyter_mlops.errors import CellError, GraphError
 from jupyter_mlops.kfp import compile_notebook
-from jupyter_mlops.notebook import read_graph
+from jupyter_mlops.notebook import Edge, read_graph
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kale"
 
@@ -76,10 +76,11 @@ def test_kale_values_flow_from_ancestors_only_along_prev_edges():
     assert ("prepare", "evaluate") not in {(e.source, e.target) for e in graph.edges}
 
 
-def test_kale_step_without_prev_is_a_root_even_when_it_reads_an_earlier_name():
+def test_kale_step_without_prev_runs_after_the_step_above_but_receives_no_values():
+    """Kale passes values along prev: edges only; the notebook-order edge just orders."""
     graph = graph_of([("a = 1", ["block:one"]), ("b = a", ["block:two"])])
     assert graph.dialect == "kale"
-    assert graph.edges == []
+    assert graph.edges == [Edge("one", "two", ())]
     assert graph.step("two").inputs == {}
     assert [w.code for w in graph.warnings] == ["unbound-name"]
 
@@ -93,7 +94,7 @@ def test_kale_merges_blocks_of_the_same_name():
 def test_kale_metadata_alone_selects_the_kale_dialect():
     graph = graph_of([("a = 1", ["step:one"]), ("b = a", ["step:two"])], KALE_METADATA)
     assert graph.dialect == "kale"
-    assert graph.edges == []
+    assert graph.edges == [Edge("one", "two", ())]  # Kale's order, no value passed
 
 
 def test_kale_underscore_names_colliding_after_mapping_are_an_error():
@@ -156,3 +157,26 @@ def test_untagged_cells_continue_the_imports_functions_and_parameters_blocks():
     inputs = spec["root"]["inputDefinitions"]["parameters"]
     assert inputs["epochs"]["defaultValue"] == 3 and inputs["rate"]["defaultValue"] == 0.5
     assert "epochs" in spec["root"]["dag"]["tasks"]["load"]["inputs"]["parameters"]
+
+
+def test_steps_without_prev_follow_the_step_above_them_as_kale_2_chains_them():
+    """Kale 2.x's compiled DSL orders a step with no prev: after the step above it
+    (kale/tests/assets/kfp_dsl/mount_pvc_env_var.py: `train_task.after(load_task)`), so
+    `clean` reads the file `fetch` wrote to the shared volume; a step with prev: follows only
+    its prev: steps."""
+    graph = read_graph(DATA / "Notebook_Order.ipynb")
+    assert graph.edges == [Edge("fetch", "clean", ()), Edge("fetch", "train", ("fetched",)),
+                           Edge("train", "report", ())]
+    assert graph.warnings == []
+    _, spec = _compiled("Notebook_Order.ipynb")
+    tasks = spec["root"]["dag"]["tasks"]
+    assert "dependentTasks" not in tasks["fetch"]
+    assert tasks["clean"]["dependentTasks"] == ["fetch"]
+    assert "artifacts" not in tasks["clean"].get("inputs", {})  # ordering only
+    assert tasks["report"]["dependentTasks"] == ["train"]
+
+
+def test_our_dialect_runs_steps_with_no_edge_in_parallel():
+    graph = graph_of([("rows = [3, 1]", ["step:fetch"]), ("print('clean')", ["step:clean"])])
+    assert graph.dialect == "mlops"
+    assert graph.edges == []
