@@ -19,6 +19,9 @@ Per feature:
   table of the same bins, `scipy.stats.chi2_contingency`) for a categorical one.
 - the PSI band: stable, moderate or significant (`Bands`).
 Prediction drift is the same computation on the model's predictions.
+Datetime and timedelta features are compared as numbers of seconds (profile.py), said in the
+notes; a column of a dtype drift is not measured on is skipped and named there, never the cause
+of a failed report (`DriftReport.skipped`).
 
 KS equals `scipy.stats.ks_2samp` on the data it is computed on. Below `ks_2samp`'s own limit for
 exact p-values (10,000 values a side) it is ks_2samp; above it the statistic is computed here,
@@ -42,7 +45,11 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from jupyter_mlops.monitoring.profile import (
+    CATEGORICAL,
+    IN_SECONDS,
+    NUMERIC,
     SEED,
+    SUPPORTED,
     CategoricalProfile,
     ColumnProfile,
     DriftInputError,
@@ -61,6 +68,7 @@ from jupyter_mlops.monitoring.profile import (
     sample_rows,
     take,
 )
+from jupyter_mlops.monitoring.profile import UnsupportedColumn as _Unsupported
 
 __all__ = ["EPSILON", "KS_SAMPLE", "Bands", "DriftInputError", "DriftReport", "FeatureDrift",
            "compute_drift", "csi", "ks_pvalue", "ks_statistic", "psi"]
@@ -119,6 +127,7 @@ class DriftReport:
     reference_rows: int
     current_rows: int
     notes: tuple[str, ...] = field(default=())
+    skipped: tuple[tuple[str, str], ...] = field(default=())  # (column, dtype) not compared
 
     @property
     def max_psi(self) -> float:
@@ -217,14 +226,19 @@ def compute_drift(current: pd.DataFrame, reference: Profile | pd.DataFrame,
     rows = sample_rows(len(current), ks_sample, seed)
     outcomes = in_threads(lambda name: _attempt(name, _get(current, name), source, rows, bands),
                           names)
-    faults = [str(o) for o in outcomes if isinstance(o, DriftInputError)]
+    source.skipped.update((o.column, o.dtype) for o in outcomes if isinstance(o, _Unsupported))
+    faults = [str(o) for o in outcomes
+              if isinstance(o, DriftInputError) and not isinstance(o, _Unsupported)]
     if faults:
         raise DriftInputError("; ".join(faults))
     features = [o for o in outcomes if isinstance(o, FeatureDrift)]
+    if not features:
+        raise DriftInputError(f"no column to compare: drift is measured on {SUPPORTED}, and "
+                              f"{_listed(source.skipped)} are not")
     prediction = _prediction_drift(predictions, current, source, rows, bands)
     return DriftReport(tuple(features), prediction, bands, source.rows, len(current),
                        _notes(source, rows, ks_sample, seed, features, predictions, len(current),
-                              prediction))
+                              prediction), tuple(source.skipped.items()))
 
 
 class _Reference:
@@ -235,8 +249,11 @@ class _Reference:
                  predictions: pd.Series | None, sampled: np.ndarray | None) -> None:
         self.rows, self.frame, self.profile = rows, frame, profile
         self.predictions, self.sampled = predictions, sampled
+        self.skipped: dict[str, str] = dict(profile.skipped) if profile is not None else {}
+        if frame is not None:
+            self.skipped.update(_unsupported(frame))
         self._scores = None
-        if predictions is not None and kind_of(predictions, "predictions") == "numeric":
+        if predictions is not None and kind_of(predictions, "predictions") == NUMERIC:
             self._scores = take(numeric_values(predictions), sampled)
 
     @classmethod
@@ -250,10 +267,11 @@ class _Reference:
 
     @property
     def names(self) -> list[str]:
+        """The columns to compare (not those of an unsupported dtype)."""
         if self.profile is not None:
             return list(self.profile.columns)
         assert self.frame is not None
-        return [str(c) for c in self.frame.columns]
+        return [str(c) for c in self.frame.columns if str(c) not in self.skipped]
 
     def kind(self, name: str) -> tuple[str, str]:
         """The column's kind and dtype."""
@@ -268,18 +286,19 @@ class _Reference:
         if self.profile is not None:
             return self.profile.columns[name], None
         series = self._series(name)
-        if kind_of(series, name) == "categorical":
+        kind = kind_of(series, name)
+        if kind == CATEGORICAL:
             return categorical_profile(series, name, self.sampled, self._scores), None
         values = numeric_values(series)
         return numeric_profile(values, name, str(series.dtype), self.sampled,
-                               self._scores)
+                               self._scores, kind)
 
     def prediction_column(self) -> tuple[ColumnProfile | None, np.ndarray | None]:
         if self.profile is not None:
             return self.profile.predictions, None
         if self.predictions is None:
             return None, None
-        if kind_of(self.predictions, "predictions") == "categorical":
+        if kind_of(self.predictions, "predictions") == CATEGORICAL:
             return profile_column(self.predictions, "predictions", self.sampled, None), None
         values = numeric_values(self.predictions)
         return numeric_profile(values, "predictions", str(self.predictions.dtype),
@@ -287,7 +306,22 @@ class _Reference:
 
     def _series(self, name: str) -> pd.Series:
         assert self.frame is not None
-        return self.frame[self.frame.columns[self.names.index(name)]]
+        return _get(self.frame, name)
+
+
+def _unsupported(frame: pd.DataFrame) -> dict[str, str]:
+    """The frame's columns of a dtype drift is not measured on, with their dtypes."""
+    found = {}
+    for label, series in frame.items():
+        try:
+            kind_of(series, str(label))
+        except _Unsupported as skipped:
+            found[skipped.column] = skipped.dtype
+    return found
+
+
+def _listed(columns: dict[str, str]) -> str:
+    return ", ".join(f"{name} ({dtype})" for name, dtype in columns.items())
 
 
 def _matched_columns(current: pd.DataFrame, source: _Reference,
@@ -298,7 +332,8 @@ def _matched_columns(current: pd.DataFrame, source: _Reference,
     if not expected:
         raise DriftInputError("no columns to compare")
     missing = [c for c in expected if c not in present]
-    extra = [c for c in (present if columns is None else expected) if c not in reference]
+    extra = [c for c in (present if columns is None else expected)
+             if c not in reference and c not in source.skipped]
     if missing or extra:
         parts = ([f"missing {', '.join(missing)} (in the reference, not in the current data)"]
                  if missing else [])
@@ -311,13 +346,20 @@ def _matched_columns(current: pd.DataFrame, source: _Reference,
     retyped = []
     for name in expected:
         kind, dtype = source.kind(name)
-        series = _get(current, name)
-        if kind_of(series, name) != kind:
-            retyped.append(f"{name} ({kind}, {dtype} in the reference; "
-                           f"{kind_of(series, name)}, {series.dtype} now)")
+        now = _kind_now(_get(current, name), name)
+        if not now.startswith(f"{kind}, "):
+            retyped.append(f"{name} ({kind}, {dtype} in the reference; {now} now)")
     if retyped:
         raise DriftInputError(f"changed dtypes: {'; '.join(retyped)}")
     return expected
+
+
+def _kind_now(series: pd.Series, name: str) -> str:
+    """The current column's kind and dtype, as the changed-dtype message says them."""
+    try:
+        return f"{kind_of(series, name)}, {series.dtype}"
+    except _Unsupported as error:
+        return f"unsupported, {error.dtype}"
 
 
 def _get(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -328,7 +370,8 @@ def _get(frame: pd.DataFrame, name: str) -> pd.Series:
 
 def _attempt(name: str, series: pd.Series, source: _Reference, rows: np.ndarray | None,
              bands: Bands) -> FeatureDrift | DriftInputError:
-    """The feature's drift, or the fault that prevents it (all faults are reported at once)."""
+    """The feature's drift, or the fault that prevents it (all faults are reported at once);
+    an UnsupportedColumn when the reference's column cannot be profiled (skipped)."""
     try:
         return _compare(name, series, source, rows, bands)
     except DriftInputError as error:
@@ -368,7 +411,11 @@ def _numeric(name: str, series: pd.Series, reference: NumericProfile,
 
 def _categorical(name: str, series: pd.Series, reference: CategoricalProfile,
                  bands: Bands) -> FeatureDrift:
-    found, missing = category_counts(series)
+    try:
+        found, missing = category_counts(series, name)
+    except _Unsupported as error:  # the reference's values were counted: a changed dtype
+        raise DriftInputError(f"column {name!r}: the current data holds {error.dtype} values, "
+                              "the reference categories") from None
     if not found:
         raise DriftInputError(f"column {name!r}: every value in the current data is missing")
     kept = [found.get(label, 0) for label in reference.categories]
@@ -482,4 +529,23 @@ def _notes(source: _Reference, rows: np.ndarray | None, ks_sample: int, seed: in
                      "bands mostly measure sampling noise, read the p-values instead")
     if predictions is not None and prediction is None:
         notes.append("no prediction drift: the reference has no predictions to compare with")
+    return tuple(notes) + _column_notes(source, features, prediction)
+
+
+def _column_notes(source: _Reference, features: list[FeatureDrift],
+                  prediction: FeatureDrift | None) -> tuple[str, ...]:
+    """Columns compared as seconds, columns skipped, predictions profiled on a sample."""
+    notes = []
+    for kind, unit in IN_SECONDS.items():
+        named = [f.name for f in features if f.kind == kind]
+        if named:
+            notes.append(f"{kind} columns compared as {unit}: {', '.join(named)}")
+    if source.skipped:
+        notes.append(f"not compared: {_listed(source.skipped)}; drift is measured on "
+                     f"{SUPPORTED}")
+    profile = source.profile
+    if (prediction is not None and profile is not None and profile.prediction_rows is not None
+            and profile.prediction_rows < profile.rows):
+        notes.append(f"the reference's predictions come from a seeded sample of "
+                     f"{profile.prediction_rows:,} of its {profile.rows:,} rows")
     return tuple(notes)

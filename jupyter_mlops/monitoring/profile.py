@@ -5,7 +5,15 @@ A `Profile` summarises a training frame column by column. A numeric column keeps
 categorical column keeps the counts of its `MAX_CATEGORIES` most frequent categories and an
 "other" bucket; every column keeps its missing count. When the model's predictions on the frame
 are given, the profile also holds their distribution and, per bin of each feature, the mean
-prediction of the rows in it (CSI needs it, see drift.py).
+prediction of the rows in it (CSI needs it, see drift.py). Predictions may cover a seeded sample
+of the rows only (`predicted_rows`; reference.py's capture predicts on at most PREDICT_ROWS):
+the profile says from how many rows they come (`prediction_rows`).
+
+Datetime and timedelta columns are profiled as numbers, in seconds (since the epoch, UTC, for a
+datetime; a float32 quantile of an epoch is exact to about two minutes, fine for ten bins), and
+keep their kind, so new data of another kind is a changed dtype and the report names them. A
+column of any other dtype (complex numbers, an object column of dicts or lists) is skipped,
+named with its dtype in `Profile.skipped`, and never costs the rest of the profile.
 
 The bin counts are exact. The quantiles, which place the cuts and stand in for the reference
 distribution in KS, come from a seeded sample of `SAMPLE` rows (all rows below that): sorting
@@ -42,10 +50,23 @@ T = TypeVar("T")
 _pool: ThreadPoolExecutor | None = None
 OTHER = "(other)"
 MISSING = "(missing)"
+NUMERIC, DATETIME, TIMEDELTA, CATEGORICAL = "numeric", "datetime", "timedelta", "categorical"
+IN_SECONDS = {DATETIME: "epoch seconds", TIMEDELTA: "seconds"}  # how those kinds are measured
+SUPPORTED = "numeric, datetime, timedelta and categorical columns"
+CONTAINERS = (dict, list, set, tuple, np.ndarray)  # object values that are no category
 
 
 class DriftInputError(MlopsError, ValueError):
     """Data drift cannot be measured on: names the columns at fault and what is wrong."""
+
+
+class UnsupportedColumn(DriftInputError):
+    """A column of a dtype drift is not measured on; a profile skips it and says so."""
+
+    def __init__(self, column: str, dtype: str) -> None:
+        self.column, self.dtype = column, dtype
+        super().__init__(f"column {column!r} has dtype {dtype}: drift is measured on "
+                         f"{SUPPORTED}; convert it or leave it out")
 
 
 @dataclass(frozen=True)
@@ -53,13 +74,13 @@ class NumericProfile:
     """A numeric column: quantiles, rows per PSI bin (`cuts`), missing rows, and the mean
     prediction per bin then of the missing rows (`scores`, when predictions were given)."""
 
-    kind: ClassVar[str] = "numeric"
     dtype: str
     quantiles: tuple[float, ...]  # at LEVELS, float32 values, of the non-missing rows
     counts: tuple[int, ...]  # rows per bin: (-inf, c1], (c1, c2], ..., (ck, inf)
     missing: int
     sample: int  # non-missing rows the quantiles come from
     scores: tuple[float, ...] | None = None
+    kind: str = NUMERIC  # or DATETIME, TIMEDELTA: values in seconds
 
     @cached_property
     def cuts(self) -> np.ndarray:
@@ -73,7 +94,7 @@ class NumericProfile:
     @property
     def labels(self) -> tuple[str, ...]:
         """A label per bin, the missing rows' last."""
-        ends = [f"{c:.4g}" for c in self.cuts]
+        ends = [_seconds_label(c, self.kind) for c in self.cuts]
         inner = [f"({lo}, {hi}]" for lo, hi in zip(ends, ends[1:], strict=False)]
         return (f"≤ {ends[0]}", *inner, f"> {ends[-1]}", MISSING)
 
@@ -83,7 +104,7 @@ class CategoricalProfile:
     """A categorical column: rows per kept category then "other", missing rows, and the mean
     prediction per category, of "other" and of the missing rows (when predictions were given)."""
 
-    kind: ClassVar[str] = "categorical"
+    kind: ClassVar[str] = CATEGORICAL
     dtype: str
     categories: tuple[str, ...]
     counts: tuple[int, ...]  # per category, then "other"
@@ -110,11 +131,20 @@ class Profile:
     rows: int
     columns: Mapping[str, ColumnProfile] = field(default_factory=dict)
     predictions: ColumnProfile | None = None
+    prediction_rows: int | None = None  # training rows the predictions come from (a sample)
+    skipped: Mapping[str, str] = field(default_factory=dict)  # column -> its unsupported dtype
+
+    @property
+    def warnings(self) -> list[str]:
+        """The columns the profile leaves out, as the user is told when it is captured."""
+        return [f"column {name!r} ({dtype}) left out of the reference profile: drift is "
+                f"measured on {SUPPORTED}" for name, dtype in self.skipped.items()]
 
     def to_json(self) -> str:
         body = {"format": FORMAT, "rows": self.rows,
                 "columns": {name: _column_json(c) for name, c in self.columns.items()},
-                "predictions": _column_json(self.predictions) if self.predictions else None}
+                "predictions": _column_json(self.predictions) if self.predictions else None,
+                "prediction_rows": self.prediction_rows, "skipped": dict(self.skipped)}
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
@@ -125,39 +155,62 @@ class Profile:
                 raise ValueError(f"format {body.get('format')!r}, expected {FORMAT!r}")
             columns = {name: _column_from(c) for name, c in body["columns"].items()}
             predictions = _column_from(body["predictions"]) if body["predictions"] else None
-            return cls(int(body["rows"]), columns, predictions)
+            predicted = body.get("prediction_rows")
+            skipped = {str(k): str(v) for k, v in (body.get("skipped") or {}).items()}
+            return cls(int(body["rows"]), columns, predictions,
+                       None if predicted is None else int(predicted), skipped)
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise DriftInputError(f"not a reference profile: {error}") from error
 
 
 def build_profile(frame: pd.DataFrame, predictions: Any = None, *,
+                  predicted_rows: np.ndarray | None = None,
                   sample: int = SAMPLE, seed: int = SEED) -> Profile:
     """The profile of `frame` (a model's training data) and of the model's `predictions` on it
-    (scores, one per row; of a two-column `predict_proba`, the second column)."""
+    (scores, one per row; of a two-column `predict_proba`, the second column): on every row,
+    or on the rows at the sorted positions `predicted_rows` (a sample of the frame)."""
     check_frame(frame, "reference")
-    rows = sample_rows(len(frame), sample, seed)
-    scores = prediction_series(predictions, len(frame), "reference")
+    predicted = len(frame) if predicted_rows is None else len(predicted_rows)
+    scores = prediction_series(predictions, predicted, "reference")
+    # the quantiles' (and CSI's) sample: of the predicted rows when there are predictions
+    inner = sample_rows(len(frame) if scores is None else predicted, sample, seed)
+    rows = inner if scores is None or predicted_rows is None else take(predicted_rows, inner)
     score_sample = None
-    if scores is not None and kind_of(scores, "predictions") == "numeric":
-        score_sample = take(numeric_values(scores), rows)
-    profiles = in_threads(lambda item: profile_column(item[1], str(item[0]), rows, score_sample),
-                          frame.items())
-    columns = {str(name): column for name, column in zip(frame.columns, profiles, strict=True)}
-    predicted = None if scores is None else profile_column(scores, "predictions", rows, None)
-    return Profile(len(frame), columns, predicted)
+    if scores is not None and kind_of(scores, "predictions") == NUMERIC:
+        score_sample = take(numeric_values(scores), inner)
+    profiles = in_threads(lambda item: _profile_or_skip(item[1], str(item[0]), rows,
+                                                        score_sample), frame.items())
+    columns = {str(name): column for name, column in zip(frame.columns, profiles, strict=True)
+               if not isinstance(column, UnsupportedColumn)}
+    skipped = {c.column: c.dtype for c in profiles if isinstance(c, UnsupportedColumn)}
+    if not columns:
+        raise DriftInputError(f"the reference data has no column drift is measured on ({SUPPORTED}"
+                              f"): {', '.join(f'{k} ({v})' for k, v in skipped.items())}")
+    profiled = None if scores is None else profile_column(scores, "predictions", inner, None)
+    return Profile(len(frame), columns, profiled, None if scores is None else predicted, skipped)
+
+
+def _profile_or_skip(series: pd.Series, name: str, rows: np.ndarray | None,
+                     scores: np.ndarray | None) -> ColumnProfile | UnsupportedColumn:
+    try:
+        return profile_column(series, name, rows, scores)
+    except UnsupportedColumn as skipped:
+        return skipped
 
 
 def profile_column(series: pd.Series, name: str, rows: np.ndarray | None,
                    scores: np.ndarray | None) -> ColumnProfile:
     """One column's profile; `rows` the sampled rows, `scores` the predictions on them."""
-    if kind_of(series, name) == "categorical":
+    kind = kind_of(series, name)
+    if kind == CATEGORICAL:
         return categorical_profile(series, name, rows, scores)
     values = numeric_values(series)
-    return numeric_profile(values, name, str(series.dtype), rows, scores)[0]
+    return numeric_profile(values, name, str(series.dtype), rows, scores, kind)[0]
 
 
 def numeric_profile(values: np.ndarray, name: str, dtype: str, rows: np.ndarray | None,
-                    scores: np.ndarray | None) -> tuple[NumericProfile, np.ndarray]:
+                    scores: np.ndarray | None,
+                    kind: str = NUMERIC) -> tuple[NumericProfile, np.ndarray]:
     """The profile of a numeric column from all its `values` and those of the sampled `rows`
     (aligned with `scores`); also the sample's non-missing values, sorted, which KS reuses."""
     sampled = take(values, rows)
@@ -174,13 +227,13 @@ def numeric_profile(values: np.ndarray, name: str, dtype: str, rows: np.ndarray 
         dtype=dtype, quantiles=tuple(quantiles.tolist()), counts=tuple(counts.tolist()),
         missing=missing, sample=len(ordered),
         scores=None if scores is None else _mean_per_bin(bin_index(sampled, cuts), scores,
-                                                         len(cuts) + 2))
+                                                         len(cuts) + 2), kind=kind)
     return profile, ordered
 
 
 def categorical_profile(series: pd.Series, name: str, rows: np.ndarray | None,
                         scores: np.ndarray | None) -> CategoricalProfile:
-    counts, missing = category_counts(series)
+    counts, missing = category_counts(series, name)
     if not counts:
         raise DriftInputError(f"column {name!r}: every value in the reference is missing")
     ranked = sorted(counts, key=lambda label: (-counts[label], label))[:MAX_CATEGORIES]
@@ -224,25 +277,65 @@ def in_threads(function: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
 
 
 def kind_of(series: pd.Series, name: str) -> str:
-    """"numeric" or "categorical" (booleans, strings, objects, pandas categoricals)."""
+    """NUMERIC, DATETIME, TIMEDELTA or CATEGORICAL (booleans, strings, objects, pandas
+    categoricals); UnsupportedColumn for any other dtype."""
     dtype = series.dtype
     if isinstance(dtype, np.dtype) and dtype.kind in "iuf":  # the common case, quickly
-        return "numeric"
+        return NUMERIC
     if pd.api.types.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype):
-        return "categorical"
+        return CATEGORICAL
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return DATETIME
+    if pd.api.types.is_timedelta64_dtype(dtype):
+        return TIMEDELTA
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
-        return "numeric"
-    if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
-        return "categorical"
-    raise DriftInputError(f"column {name!r} has dtype {dtype}: drift is measured on numeric and "
-                          "categorical columns; convert it or leave it out")
+        return NUMERIC
+    if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
+        return CATEGORICAL
+    if pd.api.types.is_object_dtype(dtype):
+        held = _containers(series)
+        if held:
+            raise UnsupportedColumn(name, f"{dtype} holding {held}")
+        return CATEGORICAL
+    raise UnsupportedColumn(name, str(dtype))
+
+
+def _containers(series: pd.Series, look: int = 100) -> str:
+    """The types of containers (dicts, lists, ...) among the column's first `look` values:
+    their text is no category (each value its own), and they are not numbers."""
+    values = series.to_numpy()[:look]  # an object column's values, not copied
+    found = {type(v).__name__ for v in values if isinstance(v, CONTAINERS)}
+    return ", ".join(sorted(found))
 
 
 def numeric_values(series: pd.Series) -> np.ndarray:
-    """The column as float64, NaN where missing; no copy for a float64 column."""
+    """The column as float64, NaN where missing; no copy for a float64 column. Datetimes are
+    seconds since the epoch (UTC), timedeltas seconds."""
     if series.dtype == np.float64:
         return series.to_numpy()
+    if series.dtype.kind in "mM":
+        return _seconds(series)
     return series.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _seconds(series: pd.Series) -> np.ndarray:
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    array = series.to_numpy()  # datetime64 or timedelta64, in the column's own unit
+    unit = np.datetime_data(array.dtype)[0]
+    per_second = int(np.array(1, "m8[s]").astype(f"m8[{unit}]").astype(np.int64))
+    seconds = array.view(np.int64) / per_second
+    seconds[np.isnat(array)] = np.nan
+    return seconds
+
+
+def _seconds_label(value: float, kind: str) -> str:
+    """A bin's edge as the user reads the column: a number, a UTC time or a duration."""
+    if kind == DATETIME:
+        return str(pd.Timestamp(value, unit="s").floor("s")).removesuffix(" 00:00:00")
+    if kind == TIMEDELTA:
+        return str(pd.Timedelta(seconds=value).floor("s"))
+    return f"{value:.4g}"
 
 
 def sample_rows(n: int, size: int, seed: int) -> np.ndarray | None:
@@ -306,9 +399,13 @@ def bin_index(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:
     return index
 
 
-def category_counts(series: pd.Series) -> tuple[dict[str, int], int]:
-    """Rows per category (as text) and missing rows."""
-    found = series.value_counts(dropna=True, sort=False)
+def category_counts(series: pd.Series, name: str) -> tuple[dict[str, int], int]:
+    """Rows per category (as text) and missing rows; UnsupportedColumn for values that cannot
+    be counted (unhashable ones past the first values kind_of looks at)."""
+    try:
+        found = series.value_counts(dropna=True, sort=False)
+    except TypeError as error:
+        raise UnsupportedColumn(name, f"{series.dtype} ({error})") from None
     counts: dict[str, int] = {}
     for value, count in zip(found.index, found.to_numpy().tolist(), strict=True):
         if count:
@@ -371,13 +468,14 @@ def _column_from(body: Mapping[str, Any]) -> ColumnProfile:
     if scores is not None:
         scores = tuple(np.asarray(scores, np.float32).astype(np.float64).tolist())
     counts = tuple(int(n) for n in body["counts"])
-    if body["kind"] == "numeric":
+    if body["kind"] in (NUMERIC, DATETIME, TIMEDELTA):
         packed = np.frombuffer(base64.b64decode(body["quantiles"]), "<f4")
         if len(packed) != len(LEVELS):
             raise ValueError(f"{len(packed)} quantiles, expected {len(LEVELS)}")
         return NumericProfile(str(body["dtype"]), tuple(packed.astype(np.float64).tolist()),
-                              counts, int(body["missing"]), int(body["sample"]), scores)
-    if body["kind"] == "categorical":
+                              counts, int(body["missing"]), int(body["sample"]), scores,
+                              str(body["kind"]))
+    if body["kind"] == CATEGORICAL:
         return CategoricalProfile(str(body["dtype"]), tuple(str(c) for c in body["categories"]),
                                   counts, int(body["missing"]), scores)
     raise ValueError(f"unknown column kind {body['kind']!r}")

@@ -3,8 +3,11 @@ when new data is compared with it.
 
 Capture: a tracked cell's model (`%%mlops track --model VAR`) gets the `Profile` of its
 training frame, `--reference VARIABLE` or else the first of `X_train`, `X` in the namespace,
-with the model's predictions on it when they are cheap (`PREDICT_ROWS`); the JSON travels to
-the store with the cell's other records, as the run's `REFERENCE_PROFILE_ARTIFACT`.
+with the model's predictions on it, on a seeded sample of `PREDICT_ROWS` rows of a larger frame
+(a forest predicting on millions of rows would hold the cell up far longer than the profile;
+the profile says how many rows they come from). The JSON travels to the store with the cell's
+other records, as the run's `REFERENCE_PROFILE_ARTIFACT`; the columns it leaves out (dtypes
+drift is not measured on) are said in the cell as a `ProfileWarning`.
 
 Resolution: a drift report's reference is a frame, a `Profile`, a run id (the profile its run
 holds) or a registered version, `MODEL@ALIAS` or `MODEL/N` (the profile of the run that logged
@@ -16,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,12 +30,22 @@ import numpy as np
 import pandas as pd
 
 from jupyter_mlops.errors import MlopsError
-from jupyter_mlops.monitoring.profile import DriftInputError, Profile, build_profile
+from jupyter_mlops.monitoring.profile import (
+    SEED,
+    DriftInputError,
+    Profile,
+    build_profile,
+    sample_rows,
+)
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 
 REFERENCE_NAMES = ("X_train", "X")  # the training frame when `--reference` is not given
-PREDICT_ROWS = 50_000  # above this many rows the capture skips the model's predictions
+PREDICT_ROWS = 50_000  # above this many rows the model predicts on a seeded sample of them
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class ProfileWarning(UserWarning):
+    """A reference profile was stored without some of the training data's columns."""
 
 
 class NoReferenceProfile(MlopsError):
@@ -92,8 +106,17 @@ def capture(model: Any, namespace: dict[str, Any], variable: str | None = None) 
     if data is None:
         return None
     frame = as_frame(data, f"reference ({variable or 'training'})")
-    scores = model_scores(model, data) if len(frame) <= PREDICT_ROWS else None
-    return build_profile(frame, scores).to_json()
+    rows = sample_rows(len(frame), PREDICT_ROWS, SEED)
+    scores = model_scores(model, data if rows is None else _rows(data, rows))
+    profile = build_profile(frame, scores, predicted_rows=rows)
+    for said in profile.warnings:
+        warnings.warn(f"jupyter-mlops: {said}", ProfileWarning, stacklevel=2)
+    return profile.to_json()
+
+
+def _rows(data: Any, rows: np.ndarray) -> Any:
+    """The rows at positions `rows` of a frame or an array, of the same type."""
+    return data.iloc[rows] if isinstance(data, pd.DataFrame) else data[rows]
 
 
 # --- resolution ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 
 from jupyter_mlops.monitoring.drift import DriftReport, FeatureDrift
 from jupyter_mlops.monitoring.monitor import bands_for, log_run, measure
+from jupyter_mlops.monitoring.profile import IN_SECONDS
 from jupyter_mlops.widgets.html import esc, fmt, table
 
 BAND_COLOURS = {"stable": "#e6f4ea", "moderate": "#fff4ce", "significant": "#fadbd8"}
@@ -54,11 +55,16 @@ def report_html(report: DriftReport, title: str = "Drift report", sort: str = "P
             f'<span style="color:{REFERENCE_COLOUR}">■ reference</span> '
             f'<span style="color:{CURRENT_COLOUR}">■ current</span></div>')
     notes = "".join(f"<li>{esc(n)}</li>" for n in report.notes)
-    body = table(HEADERS, [[d.name, d.kind, d.psi, d.band, d.csi, d.test, d.p_value,
+    body = table(HEADERS, [[d.name, kind_label(d.kind), d.psi, d.band, d.csi, d.test, d.p_value,
                             histogram(d)] for d in rows],
                  raw_columns=[7], row_styles=[f"background:{BAND_COLOURS[d.band]}" for d in rows],
                  css_class="mlops-drift")
     return head + (f"<ul>{notes}</ul>" if notes else "") + body
+
+
+def kind_label(kind: str) -> str:
+    """A feature's kind as the table says it: datetimes and timedeltas with their unit."""
+    return f"{kind} ({IN_SECONDS[kind]})" if kind in IN_SECONDS else kind
 
 
 def report_page(report: DriftReport, title: str) -> str:

@@ -149,7 +149,10 @@ def test_psi_of_identical_histograms_is_zero() -> None:
     (lambda f: f.assign(plan=None), r"column 'plan': every value in the current data is missing"),
     (lambda f: f.iloc[:0], r"the current data is empty \(0 rows, 3 columns\)"),
     (lambda f: f.assign(tenure_Months=pd.Timestamp("2026-01-01")),
-     r"column 'tenure_Months' has dtype datetime64"),
+     r"changed dtypes: tenure_Months \(numeric, float64 in the reference; datetime, "
+     r"datetime64\[\w+\] now\)"),
+    (lambda f: f.assign(plan=[{"tier": "basic"}] * len(f)),
+     r"plan \(categorical, \w+ in the reference; unsupported, object holding dict now\)"),
 ])
 def test_bad_current_data_is_named(churn, change, message) -> None:
     reference, current = churn

@@ -292,3 +292,58 @@ def test_on_drift_the_training_notebook_is_submitted_to_kfp(session, capsys, mon
     assert run.body["runtime_config"]["parameters"] == {"rows": 1500,
                                                          "MLFLOW_TRACKING_URI": session.uri}
     assert run.body["display_name"] == "retrain on drift (Drifted_Batch.csv)"
+
+
+# --- a large training set with datetime, timedelta and dict columns --------------------------
+BOOK = (
+    "from sklearn.compose import ColumnTransformer\n"
+    "from sklearn.pipeline import make_pipeline\n"
+    "from sklearn.preprocessing import OneHotEncoder\n"
+    "def book(n, shift, seed):\n"
+    "    data, churned = batch(n, shift, seed)\n"
+    "    rng = np.random.default_rng(seed)\n"
+    "    days = pd.to_timedelta(rng.integers(0, 365 + int(300 * shift), n), unit='D')\n"
+    "    return data.assign(signup_date=pd.Timestamp('2025-01-01') + days,\n"
+    "                       since_login=pd.to_timedelta(rng.exponential(48, n), unit='h'),\n"
+    "                       settings=[{'theme': 'dark'}] * n), churned\n"
+    "X_book, y_book = book(60_000, 0.0, 5)\n"
+    "X_later, _ = book(4_000, 1.0, 6)\n"
+)
+
+
+def test_a_large_training_set_keeps_its_predictions_and_odd_columns(session):
+    """Above PREDICT_ROWS the model predicts on a sample (said in the profile and the report);
+    datetime and timedelta columns are profiled in seconds; a dict column is left out, said in
+    the cell, and the rest of the profile is kept."""
+    kernel = session.kernel
+    kernel.ok(f"%mlops start --experiment {EXPERIMENT}\n{BOOK}")
+    said = kernel.ok(
+        "%%mlops track Big_Book --model book --register Churn_Book --reference X_book\n"
+        "book = make_pipeline(ColumnTransformer([\n"
+        "    ('numbers', 'passthrough', ['tenure_months', 'monthly_charges']),\n"
+        "    ('plan', OneHotEncoder(), ['plan'])]),\n"
+        "    RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0))\n"
+        "book.fit(X_book, y_book)")
+    assert ("column 'settings' (object holding dict) left out of the reference profile"
+            in said.stderr)
+    shown = kernel.ok("p_later = book.predict_proba(X_later)\n"
+                      "%mlops drift X_later --model Churn_Book/1 --predictions p_later")
+    assert "X_later against Churn_Book/1: DRIFTED" in shown.stdout
+
+    profile = _profile(session, "Big_Book")
+    assert profile.rows == 60_000 and profile.prediction_rows == 50_000
+    assert profile.predictions is not None and sum(profile.predictions.counts) == 50_000
+    assert profile.skipped == {"settings": "object holding dict"}
+    assert profile.columns["signup_date"].kind == "datetime"
+    assert profile.columns["since_login"].kind == "timedelta"
+    client = session.client()
+    experiment = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    [run] = client.search_runs([experiment], "tags.`mlops.monitor.model` = 'Churn_Book'")
+    assert run.data.metrics["drift.prediction_psi"] > 0 and run.data.metrics[
+        "psi.signup_date"] > 0.25
+    with tempfile.TemporaryDirectory() as folder:
+        page = Path(client.download_artifacts(run.info.run_id, "drift_report.html",
+                                              folder)).read_text()
+    assert "datetime (epoch seconds)" in page and "timedelta (seconds)" in page
+    assert "seeded sample of 50,000 of its 60,000 rows" in page
+    assert "not compared: settings (object holding dict)" in page

@@ -81,3 +81,58 @@ def test_a_hundred_columns_fit_in_100_kb() -> None:
         f"category_{i:02d}": rng.choice(labels, 5_000) for i in range(30)})
     size = len(build_profile(mixed, rng.random(5_000)).to_json().encode())
     assert size <= 100_000, size
+
+
+def test_datetime_timedelta_and_unsupported_columns() -> None:
+    """Datetimes (tz-aware too) and timedeltas are profiled in seconds and named so in the
+    report; a dict column and a complex one are skipped, named with their dtype."""
+    rng = np.random.default_rng(2)
+    n = 3_000
+
+    def events(shift_days: int) -> pd.DataFrame:
+        start = pd.Timestamp("2026-03-01", tz="Europe/Paris") + pd.Timedelta(days=shift_days)
+        frame = pd.DataFrame({
+            "opened_at": start + pd.to_timedelta(rng.integers(0, 90 * 86_400, n), unit="s"),
+            "handling_time": pd.to_timedelta(rng.gamma(2, 600, n), unit="s"),
+            "context": [{"channel": "web"}] * n,
+            "signal": rng.normal(size=n) + 1j,
+            "priority": rng.choice(["low", "high"], n),
+        })
+        frame.loc[frame.index[::100], "opened_at"] = pd.NaT
+        return frame
+
+    profile = build_profile(events(0))
+    assert profile.skipped == {"context": "object holding dict", "signal": "complex128"}
+    assert [(n, c.kind) for n, c in profile.columns.items()] == [
+        ("opened_at", "datetime"), ("handling_time", "timedelta"), ("priority", "categorical")]
+    opened = profile.columns["opened_at"]
+    assert opened.missing == 30 and opened.labels[0].startswith("≤ 2026-03-")
+    assert profile.warnings[0].startswith("column 'context' (object holding dict) left out")
+    assert Profile.from_json(profile.to_json()) == profile
+
+    for reference in (profile, events(0)):
+        report = compute_drift(events(45), reference)
+        assert report.feature("opened_at").band == "significant"
+        assert report.feature("handling_time").band == "stable"
+        assert dict(report.skipped) == {"context": "object holding dict", "signal": "complex128"}
+        assert "datetime columns compared as epoch seconds: opened_at" in report.notes
+        assert "timedelta columns compared as seconds: handling_time" in report.notes
+        assert any(n.startswith("not compared: context (object holding dict), signal "
+                                "(complex128)") for n in report.notes)
+
+
+def test_predictions_on_a_sample_of_the_rows(training) -> None:
+    frame, proba = training
+    rows = sample_rows(len(frame), 10_000, SEED)
+    profile = build_profile(frame, proba[rows], predicted_rows=rows)
+    assert profile.prediction_rows == 10_000 and sum(profile.predictions.counts) == 10_000
+    assert sum(profile.columns["Income"].counts) + 750 == 30_000  # counts still every row
+    whole = build_profile(frame, proba)
+    assert whole.prediction_rows == 30_000
+    assert np.allclose(profile.columns["Income"].scores, whole.columns["Income"].scores,
+                       atol=0.05)
+    report = compute_drift(frame.iloc[:5_000], Profile.from_json(profile.to_json()),
+                           predictions=proba[:5_000])
+    assert report.prediction is not None and report.prediction.band == "stable"
+    assert ("the reference's predictions come from a seeded sample of 10,000 of its 30,000 "
+            "rows") in report.notes
