@@ -116,6 +116,7 @@ class MlopsMagics(Magics):
         if (cell is None) == (args.command == "track"):
             raise UsageError("`track` is a cell magic: start the cell with `%%mlops track ...`;"
                              " the other subcommands are line magics (`%mlops ...`).")
+        args.line = f"%%mlops {line.strip()}"  # as written: a tracked cell's run keeps it
         try:
             return getattr(self, f"_{args.command}")(args, cell)
         except MlopsError as error:  # said in the cell, without a traceback
@@ -141,7 +142,8 @@ class MlopsMagics(Magics):
             name=args.name, params=_names(args.params), metrics=_names(args.metrics),
             model=args.model, input_example=args.input_example, register=args.register,
             tags=dict(_split_pair(p) for p in args.tags), inputs=_names(args.inputs),
-            profile=_profiler(args.reference) if args.model else None)
+            profile=_profiler(args.reference) if args.model else None,
+            line=args.line)
         return track_cell(self.shell, self._session, options, cell, _card_observer(self.shell))
 
     def _log(self, args: argparse.Namespace, cell: None) -> None:

@@ -25,6 +25,7 @@ from jupyter_mlops.steps.mlflow_vocabulary import (
     LAUNCHED_FROM_TAG,
     NOTEBOOK_TAG,
     PARENT_RUN_TAG,
+    TRACK_LINE_TAG,
     run_row,
 )
 from jupyter_mlops.tracking.destination import DEFAULT_DB, open_client, sqlite_path
@@ -159,16 +160,20 @@ def run_details(client: Any, run_id: str) -> dict[str, Any]:
 
 
 def as_cell(run: Any, source: str | None) -> str | None:
-    """The tracked cell as "Insert into notebook" puts it back: its `%%mlops track` line (the
-    run's name; the artifact holds the body only) above its code."""
+    """The tracked cell as "Insert into notebook" puts it back: its `%%mlops track` line as
+    written, flags and all (the artifact holds the body only), above its code; a run logged
+    before the line was kept gets one naming the run."""
     if source is None or run.data.tags.get(KIND_TAG) != KIND_CELL:
         return source
     if source.lstrip().startswith("%%mlops"):
         return source
-    import shlex
+    line = run.data.tags.get(TRACK_LINE_TAG)
+    if not line:
+        import shlex
 
-    name = shlex.quote(run.info.run_name) if run.info.run_name else ""
-    return f"%%mlops track {name}".rstrip() + "\n" + source
+        name = shlex.quote(run.info.run_name) if run.info.run_name else ""
+        line = f"%%mlops track {name}".rstrip()
+    return f"{line}\n{source}"
 
 
 def parent_of(client: Any, run: Any) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ RUN_KEY_TAG = "mlops.run_key"  # the tracking client's own key: a resent run is 
 PID_TAG, HOST_TAG, START_TAG = "mlops.pid", "mlops.host", "mlops.pid_start"  # who wrote it
 RECOVERED_TAG = "mlops.recovered"  # FAILED by recovery: its process died while it ran
 GIT_DIRTY_TAG = "mlops.git.dirty"  # "true" when the working tree had changes
+TRACK_LINE_TAG = "mlops.track_line"  # a tracked cell's `%%mlops track ...` line, flags and all
 
 # --- pipeline runs (local runner and KFP) --------------------------------------------------
 PIPELINE_TAG = "mlops.pipeline"  # the pipeline's name
@@ -90,7 +91,7 @@ MODEL_HISTORY_TAG = "mlflow.log-model.history"  # MLflow 2's record of the run's
 # Bookkeeping a reader of a run has no use for: the panel hides these unless asked. The parent
 # shows by name and the cell's code as code instead.
 INTERNAL_TAGS = frozenset({RUN_KEY_TAG, PID_TAG, HOST_TAG, START_TAG, PARENT_RUN_TAG, NOTE_TAG,
-                           MODEL_HISTORY_TAG})
+                           MODEL_HISTORY_TAG, TRACK_LINE_TAG})
 
 # --- dataset inputs of runs (steps/datasets.py) ---------------------------------------------
 CONTEXT_TRAINING = "training"  # a tracked cell's `--inputs`

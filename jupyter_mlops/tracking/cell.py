@@ -37,6 +37,9 @@ class CellOptions:
     # The model's reference profile (JSON) from the model and the namespace, or None: built by
     # the monitoring layer, which sits above tracking, so the magic hands it in.
     profile: Callable[[Any, dict[str, Any]], str | None] | None = None
+    # The cell's first line as the user wrote it (`%%mlops track NAME --flags`): the cell.py
+    # artifact holds the body, and "Insert into notebook" puts the two back together.
+    line: str = ""
 
 
 @dataclass
@@ -89,8 +92,9 @@ def track_cell(shell: Any, session: Session, options: CellOptions, source: str,
     parent = session.ensure(ns)
     tracker = session.tracker
     name = options.name or f"cell-{shell.execution_count}"
+    line = {vocab.TRACK_LINE_TAG: options.line} if options.line else {}
     run = tracker.start_run(name, session.experiment or "notebooks", parent=parent,
-                            tags={vocab.KIND_TAG: vocab.KIND_CELL, **options.tags,
+                            tags={vocab.KIND_TAG: vocab.KIND_CELL, **options.tags, **line,
                                   **notebook_info.notebook_tags(session.notebook)})
     # IPython's syntax (magics, `!cmd`, `x?`) inside the cell; plain Python needs no pass.
     code = shell.transform_cell(source) if any(c in source for c in "%!?") else source

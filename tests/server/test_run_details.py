@@ -58,7 +58,13 @@ async def test_a_cell_runs_details_and_artifacts(jp_fetch, mlflow_store) -> None
     assert [(m["name"], m["model_type"] is None or isinstance(m["model_type"], str))
             for m in run["models"]] == [("model", True)]
     assert run["source"] == SOURCE
+    # Logged before runs kept their line: one naming the run.
     assert run["cell"] == f"%%mlops track 'train forest'\n{SOURCE}"
+    line = "%%mlops track 'train forest' --metrics auto --model forest"
+    MlflowClient(tracking_uri=str(mlflow_store["uri"])).set_tag(cell, vocab.TRACK_LINE_TAG, line)
+    _, run = await fetch_json(jp_fetch, "mlops", "api", "runs", cell)
+    assert run["cell"] == f"{line}\n{SOURCE}"
+    assert vocab.TRACK_LINE_TAG in run["internal_tags"]
 
     async def artifact(path: str) -> object:
         return await jp_fetch("mlops", "api", "runs", cell, "artifact", params={"path": path},

@@ -54,6 +54,9 @@ def test_train_notebook_is_tracked(h, workdir, store_uri):
     assert fit.info.status == "FINISHED"
     assert fit.data.tags["mlflow.parentRunId"] == session.info.run_id
     assert fit.data.tags["stage"] == "dev"
+    assert fit.data.tags["mlops.track_line"] == (  # "Insert into notebook" puts it back
+        "%%mlops track fit --params note,long_note --metrics auto --model model"
+        " --register train-model --tags stage=dev")
     assert fit.data.params["n_estimators"] == "5" and fit.data.params["seed"] == "0"
     assert fit.data.params["note"] == "short"
     metrics = fit.data.metrics

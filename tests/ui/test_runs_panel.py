@@ -13,11 +13,12 @@ from .jupyterlab import ERRORS_JS, NOTEBOOK_JS, PANEL, command, open_notebook, o
 
 NOTEBOOK = "Churn_Panel.ipynb"
 SESSION = "churn_session"
+FIT_LINE = "%%mlops track fit-loop --params epochs --tags stage=tuning"  # kept by Insert
 SETTLE_MS = 2500  # the "~2 s" after the cell ends, with room for a loaded machine
 CELLS = [
     "%load_ext jupyter_mlops\n%mlops start --experiment 'Churn Panel' --run-name churn_session",
     "%%mlops track warm-up\nwarm = 1",  # the sender is up (mlflow imported) before the timing
-    "%%mlops track fit-loop\nimport time\nfor epoch in range(4):\n"
+    f"{FIT_LINE}\nimport time\nepochs = 4\nfor epoch in range(epochs):\n"
     "    loss = 1.0 / (epoch + 1)\n    %mlops log loss={loss} --step {epoch}\ntime.sleep(1)",
 ]
 FINISHED_JS = ("(name => [...document.querySelectorAll('#jp-mlops-panel tr.jp-mlops-run')]"
@@ -109,4 +110,4 @@ def test_session_nests_its_cell_runs_and_details_show_what_matters(ran) -> None:
     details.locator("button", has_text="Insert into notebook").click()
     page.wait_for_function(f"() => {NOTEBOOK_JS}.content.widgets.length === {cells + 1}")
     inserted = page.evaluate(f"{NOTEBOOK_JS}.content.activeCell.model.sharedModel.getSource()")
-    assert inserted.startswith("%%mlops track fit-loop") and "for epoch in range(4):" in inserted
+    assert inserted.split("\n")[0] == FIT_LINE and "for epoch in range(epochs):" in inserted
