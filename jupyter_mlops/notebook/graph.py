@@ -331,6 +331,8 @@ def _collect_metrics(graph: StepGraph, layout: Layout) -> None:
     for cell in layout.kale_metric_cells:
         for name in _metric_names(graph.path, cell, include_bound=False):
             producer = next((s for s in reversed(graph.steps) if name in s.binds), None)
+            if producer is None and name in graph.parameters:
+                producer = _parameter_reporter(graph, name)
             if producer is None:
                 graph.warnings.append(GraphWarning(
                     "unbound-metric", f"cell {cell.index} ({cell.first_line!r}): metric "
@@ -338,6 +340,17 @@ def _collect_metrics(graph: StepGraph, layout: Layout) -> None:
                 continue
             producer.metrics.append(name)
             graph.metrics[name] = producer.name
+
+
+def _parameter_reporter(graph: StepGraph, name: str) -> Step:
+    """The step that reports a metric a `pipeline-metrics` cell prints from a parameter: the
+    last to run of those reading it, else the last step, which is then given the parameter.
+    (Kale's assign_metrics looks only among names the steps assign, and drops such a metric.)"""
+    order = graph.order()
+    step = next((s for s in reversed(order) if name in s.parameters), order[-1])
+    if name not in step.parameters:
+        step.parameters = sorted({*step.parameters, name})
+    return step
 
 
 def _collect_gates(graph: StepGraph, layout: Layout) -> None:

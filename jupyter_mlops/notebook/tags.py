@@ -91,6 +91,15 @@ def _platform(name: str, parse: Callable[[str], object]) -> Action:
     return apply
 
 
+def _refuse(reason: str) -> Action:
+    """A Kale tag whose effect jupyter-mlops cannot give: refused with the reason, not ignored
+    while the pipeline silently differs from Kale's."""
+    def apply(tags: CellTags, match: re.Match[str]) -> None:
+        raise TagValueError(reason)
+
+    return apply
+
+
 def _add_resources(tags: CellTags, match: re.Match[str]) -> None:
     """Several resources: tags add up (nbformat's schema rejects commas inside one tag)."""
     found = tags.options.setdefault("resources", {})
@@ -258,6 +267,10 @@ TAG_RULES: tuple[TagRule, ...] = tuple(
         (r"secret:(?P<value>.+)", MLOPS, _platform("secrets", _secret),
          "secret:db-credentials:password:DB_PASSWORD"),
         (r"volume:(?P<value>.+)", MLOPS, _platform("volumes", _volume), "volume:data-pvc:/data"),
+        (r"notebook:.*", KALE, _refuse(
+            "Kale 2.3 composes the notebook this cell references into the pipeline; "
+            "jupyter-mlops compiles one notebook at a time: compile that notebook on its own, "
+            "or copy its steps into this one"), "notebook:prepare"),
     ]
 )
 

@@ -16,6 +16,7 @@ from conftest import graph_of
 from jupyter_mlops.errors import CellError, GraphError
 from jupyter_mlops.kfp import compile_notebook
 from jupyter_mlops.notebook import Edge, read_graph
+from jupyter_mlops.notebook.model import SecretEnv
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kale"
 
@@ -113,8 +114,10 @@ def test_kale_prev_cycle_is_an_error():
 
 
 def _compiled(name: str) -> tuple[str, dict]:
+    """The YAML and its pipeline spec; a PlatformSpec, when there is one, is the second
+    document."""
     compiled = compile_notebook(DATA / name, install_packages=False)
-    return compiled.yaml, yaml.safe_load(compiled.yaml)
+    return compiled.yaml, next(yaml.safe_load_all(compiled.yaml))
 
 
 def test_untagged_cells_before_the_first_step_are_left_out_and_said():
@@ -180,3 +183,40 @@ def test_our_dialect_runs_steps_with_no_edge_in_parallel():
     graph = graph_of([("rows = [3, 1]", ["step:fetch"]), ("print('clean')", ["step:clean"])])
     assert graph.dialect == "mlops"
     assert graph.edges == []
+
+
+def test_a_notebook_reference_is_refused_naming_the_cell():
+    """Kale 2.3's `notebook:NAME` cell composes another notebook's pipeline into this one
+    (kale/tests/unit_tests/test_composition.py); we cannot, so we say so, not ignore it."""
+    with pytest.raises(CellError) as caught:
+        read_graph(DATA / "Composed_Notebook.ipynb")
+    message = str(caught.value)
+    assert "cell 1 ('# references the training notebook'): tag 'notebook:train_model'" in message
+    assert "compile that notebook on its own" in message
+
+
+def test_kale_secret_tags_and_metrics_printed_from_parameters_are_honoured(tmp_path):
+    """Kale's `secret:NAME:KEY:ENV` (kubeflow/kale#891, kfp.kubernetes.use_secret_as_env) is
+    our own secret: tag. A pipeline-metrics cell's print(PARAMETER) is reported from the last
+    step reading the parameter, or the last step (Kale's assign_metrics would drop it)."""
+    from jupyter_mlops.runner import RunOptions, run_pipeline
+
+    path = DATA / "Secret_And_Metrics.ipynb"
+    graph = read_graph(path)
+    assert graph.warnings == []
+    assert graph.step("train").options.secrets == (
+        SecretEnv("db-credentials", "password", "DB_PASSWORD"),)
+    assert graph.metrics == {"accuracy": "evaluate", "learning_rate": "train",
+                             "n_trees": "evaluate"}
+    assert graph.step("evaluate").parameters == ["n_trees"]
+    text, spec = _compiled("Secret_And_Metrics.ipynb")
+    platform = list(yaml.safe_load_all(text))[1]["platforms"]["kubernetes"]
+    (secret,) = platform["deploymentSpec"]["executors"]["exec-train"]["secretAsEnv"]
+    assert secret["secretName"] == "db-credentials"
+    assert secret["keyToEnv"] == [{"envVar": "DB_PASSWORD", "secretKey": "password"}]
+    assert "n_trees" in spec["root"]["dag"]["tasks"]["evaluate"]["inputs"]["parameters"]
+    result = run_pipeline(path, RunOptions(parameters={"n_trees": 80}, out=tmp_path,
+                                           track=False, cache=False, quiet=True))
+    assert result.ok, [str(error) for error in result.failures]
+    assert result.steps["train"].metrics == {"learning_rate": 0.1}
+    assert result.steps["evaluate"].metrics == {"accuracy": 0.81, "n_trees": 80}
