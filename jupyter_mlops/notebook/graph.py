@@ -28,6 +28,7 @@ from jupyter_mlops.notebook.model import (
 )
 from jupyter_mlops.notebook.parameters import read_parameters
 from jupyter_mlops.notebook.reader import read_notebook
+from jupyter_mlops.notebook.tags import CellTags
 
 
 def read_graph(path: str | Path) -> StepGraph:
@@ -42,7 +43,7 @@ def build_graph(notebook: Any, path: str) -> StepGraph:
     parameters = _parameters(path, layout.parameter_cells)
     setup = _Names.of(path, layout.setup_cells)
     first_reads: dict[str, dict[str, Cell]] = {}
-    steps = [_step(path, draft, layout, setup, parameters, first_reads)
+    steps = [_step(path, draft, layout, setup, parameters, first_reads, kale.step_defaults)
              for draft in layout.steps.values()]
     graph = StepGraph(
         path=path,
@@ -108,7 +109,8 @@ def _parameters(path: str, cells: list[Cell]) -> dict[str, Parameter]:
 
 
 def _step(path: str, draft: DraftStep, layout: Layout, setup: _Names,
-          parameters: dict[str, Parameter], first_reads: dict[str, dict[str, Cell]]) -> Step:
+          parameters: dict[str, Parameter], first_reads: dict[str, dict[str, Cell]],
+          defaults: CellTags) -> Step:
     own = _Names.of(path, draft.cells)
     known = set(setup.names.binds) | set(parameters)
     step = Step(
@@ -116,7 +118,7 @@ def _step(path: str, draft: DraftStep, layout: Layout, setup: _Names,
         tagged_name=draft.tagged_name,
         cells=[*layout.setup_cells, *draft.cells],
         setup_count=len(layout.setup_cells),
-        options=_options(path, draft),
+        options=_options(path, draft, defaults),
         binds=sorted(own.names.binds),
         reads=[n for n in own.names.reads if n not in known],
         # setup cells run in every step, so the parameters they read are every step's too
@@ -147,9 +149,10 @@ def _read_condition(step: Step, parameters: dict[str, Parameter], cell: Cell,
         first_read.setdefault(when.metric, cell)
 
 
-def _options(path: str, draft: DraftStep) -> StepOptions:
+def _options(path: str, draft: DraftStep, defaults: CellTags) -> StepOptions:
+    """The step's options: the notebook's defaults (Kale's metadata), then its own tags."""
     options = StepOptions()
-    for cell, tags in zip(draft.cells, draft.tags, strict=True):
+    for cell, tags in [(draft.cells[0], defaults), *zip(draft.cells, draft.tags, strict=True)]:
         for key, value in tags.options.items():
             if key == "resources":
                 value = Resources(**{**options.resources.__dict__, **value})  # type: ignore[dict-item]

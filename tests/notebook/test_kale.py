@@ -7,16 +7,19 @@ compiled DSL of its test assets (kale/tests/assets/kfp_dsl/).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import graph_of
+from google.protobuf import json_format
+from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s
 
-from jupyter_mlops.errors import CellError, GraphError
+from jupyter_mlops.errors import CellError, GraphError, NotebookError
 from jupyter_mlops.kfp import compile_notebook
 from jupyter_mlops.notebook import Edge, read_graph
-from jupyter_mlops.notebook.model import SecretEnv
+from jupyter_mlops.notebook.model import SecretEnv, VolumeMount
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "kale"
 
@@ -220,3 +223,60 @@ def test_kale_secret_tags_and_metrics_printed_from_parameters_are_honoured(tmp_p
     assert result.ok, [str(error) for error in result.failures]
     assert result.steps["train"].metrics == {"learning_rate": 0.1}
     assert result.steps["evaluate"].metrics == {"accuracy": 0.81, "n_trees": 80}
+
+
+def test_kale_volumes_steps_defaults_and_caching_reach_every_step():
+    """Kale's metadata (kale/pipeline.py PipelineConfig; kale/tests/assets/kfp_dsl/
+    mount_pvc_env_var.py): each `pvc` volume is mounted in every step, KALE_VOLUME_<NAME> set
+    to its mount point when exposed; steps_defaults are step tags every step takes, its own
+    tags winning; enable_caching false turns caching off where a step does not ask for it."""
+    graph = read_graph(DATA / "Volumes_Defaults.ipynb")
+    assert graph.warnings == []
+    load, train = graph.step("load").options, graph.step("train").options
+    for options in (load, train):
+        assert options.volumes == (VolumeMount("raw-data", "/data"),
+                                   VolumeMount("model-store", "/models"))
+        assert options.env == {"KALE_VOLUME_RAW_DATA": "/data"}
+        assert options.secrets == (SecretEnv("db-credentials", "password", "DB_PASSWORD"),)
+        assert options.annotations == {"owner": "data-team"}
+        assert options.limits == {"memory": "2Gi"}
+    assert load.labels == {"team": "ml"} and train.labels == {"team": "ml", "tier": "gold"}
+    assert load.cache is False and train.cache is True  # train's cache:enabled wins
+
+    first = compile_notebook(DATA / "Volumes_Defaults.ipynb", install_packages=False).yaml
+    again = compile_notebook(DATA / "Volumes_Defaults.ipynb", install_packages=False).yaml
+    assert first == again
+    spec, platform = yaml.safe_load_all(first)
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["load"]["cachingOptions"].get("enableCache", False) is False
+    assert tasks["train"]["cachingOptions"] == {"enableCache": True}
+    container = spec["deploymentSpec"]["executors"]["exec-load"]["container"]
+    assert {"name": "KALE_VOLUME_RAW_DATA", "value": "/data"} in container["env"]
+    assert container["resources"]["resourceMemoryLimit"] == "2Gi"
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    config = json_format.ParseDict(executors["exec-train"], k8s.KubernetesExecutorConfig())
+    assert [(m.constant, m.mount_path) for m in config.pvc_mount] == [
+        ("raw-data", "/data"), ("model-store", "/models")]
+    assert [s.secret_name for s in config.secret_as_env] == ["db-credentials"]
+    assert dict(config.pod_metadata.labels) == {"team": "ml", "tier": "gold"}
+
+
+@pytest.mark.parametrize(("kale", "message"), [
+    ({"volumes": [{"name": "scratch", "type": "new_pvc", "mount_point": "/scratch"}]},
+     "'kubeflow_notebook.volumes[0]': a volume of type 'new_pvc' is one Kale creates"),
+    ({"volumes": [{"name": "my-data", "type": "pvc", "mount_point": "/a",
+                   "expose_as_env_var": True},
+                  {"name": "my.data", "type": "pvc", "mount_point": "/b",
+                   "expose_as_env_var": True}]},
+     "volumes 'my-data' and 'my.data' would both set KALE_VOLUME_MY_DATA"),
+    ({"volumes": [{"name": "data", "type": "pvc", "mount_point": "relative"}]},
+     "'kubeflow_notebook.volumes[0]': tag 'volume:data:relative': the mount path"),
+    ({"steps_defaults": ["step:train"]},
+     "'kubeflow_notebook.steps_defaults[0]': 'step:train' is not a step setting"),
+    ({"steps_defaults": {"labels": {"team": "Data Team"}}},
+     "'kubeflow_notebook.steps_defaults.labels': tag 'label:team:Data Team'"),
+    ({"enable_caching": "no"}, "'kubeflow_notebook.enable_caching' must be true or false"),
+], ids=["new-pvc", "env-clash", "relative-path", "step-tag", "bad-label", "caching-text"])
+def test_kale_metadata_a_step_cannot_take_is_refused_naming_the_field(kale, message):
+    with pytest.raises(NotebookError, match=re.escape(message)):
+        graph_of([("a = 1", ["step:one"])], {"kubeflow_notebook": kale})
