@@ -69,6 +69,7 @@ from jupyter_mlops.monitoring.profile import (
     take,
 )
 from jupyter_mlops.monitoring.profile import UnsupportedColumn as _Unsupported
+from jupyter_mlops.steps.mlflow_vocabulary import MAX_PSI_METRIC
 
 __all__ = ["EPSILON", "KS_SAMPLE", "Bands", "DriftInputError", "DriftReport", "FeatureDrift",
            "compute_drift", "csi", "ks_pvalue", "ks_statistic", "psi"]
@@ -157,7 +158,7 @@ class DriftReport:
         if self.prediction is not None:
             values["drift.prediction_psi"] = self.prediction.psi
             values[f"drift.prediction_{self.prediction.test}_p"] = self.prediction.p_value
-        values["drift.max_psi"] = self.max_psi
+        values[MAX_PSI_METRIC] = self.max_psi
         values["drift.drifted_features"] = float(sum(d.band == SIGNIFICANT
                                                      for d in self.features))
         return values

@@ -4,22 +4,40 @@
 `log_run` writes it beside the model: in the experiment of the run that logged the model, with
 tags naming the model and version, metrics `psi.<feature>`, `ks_p.<feature>`, `drift.max_psi`
 ..., and the report's HTML (rendered by the caller: views live above this layer). The notebook
-(`jupyter_mlops.drift`, `%mlops drift`) and the `monitor` command share both.
+(`jupyter_mlops.drift`, `%mlops drift`) and the `monitor` command share both; `monitor_runs`
+reads them back per model version (the panel's Models view lists them).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from jupyter_mlops.monitoring.drift import Bands, DriftReport, compute_drift
+from jupyter_mlops.monitoring.drift import SIGNIFICANT, Bands, DriftReport, compute_drift
 from jupyter_mlops.monitoring.reference import Reference, as_frame, resolve
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 
 MONITOR_EXPERIMENT = "monitoring"  # monitor runs of a reference that has no run (a frame)
+MONITOR_RUNS = 200  # newest monitor runs of a model read back for its versions
+
+
+@dataclass(frozen=True)
+class MonitorRun:
+    """A logged monitor run, as a model version lists it."""
+
+    run_id: str
+    experiment_id: str
+    version: int | None
+    start_ms: int
+    max_psi: float | None
+    band: str  # of max_psi: stable, moderate or significant
+    drifted: bool
+    reference: str  # as the user named it: MODEL@ALIAS, MODEL/N
+    report: str  # the HTML report's artifact path
 
 
 def bands_for(threshold: float | None) -> Bands:
@@ -66,7 +84,8 @@ def log_run(report: DriftReport, source: Reference, *, html: str | None = None,
 
 def monitor_tags(report: DriftReport, source: Reference) -> dict[str, str]:
     tags = {vocab.KIND_TAG: vocab.KIND_MONITOR, vocab.MONITOR_REFERENCE_TAG: source.label,
-            vocab.MONITOR_DRIFTED_TAG: str(report.drifted).lower()}
+            vocab.MONITOR_DRIFTED_TAG: str(report.drifted).lower(),
+            vocab.MONITOR_BAND_TAG: report.bands.of(report.max_psi)}
     if source.run_id:
         tags[vocab.MONITOR_REFERENCE_RUN_TAG] = source.run_id
     if source.model is not None:
@@ -86,3 +105,35 @@ def summary(report: DriftReport, source: Reference, run_id: str | None) -> dict[
         "drifted_features": [d.name for d in report.features if d.band == "significant"],
         "features": frame[["feature", "psi", "band", "p_value"]].head(10).to_dict("records"),
     }
+
+
+def monitor_runs(client: Any, model: str, limit: int = MONITOR_RUNS) -> list[MonitorRun]:
+    """The newest `limit` monitor runs logged against any version of `model`, newest first,
+    from every active experiment (they go where the model's run is, or where the user said)."""
+    experiments, token = [], None
+    while True:
+        page = client.search_experiments(max_results=1000, page_token=token)
+        experiments += [e.experiment_id for e in page]
+        token = page.token
+        if not token:
+            break
+    name = model.replace("'", "\\'")
+    query = (f"tags.`{vocab.KIND_TAG}` = '{vocab.KIND_MONITOR}' and "
+             f"tags.`{vocab.MONITOR_MODEL_TAG}` = '{name}'")
+    runs = client.search_runs(experiments, query, max_results=limit,
+                              order_by=["attributes.start_time DESC"]) if experiments else []
+    return [_monitor_run(run) for run in runs]
+
+
+def _monitor_run(run: Any) -> MonitorRun:
+    tags, metrics = run.data.tags, run.data.metrics
+    max_psi = metrics.get(vocab.MAX_PSI_METRIC)
+    drifted = tags.get(vocab.MONITOR_DRIFTED_TAG) == "true"
+    band = tags.get(vocab.MONITOR_BAND_TAG)  # runs logged before the tag: the default bands
+    if band is None:
+        band = SIGNIFICANT if drifted else Bands().of(max_psi or 0.0)
+    version = tags.get(vocab.MONITOR_VERSION_TAG, "")
+    return MonitorRun(run.info.run_id, run.info.experiment_id,
+                      int(version) if version.isdigit() else None, int(run.info.start_time or 0),
+                      max_psi, band, drifted, tags.get(vocab.MONITOR_REFERENCE_TAG, ""),
+                      vocab.DRIFT_REPORT_ARTIFACT)

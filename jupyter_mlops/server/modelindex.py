@@ -7,8 +7,10 @@ runs of a model's versions in batches), so describing them costs several store q
 its registered-model row is one cheap query. An entry is kept while that row's update time and the
 model's version count are unchanged, at most `max_age` seconds (a tag set on a version does not
 touch the row), and is dropped when a promotion goes through this server. Aliases are always
-read afresh. What a version is, what its gates say and how a promotion moves an alias is
-models/'s: this module only calls it and shapes the answers.
+read afresh, and so are the monitor runs logged against the versions (monitoring/monitor.py):
+a drift report is logged without touching the model. What a version is, what its gates say
+and how a promotion moves an alias is models/'s, what a monitor run says monitoring/'s: this
+module only calls them and shapes the answers.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from jupyter_mlops.models import gates, registry
+from jupyter_mlops.monitoring.monitor import monitor_runs
 from jupyter_mlops.server.errors import ApiError
 
 MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
@@ -73,8 +76,10 @@ class ModelIndex:
         model, versions = self.versions(name)
         champion = _holder(model, versions, gates.CHAMPION)
         against = _against(name, gates.CHAMPION, champion)
+        monitors = self.monitors(name)
         rows = [version_dict(v, model) | {"gates": results_list(
-            gates.check(conditions, v.metrics, against)) if conditions else []}
+            gates.check(conditions, v.metrics, against)) if conditions else [],
+            "monitors": monitors.get(v.version, [])}
             for v in versions[offset:offset + size]]
         following = offset + size if offset + size < len(versions) else None
         return {"model": model_dict(model), "versions": rows, "total": len(versions),
@@ -94,6 +99,14 @@ class ModelIndex:
         return {"model": name, "alias": alias, "candidate": version_dict(candidate, model),
                 "champion": version_dict(holder, model) if holder else None,
                 "metrics": comparison(candidate, holder), "results": results_list(verdicts)}
+
+    def monitors(self, name: str) -> dict[int, list[dict[str, Any]]]:
+        """The model's newest monitor runs by version, newest first (api.ts `IMonitorRun`)."""
+        found: dict[int, list[dict[str, Any]]] = {}
+        for run in monitor_runs(self.client, name):
+            if run.version is not None:
+                found.setdefault(run.version, []).append(asdict(run))
+        return found
 
     def registered(self, name: str) -> Any:
         from mlflow.exceptions import MlflowException

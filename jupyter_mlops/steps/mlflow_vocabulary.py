@@ -64,6 +64,8 @@ MONITOR_VERSION_TAG = "mlops.monitor.version"  # its version number
 MONITOR_REFERENCE_TAG = "mlops.monitor.reference"  # as the user named it: MODEL@ALIAS, a run id
 MONITOR_REFERENCE_RUN_TAG = "mlops.monitor.reference_run"  # the run holding the profile
 MONITOR_DRIFTED_TAG = "mlops.monitor.drifted"  # "true" when a PSI passed the threshold
+MONITOR_BAND_TAG = "mlops.monitor.band"  # the largest PSI's band: stable, moderate, significant
+MAX_PSI_METRIC = "drift.max_psi"  # a monitor run's largest PSI, of the features and predictions
 
 
 # --- sweeps --------------------------------------------------------------------------------

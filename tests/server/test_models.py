@@ -14,7 +14,7 @@ import pytest
 from jupyter_mlops.steps.mlflow_vocabulary import previous_holder_tag
 
 from .conftest import TOKEN, fetch_json
-from .registry_store import COMMIT, MODEL, NOTEBOOK, RELEASE_GATES, make_registry
+from .registry_store import COMMIT, MODEL, NOTEBOOK, RELEASE_GATES, log_drift, make_registry
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +111,24 @@ async def test_promotion_preview_refusal_then_promotion(jp_fetch, registry_store
     code, found = await fetch_json(jp_fetch, "mlops", "api", "models", MODEL)
     assert found["versions"][0]["aliases"] == ["challenger", "champion"]
     assert found["versions"][0]["previous"]["champion"] == "1"
+
+
+async def test_a_versions_monitor_runs(jp_fetch, registry_store) -> None:  # noqa: ANN001
+    stable = log_drift(registry_store, 1, 0.0)
+    drifted = log_drift(registry_store, 1, 1.5)
+    code, found = await fetch_json(jp_fetch, "mlops", "api", "models", MODEL)
+    assert code == 200, found
+    versions = {v["version"]: v for v in found["versions"]}
+    assert versions[2]["monitors"] == []
+    newest, older = versions[1]["monitors"]
+    assert (newest["run_id"], older["run_id"]) == (drifted, stable)
+    assert (newest["band"], newest["drifted"], older["band"], older["drifted"]) == \
+        ("significant", True, "stable", False)
+    assert newest["max_psi"] > 0.25 > 0.1 > older["max_psi"] >= 0
+    assert newest["reference"] == f"{MODEL}/1" and newest["start_ms"] >= older["start_ms"]
+    page = await jp_fetch("mlops", "api", "runs", drifted, "artifact",
+                          params={"path": newest["report"]})
+    assert "DRIFTED" in page.body.decode()
 
 
 def test_no_registry_logic_in_the_server() -> None:
