@@ -1,7 +1,8 @@
 /**
  * The panel's "Models" view: the registered models of the notebook's store, each model's
- * versions with alias badges, key metrics, gate verdicts and lineage, and "Promote to
- * champion" behind a confirmation that compares the candidate with the current champion.
+ * versions with alias badges, key metrics, gate verdicts, lineage and the drift reports logged
+ * against them (monitor runs), and "Promote to champion" behind a confirmation that compares
+ * the candidate with the current champion.
  * It only shows what the server answers: the registry's logic is the Python package's.
  */
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
@@ -21,9 +22,21 @@ import { renderLineage } from './lineage';
 
 const CHAMPION = 'champion';
 const KEY_METRICS = 3;
+const MONITORS_SHOWN = 3; // a version's newest monitor runs in its row; the count says the rest
 
 /** A gate's verdict recorded on a version by the pipeline that registered it. */
 type IVerdict = Pick<IGateResult, 'gate' | 'passed' | 'message'>;
+
+/** A drift report logged against a version (monitoring/monitor.py `MonitorRun`). */
+interface IMonitorRun {
+  run_id: string;
+  start_ms: number;
+  max_psi: number | null;
+  band: 'stable' | 'moderate' | 'significant';
+  drifted: boolean;
+  reference: string;
+  report: string;
+}
 
 /**
  * The Models view's state and its element, redrawn on each change.
@@ -255,6 +268,7 @@ export class ModelsView {
           h('th', {}, 'aliases'),
           ...keys.map(k => h('th', {}, k)),
           h('th', {}, 'gates'),
+          h('th', {}, 'monitoring'),
           h('th', {}, 'lineage'),
           h('th', {}, '')
         )
@@ -271,7 +285,7 @@ export class ModelsView {
                 h(
                   'tr',
                   { className: 'jp-mlops-lineage-row' },
-                  h('td', { colspan: keys.length + 5 }, renderLineage(lineage.lineage))
+                  h('td', { colspan: keys.length + 6 }, renderLineage(lineage.lineage))
                 )
               ]
             : [row];
@@ -309,6 +323,7 @@ export class ModelsView {
         ...((v.recorded_gates ?? []) as IVerdict[]).map(r => verdict(r, 'when registered: ')),
         ...(v.gates ?? []).map(r => verdict(r))
       ),
+      h('td', { className: 'jp-mlops-monitors' }, ...this.renderMonitors(v)),
       h('td', { className: 'jp-mlops-lineage' }, lineage(v)),
       h(
         'td',
@@ -325,6 +340,33 @@ export class ModelsView {
             )
       )
     );
+  }
+
+  /** The version's newest monitor runs, each opening its drift report. */
+  private renderMonitors(v: IModelVersion): HTMLElement[] {
+    const runs = (v.monitors ?? []) as IMonitorRun[];
+    const shown = runs.slice(0, MONITORS_SHOWN).map(run =>
+      h(
+        'a',
+        {
+          className: `jp-mlops-monitor jp-mlops-band-${run.band}`,
+          'data-run-id': run.run_id,
+          'data-band': run.band,
+          href: api.artifactUrl(run.run_id, run.report, this.notebookArg),
+          target: '_blank',
+          rel: 'noopener',
+          title:
+            `Drift against ${run.reference}, run ${run.run_id}: largest PSI ` +
+            `${num(run.max_psi ?? undefined)} (${run.band}). Click for the report.`
+        },
+        `${when(run.start_ms)} · PSI ${num(run.max_psi ?? undefined)} · ` +
+          (run.drifted ? 'drifted' : 'no drift')
+      )
+    );
+    const more = runs.length - shown.length;
+    return more > 0
+      ? [...shown, h('span', { className: 'jp-mlops-subtitle' }, `+${more} more`)]
+      : shown;
   }
 
   private _notebook: string | null = null;

@@ -1,2 +1,3 @@
 import './base.css';
 import './cellbadges.css';
+import './models.css';
