@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import base64
-import io
+import json
 import re
 import subprocess
 import sys
-import zipfile
+import zlib
 from importlib import metadata, resources
 
+import yaml
 from kfp_helpers import SMALL
 
 from jupyter_mlops.kfp import compile_notebook
@@ -35,11 +37,30 @@ def test_a_local_module_is_not_a_pip_package():
     assert local_modules(["my_helpers", "numpy", "os"]) == ["my_helpers"]
 
 
-def _shipped(yaml_text: str) -> zipfile.ZipFile:
+def _shipped(yaml_text: str) -> dict[str, str]:
     """The steps package a compiled component carries (the same literal in every component)."""
-    found = set(re.findall(r"steps = '([A-Za-z0-9+/=]+)'", yaml_text))
+    spec = yaml.safe_load(yaml_text)
+    sources = [executor["container"]["command"][-1]
+               for executor in spec["deploymentSpec"]["executors"].values()]
+    found = {match for source in sources
+             for match in re.findall(r"steps = '([^'\\]+)'", source)}
     assert len(found) == 1, "every component carries one and the same package"
-    return zipfile.ZipFile(io.BytesIO(base64.b64decode(found.pop())))
+    return _unpacked(found.pop())
+
+
+def _unpacked(packed: str) -> dict[str, str]:
+    """What the component's own code does with the literal (components.component_source)."""
+    return json.loads(zlib.decompress(base64.b85decode(packed)))
+
+
+def _without_docstrings(source: str) -> str:
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) \
+                and node.body and isinstance(node.body[0], ast.Expr) \
+                and isinstance(node.body[0].value, ast.Constant):
+            node.body[0].value.value = ""
+    return ast.dump(tree)
 
 
 def _package_files() -> dict[str, bytes]:
@@ -60,17 +81,23 @@ def test_each_component_ships_the_steps_package_whole(tmp_path):
     """No hand-kept list: the files shipped are the package's, and they work in a Python that
     has no jupyter-mlops (nor anything else installed), as in a bare cluster image."""
     shipped = _shipped(compile_notebook(SMALL, install_packages=False).yaml)
-    files = {info.filename: shipped.read(info) for info in shipped.infolist()
-             if not info.is_dir()}
-    assert files == _package_files()
+    package = _package_files()
+    assert set(shipped) == set(package)
     assert {"jupyter_mlops/steps/runtime.py", "jupyter_mlops/steps/serializers.py",
-            "jupyter_mlops/steps/model_logging.py"} <= set(files)
-    archive = tmp_path / "steps.zip"
-    archive.write_bytes(base64.b64decode(packed_steps()))
+            "jupyter_mlops/steps/model_logging.py"} <= set(shipped)
+    for name, text in shipped.items():  # the same code on the same lines, docstrings emptied
+        original = package[name].decode("utf-8")
+        assert len(text.splitlines()) == len(original.splitlines()), name
+        assert _without_docstrings(text) == _without_docstrings(original), name
+    assert '"""\n' in shipped["jupyter_mlops/steps/runtime.py"]  # a docstring kept its lines
+    folder = tmp_path / "unpacked"
+    for name, text in _unpacked(packed_steps()).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text, encoding="utf-8")
     script = (
         "import importlib.util, sys\n"
         "assert importlib.util.find_spec('jupyter_mlops') is None\n"
-        f"sys.path.insert(0, {str(archive)!r})\n"
+        f"sys.path.insert(0, {str(folder)!r})\n"
         "from jupyter_mlops.steps import serializers as s\n"
         f"s.dump({{'a': [1, 2]}}, {str(tmp_path / 'v')!r}, 'x')\n"
         f"print(s.load({str(tmp_path / 'v')!r}, 'x'))\n"
