@@ -93,11 +93,13 @@ class RunsHandler(MlopsHandler):
                               else experiment.experiment_id)
         query = self._query(self._narrowed(ref, experiment))
         page = found.index.search(scope, query)
-        token = encode_token(query, page.next_offset) if page.next_offset is not None else None
+        # `loading`: the runs are still being read; until then `total` counts those seen and
+        # an order other than newest first covers only them.
         return {"experiment": mlflow_reads.experiment_dict(experiment) if experiment else None,
                 "experiments": self._experiments(found, scope, experiment),
                 "runs": [mlflow_reads.run_summary(r) for r in page.runs],
-                "total": page.total, "next_page_token": token}
+                "total": page.total, "next_page_token": encode_token(query, page),
+                "loading": page.loading}
 
     def _narrowed(self, ref: NotebookRef | None, experiment: Any) -> tuple[str, ...]:
         """The experiments a notebook's runs are narrowed to: the one asked for, if any (an
@@ -131,8 +133,8 @@ class RunsHandler(MlopsHandler):
         if not 1 <= max_results <= MAX_PAGE:
             raise bad_request(f"max_results must be 1..{MAX_PAGE}", "bad-max-results")
         query = RunQuery(tuple(order_by), max_results=max_results, experiment_ids=experiment_ids)
-        offset = decode_token(self.get_query_argument("page_token", None), query)
-        return replace(query, offset=offset)
+        offset, after = decode_token(self.get_query_argument("page_token", None), query)
+        return replace(query, offset=offset, after=after)
 
     def _experiment(self, client: Any, required: bool) -> Any:
         """The experiment asked for by id or name; None if none is (or the name is unknown)."""
@@ -377,7 +379,7 @@ class PromotionHandler(MlopsHandler):
 
 def _no_runs() -> dict[str, Any]:
     return {"experiment": None, "experiments": [], "runs": [], "total": 0,
-            "next_page_token": None}
+            "next_page_token": None, "loading": False}
 
 
 def _get_experiment(client: Any, experiment_id: str) -> Any:

@@ -13,16 +13,26 @@ Works against any tracking store (SQLite file or MLflow server), since it only u
 The same holds for a notebook's runs across experiments: a `Scope` names the experiments (or
 every active one) and the tag values a run must carry (any of them: MLflow's filter has no OR,
 so one query per value); loading, the incremental refresh and the sort are the same.
+
+The first request for a scope does not wait for its runs to load (minutes at 100,000 runs):
+the load runs in a thread, one at a time (`load_lock`), and meanwhile requests in the default
+order (newest first) are answered straight from the store with a query per page that starts
+after the previous page's last run (a cursor in the page token), while other orders sort the
+runs loaded so far and say so (`RunPage.loading`). What is kept of a run is an `IndexedRun`
+(about a third of an MLflow Run's memory), and the scopes used least recently are dropped
+when all together hold more than `max_runs` runs.
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import json
+import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +41,13 @@ from jupyter_mlops.server.errors import bad_request
 LIVE_STATUSES = ("RUNNING", "SCHEDULED")
 _PAGE = 10_000  # runs per search_runs call while loading
 _IDS_PER_QUERY = 100
+# Runs held by all scopes together before the least recently used are dropped: about 300 MB
+# of IndexedRuns of 10 params, 10 metrics and 5 tags (benchmarks/README.md, "server").
+MAX_RUNS = 150_000
+# A full reload at most once per this many of its own durations (at 100,000 runs a reload
+# takes a minute of a core: not every `full_refresh_seconds`).
+RELOAD_SPACING = 10
+_INTERNED_CHARS = 24  # parameter and tag values this short repeat across runs: shared
 
 
 @dataclass(frozen=True)
@@ -60,28 +77,92 @@ class RunQuery:
     max_results: int = 100
     offset: int = 0
     experiment_ids: tuple[str, ...] = ()  # only runs of these experiments; () for all
+    after: tuple[int, str] | None = None  # default order: (start_time, run_id) of the last
+    #                                       run of the previous page; the page starts after it
 
     def fingerprint(self) -> str:
         raw = json.dumps([self.order_by, self.tags, self.experiment_ids]).encode()
         return hashlib.sha1(raw).hexdigest()[:12]
 
+    @property
+    def newest_first(self) -> bool:
+        """MLflow's default order, which the store answers cheaply page by page."""
+        return not self.order_by
+
 
 @dataclass
 class RunPage:
     runs: list[Any]
-    total: int
+    total: int  # while loading: the runs seen so far, at least
     next_offset: int | None
+    loading: bool = False  # the scope's runs are still loading: other orders than newest
+    #                        first sort only the runs loaded so far
+
+    def cursor(self) -> tuple[int, str] | None:
+        """The last run's place in the default order, for the next page's `after`."""
+        return newest_key_of(self.runs[-1]) if self.runs else None
+
+
+class IndexedRun:
+    """What the index keeps of a run: the fields MLflow sorts and filters by and the panel
+    shows, under the names of an MLflow Run (`run.info.start_time`, `run.data.metrics`), so
+    `SearchUtils.sort` and `run_row` take it as one. An MLflow Run also keeps a Metric object
+    per metric: ~6 KB at 10 params, 10 metrics and 5 tags against ~2 KB for this."""
+
+    __slots__ = ("run_id", "run_name", "experiment_id", "user_id", "status", "start_time",
+                 "end_time", "lifecycle_stage", "artifact_uri", "metrics", "params", "tags")
+
+    def __init__(self, run: Any) -> None:
+        info, data = run.info, run.data
+        self.run_id: str = info.run_id
+        self.run_name: str | None = info.run_name
+        self.experiment_id: str = sys.intern(info.experiment_id)
+        self.user_id: str | None = _shared(info.user_id)
+        self.status: str = sys.intern(info.status)
+        self.start_time: int = info.start_time or 0
+        self.end_time: int | None = info.end_time
+        self.lifecycle_stage: str = sys.intern(info.lifecycle_stage)
+        self.artifact_uri: str | None = info.artifact_uri
+        self.metrics = {sys.intern(k): v for k, v in data.metrics.items()}
+        self.params = {sys.intern(k): _shared(v) for k, v in data.params.items()}
+        self.tags = {sys.intern(k): _shared(v) for k, v in data.tags.items()}
+
+    @property
+    def info(self) -> IndexedRun:
+        return self
+
+    @property
+    def data(self) -> IndexedRun:
+        return self
+
+
+def _shared(value: Any) -> Any:
+    return sys.intern(value) if isinstance(value, str) and len(value) <= _INTERNED_CHARS \
+        else value
+
+
+def newest_key_of(run: Any) -> tuple[int, str]:
+    """(start_time, run_id): a run's place in MLflow's default order."""
+    return run.info.start_time or 0, run.info.run_id
+
+
+def _newest_order(run: Any) -> tuple[int, str]:
+    """The sort key of MLflow's default order: start_time descending, then run_id."""
+    return -(run.info.start_time or 0), run.info.run_id
 
 
 @dataclass
 class ExperimentRuns:
-    """The active runs of one scope (an experiment, a notebook's) as MLflow Runs, by run id."""
+    """The active runs of one scope (an experiment, a notebook's) as IndexedRuns, by run id."""
 
     scope: Scope
     runs: dict[str, Any] = field(default_factory=dict)
     version: int = 0
     watermark: int = 0  # newest start_time seen
+    complete: bool = False  # every run loaded once
+    loaded: threading.Event = field(default_factory=threading.Event)  # set once complete
     loaded_at: float = 0.0
+    load_seconds: float = 0.0  # how long the last full load took
     refreshed_at: float = 0.0
     loading: bool = False
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -112,24 +193,43 @@ class RunIndex:
     """Run summaries of every experiment (and notebook) asked about, for one tracking URI."""
 
     def __init__(self, client: Any, full_refresh_seconds: float = 30.0,
-                 min_refresh_seconds: float = 0.5) -> None:
+                 min_refresh_seconds: float = 0.5, max_runs: int = MAX_RUNS) -> None:
         self.client = client
         self.full_refresh_seconds = full_refresh_seconds
         self.min_refresh_seconds = min_refresh_seconds
-        self._entries: dict[Scope, ExperimentRuns] = {}
+        self.max_runs = max_runs
+        self._entries: dict[Scope, ExperimentRuns] = {}  # least recently used first
         self._lock = threading.Lock()
+        # One full load at a time: several notebooks opened together load one after the other
+        # (memory, and the store's and this process's CPU); a test holds it to see a load wait.
+        self.load_lock = threading.Lock()
         self.experiment_names: dict[str, str] = {}  # of the active experiments last listed
 
     def search(self, scope: Scope | str, query: RunQuery) -> RunPage:
         """A page of runs, as `search_runs(order_by=..., page_token=...)` would return it;
-        `scope` may be one experiment's id."""
+        `scope` may be one experiment's id. While the scope loads, a newest-first page comes
+        from the store and other orders sort what has loaded (`loading` says so)."""
         entry = self._entry(scope if isinstance(scope, Scope) else Scope((scope,)))
         self._refresh(entry)
+        if not entry.complete and not query.tags:
+            # The newest page from the store: the answer in the default order; for another,
+            # the newest runs are among those sorted, however little has loaded yet.
+            newest = self._newest(entry, query if query.newest_first else RunQuery(
+                max_results=query.max_results, experiment_ids=query.experiment_ids))
+            if query.newest_first:
+                return newest
         with entry.lock:
             ordered = self._ordered(entry, query)
-            end = query.offset + query.max_results
-            page = ordered[query.offset:end]
-            return RunPage(page, len(ordered), end if end < len(ordered) else None)
+            start = self._start(ordered, query)
+            end = start + query.max_results
+            return RunPage(ordered[start:end], len(ordered), end if end < len(ordered) else None,
+                           loading=not entry.complete)
+
+    def wait_loaded(self, scope: Scope | str, timeout: float | None = None) -> bool:
+        """Wait until every run of the scope is held (a load must have been started by a
+        search); False on timeout."""
+        return self._entry(scope if isinstance(scope, Scope) else Scope((scope,))) \
+            .loaded.wait(timeout)
 
     def experiments_of(self, scope: Scope) -> dict[str, int]:
         """Experiment id -> how many of the scope's runs it holds (as of the last search)."""
@@ -142,37 +242,101 @@ class RunIndex:
 
     def _entry(self, scope: Scope) -> ExperimentRuns:
         with self._lock:
-            entry = self._entries.get(scope)
-            if entry is None:
-                entry = self._entries[scope] = ExperimentRuns(scope)
+            entry = self._entries.pop(scope, None) or ExperimentRuns(scope)
+            self._entries[scope] = entry  # the most recently used, last
+            self._evict(entry)
         return entry
+
+    def _evict(self, keep: ExperimentRuns) -> None:
+        """Drop the least recently used scopes while all hold more than `max_runs` runs (a
+        scope being loaded stays: its thread is filling it)."""
+        held = sum(len(e.runs) for e in self._entries.values())
+        for scope, entry in list(self._entries.items()):
+            if held <= self.max_runs:
+                return
+            if entry is not keep and not entry.loading:
+                del self._entries[scope]
+                held -= len(entry.runs)
 
     def _refresh(self, entry: ExperimentRuns) -> None:
         now = time.monotonic()
         with entry.lock:
-            if not entry.loaded_at:
-                entry.replace(self._load_all(entry.scope))
-                entry.loaded_at = entry.refreshed_at = time.monotonic()
+            if not entry.complete:
+                if not entry.loading:
+                    self._start_load(entry)
                 return
             if now - entry.refreshed_at >= self.min_refresh_seconds:
                 self._incremental(entry)
                 entry.refreshed_at = time.monotonic()
-            due = now - entry.loaded_at >= self.full_refresh_seconds
-            if due and not entry.loading:
-                entry.loading = True
-                threading.Thread(target=self._reload, args=(entry,), daemon=True).start()
+            spacing = max(self.full_refresh_seconds, RELOAD_SPACING * entry.load_seconds)
+            if now - entry.loaded_at >= spacing and not entry.loading:
+                self._start_load(entry)
 
-    def _reload(self, entry: ExperimentRuns) -> None:
-        """Full reload off the request path; the swap keeps runs changed meanwhile reachable
-        (newer ones by the watermark, live ones by status)."""
+    def _start_load(self, entry: ExperimentRuns) -> None:
+        entry.loading = True
+        threading.Thread(target=self._load, args=(entry,), daemon=True,
+                         name="mlops-run-index").start()
+
+    def _load(self, entry: ExperimentRuns) -> None:
+        """Every run of the scope, off the request path. The first load adds each page as it
+        arrives (sorts cover what has come); a reload swaps the whole set at the end, keeping
+        runs changed meanwhile reachable (newer ones by the watermark, live ones by status)."""
         try:
-            runs = self._load_all(entry.scope)
-            with entry.lock:
-                entry.replace(runs)
-                self._incremental(entry)
+            with self.load_lock:
+                started = time.monotonic()
+                first = not entry.complete
+                runs: list[Any] = []
+                for page in self._in_scope_pages(entry.scope, self._experiment_ids(entry.scope)):
+                    if first:
+                        entry.upsert(page)
+                    else:
+                        runs += page
+                with entry.lock:
+                    if not first:
+                        entry.replace(runs)
+                    self._incremental(entry)
+                    entry.complete = True
+                entry.loaded.set()
+                entry.load_seconds = time.monotonic() - started
         finally:
-            entry.loaded_at = time.monotonic()
+            entry.loaded_at = entry.refreshed_at = time.monotonic()
             entry.loading = False
+
+    def _newest(self, entry: ExperimentRuns, query: RunQuery) -> RunPage:
+        """A newest-first page straight from the store: per filter of the scope, the first
+        runs after the cursor (one more than the page, to know whether another follows)."""
+        ids = self._experiment_ids(entry.scope)
+        if query.experiment_ids:
+            ids = [eid for eid in ids if eid in query.experiment_ids]
+        since = f"attributes.start_time <= {query.after[0]}" if query.after else ""
+        found: dict[str, Any] = {}
+        for base in entry.scope.filters():
+            clause = " AND ".join(c for c in (base, since) if c)
+            found.update((r.info.run_id, r) for r in self._first_after(
+                entry.scope, ids, clause, query.after, query.max_results + 1))
+        ordered = sorted(found.values(), key=_newest_order)
+        page = ordered[:query.max_results]
+        entry.upsert(page)  # the newest runs take part in other orders while the rest loads
+        end = query.offset + len(page)
+        more = len(ordered) > len(page)
+        wanted = set(query.experiment_ids)
+        with entry.lock:
+            known = sum(1 for r in entry.runs.values()
+                        if not wanted or r.info.experiment_id in wanted)
+        return RunPage(page, max(known, end + more), end if more else None, loading=True)
+
+    def _first_after(self, scope: Scope, experiment_ids: list[str], clause: str,
+                     after: tuple[int, str] | None, wanted: int) -> list[Any]:
+        """The first `wanted` runs of the scope matching `clause` that come after `after` in
+        the default order (runs sharing its start_time may come before it: skipped)."""
+        found: list[Any] = []
+        for page in self._pages(experiment_ids, clause, wanted):
+            found += [r for r in page if scope.holds(r)
+                      and (after is None or newest_key_of(r)[0] < after[0]
+                           or r.info.run_id > after[1])]
+            if len(found) >= wanted:
+                break
+        return found[:wanted]
 
     def _incremental(self, entry: ExperimentRuns) -> None:
         ids = self._experiment_ids(entry.scope)
@@ -190,17 +354,19 @@ class RunIndex:
             found += self._search(experiment_ids, f"attributes.run_id IN ({chunk})")
         return found
 
-    def _load_all(self, scope: Scope) -> list[Any]:
-        return self._in_scope(scope, self._experiment_ids(scope), "")
-
     def _in_scope(self, scope: Scope, experiment_ids: list[str], extra: str) -> list[Any]:
         """The scope's runs that also match `extra`, one query per tag value."""
         found: dict[str, Any] = {}
+        for page in self._in_scope_pages(scope, experiment_ids, extra):
+            found.update((r.info.run_id, r) for r in page)
+        return list(found.values())
+
+    def _in_scope_pages(self, scope: Scope, experiment_ids: list[str],
+                        extra: str = "") -> Iterator[list[Any]]:
         for base in scope.filters():
             clause = " AND ".join(c for c in (base, extra) if c)
-            found.update((r.info.run_id, r) for r in self._search(experiment_ids, clause)
-                         if scope.holds(r))
-        return list(found.values())
+            for page in self._pages(experiment_ids, clause):
+                yield [r for r in page if scope.holds(r)]
 
     def _experiment_ids(self, scope: Scope) -> list[str]:
         """The scope's experiments; every active one is listed afresh (new ones appear)."""
@@ -218,16 +384,27 @@ class RunIndex:
         return list(listed)
 
     def _search(self, experiment_ids: list[str], filter_string: str) -> list[Any]:
-        runs: list[Any] = []
+        return [run for page in self._pages(experiment_ids, filter_string) for run in page]
+
+    def _pages(self, experiment_ids: list[str], filter_string: str,
+               size: int = _PAGE) -> Iterator[list[Any]]:
+        """search_runs's pages in the default order, as IndexedRuns."""
         token = None
         while experiment_ids:
             page = self.client.search_runs(experiment_ids, filter_string=filter_string,
-                                           max_results=_PAGE, page_token=token)
-            runs += list(page)
+                                           max_results=size, page_token=token)
+            yield [IndexedRun(run) for run in page]
             token = page.token
             if not token:
                 break
-        return runs
+
+    @staticmethod
+    def _start(ordered: list[Any], query: RunQuery) -> int:
+        """Where the page starts: after the cursor in the default order, else the offset."""
+        if query.after is None or not query.newest_first:
+            return query.offset
+        start, run_id = query.after
+        return bisect.bisect_right(ordered, (-start, run_id), key=_newest_order)
 
     @staticmethod
     def _ordered(entry: ExperimentRuns, query: RunQuery) -> list[Any]:
@@ -276,21 +453,40 @@ def check_order_by(order_by: list[str]) -> None:
         seen.add((key_type, key))
 
 
-def encode_token(query: RunQuery, offset: int) -> str:
-    raw = json.dumps({"o": offset, "q": query.fingerprint()}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
+def encode_token(query: RunQuery, page: RunPage) -> str | None:
+    """The next page's token (None on the last page). In the default order it also holds the
+    page's last run, where the next page starts while the store answers (or runs came)."""
+    if page.next_offset is None:
+        return None
+    data: dict[str, Any] = {"o": page.next_offset, "q": query.fingerprint()}
+    cursor = page.cursor() if query.newest_first else None
+    if cursor is not None:
+        data["a"] = list(cursor)
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
 
 
-def decode_token(token: str | None, query: RunQuery) -> int:
-    """The offset a page token stands for; it must come from the same query."""
+def decode_token(token: str | None, query: RunQuery) -> tuple[int, tuple[int, str] | None]:
+    """The offset (and the default order's cursor) a page token stands for; it must come
+    from the same query."""
     if not token:
-        return 0
+        return 0, None
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
         offset = int(data["o"])
         same = data["q"] == query.fingerprint()
-    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):  # 1e400 -> inf
+        after = _cursor(data.get("a"))
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError,
+            RecursionError):  # 1e400 -> inf
         raise bad_request("invalid page token", "bad-page-token") from None
     if not same or offset < 0:
         raise bad_request("the page token belongs to another query", "bad-page-token")
-    return offset
+    return offset, after
+
+
+def _cursor(value: Any) -> tuple[int, str] | None:
+    if value is None:
+        return None
+    start, run_id = value
+    if not isinstance(start, int) or not isinstance(run_id, str) or not run_id.isalnum():
+        raise ValueError("a cursor is a start time and a run id")
+    return start, run_id

@@ -60,6 +60,8 @@ def _mlflow_ids(client: MlflowClient, experiment: str, order: tuple[str, ...]) -
 
 
 def _index_ids(index: RunIndex, experiment: str, order: tuple[str, ...]) -> list[str]:
+    index.search(experiment, RunQuery(max_results=1))  # starts the load in the background
+    assert index.wait_loaded(experiment, timeout=120)
     ids, offset = [], 0
     while offset is not None:
         page = index.search(experiment, RunQuery(order, (), 25, offset))
@@ -113,6 +115,8 @@ def test_a_full_reload_drops_deleted_runs(store) -> None:
 def test_tag_filter_matches_mlflow_filter(store) -> None:
     client, experiment = store
     index = RunIndex(client, full_refresh_seconds=3600, min_refresh_seconds=0)
+    index.search(experiment, RunQuery())
+    assert index.wait_loaded(experiment, timeout=120)
     page = index.search(experiment, RunQuery(("metrics.acc DESC",), (("group", ("3",)),),
                                              100, 0))
     expected = client.search_runs([experiment], "tags.`group` = '3'",

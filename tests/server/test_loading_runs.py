@@ -1,0 +1,152 @@
+"""A notebook with thousands of runs: the first request does not wait for them all. Its page
+comes newest first straight from the store while the run index loads in the background, the
+response says `loading` until then (a sort by metric covers only what has loaded), and page
+tokens lead to the same next page across the switch and while new runs arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from benchmarks.bench_server import FinishedRun, insert_runs
+from jupyter_mlops.server.runindex import RunIndex, RunQuery
+from jupyter_mlops.steps.mlflow_vocabulary import NOTEBOOK_TAG
+from jupyter_mlops.tracking.notebook_info import tag_value
+
+from .conftest import EXAMPLE, TOKEN, fetch_json
+
+NAME = "Churn_Sweep.ipynb"
+RUNS = 3_000
+PAGE = 100
+ORDER = "metrics.accuracy DESC"
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server's root, holding the notebook and (in a folder of its own) the store."""
+    folder = tmp_path_factory.mktemp("many")
+    (folder / "root").mkdir()
+    (folder / "root" / NAME).write_bytes(EXAMPLE.read_bytes())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def store(root: Path) -> dict[str, str]:
+    """RUNS finished runs of the notebook a sweep left in 'Churn Sweep', one a second, with
+    two-decimal accuracies (ties), and a few runs of another notebook in the same experiment."""
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    eid = client.create_experiment("Churn Sweep", artifact_location=str(root / "artifacts"))
+    rng, start = random.Random(19), int(time.time() * 1000) - RUNS * 1000
+    notebook = tag_value(root / "root" / NAME)
+    runs = [FinishedRun(uuid.UUID(int=rng.getrandbits(128)).hex, f"fit-{i}", start + i * 1000,
+                        {"accuracy": round(rng.random(), 2), "f1": rng.random()},
+                        {"max_depth": str(rng.randint(2, 12))},
+                        {NOTEBOOK_TAG: notebook if i % 50 else "/elsewhere/Other.ipynb"})
+            for i in range(RUNS)]
+    insert_runs(uri, eid, runs)
+    return {"uri": uri, "experiment_id": eid,
+            "filter": f"tags.`{NOTEBOOK_TAG}` = '{notebook}'"}
+
+
+@pytest.fixture
+def jp_root_dir(root: Path) -> Path:
+    return root / "root"
+
+
+@pytest.fixture
+def jp_server_config(store: dict[str, str]) -> dict[str, object]:
+    return {"ServerApp": {"jpserver_extensions": {"jupyter_mlops.server": True}},
+            "IdentityProvider": {"token": TOKEN},
+            "MlopsExtension": {"tracking_uri": store["uri"], "min_refresh_seconds": 0.0}}
+
+
+def _index(jp_serverapp, store: dict[str, str]) -> RunIndex:  # noqa: ANN001
+    """The run index the runs endpoint reads (the server's own)."""
+    return jp_serverapp.web_app.settings["jupyter_mlops"].stores.get(store["uri"]).index
+
+
+async def _runs(jp_fetch, **params: object) -> dict:  # noqa: ANN001
+    code, body = await fetch_json(jp_fetch, "mlops", "api", "runs",
+                                  params={"notebook": NAME, "max_results": PAGE, **params})
+    assert code == 200, body
+    return body
+
+
+def _ids(body: dict) -> list[str]:
+    return [run["run_id"] for run in body["runs"]]
+
+
+def _mlflow_pages(store: dict[str, str], order: list[str], pages: int = 2) -> list[list[str]]:
+    client, found, token = MlflowClient(tracking_uri=store["uri"]), [], None
+    for _ in range(pages):
+        page = client.search_runs([store["experiment_id"]], store["filter"], order_by=order,
+                                  max_results=PAGE, page_token=token)
+        found.append([run.info.run_id for run in page])
+        token = page.token
+    return found
+
+
+async def _until_loaded(jp_fetch, **params: object) -> dict:  # noqa: ANN001
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        body = await _runs(jp_fetch, **params)
+        if not body["loading"]:
+            return body
+        await asyncio.sleep(0.2)
+    raise AssertionError("the runs never finished loading")
+
+
+def _new_run(store: dict[str, str]) -> str:
+    """A cell run started now: the newest of the notebook's runs."""
+    client = MlflowClient(tracking_uri=store["uri"])
+    tags = {NOTEBOOK_TAG: store["filter"].split("'")[1]}
+    return client.create_run(store["experiment_id"], run_name="late-cell", tags=tags).info.run_id
+
+
+async def test_first_page_newest_first_while_loading_then_every_order(
+        jp_fetch, jp_serverapp, store) -> None:  # noqa: ANN001
+    first_two, by_metric = _mlflow_pages(store, []), _mlflow_pages(store, [ORDER], 1)[0]
+    index = _index(jp_serverapp, store)
+    with index.load_lock:  # the background load waits: what the user sees meanwhile
+        page1 = await _runs(jp_fetch)
+        assert page1["loading"] is True
+        assert _ids(page1) == first_two[0]  # newest first, as MLflow orders them
+        assert page1["total"] >= PAGE + 1 and page1["next_page_token"]
+        late = _new_run(store)  # a run arriving between two pages shifts nothing
+        page2 = await _runs(jp_fetch, page_token=page1["next_page_token"])
+        assert (page2["loading"], _ids(page2)) == (True, first_two[1])
+        partial = await _runs(jp_fetch, order_by=ORDER)
+        assert partial["loading"] is True
+        accuracies = [run["metrics"]["accuracy"] for run in partial["runs"]]
+        assert accuracies == sorted(accuracies, reverse=True)
+        assert set(_ids(partial)) <= {late, *first_two[0], *first_two[1]}  # what has loaded
+        assert _ids(partial) != by_metric
+    loaded = await _until_loaded(jp_fetch, order_by=ORDER)
+    assert (loaded["loading"], _ids(loaded)) == (False, _mlflow_pages(store, [ORDER], 1)[0])
+    assert loaded["total"] == RUNS - RUNS // 50 + 1
+    # The token of a page given while loading still leads to the page after it.
+    again = await _runs(jp_fetch, page_token=page1["next_page_token"])
+    assert (again["loading"], _ids(again)) == (False, first_two[1])
+    newest = await _runs(jp_fetch)
+    assert _ids(newest)[0] == late and _ids(newest)[1:] == first_two[0][:-1]
+
+
+def test_the_least_recently_used_scope_is_dropped_beyond_max_runs(store) -> None:
+    client = MlflowClient(tracking_uri=store["uri"])
+    small = client.create_experiment("Churn Baseline")
+    for i in range(3):
+        client.create_run(small, run_name=f"baseline-{i}")
+    index = RunIndex(client, full_refresh_seconds=3600, min_refresh_seconds=0, max_runs=1_000)
+    for experiment in (store["experiment_id"], small):
+        index.search(experiment, RunQuery())
+        assert index.wait_loaded(experiment, timeout=240)
+    # The big experiment went when the small one was asked for; the small one stays.
+    assert index.search(small, RunQuery()).loading is False
+    assert index.search(store["experiment_id"], RunQuery()).loading is True
