@@ -110,6 +110,9 @@ export interface IRunsPage {
   runs: IRunSummary[];
   total: number;
   next_page_token: string | null;
+  /** The server is still reading the runs: `total` counts those seen so far, and an order
+   * other than newest first sorts only them. */
+  loading?: boolean;
 }
 
 export interface IStep {

@@ -101,6 +101,7 @@ export class RunsPanel extends Widget {
       this._experiments = page.experiments;
       this._runs = page.runs;
       this._total = page.total;
+      this._loading = page.loading === true;
       this._message = page.experiments.length
         ? ''
         : 'No runs yet: run a tracked cell (%%mlops track), Run locally or a sweep from this notebook.';
@@ -391,6 +392,13 @@ export class RunsPanel extends Widget {
           : null
       ),
       this._message ? h('p', { className: 'jp-mlops-message' }, this._message) : null,
+      this._loading && this._order
+        ? h(
+            'p',
+            { className: 'jp-mlops-message jp-mlops-loading' },
+            'Still loading runs: sorted by a column, the list holds those read so far.'
+          )
+        : null,
       h(
         'table',
         { className: 'jp-mlops-runs' },
@@ -547,6 +555,8 @@ export class RunsPanel extends Widget {
   private _picked: string | null = null; // an experiment id; null: every experiment
   private _runs: IRunSummary[] = [];
   private _total = 0;
+  /** The server is still reading the runs (a sort covers only those read). */
+  private _loading = false;
   private _order: string | null = null;
   private _filter = '';
   private _selected = new Set<string>();
