@@ -55,8 +55,10 @@ _._drift
 _.allow_stdin
 _.start_new_kernel_client
 
-# kfp: dsl.pipeline reads the generated pipeline function's signature.
+# kfp: dsl.pipeline reads the generated pipeline function's signature; its type check reads a
+# ParallelFor variable's channel_type (kfp/sweep.py).
 _.__signature__
+_.channel_type
 
 # Run by name from generated code: the KFP component's source (kfp/components.py) and the local
 # run's child process (server/jobs.py).

@@ -1,4 +1,5 @@
-"""`jupyter-mlops compile NOTEBOOK`: write the notebook's Kubeflow Pipelines v2 spec (YAML)."""
+"""`jupyter-mlops compile NOTEBOOK`: write the notebook's Kubeflow Pipelines v2 spec (YAML);
+`--sweep grid.yaml` fans the grid out in it (kfp/sweep.py)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ def add_compile_options(parser: argparse.ArgumentParser) -> None:
                         "MLFLOW_TRACKING_URI=http://mlflow:5000; repeatable. Not for secrets: "
                         "the value is written into the YAML; tag the step "
                         "secret:NAME:KEY:ENV to read a Kubernetes Secret instead")
+    parser.add_argument("--sweep", metavar="GRID", help="a grid file (YAML: each parameter "
+                        "and a list of values, e.g. 'alpha: [0.1, 1.0]'): the steps reading a "
+                        "swept parameter run once per combination, in a dsl.ParallelFor; the "
+                        "others once, before it")
+    parser.add_argument("--parallelism", type=int, metavar="N",
+                        help="with --sweep: combinations running at once (default: no limit)")
 
 
 def _environment_variable(text: str) -> tuple[str, str]:
@@ -45,10 +52,13 @@ def _environment_variable(text: str) -> tuple[str, str]:
 
 def compile_options(args: argparse.Namespace):  # -> CompileOptions, imported lazily
     from jupyter_mlops.kfp import CompileOptions
+    from jupyter_mlops.runner.grid import read_grid
 
     fields = {"name": args.name, "image": args.image, "packages": tuple(args.packages),
               "install_packages": args.install_packages,
-              "pip_index_urls": tuple(args.pip_index_urls), "env": dict(args.env)}
+              "pip_index_urls": tuple(args.pip_index_urls), "env": dict(args.env),
+              "sweep": read_grid(args.sweep) if args.sweep else None,
+              "parallelism": args.parallelism}
     if args.accelerator:
         fields["accelerator"] = args.accelerator
     return CompileOptions(**fields)
@@ -62,5 +72,16 @@ def run(args: argparse.Namespace) -> int:
     for note in result.warnings:
         print(f"warning: {note}", file=sys.stderr)
     steps = len(result.graph.steps)
-    print(f"pipeline {result.name}: {steps} step{'s' * (steps != 1)} -> {output}")
+    print(f"pipeline {result.name}: {steps} step{'s' * (steps != 1)}{_sweep_line(result)} "
+          f"-> {output}")
     return 0
+
+
+def _sweep_line(result) -> str:
+    """What the fan-out holds, said where the user looks: the combinations, the steps in it."""
+    if result.sweep is None:
+        return ""
+    combinations = len(result.sweep.items)
+    return (f", sweeping {', '.join(result.sweep.parameters)} over {combinations} "
+            f"combination{'s' * (combinations != 1)} (per combination: "
+            f"{', '.join(sorted(result.sweep.steps))})")

@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from jupyter_mlops.kfp.arguments import typed_arguments
     from jupyter_mlops.kfp.connection import resolve_connection
-    from jupyter_mlops.kfp.submit import kfp_cron, submit_package
+    from jupyter_mlops.kfp.submit import experiment_name, kfp_cron, submit_package
 
     if args.schedule:
         kfp_cron(args.schedule)  # a malformed schedule is named before anything is compiled
@@ -49,9 +49,8 @@ def run(args: argparse.Namespace) -> int:
         package, graph = _package(args, Path(folder))
         arguments = typed_arguments([tuple(pair) for pair in args.parameter],
                                     _text(package), str(package), graph)
-        experiment = graph.experiment if graph else None
         submission = submit_package(package, connection, arguments=arguments,
-                                    experiment=args.experiment or experiment or "Default",
+                                    experiment=experiment_name(graph, args.experiment),
                                     run_name=args.run_name, schedule=args.schedule)
     print(f"created {submission.kind} {submission.id}: {submission.url}")
     return 0
@@ -76,6 +75,8 @@ def _package(args: argparse.Namespace, folder: Path) -> tuple[Path, StepGraph | 
     if not target.is_file():
         raise KfpSubmitError(f"{target} does not exist")
     if target.suffix.lower() in PACKAGE_SUFFIXES:
+        if args.sweep:
+            raise KfpSubmitError(f"--sweep needs the notebook, not the compiled {target}")
         return target, None
     from jupyter_mlops.kfp import compile_notebook
 

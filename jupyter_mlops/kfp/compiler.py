@@ -26,6 +26,7 @@ from jupyter_mlops.kfp.kfpimport import dsl
 from jupyter_mlops.kfp.options import DEFAULT_IMAGE, CompileOptions
 from jupyter_mlops.kfp.packages import local_modules, mlflow_requirement, step_requirements
 from jupyter_mlops.kfp.platform import apply_platform, check_env
+from jupyter_mlops.kfp.sweep import FAN_OUT, FanOut, plan_fan_out
 from jupyter_mlops.kfp.validate import validate
 from jupyter_mlops.notebook import Step, StepGraph, read_graph
 from jupyter_mlops.steps.gates import OPERATORS
@@ -47,6 +48,7 @@ class CompiledPipeline:
     pipeline: Any  # kfp GraphComponent; call it under kfp.local.init(...) to run it
     path: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    sweep: FanOut | None = None  # the grid's loop, when compiled with a sweep
 
 
 def compile_notebook(notebook: str | Path | StepGraph, output: str | Path | None = None,
@@ -66,11 +68,12 @@ def compile_notebook(notebook: str | Path | StepGraph, output: str | Path | None
     gate = gate_component(graph, _gate_config(graph, options))
     if gate is not None:  # gates or a registered model: the gate task ends the pipeline
         components[GATE_TASK] = gate
-    pipeline = _build(graph, name, components, options)
+    fan_out = plan_fan_out(graph, options.sweep, options.parallelism) if options.sweep else None
+    pipeline = _build(graph, name, components, options, fan_out)
     text = _compile(graph, pipeline)
     path = _write(text, output)
     notes += _local_module_notes(graph)
-    return CompiledPipeline(graph, name, text, pipeline, path, notes)
+    return CompiledPipeline(graph, name, text, pipeline, path, notes, fan_out)
 
 
 def _notebook(graph: StepGraph, step) -> Any:
@@ -105,10 +108,11 @@ def _gate_config(graph: StepGraph, options: CompileOptions) -> ComponentConfig:
                            mlflow_requirement())
 
 
-def _build(graph: StepGraph, name: str, components: dict, options: CompileOptions) -> Any:
+def _build(graph: StepGraph, name: str, components: dict, options: CompileOptions,
+           fan_out: FanOut | None) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # kfp's notice about its default image
-        return build_pipeline(graph, name, components, options)
+        return build_pipeline(graph, name, components, options, fan_out)
 
 
 def _compile(graph: StepGraph, pipeline: Any) -> str:
@@ -176,30 +180,32 @@ def _local_module_notes(graph: StepGraph) -> list[str]:
 
 # --- the pipeline function ------------------------------------------------------------
 
-def pipeline_signature(graph: StepGraph) -> inspect.Signature:
-    """Notebook parameters, typed and defaulted from the parameters cell, then the tracking URI."""
+def pipeline_signature(graph: StepGraph, swept: tuple[str, ...] = ()) -> inspect.Signature:
+    """Notebook parameters, typed and defaulted from the parameters cell, then the tracking URI.
+    Swept parameters are none: the sweep's loop gives their values."""
     kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
     parameters = [inspect.Parameter(p.name, kind, annotation=PIPELINE_TYPES[p.type],
                                     default=NONE_DEFAULT if p.default is None else p.default)
-                  for p in graph.parameters.values()]
+                  for p in graph.parameters.values() if p.name not in swept]
     parameters.append(inspect.Parameter(names.TRACKING_PARAMETER, kind, annotation=str,
                                         default=""))
     return inspect.Signature(parameters)
 
 
 def build_pipeline(graph: StepGraph, name: str, components: Mapping[str, Any],
-                   options: CompileOptions) -> dsl.graph_component.GraphComponent:
+                   options: CompileOptions, fan_out: FanOut | None = None,
+                   ) -> dsl.graph_component.GraphComponent:
     """The KFP pipeline (a GraphComponent) of `graph`; call it under kfp.local to run it."""
-    signature = pipeline_signature(graph)
-    scopes = condition_scopes(graph)
+    signature = pipeline_signature(graph, fan_out.parameters if fan_out else ())
+    scopes = condition_scopes(graph, fan_out.steps if fan_out else frozenset())
     gate_scope = _gate_scope(graph, scopes) if GATE_TASK in components else None
 
     def pipeline(*channels: Any) -> None:
-        values = dict(zip(signature.parameters, channels, strict=True))
         tasks: dict[str, Any] = {}
 
-        def emit(scope: tuple[str, ...]) -> None:
-            """The tasks of `scope`, then each `when:` step's own dsl.If inside it."""
+        def emit(scope: tuple[str, ...], values: dict[str, Any]) -> None:
+            """The tasks of `scope`, then each `when:` step's own dsl.If inside it, and the
+            sweep's dsl.ParallelFor."""
             for step in graph.order():
                 if scopes[step.name] == scope:
                     tasks[step.name] = _task(graph, step, components[step.name], values, tasks)
@@ -207,11 +213,14 @@ def build_pipeline(graph: StepGraph, name: str, components: Mapping[str, Any],
             for step in graph.order():
                 if step.options.when is not None and scopes[step.name] == (*scope, step.name):
                     with dsl.If(_condition(step, values, tasks), name=f"when {step.name}"):
-                        emit((*scope, step.name))
+                        emit((*scope, step.name), values)
+            if fan_out is not None and fan_out.opens_in(scopes, scope):
+                with fan_out.loop(graph, values) as looped:
+                    emit((*scope, FAN_OUT), looped)
             if scope == gate_scope:
                 add_gate_task(graph, components[GATE_TASK], values, tasks)
 
-        emit(())
+        emit((), dict(zip(signature.parameters, channels, strict=True)))
 
     pipeline.__signature__ = signature  # type: ignore[attr-defined]
     pipeline.__name__ = names.function_name(name)
@@ -219,13 +228,17 @@ def build_pipeline(graph: StepGraph, name: str, components: Mapping[str, Any],
     return dsl.pipeline(name=name, description=description)(pipeline)
 
 
-def condition_scopes(graph: StepGraph) -> dict[str, tuple[str, ...]]:
-    """Each step's `when:` steps, outermost first: its own and its upstream steps'. A step
-    whose upstream steps sit under conditions that do not nest cannot be placed in dsl.If
-    blocks (KFP refers to a task only inside its block): KfpCompileError names them."""
+def condition_scopes(graph: StepGraph, looped: frozenset[str] = frozenset(),
+                     ) -> dict[str, tuple[str, ...]]:
+    """Each step's blocks, outermost first: its own and its upstream steps' `when:` steps,
+    and the sweep's loop (FAN_OUT) for the `looped` steps. A step whose upstream steps sit
+    under conditions that do not nest cannot be placed in dsl.If blocks (KFP refers to a task
+    only inside its block): KfpCompileError names them."""
     scopes: dict[str, tuple[str, ...]] = {}
     for step in graph.order():
         outer = max((scopes[u] for u in step.upstream), key=len, default=())
+        if step.name in looped and FAN_OUT not in outer:
+            outer = (*outer, FAN_OUT)
         for upstream in step.upstream:
             if scopes[upstream] != outer[:len(scopes[upstream])]:
                 raise KfpCompileError(graph.path, f"step {step.tagged_name!r} follows steps "

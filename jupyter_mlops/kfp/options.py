@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jupyter_mlops.runner.grid import Grid
 
 # The image a step runs in when neither the notebook nor the caller names one: the Python
 # minor version the packages were resolved and pinned in.
@@ -23,3 +27,5 @@ class CompileOptions:
     accelerator: str = DEFAULT_ACCELERATOR
     pip_index_urls: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)  # environment variables for every step
+    sweep: Grid | None = None  # fan the grid out with dsl.ParallelFor (kfp/sweep.py)
+    parallelism: int | None = None  # combinations running at once; None: as many as KFP allows

@@ -19,9 +19,16 @@ from typing import Any
 
 from jupyter_mlops.errors import KfpSubmitError
 from jupyter_mlops.kfp.connection import Connection
+from jupyter_mlops.notebook import StepGraph
 
 HEALTHZ = "/apis/v2beta1/healthz"
 PROBE_TIMEOUT = 10.0  # seconds; kfp.Client itself retries for ~25 s before it gives up
+DEFAULT_EXPERIMENT = "Default"  # KFP's own default experiment
+
+
+def experiment_name(graph: StepGraph | None, given: str | None = None) -> str:
+    """The KFP experiment a notebook's runs go to: the one given, the notebook's, else KFP's."""
+    return given or (graph.experiment if graph else None) or DEFAULT_EXPERIMENT
 
 
 @dataclass(frozen=True)

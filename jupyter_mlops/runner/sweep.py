@@ -10,7 +10,6 @@ store does not answer; the views (widgets/sweep_view.py) read the runs back from
 
 from __future__ import annotations
 
-import itertools
 import json
 import secrets
 import threading
@@ -24,9 +23,9 @@ from typing import Any
 
 import nbformat
 
-from jupyter_mlops.errors import ParameterError, RunnerError, SweepError
+from jupyter_mlops.errors import RunnerError, SweepError
 from jupyter_mlops.notebook.model import StepGraph
-from jupyter_mlops.notebook.parameters import known_parameter, parameter_value
+from jupyter_mlops.runner.grid import Grid, as_grid
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking.client import RunRef, Tracker
 from jupyter_mlops.tracking.notebook_info import notebook_tags
@@ -101,12 +100,14 @@ class SweepPlan:
     launched_from: Path | None = None  # the notebook whose kernel started the sweep
 
 
-def plan_sweep(notebook: str | Path, grid: dict[str, Any] | None = None, *, jobs: int = 2,
+def plan_sweep(notebook: str | Path, grid: Grid | dict[str, Any] | str | Path | None = None,
+               *, jobs: int = 2,
                pipeline: bool = False, experiment: str | None = None,
                metrics: list[str] | None = None, out: str | Path | None = None,
                timeout: float | None = None, launched_from: Path | None = None) -> SweepPlan:
     """A sweep's plan, checked before anything runs: the notebook, `jobs`, and each value of
-    the grid read by the notebook's parameter grammar (SweepError names the fault)."""
+    the grid (a dict or a grid file, runner/grid.py) read by the notebook's parameter grammar
+    (SweepError names the fault)."""
     from jupyter_mlops.notebook import read_graph
 
     path = Path(notebook).resolve()
@@ -116,30 +117,11 @@ def plan_sweep(notebook: str | Path, grid: dict[str, Any] | None = None, *, jobs
         raise SweepError(f"jobs must be at least 1, got {jobs}")
     graph = read_graph(str(path))
     sweep_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-    return SweepPlan(notebook=path, graph=graph, combos=expand_grid(grid, graph),
+    return SweepPlan(notebook=path, graph=graph, combos=as_grid(grid).combinations(graph),
                      sweep_id=sweep_id, experiment=experiment or graph.experiment or path.stem,
                      out=Path(out or DEFAULT_OUT).resolve() / sweep_id, jobs=jobs,
                      pipeline=pipeline, metrics=list(metrics or []), timeout=timeout,
                      launched_from=launched_from)
-
-
-def expand_grid(grid: dict[str, Any] | None, graph: StepGraph) -> list[dict[str, Any]]:
-    """Each combination of the grid as a dict, every value read by the notebook's parameter
-    grammar (as `-p` and the REST API read them); a value that is not a list/tuple/range is
-    one value. An empty grid is one run with the notebook's defaults."""
-    try:
-        axes = {name: _axis(graph, name, values) for name, values in dict(grid or {}).items()}
-    except ParameterError as error:
-        raise SweepError(str(error)) from None
-    return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
-
-
-def _axis(graph: StepGraph, name: str, values: Any) -> list[Any]:
-    parameter = known_parameter(graph.parameters, name, graph.path)
-    listed = list(values) if isinstance(values, (list, tuple, range)) else [values]
-    if not listed:
-        raise ParameterError(name, "the grid lists no values", graph.path)
-    return [parameter_value(parameter, value, graph.path) for value in listed]
 
 
 class SweepExecutor:

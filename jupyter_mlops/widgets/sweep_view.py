@@ -1,4 +1,5 @@
-"""`jupyter_mlops.sweep(NOTEBOOK, grid={...})`: a view of a running sweep and its runs."""
+"""`jupyter_mlops.sweep(NOTEBOOK, grid={...})`: a view of a running sweep and its runs; with
+`backend="kfp"`, the KFP run that fans the grid out (kfp/sweep.py) and its link."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from jupyter_mlops.errors import SweepError
+from jupyter_mlops.runner.grid import Grid
 from jupyter_mlops.runner.sweep import SweepExecutor, SweepRun, plan_sweep
 from jupyter_mlops.steps.mlflow_vocabulary import SWEEP_TAG
 from jupyter_mlops.widgets.fallback import StaticFallback
-from jupyter_mlops.widgets.html import esc, fmt, status_badge, table
+from jupyter_mlops.widgets.html import esc, fmt, link, status_badge, table
+
+BACKENDS = ("local", "kfp")
 
 
 class Sweep(StaticFallback, widgets.VBox):
@@ -96,17 +101,32 @@ def runs_table(runs: list[SweepRun]) -> str:
                  css_class="mlops-sweep-runs")
 
 
-def sweep(notebook: str | Path, grid: dict[str, Any] | None = None, *, jobs: int = 2,
-          pipeline: bool = False, experiment: str | None = None,
+def sweep(notebook: str | Path, grid: Grid | dict[str, Any] | str | Path | None = None, *,
+          jobs: int = 2, pipeline: bool = False, experiment: str | None = None,
           tracking_uri: str | None = None, metrics: list[str] | None = None,
           out: str | Path | None = None, timeout: float | None = None, wait: bool = False,
-          browse: bool = True) -> Sweep:
-    """Run `notebook` once per combination of `grid`, `jobs` at a time, as MLflow runs.
+          browse: bool = True, backend: str = "local", host: str | None = None,
+          ) -> Sweep | KfpSweep:
+    """Run `notebook` once per combination of `grid` (a dict or a grid file), `jobs` at a
+    time, as MLflow runs.
 
     Returns at once (unless `wait`) with a live view; `Sweep.wait()` blocks until all are done.
     A failed run shows its error and the others go on. `pipeline=True` runs each combination
     through the local runner instead of executing the notebook whole.
+
+    `backend="kfp"` compiles the notebook with the grid fanned out (dsl.ParallelFor, `jobs`
+    combinations at a time) and submits one run to Kubeflow Pipelines at `host` (else
+    KFP_HOST, else the config file), as `jupyter-mlops submit` does; its steps log to
+    `tracking_uri` when given.
     """
+    if backend not in BACKENDS:
+        raise SweepError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, "
+                         f"got {backend!r}")
+    if backend == "kfp":
+        given = {"pipeline": pipeline, "metrics": metrics, "out": out, "timeout": timeout,
+                 "wait": wait}
+        _refuse_local_options({k: v for k, v in given.items() if v})
+        return _kfp_sweep(notebook, grid or {}, jobs, experiment, tracking_uri, host)
     plan = plan_sweep(notebook, grid, jobs=jobs, pipeline=pipeline, experiment=experiment,
                       metrics=metrics, out=out, timeout=timeout,
                       launched_from=_launching_notebook())
@@ -118,6 +138,46 @@ def sweep(notebook: str | Path, grid: dict[str, Any] | None = None, *, jobs: int
     if wait:
         view.wait()
     return view
+
+
+class KfpSweep(StaticFallback, widgets.HTML):
+    """A sweep submitted to Kubeflow Pipelines: its run, what it fans out, a link to the KFP UI."""
+
+    def __init__(self, submitted: Any, notebook: str | Path) -> None:
+        self.submitted = submitted  # kfp.sweep.SubmittedSweep
+        fan_out, run = submitted.fan_out, submitted.submission
+        combinations = len(fan_out.items)
+        super().__init__(
+            f"<b>Sweep of <code>{esc(Path(notebook).name)}</code> on Kubeflow Pipelines</b>: "
+            f"{combinations} combination{'s' * (combinations != 1)} of "
+            f"{esc(', '.join(fan_out.parameters))} in run {link(run.url, run.id)}, "
+            f"experiment <code>{esc(submitted.experiment)}</code>; per combination: "
+            f"{esc(', '.join(sorted(fan_out.steps)))}")
+        self.add_class("mlops-kfp-sweep")
+
+    def static_html(self) -> str:
+        return f'<div class="mlops-kfp-sweep">{self.value}</div>'
+
+
+def _kfp_sweep(notebook: str | Path, grid: Any, jobs: int, experiment: str | None,
+               tracking_uri: str | None, host: str | None) -> KfpSweep:
+    from jupyter_mlops.kfp.connection import resolve_connection
+    from jupyter_mlops.kfp.names import TRACKING_PARAMETER
+    from jupyter_mlops.kfp.sweep import submit_sweep
+
+    if not Path(notebook).is_file():
+        raise SweepError(f"{notebook}: no such notebook")
+    arguments = {TRACKING_PARAMETER: tracking_uri} if tracking_uri else {}
+    submitted = submit_sweep(notebook, grid, resolve_connection(host), experiment=experiment,
+                             arguments=arguments, parallelism=jobs)
+    return KfpSweep(submitted, notebook)
+
+
+def _refuse_local_options(given: dict[str, Any]) -> None:
+    """Options of a local sweep have no meaning on KFP: said, never dropped in silence."""
+    if given:
+        raise SweepError(f"{', '.join(given)} apply to local sweeps only; a KFP sweep runs on "
+                         "the cluster: follow it in the KFP UI or the Runs panel")
 
 
 def _launching_notebook() -> Path | None:
