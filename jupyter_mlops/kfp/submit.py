@@ -49,8 +49,8 @@ def submit_package(package: str | Path, connection: Connection, *, arguments: di
     cron = kfp_cron(schedule) if schedule else None
     probe(connection)
     name = run_name or f"{Path(package).stem} {datetime.datetime.now():%Y-%m-%d %H:%M:%S}"
-    with _api_errors(connection):
-        client = _client(connection)
+    with api_errors(connection):
+        client = kfp_client(connection)
         experiment_id = client.create_experiment(
             experiment, namespace=connection.namespace).experiment_id
         if cron:
@@ -61,8 +61,12 @@ def submit_package(package: str | Path, connection: Connection, *, arguments: di
                               f"{connection.host}/#/recurringrun/details/{job.recurring_run_id}")
         run = client.run_pipeline(experiment_id, name, pipeline_package_path=str(package),
                                   params=arguments)
-        return Submission("run", run.run_id, experiment_id,
-                          f"{connection.host}/#/runs/details/{run.run_id}")
+        return Submission("run", run.run_id, experiment_id, run_url(connection, run.run_id))
+
+
+def run_url(connection: Connection, run_id: str) -> str:
+    """A run's page in the KFP UI, served with the API."""
+    return f"{connection.host}/#/runs/details/{run_id}"
 
 
 # KFP schedules with robfig/cron: six fields, seconds first. A crontab line (five fields) is
@@ -132,7 +136,7 @@ def probe(connection: Connection) -> None:
                              "Check --host (or KFP_HOST) and that the server is up.") from None
 
 
-def _client(connection: Connection) -> Any:
+def kfp_client(connection: Connection) -> Any:
     from kfp.client import Client
 
     with warnings.catch_warnings():
@@ -142,7 +146,7 @@ def _client(connection: Connection) -> Any:
 
 
 @contextlib.contextmanager
-def _api_errors(connection: Connection):
+def api_errors(connection: Connection):
     """kfp's exceptions -> one-sentence KfpSubmitErrors; kfp's own prints are kept quiet."""
     from kfp_server_api import ApiException
     from urllib3.exceptions import HTTPError as Urllib3Error

@@ -34,6 +34,7 @@ from jupyter_mlops.server.runindex import (
 from jupyter_mlops.steps.mlflow_vocabulary import find_experiment
 
 MAX_PAGE = 1000
+MAX_KFP_RUNS = 100
 RUN_ID = r"(?P<run_id>[0-9a-fA-F]{1,64})"
 MODEL = r"(?P<model>[^/]+)"  # a registered model's name, URL-encoded by the client
 VERSION = r"(?P<version>[0-9]{1,9})"
@@ -295,6 +296,24 @@ class SubmitHandler(MlopsHandler):
         self.reply(await self.run_notebook_call(_submit, ref, options), status=201)
 
 
+class KfpRunsHandler(MlopsHandler):
+    """GET ?notebook=PATH&limit=N: {pipeline, runs: [{id, name, state, created_at,
+    finished_at, url}]}, the newest KFP runs of the notebook's pipeline on the configured host
+    (kfp/runs.py), for the Runs panel; 409 when no host is configured, 502 when it fails."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        settings = self.mlops
+        if not settings.kfp_host:
+            raise ApiError(409, "kfp-not-configured", KFP_NOT_CONFIGURED)
+        limit = self.int_argument("limit", 20, 1, MAX_KFP_RUNS)
+        ref = await self.notebook(self.get_query_argument("notebook", None))
+        options = {"host": settings.kfp_host, "namespace": settings.kfp_namespace or None,
+                   "limit": limit}
+        self.reply(await self.run_notebook_call(_kfp_runs, ref, options))
+
+
 class ModelsHandler(MlopsHandler):
     """GET ?notebook=&filter=&max_results=&page_token=: a page of the registered models of the
     store the notebook (or the root folder) tracks to, by name, with their aliases."""
@@ -499,6 +518,17 @@ def _submit(ref: NotebookRef, options: dict[str, Any]) -> dict[str, Any]:
             "url": done.url, "experiment": experiment, "schedule": options.get("schedule")}
 
 
+def _kfp_runs(ref: NotebookRef, options: dict[str, Any]) -> dict[str, Any]:
+    """The notebook's pipeline name, from its graph, and its runs (token: env or file)."""
+    from jupyter_mlops.kfp.connection import resolve_connection
+    from jupyter_mlops.kfp.runs import pipeline_runs
+
+    graph = _graph(ref)
+    connection = resolve_connection(host=options["host"], namespace=options["namespace"])
+    runs = pipeline_runs(connection, graph.name, options["limit"])
+    return {"pipeline": graph.name, "runs": [run.to_dict() for run in runs]}
+
+
 def routes(base_url: str) -> list[tuple[str, type[MlopsHandler]]]:
     """The extension's URL patterns; a test walks these to check every method's decorators."""
     api = url_path_join(base_url, "mlops", "api")
@@ -513,6 +543,7 @@ def routes(base_url: str) -> list[tuple[str, type[MlopsHandler]]]:
         ("local-runs", LocalRunsHandler),
         (f"local-runs/{JOB_ID}", LocalRunHandler),
         ("submit", SubmitHandler),
+        ("kfp-runs", KfpRunsHandler),
         ("models", ModelsHandler),
         (f"models/{MODEL}", ModelHandler),
         (f"models/{MODEL}/versions/{VERSION}", VersionHandler),

@@ -26,6 +26,7 @@ class Behaviour:
     reject_runs: bool = False  # answer run creation with 400, as for an invalid spec
     requests: list[Recorded] = field(default_factory=list)
     recurring_runs: list[dict[str, Any]] = field(default_factory=list)  # created, as answered
+    runs: list[dict[str, Any]] = field(default_factory=list)  # listed by GET runs, as given
 
 
 def _handler(behaviour: Behaviour) -> type[BaseHTTPRequestHandler]:
@@ -62,6 +63,8 @@ def _handler(behaviour: Behaviour) -> type[BaseHTTPRequestHandler]:
             elif entry.path.startswith("/apis/v2beta1/recurringruns"):
                 self._answer(200, {"recurringRuns": behaviour.recurring_runs,
                                    "total_size": len(behaviour.recurring_runs)})
+            elif entry.path.startswith("/apis/v2beta1/runs"):
+                self._answer(200, {"runs": behaviour.runs, "total_size": len(behaviour.runs)})
             else:
                 self._answer(404, {"error": "not found"})
 

@@ -25,6 +25,7 @@ ALLOWED = {
     "local-runs": {"GET", "POST"},
     "local-runs/<job_id>": {"GET", "DELETE"},
     "submit": {"POST"},
+    "kfp-runs": {"GET"},
     "models": {"GET"},
     "models/<model>": {"GET"},
     "models/<model>/versions/<version>": {"GET"},
