@@ -22,6 +22,7 @@ from jupyter_mlops.tracking import delivery
 from jupyter_mlops.tracking import session as session_mod
 from jupyter_mlops.tracking.cell import CellOptions, TrackedCell, logged_run, track_cell
 from jupyter_mlops.tracking.client import STATUSES
+from jupyter_mlops.tracking.destination import masked
 from jupyter_mlops.tracking.limits import as_metric
 
 
@@ -192,7 +193,7 @@ class MlopsMagics(Magics):
         session = self._session
         tracker = session.tracker
         run = session.run
-        lines = [f"store:      {tracker.uri}",
+        lines = [f"store:      {masked(tracker.uri)}",
                  f"notebook:   {session.notebook or '(not detected)'}"]
         if run is None:
             lines.append("session:    none (run `%mlops start`)")

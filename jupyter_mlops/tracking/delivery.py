@@ -13,6 +13,7 @@ import time
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking.client import RunRef, Tracker
+from jupyter_mlops.tracking.destination import masked
 from jupyter_mlops.tracking.records import Model
 from jupyter_mlops.tracking.spool import registered_key
 from jupyter_mlops.tracking.writer import Writer
@@ -48,8 +49,7 @@ def run_problems(tracker: Tracker, run: RunRef) -> tuple[list[str], bool]:
     if not settled and (writer.held or writer.lost):
         lines.append(held_line(writer))
     elif not settled and writer.store == "unreachable":
-        lines.append(f"not stored yet: the store {tracker.uri} does not answer; the run's "
-                     "records wait in the spool")
+        lines.append(f"not stored yet: {_problem(tracker)}; the run's records wait in the spool")
     return lines, settled
 
 
@@ -88,7 +88,7 @@ def outcome(tracker: Tracker, flushed: bool,
     elif writer.held or writer.lost:
         delivery = held_line(writer)
     elif writer.store == "unreachable":
-        delivery = (f"store unreachable ({tracker.uri} did not answer): "
+        delivery = (f"store unreachable ({_problem(tracker)}): "
                     f"{writer.pending()} bytes of records kept in the spool "
                     f"{writer.spool.log_path}; they are sent once it answers, or by "
                     "`jupyter-mlops sync`")
@@ -102,6 +102,11 @@ def outcome(tracker: Tracker, flushed: bool,
     lines = [f"{count} REJECTED by the store, kept in {writer.spool.rejected_path}; {delivery}:"]
     lines += [f"  {quarantine.describe(e)}" for e in rejected]
     return "\n".join(lines), False
+
+
+def _problem(tracker: Tracker) -> str:
+    """The sender's one line on why the store takes no records (it names the store)."""
+    return tracker.writer.problem or f"the store {masked(tracker.uri)} does not answer"
 
 
 def held_line(writer: Writer) -> str:
@@ -130,6 +135,8 @@ def status_lines(tracker: Tracker) -> list[str]:
              f"yet stored, spooled in {writer.spool.log_path}"]
     if writer.held or writer.lost:
         lines.append(f"  {held_line(writer)}")
+    if writer.problem:
+        lines.append(f"  {writer.problem}")
     lines += [f"  {e}" for e in writer.errors]
     rejected = tracker.rejections()
     if rejected:

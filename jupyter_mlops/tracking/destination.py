@@ -6,6 +6,10 @@ that migration races: processes starting together on a fresh file corrupt it, an
 that fills meanwhile leaves it half made. So a new store is migrated under another name and
 renamed into place, under a file lock; a ready store is opened without one (a read writes
 nothing beside it).
+
+A database server's store (postgresql://, mysql://) is checked before MLflow opens it: MLflow
+retries a failed connection for about 100 s, and it creates its schema in any database that
+lacks it, a wrong one too. Messages name every store by `masked(uri)`, never with its password.
 """
 
 from __future__ import annotations
@@ -20,19 +24,35 @@ from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 from jupyter_mlops import settings
 from jupyter_mlops.errors import StoreError
 
 DEFAULT_DB = "mlflow.db"
 DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves
+DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")  # SQLAlchemy stores MLflow opens itself
+CONNECT_TIMEOUT = "5"  # seconds for a database connection (libpq's default is none)
 
 
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI when set, else the SQLite store in the working directory."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     return uri or f"sqlite:///{Path.cwd() / DEFAULT_DB}"
+
+
+def masked(uri: str) -> str:
+    """`uri` with its password as ***: how every message and page names a store."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    user = parts.netloc.rpartition("@")[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}"))
+
+
+def database_uri(uri: str) -> bool:
+    """A database server MLflow's SQLAlchemy store opens itself (not SQLite, not a server)."""
+    return uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_SCHEMES
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -53,8 +73,8 @@ def artifact_root(uri: str) -> str | None:
 def view_hint(uri: str) -> str:
     """How a person looks at the runs of `uri`: a server's own page, else `mlflow ui` on it."""
     if uri.startswith(("http://", "https://")):
-        return f"open {uri}"
-    return f"mlflow ui --backend-store-uri {shlex.quote(uri)}"
+        return f"open {masked(uri)}"
+    return f"mlflow ui --backend-store-uri {shlex.quote(masked(uri))}"
 
 
 def ui_url(uri: str | None) -> str:
@@ -81,6 +101,8 @@ def _http_defaults() -> None:
     # retry and spool, so keep each attempt short. Only when the user has not chosen.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    # libpq (psycopg) waits 130 s on a host that does not answer; PGCONNECT_TIMEOUT bounds it.
+    os.environ.setdefault("PGCONNECT_TIMEOUT", CONNECT_TIMEOUT)
 
 
 def open_client(uri: str, create: bool = True,
@@ -96,6 +118,8 @@ def open_client(uri: str, create: bool = True,
     from mlflow import MlflowClient
 
     db = sqlite_path(uri)
+    if database_uri(uri):
+        check_database(uri)
     if db is None:
         return MlflowClient(tracking_uri=uri, registry_uri=uri)
     # The one-time schema creation logs at INFO from a background thread into the cell.
@@ -124,6 +148,40 @@ def open_client(uri: str, create: bool = True,
             raise StoreError(_STATE_MESSAGES[state].format(db=db))
         # An older schema is upgraded by MLflow as it opens it: inside the lock.
         return _client(uri)
+
+
+def check_database(uri: str) -> None:
+    """Raise StoreError, in one line naming the store, unless the database answers and holds
+    MLflow's schema. One short try: the sender retries, and MLflow must not create the schema
+    in a database that lacks it (it may be the wrong one)."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    try:
+        engine = sqlalchemy.create_engine(uri, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                tables = set(sqlalchemy.inspect(conn).get_table_names())
+        finally:
+            engine.dispose()
+    except Exception as error:  # no driver, a malformed URI, or the database's own answer
+        raise StoreError(f"the MLflow store {masked(uri)} cannot be opened: "
+                         f"{database_reason(error)}") from None
+    if not {"alembic_version", "experiments", "runs"} <= tables:
+        raise StoreError(f"the database {masked(uri)} holds no MLflow schema (a wrong "
+                         f"database?); if it is the right one, create the schema with "
+                         f"`mlflow db upgrade {masked(uri)}` or by starting `mlflow server` "
+                         "on it once")
+
+
+def database_reason(error: BaseException) -> str:
+    """A database driver's error in a line: `Connection refused`, `password authentication
+    failed for user "mlops"`, without SQLAlchemy's link or libpq's hints."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    # libpq: 'connection failed: connection to server at "h", port 5432 failed: FATAL:  why'
+    why = line.rpartition(" failed: ")[2].removeprefix("FATAL:").strip()
+    return why[:300] or line[:300]
 
 
 def _client(uri: str) -> Any:

@@ -1,6 +1,7 @@
 """The sender process: reads a session's spool from the ack offset and sends it to MLflow.
 
-It runs beside the kernel (`python -m jupyter_mlops.tracking.sender ROOT SESSION URI`), so
+It runs beside the kernel (`python -m jupyter_mlops.tracking.sender ROOT SESSION KERNEL_PID`,
+its store in MLFLOW_TRACKING_URI, where `ps` does not show a password), so
 neither `import mlflow` nor MLflow's work holds the kernel's GIL while a cell runs. The kernel
 talks to it over stdin, one request a line; answers go to the reply pipe (the original stdout):
 
@@ -35,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_mlops.tracking import replay as replay_mod
-from jupyter_mlops.tracking.destination import open_client
+from jupyter_mlops.tracking.destination import masked, open_client
 from jupyter_mlops.tracking.records import Record
-from jupyter_mlops.tracking.sink import BUSY, UNREACHABLE, MlflowSink, classify, reason
+from jupyter_mlops.tracking.sink import BUSY, UNREACHABLE, MlflowSink, classify, problem, reason
 from jupyter_mlops.tracking.spool import Spool, sessions
 
 log = logging.getLogger("jupyter_mlops.tracking")
@@ -59,6 +60,7 @@ class Sender:
         self.replies = replies
         self.online = False
         self.store = "unknown"  # answers, unreachable, busy (or error: the sender's own)
+        self.problem: str | None = None  # why the store takes no records now, in one line
         self.errors: list[str] = []
         self.sent = 0
         self.rejected = 0
@@ -169,13 +171,14 @@ class Sender:
             self._client = self._client or open_client(self.uri, notice=self._error)
             self._client.search_experiments(max_results=1)
         except Exception as error:
-            self._go_offline(f"store {self.uri} unreachable: {reason(error)[:200]}",
-                             UNREACHABLE)
+            self._go_offline(f"store {masked(self.uri)} unreachable: {reason(error)[:200]}",
+                             UNREACHABLE, problem(self.uri, error))
             return
         self._sink = MlflowSink(self._client, self.uri, self.spool.files, self.spool.load_ids(),
                                 self.spool.save_id)
         self.online = True
         self.store = "answers"
+        self.problem = None
         self._backoff = _RETRY_MIN
         self._state("online")
 
@@ -191,9 +194,15 @@ class Sender:
             stored = replay_mod.apply(self._sink, unit, self.spool)
         except Exception as error:
             if classify(error) != BUSY:  # rejections were quarantined by apply
-                self._go_offline(f"store {self.uri} unreachable, records kept in the spool: "
-                                 f"{reason(error)[:200]}", UNREACHABLE)
+                self._go_offline(f"store {masked(self.uri)} unreachable, records kept in the "
+                                 f"spool: {reason(error)[:200]}", UNREACHABLE,
+                                 problem(self.uri, error))
                 return False
+            if not self._sink.answers():  # the whole store is down (a server's database),
+                self._go_offline(f"store {masked(self.uri)} down, records kept in the spool: "
+                                 f"{reason(error)[:200]}", UNREACHABLE,
+                                 problem(self.uri, error))
+                return False  # not this record's fault: no strike against it
             self._strikes[end] = self._strikes.get(end, 0) + 1
             if self._strikes[end] < _BUSY_STRIKES:
                 self._go_offline(f"store busy, retrying: {reason(error)[:200]}", BUSY)
@@ -239,11 +248,13 @@ class Sender:
         except Exception as error:  # the sender must outlive any one failure
             unreachable = classify(error) == UNREACHABLE
             self._go_offline(f"sender: {reason(error)[:300]}",
-                             UNREACHABLE if unreachable else "error")
+                             UNREACHABLE if unreachable else "error",
+                             problem(self.uri, error) if unreachable else None)
 
-    def _go_offline(self, message: str, store: str) -> None:
+    def _go_offline(self, message: str, store: str, why: str | None = None) -> None:
         self.online = False
         self.store = store
+        self.problem = why
         self._error(message)
         self._state("offline (retrying)")
 
@@ -254,13 +265,15 @@ class Sender:
     def _state(self, state: str) -> None:
         try:
             self.spool.write_state({"state": state, "store": self.store, "errors": self.errors,
-                                    "pid": os.getpid(), "rejected": self.rejected})
+                                    "problem": self.problem, "pid": os.getpid(),
+                                    "rejected": self.rejected})
         except OSError:
             pass
 
 
 def main(argv: list[str]) -> int:
-    root, session_id, uri, kernel_pid = argv
+    root, session_id, kernel_pid = argv
+    uri = os.environ["MLFLOW_TRACKING_URI"]
     # Answers go to the original stdout; anything a library prints lands in the log instead.
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)

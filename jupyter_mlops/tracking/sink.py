@@ -12,17 +12,24 @@ import errno
 import logging
 import os
 import pickle
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.errors import MlopsError
 from jupyter_mlops.steps.mlflow_vocabulary import (
     PARENT_RUN_TAG,
     RUN_KEY_TAG,
     get_or_create_experiment,
 )
-from jupyter_mlops.tracking.destination import artifact_root
+from jupyter_mlops.tracking.destination import (
+    artifact_root,
+    database_reason,
+    database_uri,
+    masked,
+)
 from jupyter_mlops.tracking.records import (
     Damaged,
     Data,
@@ -118,7 +125,40 @@ def _unreachable(error: BaseException) -> bool:
     if isinstance(error, requests.exceptions.HTTPError):
         return False  # an answer, with an error status
     return isinstance(error, (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                              ConnectionError, TimeoutError))
+                              ConnectionError, TimeoutError)) or _database_down(error)
+
+
+# SQLSTATE classes of a database that is down or refuses the session, not the record:
+# connection exception, invalid authorization, no such database, shutdown / starting up.
+_DOWN_SQLSTATES = ("08", "28", "3D", "57P")
+
+
+def _database_down(error: BaseException) -> bool:
+    """A database store's driver lost or could not open its connection (MLflow wraps this in
+    TEMPORARILY_UNAVAILABLE, which alone would read as "busy")."""
+    if getattr(error, "connection_invalidated", False):  # SQLAlchemy saw a disconnect
+        return True
+    if type(error).__name__ != "OperationalError" or not type(error).__module__.startswith(
+            ("psycopg", "pymysql", "MySQLdb")):
+        return False
+    state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return state is None or str(state).startswith(_DOWN_SQLSTATES)  # None: no session at all
+
+
+def problem(uri: str, error: BaseException) -> str:
+    """Why the store takes no records now, in one line naming it (its password masked): a
+    database that cannot be opened, a server whose database is down, a server that does not
+    answer."""
+    if isinstance(error, MlopsError):
+        return str(error)  # destination.check_database's own words
+    if database_uri(uri):
+        why = database_reason(_chain(error)[-1])
+        return f"the MLflow store {masked(uri)} cannot be opened: {why}"
+    if classify(error) == UNREACHABLE:
+        return f"the store {masked(uri)} does not answer"
+    status = re.search(r"too many (\d{3}) error responses", str(error))
+    why = f"HTTP {status[1]}, its database may be down" if status else database_reason(error)
+    return f"the store {masked(uri)} answers, but cannot store now ({why})"
 
 
 def reason(error: BaseException) -> str:

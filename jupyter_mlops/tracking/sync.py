@@ -8,9 +8,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.errors import MlopsError
 from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking import replay as replay_mod
-from jupyter_mlops.tracking.destination import open_client, spool_root, sqlite_path, tracking_uri
+from jupyter_mlops.tracking.destination import (
+    masked,
+    open_client,
+    spool_root,
+    sqlite_path,
+    tracking_uri,
+)
 from jupyter_mlops.tracking.process import fail_dead_runs
 from jupyter_mlops.tracking.spool import Spool, sessions
 
@@ -30,7 +37,7 @@ class SyncReport:
         out += [f"replayed {sid}: {n} record groups" for sid, n in self.replayed.items()]
         out += [f"skipped {sid}: its kernel or its sender is still running"
                 for sid in self.busy]
-        out += [f"failed {where}: {error}" for where, error in self.failed.items()]
+        out += [f"failed {masked(where)}: {error}" for where, error in self.failed.items()]
         out += [f"marked FAILED (kernel gone): {run_id}" for run_id in self.recovered]
         for path, records in self.rejected.items():
             out.append(f"REJECTED by the store: {len(records)} record(s) kept in {path} "
@@ -69,7 +76,7 @@ def sync(spool_dirs: list[Path] | None = None, recover: bool = True) -> SyncRepo
                 client = clients.get(target) or open_client(target, notice=report.notes.append)
                 report.recovered += fail_dead_runs(client, socket.gethostname())
             except Exception as error:
-                report.failed[target] = f"{error.__class__.__name__}: {error}"
+                report.failed[target] = _why(error)
     return report
 
 
@@ -96,7 +103,15 @@ def _replay_one(spool: Spool, default_uri: str, clients: dict[str, Any],
             clients[uri] = open_client(uri, notice=report.notes.append)
         report.replayed[spool.session_id] = replay_mod.replay(spool, clients[uri], uri)
     except Exception as error:
-        report.failed[spool.session_id] = f"{error.__class__.__name__}: {error}"
+        report.failed[spool.session_id] = _why(error)
         report.unsent.setdefault(uri, spool.session_id)
     finally:
         spool.release()
+
+
+def _why(error: Exception) -> str:
+    """An error in one line: ours as said (they name the store, masked), others by class."""
+    if isinstance(error, MlopsError):
+        return str(error)
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"[:400]

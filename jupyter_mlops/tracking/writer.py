@@ -187,6 +187,11 @@ class Writer:
         return list(self.spool.read_state().get("errors", []))
 
     @property
+    def problem(self) -> str | None:
+        """Why the store takes no records now, in one line naming it (None: no known fault)."""
+        return None if self._closed else self.spool.read_state().get("problem")
+
+    @property
     def store(self) -> str:
         """What the sender last saw of the store: answers, unreachable, busy, error, unknown."""
         if self._closed:
@@ -259,10 +264,11 @@ class Writer:
     def _spawn(self) -> subprocess.Popen:
         # The kernel's import path, so that what the kernel imports the sender can unpickle.
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        env["MLFLOW_TRACKING_URI"] = self.uri  # not on its command line: `ps` shows that
         with open(self.spool.sender_log, "ab") as log:
             return subprocess.Popen(
                 [sys.executable, "-m", "jupyter_mlops.tracking.sender", str(self.spool.root),
-                 self.spool.session_id, self.uri, str(os.getpid())],
+                 self.spool.session_id, str(os.getpid())],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env,
                 # Its own session: a kernel killed with its process group still gets its
                 # records sent.
