@@ -97,8 +97,10 @@ def _list(client: Any, args: argparse.Namespace) -> None:
                               page_token=args.page_token)
     rows = shown.versions
     where = f" of {args.model}" if args.model else ""
+    from jupyter_mlops.tracking.destination import masked
+
     print(_table(rows) if rows else f"no registered model versions{where} in "
-                                    f"{client.tracking_uri}")
+                                    f"{masked(client.tracking_uri)}")
     if shown.next_page_token:
         size = ["--max-results", str(args.max_results)] if args.max_results != PAGE_SIZE else []
         again = " ".join(["jupyter-mlops models list", *([args.model] if args.model else []),

@@ -67,9 +67,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _where_tracked(result: Any) -> None:
     """The command does not wait for MLflow: say where the run will appear."""
-    from jupyter_mlops.tracking.destination import view_hint
+    from jupyter_mlops.tracking.destination import masked, view_hint
 
     run = f"run {result.mlflow_run_id}" if result.mlflow_run_id else f"run pipeline-{result.run_id}"
-    print(f"MLflow: {run} in experiment {result.mlflow_experiment!r} at {result.tracking_uri} "
-          "(sent in the background; `jupyter-mlops sync` reports what the store did not take)")
+    print(f"MLflow: {run} in experiment {result.mlflow_experiment!r} at "
+          f"{masked(result.tracking_uri)} (sent in the background; `jupyter-mlops sync` "
+          "reports what the store did not take)")
     print(f"  view it: {view_hint(result.tracking_uri)}")

@@ -28,6 +28,7 @@ from typing import Any, ParamSpec, TypeVar
 from jupyter_mlops.errors import MlopsError
 from jupyter_mlops.models import gates
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
+from jupyter_mlops.tracking.destination import masked
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _LINEAGE_TAGS = (vocab.NOTEBOOK_TAG, vocab.GIT_COMMIT_TAG)
@@ -213,7 +214,8 @@ def logged_model(client: Any, source: Any) -> Any:
         try:
             return client.get_logged_model(text)
         except MlflowException:
-            raise RegistryError(f"no logged model {text!r} in {client.tracking_uri}") from None
+            raise RegistryError(f"no logged model {text!r} in "
+                                f"{masked(client.tracking_uri)}") from None
     raise RegistryError(f"{source!r} names no logged model: give a run id (32 hex digits), "
                         "runs:/RUN_ID/NAME, or a logged model id (m-...)")
 
@@ -226,7 +228,7 @@ def _model_of_run(client: Any, run_id: str, name: str | None) -> Any:
     try:
         run = client.get_run(run_id)
     except MlflowException:
-        raise RegistryError(f"no run {run_id} in {client.tracking_uri}") from None
+        raise RegistryError(f"no run {run_id} in {masked(client.tracking_uri)}") from None
     query = f"source_run_id = '{run_id}'" + (f" AND name = '{_quoted(name)}'" if name else "")
     models = client.search_logged_models([run.info.experiment_id], filter_string=query)
     ready = [m for m in models if str(m.status).endswith("READY")]
@@ -423,7 +425,7 @@ def _registered(client: Any, name: str) -> Any:
     close = difflib.get_close_matches(name, names, n=1)
     hint = (f"; did you mean {close[0]!r}?" if close
             else f"; registered: {_listed(names)}" if names else "; none is registered yet")
-    raise RegistryError(f"no registered model {name!r} in {client.tracking_uri}{hint}")
+    raise RegistryError(f"no registered model {name!r} in {masked(client.tracking_uri)}{hint}")
 
 
 def _number(client: Any, model: Any, version: int | str | None, alias: str | None) -> int:

@@ -38,6 +38,7 @@ from jupyter_mlops.monitoring.profile import (
     sample_rows,
 )
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
+from jupyter_mlops.tracking.destination import masked
 
 REFERENCE_NAMES = ("X_train", "X")  # the training frame when `--reference` is not given
 PREDICT_ROWS = 50_000  # above this many rows the model predicts on a seeded sample of them
@@ -150,9 +151,9 @@ def _run(client: Any, run_id: str) -> Any:
     try:
         return client.get_run(run_id)
     except MlflowException:
-        raise NoReferenceProfile(f"reference {run_id}: no such run in {client.tracking_uri}; a "
-                                 "reference is MODEL@ALIAS, MODEL/N, a run id or a DataFrame"
-                                 ) from None
+        raise NoReferenceProfile(f"reference {run_id}: no such run in "
+                                 f"{masked(client.tracking_uri)}; a reference is MODEL@ALIAS, "
+                                 "MODEL/N, a run id or a DataFrame") from None
 
 
 def _stored_profile(client: Any, run_id: str, what: str) -> Profile:

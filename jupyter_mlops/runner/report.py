@@ -61,14 +61,15 @@ def _metrics(metrics: dict[str, float], champion: Any) -> tuple[str, list[str], 
 
 def _links(result: PipelineResult) -> list[str]:
     links = [f"run folder: `{result.run_dir}`"]
+    from jupyter_mlops.tracking.destination import masked, ui_url
+
     if result.tracking_uri is None:
         return links + ["MLflow: not tracked"]
     run = result.mlflow_run_id or f"pipeline-{result.run_id}"
     url = _run_url(result)
     links.append(f"MLflow run: {url}" if url else
                  f"MLflow run `{run}` in experiment `{result.mlflow_experiment}` at "
-                 f"`{result.tracking_uri}`")
-    from jupyter_mlops.tracking.destination import ui_url
+                 f"`{masked(result.tracking_uri)}`")
 
     ui = ui_url(result.tracking_uri).rstrip("/")
     registered = getattr(result.release, "registered", {})
