@@ -24,6 +24,7 @@ from jupyter_mlops.models import gates, registry
 from jupyter_mlops.server import mlflow_reads, modelindex
 from jupyter_mlops.server.base import MlopsHandler, NotebookRef
 from jupyter_mlops.server.errors import ApiError, bad_request
+from jupyter_mlops.server.jobs import notebook_html
 from jupyter_mlops.server.runindex import (
     RunQuery,
     Scope,
@@ -272,6 +273,27 @@ class LocalRunHandler(MlopsHandler):
     async def delete(self, job_id: str) -> None:
         job = await asyncio.to_thread(self.mlops.jobs.cancel, job_id)
         self.reply(job.to_dict(offset=None))
+
+
+class StepNotebookHandler(MlopsHandler):
+    """GET ?step=: a local run's executed step notebook as a page to read (nbconvert's HTML,
+    never run as this origin's script). The runner keeps step notebooks under the hidden
+    `.mlops/`, which the contents API refuses unless ContentsManager.allow_hidden is set (a
+    server-wide choice this extension leaves to the user): this route shows them anyway."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        step = self.get_query_argument("step", "")
+        path = self.mlops.jobs.get(job_id).step_notebook(step)
+        if path is None:
+            raise ApiError(404, "step-notebook-not-found",
+                           f"the local run has no executed notebook of step {step!r}")
+        page = await asyncio.to_thread(notebook_html, path)
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Content-Security-Policy", "sandbox")
+        self.finish(page)
 
 
 class SubmitHandler(MlopsHandler):
@@ -542,6 +564,7 @@ def routes(base_url: str) -> list[tuple[str, type[MlopsHandler]]]:
         ("compile", CompileHandler),
         ("local-runs", LocalRunsHandler),
         (f"local-runs/{JOB_ID}", LocalRunHandler),
+        (f"local-runs/{JOB_ID}/notebook", StepNotebookHandler),
         ("submit", SubmitHandler),
         ("kfp-runs", KfpRunsHandler),
         ("models", ModelsHandler),

@@ -69,11 +69,7 @@ class Job:
         of the run ({run_id, status, duration, folder}) once it ended; paths as API paths."""
         steps: dict[str, Any] = {}
         run = None
-        try:
-            lines = self.log_path.with_suffix(".events").read_text("utf-8").splitlines()
-        except FileNotFoundError:
-            lines = []
-        for line in lines:
+        for line in self._event_lines():
             try:
                 event = json.loads(line)
             except ValueError:
@@ -84,6 +80,25 @@ class Job:
             else:
                 run = dict(event, folder=self._api_path(event.get("folder")))
         return steps, run
+
+    def step_notebook(self, step: str) -> Path | None:
+        """The executed notebook of `step` as the runner reported it (None: none yet)."""
+        for line in reversed(self._event_lines()):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("step") == step and event.get("notebook"):
+                path = Path(event["notebook"])
+                inside = path.is_relative_to(Path(self.folder).resolve())  # the run's own file
+                return path if inside and path.is_file() else None
+        return None
+
+    def _event_lines(self) -> list[str]:
+        try:
+            return self.log_path.with_suffix(".events").read_text("utf-8").splitlines()
+        except FileNotFoundError:
+            return []
 
     def _api_path(self, path: str | None) -> str | None:
         """A file of the run by its API path (the notebook's, relative); None outside it."""
@@ -199,6 +214,15 @@ def run_child(argv: list[str]) -> int:
                   "duration": round(result.duration, 3), "folder": _absolute(result.run_dir)})
     print(f"local run finished: {result.status}", flush=True)
     return result.exit_code
+
+
+def notebook_html(path: Path) -> str:
+    """An executed notebook as a static page to read (nbconvert's HTML export)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(path, as_version=4))
+    return str(body)
 
 
 def _absolute(path: Path | None) -> str | None:

@@ -21,6 +21,7 @@ ENDPOINTS = [
     ("POST", ("local-runs",), {"path": "example.ipynb"}),
     ("GET", ("local-runs", "abc123"), None),
     ("DELETE", ("local-runs", "abc123"), None),
+    ("GET", ("local-runs", "abc123", "notebook"), None),
     ("POST", ("submit",), {"path": "example.ipynb"}),
 ]
 
