@@ -141,6 +141,26 @@ def test_drift_in_the_notebook_against_the_champion(session):
         assert "tenure_months" in page.read_text() and "DRIFTED" in page.read_text()
 
 
+def test_drift_against_a_frame_and_a_run_id(session):
+    """A DataFrame reference logs to the `monitoring` experiment; a run id to that run's, with
+    the run named as the reference and no model version."""
+    forest_run = session.run_id("Forest_v1")
+    said = session.kernel.ok(
+        "by_frame = jupyter_mlops.drift(X_stable, reference=X_train)\n"
+        f"by_run = jupyter_mlops.drift(X_stable, reference='{forest_run}')\n"
+        "print(by_frame.run_id, by_run.run_id, by_frame.drifted, by_run.drifted)")
+    frame_run, run_run, *verdicts = said.stdout.split()
+    assert verdicts == ["False", "False"]
+    client = session.client()
+    by_frame, by_run = client.get_run(frame_run), client.get_run(run_run)
+    assert client.get_experiment(by_frame.info.experiment_id).name == "monitoring"
+    assert by_frame.data.tags["mlops.monitor.reference"] == "a DataFrame"
+    assert by_run.info.experiment_id == client.get_run(forest_run).info.experiment_id
+    assert by_run.data.tags["mlops.monitor.reference_run"] == forest_run
+    assert "mlops.monitor.model" not in by_run.data.tags
+    assert by_run.data.tags["mlops.monitor.band"] == "stable"
+
+
 def test_a_model_without_a_profile_is_named(session):
     said = session.kernel.run("%mlops drift X_stable --model Churn_Bare/1")
     assert "Churn_Bare v1 has no reference profile" in said.error

@@ -136,3 +136,19 @@ def test_predictions_on_a_sample_of_the_rows(training) -> None:
     assert report.prediction is not None and report.prediction.band == "stable"
     assert ("the reference's predictions come from a seeded sample of 10,000 of its 30,000 "
             "rows") in report.notes
+
+
+def test_capture_takes_the_reference_named_else_x_train_else_x() -> None:
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from jupyter_mlops.monitoring.reference import capture
+
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame({"basket_value": rng.gamma(2, 30, 400), "visits": rng.poisson(3, 400)})
+    model = GradientBoostingClassifier(n_estimators=5).fit(X, X["visits"] > 3)
+    assert Profile.from_json(capture(model, {"X": X})).rows == 400
+    both = {"X": X, "X_train": X.iloc[:300], "holdout": X.iloc[:100]}
+    assert Profile.from_json(capture(model, both)).rows == 300
+    named = Profile.from_json(capture(model, both, "holdout"))
+    assert named.rows == 100 and named.prediction_rows == 100
+    assert capture(model, {"features": X}) is None  # nothing to profile: no profile, no error
