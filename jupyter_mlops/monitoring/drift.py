@@ -349,7 +349,9 @@ def _matched_columns(current: pd.DataFrame, source: _Reference,
         kind, dtype = source.kind(name)
         now = _kind_now(_get(current, name), name)
         if not now.startswith(f"{kind}, "):
-            retyped.append(f"{name} ({kind}, {dtype} in the reference; {now} now)")
+            parse = (f", read as text? convert it with pd.to_{kind}"
+                     if kind in IN_SECONDS and now.startswith(CATEGORICAL) else "")
+            retyped.append(f"{name} ({kind}, {dtype} in the reference; {now} now{parse})")
     if retyped:
         raise DriftInputError(f"changed dtypes: {'; '.join(retyped)}")
     return expected

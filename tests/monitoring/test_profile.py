@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jupyter_mlops.monitoring.drift import compute_drift
+from jupyter_mlops.monitoring.drift import DriftInputError, compute_drift
 from jupyter_mlops.monitoring.profile import (
     MAX_CATEGORIES,
     SEED,
@@ -110,6 +110,15 @@ def test_datetime_timedelta_and_unsupported_columns() -> None:
     assert profile.warnings[0].startswith("column 'context' (object holding dict) left out")
     assert Profile.from_json(profile.to_json()) == profile
 
+    as_text = events(0).assign(opened_at=lambda f: f["opened_at"].astype(str))  # from a CSV
+    with pytest.raises(DriftInputError, match=r"opened_at \(datetime, datetime64\[\w+, "
+                                              r"Europe/Paris\] in the reference; categorical, "
+                                              r"\w+ now, read as text\? convert it with "
+                                              r"pd.to_datetime\)"):
+        compute_drift(as_text, profile)
+    with pytest.raises(DriftInputError, match=r"no column drift is measured on \(numeric, "
+                                              r".*\): context \(object holding dict\)"):
+        build_profile(events(0)[["context"]])
     for reference in (profile, events(0)):
         report = compute_drift(events(45), reference)
         assert report.feature("opened_at").band == "significant"
