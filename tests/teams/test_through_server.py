@@ -140,7 +140,7 @@ def test_tracked_cells_are_stored_and_their_artifacts_come_through_the_proxy(ses
     assert all(m.artifact_location.startswith("mlflow-artifacts:/") for m in models)
 
 
-def test_models_registered_promoted_and_loaded_by_alias_through_the_proxy(session,
+def test_models_registered_promoted_and_loaded_by_alias_through_the_proxy(session, tmp_path,
                                                                           monkeypatch):
     import mlflow
 
@@ -159,6 +159,15 @@ def test_models_registered_promoted_and_loaded_by_alias_through_the_proxy(sessio
     assert done.returncode == 0, done.stderr
     assert NOTEBOOK in done.stdout and forest_run in done.stdout
     assert "@champion" in kernel.ok("%mlops models Churn_Team_Forest").html
+    # The champion's reference profile (stored beside it) is read back through the proxy.
+    shown = kernel.ok("%mlops drift X_test --model Churn_Team_Forest@champion")
+    assert "X_test against Churn_Team_Forest@champion: " in shown.stdout, shown
+    [monitor] = session.client.search_runs(
+        [session.runs()["Baseline_Forest"].info.experiment_id],
+        f"tags.`{vocab.KIND_TAG}` = '{vocab.KIND_MONITOR}'")
+    assert monitor.data.tags[vocab.MONITOR_VERSION_TAG] == "1"
+    assert "Drift against Churn_Team_Forest@champion" in _download(
+        session.client, monitor.info.run_id, vocab.DRIFT_REPORT_ARTIFACT, tmp_path)
 
     expected = json.loads(kernel.ok("import json\nprint(json.dumps({'forest': "
                                     "forest.predict(X_test).tolist(), 'scaled': "
@@ -225,17 +234,18 @@ def test_a_pipeline_run_is_stored_and_its_model_registered_through_the_server(se
 
 
 def test_the_runs_browser_in_the_kernel_lists_the_sessions_runs(session):
-    said = session.kernel.ok("import jupyter_mlops\nbrowser = jupyter_mlops.runs().wait()\n"
-                             "print(sorted((r.name, r.status) for r in browser.rows))\n"
+    said = session.kernel.ok("import json\nimport jupyter_mlops\n"
+                             "browser = jupyter_mlops.runs().wait()\n"
+                             "print(json.dumps({r.name: r.status for r in browser.rows}))\n"
                              "browser.select([r.run_id for r in browser.rows "
-                             "if r.name != 'Churn_Team'])\n"
+                             "if r.name in ('Baseline_Forest', 'Scaled_Logit')])\n"
                              "print(browser.comparison.value)")
-    assert ("[('Baseline_Forest', 'FINISHED'), ('Churn_Team', 'FINISHED'), "
-            "('Scaled_Logit', 'FINISHED')]") in said.stdout
-    assert "accuracy" in said.stdout  # the comparison of the two selected runs
+    listed, comparison = said.stdout.split("\n", 1)
+    assert {"Churn_Team": "FINISHED", "Baseline_Forest": "FINISHED",
+            "Scaled_Logit": "FINISHED"}.items() <= json.loads(listed).items()
+    assert "Baseline_Forest" in comparison and "accuracy" in comparison
 
 
-# pytest-jupyter's fixtures, overridden: the server's root is the notebook's folder.
 @pytest.fixture  # type: ignore[no-redef]
 def jp_root_dir(session) -> Path:
     return session.folder
