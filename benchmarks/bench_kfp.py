@@ -1,5 +1,7 @@
-"""KFP compiler benchmark: compile time (in-process, CLI) against Kubeflow Kale 2.3.0, and
-kfp.local execution of the compiled example against the local reference.
+"""KFP compiler benchmark: compile time (in-process, CLI) and YAML size against Kubeflow Kale
+2.3.0, on Kale's notebook as it is and with pod labels and annotations on every step (both
+compilers apply them with kfp-kubernetes), and kfp.local execution of the compiled example
+against the local reference.
 
 `.venv/bin/python -m benchmarks kfp`. Kale is installed into benchmarks/.work/kale (a venv of
 its own) on first use; when it cannot be installed, that is printed instead of its figures.
@@ -16,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / ".work"
@@ -47,6 +50,19 @@ for _ in range(int(sys.argv[2])):
     times.append((time.perf_counter() - start, time.process_time() - cpu))
 print(json.dumps(times))
 """
+
+
+def pod_metadata_notebook(path: Path) -> Path:
+    """Kale's notebook with a pod label and annotation on every step, tags both compilers read."""
+    import nbformat
+
+    notebook = nbformat.read(KALE_NOTEBOOK, as_version=4)
+    for cell in notebook.cells:
+        tags = cell.metadata.get("tags", [])
+        if any(tag.startswith("step:") for tag in tags):
+            tags += ["label:team:churn-ml", "annotation:example.com/owner:data-team"]
+    nbformat.write(notebook, path)
+    return path
 
 
 def synthetic_notebook(steps: int, path: Path) -> Path:
@@ -122,18 +138,29 @@ def kale_python() -> Path | None:
     return python
 
 
-def kale_figures(folder: Path) -> dict[str, Timing] | None:
+def kale_figures(source: Path, folder: Path) -> dict[str, Any] | None:
+    """Kale's compile times for the notebook `source`, and the size of the YAML it writes."""
     python = kale_python()
     if python is None:
         return None
-    notebook = folder / KALE_NOTEBOOK.name  # Kale writes .kale/ next to the notebook
-    shutil.copy(KALE_NOTEBOOK, notebook)
+    folder.mkdir()
+    notebook = folder / source.name  # Kale writes .kale/ next to the notebook
+    shutil.copy(source, notebook)
     out = subprocess.run([str(python), "-c", KALE_IN_PROCESS, str(notebook), str(REPEATS)],
                          check=True, capture_output=True, text=True, cwd=folder)
     times = json.loads(out.stdout.strip().splitlines()[-1])
     in_process = (statistics.median(t[0] for t in times), statistics.median(t[1] for t in times))
+    (written,) = (folder / ".kale").glob("*.yaml")  # before `kale --nb` writes its own
+    size = written.stat().st_size
     cli = cli_process([str(KALE_VENV / "bin" / "kale"), "--nb", str(notebook)], cwd=folder)
-    return {"in_process": in_process, "cli": cli}
+    return {"in_process": in_process, "cli": cli, "yaml": size}
+
+
+def yaml_size(notebook: Path) -> int:
+    """Bytes of the YAML jupyter-mlops writes for `notebook`."""
+    from jupyter_mlops.kfp import compile_notebook
+
+    return len(compile_notebook(notebook).yaml.encode("utf-8"))
 
 
 def local_execution(folder: Path) -> dict[str, float]:
@@ -169,6 +196,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-kfp-") as name:
         folder = Path(name)
         synthetic = synthetic_notebook(50, folder / "synthetic_50.ipynb")
+        pod = pod_metadata_notebook(folder / "kale_pod_metadata.ipynb")
         rows = {
             "example in-process": in_process(EXAMPLE),
             "example CLI": ours_cli(EXAMPLE, folder),
@@ -176,16 +204,27 @@ def main() -> None:
             "synthetic 50 steps CLI": ours_cli(synthetic, folder),
             "kale notebook in-process": in_process(KALE_NOTEBOOK),
             "kale notebook CLI": ours_cli(KALE_NOTEBOOK, folder),
+            "kale notebook + pod labels in-process": in_process(pod),
+            "kale notebook + pod labels CLI": ours_cli(pod, folder),
         }
         for label, timing in rows.items():
             _show(f"jupyter-mlops {label}", timing)
-        kale = kale_figures(folder)
-        if kale:
-            for kind, ours in (("in_process", "kale notebook in-process"),
-                               ("cli", "kale notebook CLI")):
-                _show(f"kale {KALE_VERSION} {kind} (same notebook)", kale[kind])
-                print(f"  -> ours {kale[kind][0] / rows[ours][0]:.1f}x faster (wall), "
-                      f"{kale[kind][1] / rows[ours][1]:.1f}x (CPU)")
+        for label, notebook in (("example", EXAMPLE), ("kale notebook", KALE_NOTEBOOK),
+                                ("kale notebook + pod labels", pod)):
+            print(f"jupyter-mlops {label} YAML: {yaml_size(notebook)} bytes")
+        for label, notebook in (("kale notebook", KALE_NOTEBOOK),
+                                ("kale notebook + pod labels", pod)):
+            kale = kale_figures(notebook, folder / notebook.stem)
+            if kale is None:
+                break
+            for kind in ("in_process", "CLI"):
+                ours = rows[f"{label} {kind.replace('_', '-')}"]
+                theirs = kale[kind.lower()]
+                _show(f"kale {KALE_VERSION} {label} {kind}", theirs)
+                print(f"  -> ours {theirs[0] / ours[0]:.1f}x faster (wall), "
+                      f"{theirs[1] / ours[1]:.1f}x (CPU)")
+            print(f"kale {KALE_VERSION} {label} YAML: {kale['yaml']} bytes; ours "
+                  f"{yaml_size(notebook) / kale['yaml']:.1f}x its size")
         for label, seconds in local_execution(folder).items():
             print(f"example execution, {label}: {seconds:.1f} s")
 
