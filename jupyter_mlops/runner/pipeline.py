@@ -103,8 +103,8 @@ def _run_steps(graph: StepGraph, values: dict[str, Any], plan: dict[str, str], p
 
 def _execute(scheduler: Scheduler, result: PipelineResult, progress: Progress,
              tracker: Any, options: RunOptions) -> None:
-    """Run the steps into `result`, judge its gates and register its model (runner/release.py),
-    then write the run's summary and finish its MLflow run."""
+    """Run the steps into `result`, judge its gates and register its model
+    (runner/local_release.py), then write the run's summary and finish its MLflow run."""
     wait_for_store = options.wait_for_store
     try:
         result.steps = scheduler.run()
@@ -126,7 +126,7 @@ def _execute(scheduler: Scheduler, result: PipelineResult, progress: Progress,
 def _release(scheduler: Scheduler, result: PipelineResult, progress: Progress, tracker: Any,
              tracking_uri: str | None) -> None:
     from jupyter_mlops.errors import MlopsError
-    from jupyter_mlops.runner.release import release_run
+    from jupyter_mlops.runner.local_release import release_run
 
     listening = tracker if tracker is not None and tracker in scheduler.listeners else None
     try:
