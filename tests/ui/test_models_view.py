@@ -1,13 +1,15 @@
 """JupyterLab in Chromium: the MLOps panel's Models view on a real registry (two scikit-learn
 versions in the notebook folder's mlflow.db) shows the alias badges and a version's lineage,
-promotes version 2 to champion after a confirmation that compares it with version 1, and shows
-@champion moved; MLflow then has the alias on version 2 and version 1 as its previous holder."""
+lists the drift reports logged against a version (its monitor runs, coloured by band, each
+opening its report), promotes version 2 to champion after a confirmation that compares it with
+version 1, and shows @champion moved; MLflow then has the alias on version 2 and version 1 as
+its previous holder."""
 
 from __future__ import annotations
 
 import nbformat
 import pytest
-from server.registry_store import MODEL, NOTEBOOK, make_registry
+from server.registry_store import MODEL, NOTEBOOK, log_drift, make_registry
 
 from jupyter_mlops.steps.mlflow_vocabulary import previous_holder_tag
 
@@ -42,6 +44,7 @@ def test_models_view_promotes_the_challenger_after_the_comparison(page, lab, scr
     assert NOTEBOOK in page.locator(f"{MODEL_ROW} tr[data-version='2'] .jp-mlops-lineage") \
         .inner_text()
     assert page.locator(f"{MODEL_ROW} tr[data-version='1'] .jp-mlops-promote").count() == 0
+    _monitor_runs_are_listed(page, store)
     page.locator(f"{MODEL_ROW} tr[data-version='2'] .jp-mlops-version-link").click()
     origin = page.locator(f"{MODEL_ROW} .jp-mlops-lineage-row")
     assert "n_estimators=30" in origin.locator(".jp-mlops-params").inner_text()
@@ -66,3 +69,21 @@ def test_models_view_promotes_the_challenger_after_the_comparison(page, lab, scr
     client = MlflowClient(tracking_uri=str(store["uri"]), registry_uri=str(store["uri"]))
     assert int(client.get_registered_model(MODEL).aliases["champion"]) == 2
     assert client.get_model_version(MODEL, "2").tags[previous_holder_tag("champion")] == "1"
+
+
+def _monitor_runs_are_listed(page, store) -> None:  # noqa: ANN001
+    """Drift reports logged against v1 show in its row once the view refreshes, newest first,
+    coloured by band; one opens its report."""
+    stable, drifted = log_drift(store, 1, 0.0), log_drift(store, 1, 1.5)
+    page.locator(f"{PANEL} .jp-mlops-models button[title='Refresh now']").click()
+    monitors = page.locator(f"{MODEL_ROW} tr[data-version='1'] .jp-mlops-monitor")
+    page.locator(f"{MODEL_ROW} .jp-mlops-monitor[data-run-id='{drifted}']").wait_for()
+    assert [m.get_attribute("data-run-id") for m in monitors.all()] == [drifted, stable]
+    assert [m.get_attribute("data-band") for m in monitors.all()] == ["significant", "stable"]
+    texts = monitors.all_inner_texts()
+    assert texts[0].endswith("drifted") and texts[1].endswith("PSI 0 · no drift")  # same rows
+    assert monitors.first.evaluate("e => getComputedStyle(e).backgroundColor") == \
+        "rgb(250, 219, 216)"  # the report's own colour of the significant band
+    assert page.locator(f"{MODEL_ROW} tr[data-version='2'] .jp-mlops-monitor").count() == 0
+    report = page.request.get(monitors.first.get_attribute("href"))
+    assert report.ok and "DRIFTED" in report.text()
