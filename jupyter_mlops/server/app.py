@@ -7,6 +7,7 @@ a request never chooses where a pipeline is submitted.
 from __future__ import annotations
 
 import os
+import threading
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Float, Unicode
@@ -59,6 +60,19 @@ class MlopsExtension(ExtensionApp):
         self.stores = Stores(self.resolved_tracking_uri(), self.full_refresh_seconds,
                              self.min_refresh_seconds)
         self.jobs = Jobs()
+        threading.Thread(target=self._open_store, daemon=True, name="mlops-open-store").start()
+
+    def _open_store(self) -> None:
+        """Import mlflow and open the store of the server's root off the event loop at start
+        (seconds), so that the panel's first request does not wait for it. A store that
+        cannot be opened is left to that request, which says why."""
+        root = self.serverapp.root_dir if self.serverapp is not None else os.getcwd()
+        try:
+            uri = self.stores.uri_for(root, root)
+            if uri:
+                self.stores.get(uri)
+        except Exception:  # noqa: BLE001, S110 - reported by the request that needs the store
+            pass
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(routes("/"))  # Jupyter Server prefixes base_url

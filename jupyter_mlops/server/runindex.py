@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
 import hashlib
 import json
 import sys
@@ -39,7 +40,11 @@ from typing import Any
 from jupyter_mlops.server.errors import bad_request
 
 LIVE_STATUSES = ("RUNNING", "SCHEDULED")
-_PAGE = 10_000  # runs per search_runs call while loading
+_PAGE = 10_000  # runs per search_runs call
+# Runs per search_runs call of a full load: between two, the load waits while a request is
+# being answered (in Python, the load's work would slow every request it overlaps).
+_LOAD_PAGE = 1_000
+_SEED = 100  # newest runs read for another order's first answer while loading
 _IDS_PER_QUERY = 100
 # Runs held by all scopes together before the least recently used are dropped: about 300 MB
 # of IndexedRuns of 10 params, 10 metrics and 5 tags (benchmarks/README.md, "server").
@@ -203,6 +208,8 @@ class RunIndex:
         # One full load at a time: several notebooks opened together load one after the other
         # (memory, and the store's and this process's CPU); a test holds it to see a load wait.
         self.load_lock = threading.Lock()
+        self._answering = 0  # searches in progress, which a load's next page waits for
+        self._quiet = threading.Condition()
         self.experiment_names: dict[str, str] = {}  # of the active experiments last listed
 
     def search(self, scope: Scope | str, query: RunQuery) -> RunPage:
@@ -210,20 +217,45 @@ class RunIndex:
         `scope` may be one experiment's id. While the scope loads, a newest-first page comes
         from the store and other orders sort what has loaded (`loading` says so)."""
         entry = self._entry(scope if isinstance(scope, Scope) else Scope((scope,)))
-        self._refresh(entry)
-        if not entry.complete and not query.tags:
-            # The newest page from the store: the answer in the default order; for another,
-            # the newest runs are among those sorted, however little has loaded yet.
-            newest = self._newest(entry, query if query.newest_first else RunQuery(
-                max_results=query.max_results, experiment_ids=query.experiment_ids))
-            if query.newest_first:
-                return newest
+        with self._answer():
+            if entry.complete:
+                self._refresh(entry)
+            elif not query.tags:
+                # The newest page from the store: the answer in the default order; for
+                # another, the newest runs are among those sorted, however few have loaded.
+                newest = self._newest(entry, query if query.newest_first else RunQuery(
+                    max_results=max(query.max_results, _SEED),
+                    experiment_ids=query.experiment_ids))
+                self._load_in_background(entry)  # only now: it does not slow the first answer
+                if query.newest_first or not newest.loading:  # not: the store had no more
+                    return newest if query.newest_first else self._sorted(entry, query, False)
+            self._load_in_background(entry)
+            return self._sorted(entry, query, not entry.complete)
+
+    def _sorted(self, entry: ExperimentRuns, query: RunQuery, loading: bool) -> RunPage:
         with entry.lock:
             ordered = self._ordered(entry, query)
             start = self._start(ordered, query)
             end = start + query.max_results
             return RunPage(ordered[start:end], len(ordered), end if end < len(ordered) else None,
-                           loading=not entry.complete)
+                           loading=loading)
+
+    @contextlib.contextmanager
+    def _answer(self) -> Iterator[None]:
+        with self._quiet:
+            self._answering += 1
+        try:
+            yield
+        finally:
+            with self._quiet:
+                self._answering -= 1
+                self._quiet.notify_all()
+
+    def _wait_quiet(self) -> None:
+        """Before a load's next page: until no request is being answered (at most a second,
+        so that a steady stream of requests does not stop the load)."""
+        with self._quiet:
+            self._quiet.wait_for(lambda: not self._answering, timeout=1.0)
 
     def wait_loaded(self, scope: Scope | str, timeout: float | None = None) -> bool:
         """Wait until every run of the scope is held (a load must have been started by a
@@ -258,13 +290,14 @@ class RunIndex:
                 del self._entries[scope]
                 held -= len(entry.runs)
 
+    def _load_in_background(self, entry: ExperimentRuns) -> None:
+        with entry.lock:
+            if not entry.complete and not entry.loading:
+                self._start_load(entry)
+
     def _refresh(self, entry: ExperimentRuns) -> None:
         now = time.monotonic()
         with entry.lock:
-            if not entry.complete:
-                if not entry.loading:
-                    self._start_load(entry)
-                return
             if now - entry.refreshed_at >= self.min_refresh_seconds:
                 self._incremental(entry)
                 entry.refreshed_at = time.monotonic()
@@ -286,11 +319,13 @@ class RunIndex:
                 started = time.monotonic()
                 first = not entry.complete
                 runs: list[Any] = []
-                for page in self._in_scope_pages(entry.scope, self._experiment_ids(entry.scope)):
+                ids = self._experiment_ids(entry.scope)
+                for page in self._in_scope_pages(entry.scope, ids, size=_LOAD_PAGE):
                     if first:
                         entry.upsert(page)
                     else:
                         runs += page
+                    self._wait_quiet()
                 with entry.lock:
                     if not first:
                         entry.replace(runs)
@@ -323,7 +358,9 @@ class RunIndex:
         with entry.lock:
             known = sum(1 for r in entry.runs.values()
                         if not wanted or r.info.experiment_id in wanted)
-        return RunPage(page, max(known, end + more), end if more else None, loading=True)
+        # The first page holding every run (of the experiments asked for): nothing is missing.
+        loading = more or query.after is not None
+        return RunPage(page, max(known, end + more), end if more else None, loading=loading)
 
     def _first_after(self, scope: Scope, experiment_ids: list[str], clause: str,
                      after: tuple[int, str] | None, wanted: int) -> list[Any]:
@@ -361,11 +398,11 @@ class RunIndex:
             found.update((r.info.run_id, r) for r in page)
         return list(found.values())
 
-    def _in_scope_pages(self, scope: Scope, experiment_ids: list[str],
-                        extra: str = "") -> Iterator[list[Any]]:
+    def _in_scope_pages(self, scope: Scope, experiment_ids: list[str], extra: str = "",
+                        size: int = _PAGE) -> Iterator[list[Any]]:
         for base in scope.filters():
             clause = " AND ".join(c for c in (base, extra) if c)
-            for page in self._pages(experiment_ids, clause):
+            for page in self._pages(experiment_ids, clause, size):
                 yield [r for r in page if scope.holds(r)]
 
     def _experiment_ids(self, scope: Scope) -> list[str]:

@@ -1,0 +1,260 @@
+"""Runs endpoint at team scale: a notebook's runs on a cold server, at 10,000 runs in a SQLite
+store and at 100,000 behind a PostgreSQL-backed `mlflow server` (tests/pg_server.py), against
+MlflowClient.search_runs with the same order in the same run; and the index's memory.
+
+`.venv/bin/python -m benchmarks index` (BENCH_INDEX=sqlite or =postgresql: one store).
+Runs (10 params, 10 metrics, 5 tags, the notebook's path tag) are written straight into
+MLflow's tables (bench_server.insert_runs); the time it took is printed. The PostgreSQL
+cluster is a private one in a temp folder, made and removed by the benchmark. The endpoint is
+called over HTTP on a real `jupyter server` with the extension: first request of the notebook's
+runs (newest first, answered while the index loads), its next page and a sort by metric then,
+the time until the index holds every run, and later pages and sorts (p50 of 20).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench_server import (
+    FinishedRun,
+    free_port,
+    get,
+    insert_runs,
+    start_server,
+    timed,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / ".work" / "index"
+NOTEBOOK = "Churn_Sweep.ipynb"
+PAGE = 100
+ORDER = "metrics.accuracy DESC"
+REPEATS = 20
+BASELINE_REPEATS = 3
+SIZES = {"sqlite": 10_000, "postgresql": 100_000}
+
+
+def make_runs(count: int, notebook_tag: str) -> list[FinishedRun]:
+    """`count` finished runs of the notebook, one a second up to now, two-decimal accuracies."""
+    from jupyter_mlops.steps.mlflow_vocabulary import NOTEBOOK_TAG
+
+    rng, start = random.Random(19), int(time.time() * 1000) - count * 1000
+    runs = []
+    for i in range(count):
+        metrics = {"accuracy": round(rng.random(), 2), **{f"m{k}": rng.random() for k in range(9)}}
+        params = {f"p{k}": str(rng.randint(0, 50)) for k in range(10)}
+        tags = {"mlflow.runName": f"cell-{i}", NOTEBOOK_TAG: notebook_tag,
+                **{f"t{k}": f"v{rng.randint(0, 5)}" for k in range(3)}}
+        runs.append(FinishedRun(uuid.UUID(int=rng.getrandbits(128)).hex, f"cell-{i}",
+                                start + i * 1000, metrics, params, tags))
+    return runs
+
+
+def fill(backend_uri: str, tracking_uri: str, count: int, root: Path) -> tuple[str, float]:
+    """The experiment 'Churn Sweep' of `count` runs of root/NOTEBOOK; its id, seconds taken."""
+    from mlflow import MlflowClient
+
+    from jupyter_mlops.tracking.notebook_info import tag_value
+
+    (root / NOTEBOOK).write_bytes((ROOT / "notebooks" / "02_tagged_pipeline.ipynb").read_bytes())
+    started = time.perf_counter()
+    eid = MlflowClient(tracking_uri).create_experiment("Churn Sweep")
+    runs = make_runs(count, tag_value(root / NOTEBOOK))
+    for start in range(0, count, 10_000):  # bounded memory at 100,000
+        insert_runs(backend_uri, eid, runs[start:start + 10_000])
+    return eid, time.perf_counter() - started
+
+
+def rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        line = next(x for x in status if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def endpoint_figures(tracking_uri: str, root: Path) -> dict[str, Any]:
+    token, port = secrets.token_hex(8), free_port()
+    server = start_server(tracking_uri, port, token, work=root)
+    try:
+        return _measure(port, token, server.pid)
+    finally:
+        os.kill(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def _measure(port: int, token: str, pid: int) -> dict[str, Any]:
+    def runs(**params: object) -> dict:
+        return get(port, token, "runs", notebook=NOTEBOOK, max_results=PAGE, **params)
+
+    figures: dict[str, Any] = {}
+    opened = time.perf_counter()
+    get(port, token, "experiments", notebook=NOTEBOOK)  # imports mlflow, opens the store
+    figures["open"] = time.perf_counter() - opened
+    figures["rss_before"] = rss_mib(pid)
+    first_at = time.perf_counter()
+    first = runs()
+    figures["first"] = time.perf_counter() - first_at
+    figures["first_loading"] = first["loading"]
+    figures["next_loading"], second = _once(lambda: runs(page_token=first["next_page_token"]))
+    figures["sort_loading"], sorted_early = _once(lambda: runs(order_by=ORDER))
+    figures["loading_flags"] = (second["loading"], sorted_early["loading"])
+    while runs(order_by=ORDER)["loading"]:
+        time.sleep(0.5)
+    figures["loaded_after"] = time.perf_counter() - first_at
+    figures["rss_after"] = rss_mib(pid)
+    figures["newest"], newest = timed(runs, REPEATS)
+    figures["newest_next"], newest2 = timed(
+        lambda: runs(page_token=newest["next_page_token"]), REPEATS)
+    figures["sort"], by_metric = timed(lambda: runs(order_by=ORDER), REPEATS)
+    figures["sort_next"], by_metric2 = timed(
+        lambda: runs(order_by=ORDER, page_token=by_metric["next_page_token"]), REPEATS)
+    figures["total"] = by_metric["total"]
+    figures["ids"] = {key: [r["run_id"] for r in page["runs"]] for key, page in (
+        ("first", first), ("second", second), ("newest", newest), ("newest_next", newest2),
+        ("sort", by_metric), ("sort_next", by_metric2))}
+    return figures
+
+
+def _once(call: Any) -> tuple[list[float], Any]:
+    started = time.perf_counter()
+    result = call()
+    return [time.perf_counter() - started], result
+
+
+def baseline_figures(tracking_uri: str, eid: str, notebook_tag: str) -> dict[str, Any]:
+    from mlflow import MlflowClient
+
+    from jupyter_mlops.steps.mlflow_vocabulary import NOTEBOOK_TAG
+
+    client = MlflowClient(tracking_uri)
+    where = f"tags.`{NOTEBOOK_TAG}` = '{notebook_tag}'"
+    figures: dict[str, Any] = {"ids": {}}
+    for name, order in (("newest", []), ("sort", [ORDER])):
+        def first(order: list[str] = order) -> Any:
+            return client.search_runs([eid], where, order_by=order, max_results=PAGE)
+
+        figures[name], page = timed(first, BASELINE_REPEATS)
+        figures[f"{name}_next"], page2 = timed(
+            lambda order=order, token=page.token: client.search_runs(
+                [eid], where, order_by=order, max_results=PAGE, page_token=token),
+            BASELINE_REPEATS)
+        figures["ids"][name] = [r.info.run_id for r in page]
+        figures["ids"][f"{name}_next"] = [r.info.run_id for r in page2]
+    return figures
+
+
+def index_memory(tracking_uri: str, eid: str) -> tuple[float, int]:
+    """MiB that the run index holds for the experiment's runs (tracemalloc, in this process)
+    and how many runs."""
+    import gc
+    import tracemalloc
+
+    from mlflow import MlflowClient
+
+    from jupyter_mlops.server.runindex import RunIndex, RunQuery
+
+    index = RunIndex(MlflowClient(tracking_uri), full_refresh_seconds=1e9)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    index.search(eid, RunQuery(max_results=1))
+    index.wait_loaded(eid)
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return held / 2**20, index.search(eid, RunQuery(max_results=1)).total
+
+
+def run_sqlite(count: int) -> None:
+    root = WORK / "sqlite"
+    root.mkdir(parents=True, exist_ok=True)
+    db = root / "mlflow.db"
+    db.unlink(missing_ok=True)
+    uri = f"sqlite:///{db}"
+    eid, took = fill(uri, uri, count, root)
+    print(f"sqlite: {count:,} runs written in {took:.1f} s")
+    report("sqlite", count, endpoint_figures(uri, root), baseline_figures(uri, eid, _tag(root)))
+    held, runs = index_memory(uri, eid)
+    print(f"  index memory (tracemalloc): {held:.1f} MiB for {runs:,} runs "
+          f"= {held * 1024 / runs:.2f} KiB a run")
+
+
+def run_postgresql(count: int) -> None:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from pg_server import MlflowServer, PostgresCluster
+
+    root = WORK / "postgresql"
+    root.mkdir(parents=True, exist_ok=True)
+    cluster = PostgresCluster()
+    cluster.start()
+    server = MlflowServer(cluster.create_database("mlflow"),
+                          Path(tempfile.mkdtemp(prefix="mlops-bench-mlflow-")))
+    try:
+        started = time.perf_counter()
+        server.start()
+        print(f"postgresql: cluster and mlflow server up in {time.perf_counter() - started:.1f} s")
+        eid, took = fill(cluster.url(), server.uri, count, root)
+        print(f"postgresql: {count:,} runs written in {took:.1f} s")
+        cluster.psql("VACUUM ANALYZE", database="mlflow")
+        ours = endpoint_figures(server.uri, root)
+        report("postgresql", count, ours, baseline_figures(server.uri, eid, _tag(root)))
+        if os.environ.get("BENCH_INDEX_MEMORY", "1") == "1":
+            held, runs = index_memory(server.uri, eid)
+            print(f"  index memory (tracemalloc): {held:.1f} MiB for {runs:,} runs "
+                  f"= {held * 1024 / runs:.2f} KiB a run")
+    finally:
+        server.stop()
+        cluster.remove()
+
+
+def _tag(root: Path) -> str:
+    from jupyter_mlops.tracking.notebook_info import tag_value
+
+    return tag_value(root / NOTEBOOK)
+
+
+def report(label: str, count: int, ours: dict[str, Any], base: dict[str, Any]) -> None:
+    p50 = statistics.median
+    print(f"{label}, {count:,} runs, pages of {PAGE}, notebook {NOTEBOOK}:")
+    print(f"  server's first MLflow request (imports mlflow, opens the store): "
+          f"{ours['open'] * 1000:.0f} ms")
+    print(f"  first request of the notebook's runs: {ours['first'] * 1000:.0f} ms "
+          f"(loading={ours['first_loading']})")
+    flags = ours["loading_flags"]
+    print(f"  while loading: next page {ours['next_loading'][0] * 1000:.0f} ms "
+          f"(loading={flags[0]}), sort by {ORDER!r} {ours['sort_loading'][0] * 1000:.0f} ms "
+          f"(loading={flags[1]})")
+    print(f"  index complete {ours['loaded_after']:.1f} s after the first request; server RSS "
+          f"{ours['rss_before']:.0f} -> {ours['rss_after']:.0f} MiB "
+          f"(+{ours['rss_after'] - ours['rss_before']:.0f})")
+    for key, what in (("newest", "newest first"), ("newest_next", "newest first, next page"),
+                      ("sort", f"by {ORDER}"), ("sort_next", f"by {ORDER}, next page")):
+        ratio = p50(base[key]) / p50(ours[key])
+        print(f"  loaded, {what}: endpoint p50 {p50(ours[key]) * 1000:.1f} ms "
+              f"(max {max(ours[key]) * 1000:.1f}), search_runs p50 {p50(base[key]) * 1000:.0f} ms"
+              f" -> {ratio:.1f}x")
+    same = all(ours["ids"][k] == base["ids"][k] for k in base["ids"])
+    early = (ours["ids"]["first"], ours["ids"]["second"]) == (base["ids"]["newest"],
+                                                            base["ids"]["newest_next"])
+    print(f"  identical run ids to search_runs: loaded {same}, while loading {early}; "
+          f"total {ours['total']:,}")
+    if not (same and early):
+        raise SystemExit("the endpoint's pages differ from search_runs")
+
+
+def main() -> None:
+    for name in os.environ.get("BENCH_INDEX", "sqlite,postgresql").split(","):
+        (run_sqlite if name == "sqlite" else run_postgresql)(SIZES[name])
+
+
+if __name__ == "__main__":
+    main()
