@@ -132,7 +132,8 @@ def start_server(uri: str, port: int, token: str,
             f"--MlopsExtension.tracking_uri={uri}", "--MlopsExtension.min_refresh_seconds=0"]
     log = open(work / "server.log", "wb")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(300):
+    deadline = time.monotonic() + 300  # minutes on a loaded machine
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             get(port, token, "config")
             return process

@@ -10,6 +10,7 @@ import os
 import threading
 
 from jupyter_server.extension.application import ExtensionApp
+from tornado.ioloop import IOLoop
 from traitlets import Float, Unicode
 
 from jupyter_mlops.server.handlers import routes
@@ -60,7 +61,9 @@ class MlopsExtension(ExtensionApp):
         self.stores = Stores(self.resolved_tracking_uri(), self.full_refresh_seconds,
                              self.min_refresh_seconds)
         self.jobs = Jobs()
-        threading.Thread(target=self._open_store, daemon=True, name="mlops-open-store").start()
+        # Once the server runs (its start is not slowed by the import in another thread).
+        IOLoop.current().add_callback(threading.Thread(
+            target=self._open_store, daemon=True, name="mlops-open-store").start)
 
     def _open_store(self) -> None:
         """Import mlflow and open the store of the server's root off the event loop at start
