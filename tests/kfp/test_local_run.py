@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from nbformat.v4 import new_code_cell, new_notebook
 import jupyter_mlops
 from jupyter_mlops.kfp import compile_notebook
 from jupyter_mlops.kfp.names import HTML_OUTPUT, NOTEBOOK_OUTPUT, VALUES_OUTPUT
+from jupyter_mlops.monitoring.profile import Profile
 from jupyter_mlops.steps import serializers
+from jupyter_mlops.steps.mlflow_vocabulary import REFERENCE_PROFILE_ARTIFACT
 
 SMALL_ARGUMENTS = {"n": 4, "scale": 2.0, "label": "kfp", "weights": [3], "options": {"k": 5}}
 
@@ -189,6 +192,12 @@ def test_the_example_notebook_gives_the_local_runners_values_metrics_and_models(
     assert {(steps[m.source_run_id], m.name, m.status) for m in models} == {
         ("train-forest", "forest", LoggedModelStatus.READY),
         ("train-logreg", "logreg", LoggedModelStatus.READY)}
+    # the forest's step read X_train: its training data's profile, with the forest's predictions
+    forest_run = next(run for run, step in steps.items() if step == "train-forest")
+    with tempfile.TemporaryDirectory() as folder:
+        path = client.download_artifacts(forest_run, REFERENCE_PROFILE_ARTIFACT, folder)
+        profile = Profile.from_json(Path(path).read_bytes())
+    assert profile.rows == 300 and profile.predictions is not None  # 400 customers, 25 % held
 
 
 def _timeout_notebook(path: Path) -> Path:
