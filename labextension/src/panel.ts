@@ -4,6 +4,7 @@
  * while cells run, sortable and filterable, with comparison, details and local pipeline runs'
  * progress; beside the runs, the "Models" view of the same store's registry (models.ts).
  */
+import { nullTranslator } from '@jupyterlab/translation';
 import { Message } from '@lumino/messaging';
 import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
@@ -12,6 +13,7 @@ import { api, IExperimentRuns, IJob, IRunDetails, IRunSummary, IServerConfig } f
 import { metricKeys, renderComparison } from './compare';
 import { renderDetails } from './details';
 import { duration, h, num, when } from './dom';
+import { KfpRunsView } from './kfpruns';
 import { ModelsView } from './models';
 
 /** How often to poll: while something runs (or just ran), and otherwise. */
@@ -43,6 +45,7 @@ export class RunsPanel extends Widget {
     this.id = 'jp-mlops-panel';
     this.addClass('jp-mlops-panel');
     this.title.caption = 'MLOps';
+    this._kfp = new KfpRunsView(nullTranslator.load('jupyter_mlops'), () => this.isVisible);
   }
 
   /** The notebook whose runs are shown (API path), or null. */
@@ -56,6 +59,7 @@ export class RunsPanel extends Widget {
     }
     this._notebook = path;
     this._models.notebook = path;
+    this._kfp.notebook = path;
     this._runs = [];
     this._experiments = [];
     this._picked = null;
@@ -67,6 +71,7 @@ export class RunsPanel extends Widget {
   /** Server settings, once known. */
   set config(config: IServerConfig | null) {
     this._config = config;
+    this._kfp.enabled = config?.kfp_enabled === true;
     this.render(); // the MLflow UI link comes with it
   }
 
@@ -128,6 +133,7 @@ export class RunsPanel extends Widget {
 
   dispose(): void {
     this._poll.dispose();
+    this._kfp.dispose();
     super.dispose();
   }
 
@@ -135,6 +141,7 @@ export class RunsPanel extends Widget {
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
     void this._poll.refresh();
+    void this._kfp.refresh();
   }
 
   private async pollJob(id: string): Promise<void> {
@@ -206,6 +213,7 @@ export class RunsPanel extends Widget {
       );
       return;
     }
+    node.appendChild(this._kfp.node); // the notebook's KFP runs (kfpruns.ts), above its list
     node.appendChild(this.renderList());
   }
 
@@ -563,6 +571,7 @@ export class RunsPanel extends Widget {
   private _view: View = 'list';
   private _tab: Tab = 'runs';
   private _models = new ModelsView();
+  private readonly _kfp: KfpRunsView;
   private _details: IRunDetails | null = null;
   private _chartMetric: string | null = null;
   private _message = '';
