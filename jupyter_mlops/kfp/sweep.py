@@ -71,6 +71,7 @@ def plan_fan_out(graph: StepGraph, grid: Grid, parallelism: int | None = None) -
     if not steps:
         raise KfpCompileError(graph.path, f"no step reads the swept parameters "
                               f"{', '.join(parameters) or '(none)'} of {grid.source or 'the grid'}")
+    _check_conditions(graph, parameters)
     if parallelism is not None and parallelism < 1:
         raise KfpCompileError(graph.path, f"parallelism must be at least 1, got {parallelism}")
     items = [{name: _item_value(graph, name, value) for name, value in combo.items()}
@@ -85,6 +86,19 @@ def looped_steps(graph: StepGraph, parameters: tuple[str, ...]) -> set[str]:
         if set(step.parameters) & set(parameters) or set(step.upstream) & inside:
             inside.add(step.name)
     return inside
+
+
+def _check_conditions(graph: StepGraph, parameters: tuple[str, ...]) -> None:
+    """kfp 2.17's compiler fails on a dsl.If testing a ParallelFor item (an assertion deep in
+    its spec builder): a `when:` on a swept parameter is refused, saying what works instead."""
+    for step in graph.order():
+        when = step.options.when
+        if when is not None and when.metric in parameters:
+            raise KfpCompileError(graph.path, f"its when: tests the swept parameter "
+                                  f"{when.metric!r}, which kfp cannot compile inside the "
+                                  "sweep's loop; let an upstream step compute the value "
+                                  f"(e.g. `use = {when.metric} > 0.5`) and test that instead",
+                                  step.tagged_name)
 
 
 def _item_value(graph: StepGraph, name: str, value: Any) -> Any:

@@ -91,6 +91,16 @@ def test_a_grid_no_step_reads_is_refused(tmp_path, capsys):
     assert f"no step reads the swept parameters unused of {grid}" in capsys.readouterr().err
 
 
+def test_a_when_on_a_swept_parameter_is_refused_naming_the_step(tmp_path, capsys):
+    notebook = tmp_path / "Ridge_When.ipynb"
+    notebook.write_text(RIDGE.read_text().replace('"step:score"', '"step:score", "when:alpha>1"'))
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(GRID)
+    assert main(["compile", str(notebook), "--sweep", str(grid)]) == 1
+    assert "step 'score': its when: tests the swept parameter 'alpha'" \
+        in capsys.readouterr().err
+
+
 def test_sweep_with_the_kfp_backend_submits_one_run_that_fans_out(
         grid_file, monkeypatch, tmp_path):
     import jupyter_mlops
