@@ -47,9 +47,9 @@ from numpy.typing import ArrayLike
 from jupyter_mlops.monitoring.profile import (
     CATEGORICAL,
     IN_SECONDS,
+    MEASURED,
     NUMERIC,
     SEED,
-    SUPPORTED,
     CategoricalProfile,
     ColumnProfile,
     DriftInputError,
@@ -234,7 +234,7 @@ def compute_drift(current: pd.DataFrame, reference: Profile | pd.DataFrame,
         raise DriftInputError("; ".join(faults))
     features = [o for o in outcomes if isinstance(o, FeatureDrift)]
     if not features:
-        raise DriftInputError(f"no column to compare: drift is measured on {SUPPORTED}, and "
+        raise DriftInputError(f"no column to compare: {MEASURED}, and "
                               f"{_listed(source.skipped)} are not")
     prediction = _prediction_drift(predictions, current, source, rows, bands)
     return DriftReport(tuple(features), prediction, bands, source.rows, len(current),
@@ -544,8 +544,7 @@ def _column_notes(source: _Reference, features: list[FeatureDrift],
         if named:
             notes.append(f"{kind} columns compared as {unit}: {', '.join(named)}")
     if source.skipped:
-        notes.append(f"not compared: {_listed(source.skipped)}; drift is measured on "
-                     f"{SUPPORTED}")
+        notes.append(f"not compared: {_listed(source.skipped)}; {MEASURED}")
     profile = source.profile
     if (prediction is not None and profile is not None and profile.prediction_rows is not None
             and profile.prediction_rows < profile.rows):

@@ -12,8 +12,9 @@ the profile says from how many rows they come (`prediction_rows`).
 Datetime and timedelta columns are profiled as numbers, in seconds (since the epoch, UTC, for a
 datetime; a float32 quantile of an epoch is exact to about two minutes, fine for ten bins), and
 keep their kind, so new data of another kind is a changed dtype and the report names them. A
-column of any other dtype (complex numbers, an object column of dicts or lists) is skipped,
-named with its dtype in `Profile.skipped`, and never costs the rest of the profile.
+column of any other dtype (complex numbers, an object column of dicts or lists), or one with no
+value in the reference (all missing), is skipped, named in `Profile.skipped` with its dtype and
+why, and never costs the rest of the profile.
 
 The bin counts are exact. The quantiles, which place the cuts and stand in for the reference
 distribution in KS, come from a seeded sample of `SAMPLE` rows (all rows below that): sorting
@@ -53,6 +54,7 @@ MISSING = "(missing)"
 NUMERIC, DATETIME, TIMEDELTA, CATEGORICAL = "numeric", "datetime", "timedelta", "categorical"
 IN_SECONDS = {DATETIME: "epoch seconds", TIMEDELTA: "seconds"}  # how those kinds are measured
 SUPPORTED = "numeric, datetime, timedelta and categorical columns"
+MEASURED = f"drift is measured on {SUPPORTED} with values"  # why a column is left out
 CONTAINERS = (dict, list, set, tuple, np.ndarray)  # object values that are no category
 
 
@@ -61,11 +63,13 @@ class DriftInputError(MlopsError, ValueError):
 
 
 class UnsupportedColumn(DriftInputError):
-    """A column of a dtype drift is not measured on; a profile skips it and says so."""
+    """A column of a dtype drift is not measured on, or with no value in the reference; a
+    profile skips it and says so. `dtype` is what the profile says of it."""
 
-    def __init__(self, column: str, dtype: str) -> None:
+    def __init__(self, column: str, dtype: str, why: str = "") -> None:
         self.column, self.dtype = column, dtype
-        super().__init__(f"column {column!r} has dtype {dtype}: drift is measured on "
+        super().__init__(f"column {column!r}: {why}" if why else
+                         f"column {column!r} has dtype {dtype}: drift is measured on "
                          f"{SUPPORTED}; convert it or leave it out")
 
 
@@ -137,8 +141,8 @@ class Profile:
     @property
     def warnings(self) -> list[str]:
         """The columns the profile leaves out, as the user is told when it is captured."""
-        return [f"column {name!r} ({dtype}) left out of the reference profile: drift is "
-                f"measured on {SUPPORTED}" for name, dtype in self.skipped.items()]
+        return [f"column {name!r} ({dtype}) left out of the reference profile: {MEASURED}"
+                for name, dtype in self.skipped.items()]
 
     def to_json(self) -> str:
         body = {"format": FORMAT, "rows": self.rows,
@@ -218,8 +222,10 @@ def numeric_profile(values: np.ndarray, name: str, dtype: str, rows: np.ndarray 
     ordered = ordered[:np.searchsorted(ordered, np.nan)]  # NaN sorts last
     finite = ordered[np.searchsorted(ordered, -np.inf, "right"):np.searchsorted(ordered, np.inf)]
     if not len(finite):
-        what = "missing (all NaN)" if not len(ordered) else "infinite"
-        raise DriftInputError(f"column {name!r}: every value in the reference is {what}")
+        what = "missing" if not len(ordered) else "infinite"
+        raise UnsupportedColumn(name, f"{dtype}, every value {what}",
+                                f"every value in the reference is {what}"
+                                + (" (all NaN)" if what == "missing" else ""))
     quantiles = quantiles_of(finite).astype(np.float32).astype(np.float64)
     cuts = cuts_of(quantiles)
     counts, missing = bin_counts(values, cuts)
@@ -235,7 +241,8 @@ def categorical_profile(series: pd.Series, name: str, rows: np.ndarray | None,
                         scores: np.ndarray | None) -> CategoricalProfile:
     counts, missing = category_counts(series, name)
     if not counts:
-        raise DriftInputError(f"column {name!r}: every value in the reference is missing")
+        raise UnsupportedColumn(name, f"{series.dtype}, every value missing",
+                                "every value in the reference is missing")
     ranked = sorted(counts, key=lambda label: (-counts[label], label))[:MAX_CATEGORIES]
     kept = [counts[label] for label in ranked]
     per_bin = None

@@ -164,9 +164,19 @@ def test_bad_reference_data_is_named(churn) -> None:
     reference, current = churn
     with pytest.raises(DriftInputError, match="the reference data is empty"):
         compute_drift(current, reference.iloc[:0])
-    with pytest.raises(DriftInputError, match="'monthly_charges': every value in the reference "
-                                              r"is missing \(all NaN\)"):
-        build_profile(reference.assign(monthly_charges=np.nan))
+    # a column without a value in the reference is left out, said, and costs nothing else
+    empty = reference.assign(monthly_charges=np.nan, plan=None)
+    profile = build_profile(empty)
+    assert profile.skipped == {"monthly_charges": "float64, every value missing",
+                               "plan": f"{empty['plan'].dtype}, every value missing"}
+    assert list(profile.columns) == ["tenure_Months"]
+    for against in (profile, empty):
+        report = compute_drift(current, against)
+        assert [f.name for f in report.features] == ["tenure_Months"]
+        assert report.notes[-1].startswith("not compared: monthly_charges (float64, every value "
+                                           "missing), plan (")
+    with pytest.raises(DriftInputError, match="no column drift is measured on"):
+        build_profile(empty[["monthly_charges"]])
     with pytest.raises(DriftInputError, match="15000 reference predictions for 12000 rows"):
         compute_drift(current, reference, reference_predictions=np.zeros(15_000))
     with pytest.raises(DriftInputError, match="not a reference profile"):
