@@ -19,7 +19,7 @@ the load runs in a thread, one at a time (`load_lock`), and meanwhile requests i
 order (newest first) are answered straight from the store with a query per page that starts
 after the previous page's last run (a cursor in the page token), while other orders sort the
 runs loaded so far and say so (`RunPage.loading`). What is kept of a run is an `IndexedRun`
-(about a third of an MLflow Run's memory), and the scopes used least recently are dropped
+(a quarter of an MLflow Run's memory), and the scopes used least recently are dropped
 when all together hold more than `max_runs` runs.
 """
 
@@ -46,8 +46,9 @@ _PAGE = 10_000  # runs per search_runs call
 _LOAD_PAGE = 1_000
 _SEED = 100  # newest runs read for another order's first answer while loading
 _IDS_PER_QUERY = 100
-# Runs held by all scopes together before the least recently used are dropped: about 300 MB
-# of IndexedRuns of 10 params, 10 metrics and 5 tags (benchmarks/README.md, "server").
+# Runs held by all scopes together before the least recently used are dropped: about 240 MiB
+# of IndexedRuns of 10 params, 10 metrics and 5 tags (1.6 KiB a run, benchmarks/README.md,
+# "index").
 MAX_RUNS = 150_000
 # A full reload at most once per this many of its own durations (at 100,000 runs a reload
 # takes a minute of a core: not every `full_refresh_seconds`).
@@ -112,7 +113,8 @@ class IndexedRun:
     """What the index keeps of a run: the fields MLflow sorts and filters by and the panel
     shows, under the names of an MLflow Run (`run.info.start_time`, `run.data.metrics`), so
     `SearchUtils.sort` and `run_row` take it as one. An MLflow Run also keeps a Metric object
-    per metric: ~6 KB at 10 params, 10 metrics and 5 tags against ~2 KB for this."""
+    per metric: 6.1 KiB at 10 params, 10 metrics and 5 tags against 1.6 KiB for this (keys
+    and short values shared between runs)."""
 
     __slots__ = ("run_id", "run_name", "experiment_id", "user_id", "status", "start_time",
                  "end_time", "lifecycle_stage", "artifact_uri", "metrics", "params", "tags")
