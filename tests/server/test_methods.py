@@ -24,6 +24,7 @@ ALLOWED = {
     "compile": {"POST"},
     "local-runs": {"GET", "POST"},
     "local-runs/<job_id>": {"GET", "DELETE"},
+    "local-runs/<job_id>/notebook": {"GET"},
     "submit": {"POST"},
     "kfp-runs": {"GET"},
     "models": {"GET"},
