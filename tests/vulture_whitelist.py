@@ -71,3 +71,6 @@ _.retrying
 
 # Run-row columns, read as getattr(row, column) by the runs table.
 _.duration_s
+
+# models/__init__.py makes the package callable by setting its module's class.
+_.__class__
