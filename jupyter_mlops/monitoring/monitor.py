@@ -18,6 +18,14 @@ from typing import Any
 import pandas as pd
 
 from jupyter_mlops.monitoring.drift import SIGNIFICANT, Bands, DriftReport, compute_drift
+from jupyter_mlops.monitoring.profile import (
+    DATETIME,
+    TIMEDELTA,
+    DriftInputError,
+    Profile,
+    UnsupportedColumn,
+    kind_of,
+)
 from jupyter_mlops.monitoring.reference import Reference, as_frame, resolve
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 
@@ -52,9 +60,44 @@ def measure(current: Any, reference: Any, predictions: Any = None, *, bands: Ban
     """The drift of `current` (a DataFrame or 2-D array; with the model's `predictions` on it)
     against `reference` (see reference.resolve), and the reference as resolved."""
     source = resolve(reference, store)
-    frame = as_frame(current, "current")
+    frame = parsed_times(as_frame(current, "current"), source.data)
     report = compute_drift(frame, source.data, predictions, bands)
     return report, source
+
+
+def parsed_times(frame: pd.DataFrame, reference: Profile | pd.DataFrame) -> pd.DataFrame:
+    """`frame` with the reference's datetime and timedelta columns parsed where it holds them
+    as text (read from a CSV); text that does not parse is said, naming the column."""
+    parsers = {DATETIME: pd.to_datetime, TIMEDELTA: pd.to_timedelta}
+    kinds = _kinds(reference)
+    parsed = {}
+    for label, series in frame.items():
+        kind = kinds.get(str(label))
+        textual = pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)
+        if kind in parsers and textual:
+            try:
+                parsed[label] = parsers[kind](series)
+            except (ValueError, TypeError) as error:
+                raise DriftInputError(f"column {label!r}: {kind} in the reference, text here "
+                                      f"that does not read as one ({error})") from None
+    if not parsed:
+        return frame
+    frame = frame.copy(deep=False)
+    for label, values in parsed.items():
+        frame[label] = values
+    return frame
+
+
+def _kinds(reference: Profile | pd.DataFrame) -> dict[str, str]:
+    if isinstance(reference, Profile):
+        return {name: column.kind for name, column in reference.columns.items()}
+    kinds = {}
+    for label, series in reference.items():
+        try:
+            kinds[str(label)] = kind_of(series, str(label))
+        except UnsupportedColumn:
+            continue
+    return kinds
 
 
 def log_run(report: DriftReport, source: Reference, *, html: str | None = None,

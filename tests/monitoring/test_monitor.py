@@ -367,3 +367,23 @@ def test_a_large_training_set_keeps_its_predictions_and_odd_columns(session):
     assert "datetime (epoch seconds)" in page and "timedelta (seconds)" in page
     assert "seeded sample of 50,000 of its 60,000 rows" in page
     assert "not compared: settings (object holding dict)" in page
+
+
+def test_the_monitor_command_reads_times_back_from_a_csv(session, capsys, monkeypatch):
+    """A CSV holds dates and durations as text: read back as the reference's kinds."""
+    from jupyter_mlops.cli import main
+
+    session.kernel.ok("X_later.to_csv('Later_Book.csv', index=False)")
+    monkeypatch.chdir(session.folder)
+    code = main(["monitor", "Later_Book.csv", "--model", "Churn_Book/1",
+                 "--tracking-uri", session.uri])
+    out = capsys.readouterr().out
+    assert code == 4 and "signup_date" in out, out
+    assert "note: datetime columns compared as epoch seconds: signup_date" in out
+    (session.folder / "Bad_Dates.csv").write_text(
+        "tenure_months,monthly_charges,plan,signup_date,since_login,settings\n"
+        "3,50,basic,someday,0 days 01:00:00,{}\n")
+    code = main(["monitor", "Bad_Dates.csv", "--model", "Churn_Book/1",
+                 "--tracking-uri", session.uri])
+    err = capsys.readouterr().err
+    assert code == 1 and "column 'signup_date': datetime in the reference, text here" in err
