@@ -325,6 +325,17 @@ export async function requestAPI<T>(
   return data as T;
 }
 
+/** A text the API sends as is (not JSON); errors as ApiError. */
+async function requestText(url: string): Promise<string> {
+  const settings = ServerConnection.makeSettings();
+  const response = await ServerConnection.makeRequest(url, {}, settings);
+  if (!response.ok) {
+    const data = await response.json().catch(() => ({}));
+    throw new ApiError(response.status, data.code ?? 'error', data.message ?? response.statusText);
+  }
+  return response.text();
+}
+
 function post<T>(endpoint: string, body: unknown): Promise<T> {
   return requestAPI<T>(endpoint, {
     method: 'POST',
@@ -351,23 +362,16 @@ export const api = {
     return `${URLExt.join(base, 'mlops', 'api', 'runs', runId, 'artifact')}?${params}`;
   },
   /** A text artifact's content. */
-  artifactText: async (runId: string, path: string, notebook?: string) => {
-    const settings = ServerConnection.makeSettings();
-    const response = await ServerConnection.makeRequest(
-      api.artifactUrl(runId, path, notebook),
-      {},
-      settings
-    );
-    if (!response.ok) {
-      const data = await response.json().catch(() => ({}));
-      throw new ApiError(
-        response.status,
-        data.code ?? 'error',
-        data.message ?? response.statusText,
-        null
-      );
-    }
-    return response.text();
+  artifactText: (runId: string, path: string, notebook?: string) =>
+    requestText(api.artifactUrl(runId, path, notebook)),
+  /**
+   * A local run's executed step notebook as a page to read: the server renders it, since it
+   * lies under the hidden `.mlops/`, which Jupyter's contents API refuses by default.
+   */
+  stepNotebookHtml: (id: string, step: string) => {
+    const base = ServerConnection.makeSettings().baseUrl;
+    const url = URLExt.join(base, 'mlops', 'api', 'local-runs', id, 'notebook');
+    return requestText(`${url}?${new URLSearchParams({ step })}`);
   },
   graph: (path: string) => requestAPI<IGraph>('graph', {}, { path }),
   /** The graph of the notebook as edited (its JSON, unsaved); a cell's fault names the cell. */

@@ -1,6 +1,8 @@
 /**
  * Comparing runs: a table of their metrics and params, and a bar chart of one metric.
  */
+import { TranslationBundle } from '@jupyterlab/translation';
+
 import { IRunSummary } from './api';
 import { h, num, svg } from './dom';
 
@@ -23,7 +25,8 @@ export function metricKeys(runs: IRunSummary[]): string[] {
 export function renderComparison(
   runs: IRunSummary[],
   chosen: string | null,
-  onChoose: (metric: string) => void
+  onChoose: (metric: string) => void,
+  trans: TranslationBundle
 ): HTMLElement {
   const keys = metricKeys(runs);
   const metric = chosen && keys.includes(chosen) ? chosen : keys[0];
@@ -42,13 +45,13 @@ export function renderComparison(
   });
   const paramRows = params.map(key => {
     const values = runs.map(r => r.params[key] ?? '');
-    return row(`param ${key}`, values, new Set(values).size > 1);
+    return row(trans.__('param %1', key), values, new Set(values).size > 1);
   });
   const picker = h(
     'select',
     {
       className: 'jp-mlops-metric-picker',
-      'aria-label': 'metric to chart',
+      'aria-label': trans.__('metric to chart'),
       onChange: (e: Event) => onChoose((e.target as HTMLSelectElement).value)
     },
     ...keys.map(k => h('option', { value: k, selected: k === metric }, k))
@@ -56,10 +59,12 @@ export function renderComparison(
   return h(
     'div',
     { className: 'jp-mlops-compare' },
-    h('h3', {}, `Comparing ${runs.length} runs`),
+    h('h3', {}, trans.__('Comparing %1 runs', runs.length)),
     h('table', { className: 'jp-mlops-compare-table' }, header, ...metricRows, ...paramRows),
-    keys.length ? h('div', { className: 'jp-mlops-chart-head' }, 'Chart: ', picker) : null,
-    metric ? barChart(runs, metric) : h('p', {}, 'These runs have no metrics.')
+    keys.length
+      ? h('div', { className: 'jp-mlops-chart-head' }, trans.__('Chart: '), picker)
+      : null,
+    metric ? barChart(runs, metric) : h('p', {}, trans.__('These runs have no metrics.'))
   );
 }
 

@@ -4,6 +4,8 @@
  * tags (bookkeeping ones behind a toggle), artifacts to open, and the tracked cell's code with
  * "Insert into notebook".
  */
+import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
+
 import { IDataset, ILoggedModel, IMetricPoint, IRunDetails } from './api';
 import { duration, h, num, svg, when } from './dom';
 
@@ -18,6 +20,8 @@ export interface IDetailsActions {
   openArtifact: (path: string) => void;
   /** Where the server streams an artifact (to download one that is not text). */
   artifactUrl: (path: string) => string;
+  /** The labels' translations. */
+  trans: TranslationBundle;
 }
 
 /** Artifacts opened as text in JupyterLab; the rest are downloaded. */
@@ -28,6 +32,8 @@ let showInternal = false;
 
 /** Render the details of `run`. */
 export function renderDetails(run: IRunDetails, actions: IDetailsActions): HTMLElement {
+  const trans = actions.trans;
+  const none = () => h('p', {}, trans.__('none'));
   const link = actions.mlflowUrl(run);
   const metrics = Object.keys(run.metrics)
     .sort()
@@ -55,7 +61,7 @@ export function renderDetails(run: IRunDetails, actions: IDetailsActions): HTMLE
         run.parent.run_name || run.parent.run_id.slice(0, 8)
       )
     : null;
-  const tags = h('div', { className: 'jp-mlops-tags' }, tagTable(run));
+  const tags = h('div', { className: 'jp-mlops-tags' }, tagTable(run, trans));
   const toggle = h(
     'label',
     { className: 'jp-mlops-internal' },
@@ -65,10 +71,11 @@ export function renderDetails(run: IRunDetails, actions: IDetailsActions): HTMLE
       checked: showInternal,
       onChange: (e: Event) => {
         showInternal = (e.target as HTMLInputElement).checked;
-        tags.replaceChildren(tagTable(run));
+        tags.replaceChildren(tagTable(run, trans));
       }
     }),
-    ` show internal tags (${run.internal_tags.length})`
+    ' ',
+    trans.__('show internal tags (%1)', run.internal_tags.length)
   );
   return h(
     'div',
@@ -76,39 +83,40 @@ export function renderDetails(run: IRunDetails, actions: IDetailsActions): HTMLE
     h(
       'div',
       { className: 'jp-mlops-toolbar' },
-      h('button', { className: 'jp-mlops-button', onClick: actions.back }, '← Runs'),
+      h('button', { className: 'jp-mlops-button', onClick: actions.back }, trans.__('← Runs')),
       link
         ? h(
             'a',
             { href: link, target: '_blank', rel: 'noopener', className: 'jp-mlops-link' },
-            'Open in MLflow'
+            trans.__('Open in MLflow')
           )
         : null
     ),
     h('h3', {}, run.run_name || run.run_id),
     kv([
-      ['status', run.status],
-      ...(parent ? ([['session', parent]] as [string, Node][]) : []),
-      ['started', when(run.start_time)],
-      ['duration', duration(run.end_time && run.start_time ? run.end_time - run.start_time : null)],
-      ['run id', run.run_id]
+      [trans.__('status'), run.status],
+      ...(parent ? ([[trans.__('session'), parent]] as [string, Node][]) : []),
+      [trans.__('started'), when(run.start_time)],
+      [
+        trans.__('duration'),
+        duration(run.end_time && run.start_time ? run.end_time - run.start_time : null)
+      ],
+      [trans.__('run id'), run.run_id]
     ]),
-    h('h4', {}, 'Metrics'),
-    metrics.length
-      ? h('table', { className: 'jp-mlops-kv jp-mlops-metrics' }, ...metrics)
-      : h('p', {}, 'none'),
-    h('h4', {}, 'Params'),
-    params.length ? kv(params) : h('p', {}, 'none'),
-    h('h4', {}, 'Models'),
-    models(run.models ?? []),
-    h('h4', {}, 'Datasets'),
-    datasets(run.datasets ?? []),
-    h('h4', {}, 'Tags'),
+    h('h4', {}, trans.__('Metrics')),
+    metrics.length ? h('table', { className: 'jp-mlops-kv jp-mlops-metrics' }, ...metrics) : none(),
+    h('h4', {}, trans.__('Params')),
+    params.length ? kv(params) : none(),
+    h('h4', {}, trans.__('Models')),
+    models(run.models ?? [], trans),
+    h('h4', {}, trans.__('Datasets')),
+    datasets(run.datasets ?? [], trans),
+    h('h4', {}, trans.__('Tags')),
     run.internal_tags.length ? toggle : null,
     tags,
-    h('h4', {}, 'Artifacts'),
+    h('h4', {}, trans.__('Artifacts')),
     artifacts(run, actions),
-    h('h4', {}, 'Cell code'),
+    h('h4', {}, trans.__('Cell code')),
     run.source !== null
       ? h(
           'div',
@@ -120,10 +128,10 @@ export function renderDetails(run: IRunDetails, actions: IDetailsActions): HTMLE
               className: 'jp-mlops-button',
               onClick: () => actions.insert(run.cell ?? run.source ?? '')
             },
-            'Insert into notebook'
+            trans.__('Insert into notebook')
           )
         )
-      : h('p', {}, 'not recorded')
+      : h('p', {}, trans.__('not recorded'))
   );
 }
 
@@ -136,18 +144,18 @@ function kv(rows: [string, Node | string][]): HTMLElement {
 }
 
 /** The run's tags, without the bookkeeping ones unless asked. */
-function tagTable(run: IRunDetails): HTMLElement {
+function tagTable(run: IRunDetails, trans: TranslationBundle): HTMLElement {
   const hidden = new Set(showInternal ? [] : run.internal_tags);
   const rows = Object.entries(run.tags)
     .filter(([k]) => !hidden.has(k))
     .sort() as [string, string][];
-  return rows.length ? kv(rows) : h('p', {}, 'none');
+  return rows.length ? kv(rows) : h('p', {}, trans.__('none'));
 }
 
 /** The models the run logged: name, flavour, and the registered versions made from each. */
-function models(items: ILoggedModel[]): HTMLElement {
+function models(items: ILoggedModel[], trans: TranslationBundle): HTMLElement {
   if (!items.length) {
-    return h('p', {}, 'none');
+    return h('p', {}, trans.__('none'));
   }
   return h(
     'ul',
@@ -160,7 +168,7 @@ function models(items: ILoggedModel[]): HTMLElement {
         m.model_type ? ` (${m.model_type})` : '',
         m.registered.length
           ? ` → ${m.registered.map(r => `${r.name} v${r.version}`).join(', ')}`
-          : ' · not registered',
+          : ` · ${trans.__('not registered')}`,
         h('div', { className: 'jp-mlops-model-uri' }, h('code', {}, m.uri))
       )
     )
@@ -169,8 +177,9 @@ function models(items: ILoggedModel[]): HTMLElement {
 
 /** Each artifact: text opens in JupyterLab, anything else downloads. */
 function artifacts(run: IRunDetails, actions: IDetailsActions): HTMLElement {
+  const trans = actions.trans;
   if (!run.artifacts.length) {
-    return h('p', {}, 'none');
+    return h('p', {}, trans.__('none'));
   }
   const item = (path: string) =>
     TEXT_ARTIFACT.test(path)
@@ -179,7 +188,7 @@ function artifacts(run: IRunDetails, actions: IDetailsActions): HTMLElement {
           {
             href: '#',
             className: 'jp-mlops-artifact',
-            title: 'Open in JupyterLab',
+            title: trans.__('Open in JupyterLab'),
             onClick: (e: Event) => {
               e.preventDefault();
               actions.openArtifact(path);
@@ -200,11 +209,15 @@ function artifacts(run: IRunDetails, actions: IDetailsActions): HTMLElement {
 }
 
 /** The run's dataset inputs: name, how it was used, short digest (full one on hover), rows. */
-export function datasets(items: IDataset[]): HTMLElement {
+export function datasets(
+  items: IDataset[],
+  trans: TranslationBundle = nullTranslator.load('jupyter_mlops')
+): HTMLElement {
   if (!items.length) {
-    return h('p', {}, 'none');
+    return h('p', {}, trans.__('none'));
   }
-  const head = h('tr', {}, ...['name', 'used as', 'digest', 'rows'].map(t => h('th', {}, t)));
+  const labels = [trans.__('name'), trans.__('used as'), trans.__('digest'), trans.__('rows')];
+  const head = h('tr', {}, ...labels.map(t => h('th', {}, t)));
   const rows = items.map(d =>
     h(
       'tr',

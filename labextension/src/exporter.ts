@@ -5,6 +5,7 @@
  */
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { Contents } from '@jupyterlab/services';
+import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
 import { api, ApiError, ICompiled, IJob, IServerConfig } from './api';
@@ -12,8 +13,6 @@ import { DagView } from './dag';
 import { duration, h } from './dom';
 
 const POLL_MS = 1000;
-const HIDDEN_HINT =
-  'In a hidden folder: start Jupyter with --ContentsManager.allow_hidden=True to open it from here.';
 
 /** Where the pipeline YAML of a notebook is saved: beside it, `<stem>.pipeline.yaml`. */
 export function yamlPath(notebookPath: string): string {
@@ -28,6 +27,10 @@ export interface IExportHost {
   onLocalRun: (job: IJob) => void;
   /** Open a file of a run (an executed step notebook) or show a folder, by API path. */
   open: (path: string, folder: boolean) => void;
+  /** Show a page (an executed step notebook the server rendered) in a main-area tab. */
+  openPage: (title: string, html: string) => void;
+  /** The labels' translations (ITranslator's bundle for jupyter_mlops). */
+  trans: TranslationBundle;
 }
 
 /**
@@ -41,11 +44,12 @@ export class ExportBody extends Widget {
     private readonly host: IExportHost
   ) {
     super({ node: h('div', { className: 'jp-mlops-export' }) });
+    const trans = (this.trans = host.trans);
     const graph = compiled.graph;
     this.dag = new DagView(graph);
     const warnings = [
       ...graph.warnings.map(w =>
-        w.cell_index !== null ? `cell ${w.cell_index}: ${w.message}` : w.message
+        w.cell_index !== null ? trans.__('cell %1: %2', w.cell_index, w.message) : w.message
       ),
       ...compiled.warnings
     ];
@@ -54,22 +58,23 @@ export class ExportBody extends Widget {
       h(
         'p',
         {},
-        'Pipeline ',
+        trans.__('Pipeline'),
+        ' ',
         h('strong', {}, compiled.name),
-        ` — ${graph.steps.length} steps, ${graph.edges.length} edges`
+        ` — ${trans.__('%1 steps, %2 edges', graph.steps.length, graph.edges.length)}`
       ),
       this.dag.node,
       params.length
         ? h(
             'p',
             { className: 'jp-mlops-params' },
-            'Parameters: ',
+            trans.__('Parameters: '),
             params.map(([k, p]) => `${k}=${JSON.stringify(p.default)}`).join(', ')
           )
         : '',
       warnings.length
         ? h('ul', { className: 'jp-mlops-warnings' }, ...warnings.map(w => h('li', {}, w)))
-        : h('p', { className: 'jp-mlops-ok' }, 'No warnings.'),
+        : h('p', { className: 'jp-mlops-ok' }, trans.__('No warnings.')),
       this.localSection(),
       this.kubeflowSection()
     );
@@ -89,20 +94,22 @@ export class ExportBody extends Widget {
     this.runButton = h(
       'button',
       { className: 'jp-mlops-button jp-mlops-run-locally', onClick: () => void this.runLocally() },
-      'Run locally'
+      this.trans.__('Run locally')
     );
     return h('div', { className: 'jp-mlops-export-section' }, this.runButton, this.localStatus);
   }
 
   private kubeflowSection(): HTMLElement {
+    const trans = this.trans;
     const config = this.host.config();
     const enabled = config?.kfp_enabled ?? false;
     this.schedule = h('input', {
       className: 'jp-mlops-schedule',
-      placeholder: 'schedule (cron), e.g. 0 6 * * *; empty: one run now',
-      title:
-        "A recurring run on this cron: KFP's 6 fields (seconds minute hour day-of-month month day-of-week), or 5 fields with seconds 0",
-      'aria-label': 'schedule (cron)',
+      placeholder: trans.__('schedule (cron), e.g. 0 6 * * *; empty: one run now'),
+      title: trans.__(
+        "A recurring run on this cron: KFP's 6 fields (seconds minute hour day-of-month month day-of-week), or 5 fields with seconds 0"
+      ),
+      'aria-label': trans.__('schedule (cron)'),
       disabled: !enabled,
       onKeydown: (event: KeyboardEvent) => event.key === 'Enter' && void this.submit()
     });
@@ -113,7 +120,7 @@ export class ExportBody extends Widget {
         disabled: !enabled,
         onClick: () => void this.submit()
       },
-      'Submit to Kubeflow'
+      trans.__('Submit to Kubeflow')
     );
     const hint = enabled
       ? null
@@ -121,7 +128,9 @@ export class ExportBody extends Widget {
           'p',
           { className: 'jp-mlops-kfp-hint' },
           config?.kfp_hint ??
-            'Submit needs a Kubeflow Pipelines host in the server settings (MlopsExtension.kfp_host).'
+            trans.__(
+              'Submit needs a Kubeflow Pipelines host in the server settings (MlopsExtension.kfp_host).'
+            )
         );
     return h(
       'div',
@@ -139,7 +148,7 @@ export class ExportBody extends Widget {
       job = await api.startLocalRun(this.path);
     } catch (error) {
       this.runButton.disabled = false;
-      this.showLocal(null, `Cannot run locally: ${(error as Error).message}`);
+      this.showLocal(null, this.trans.__('Cannot run locally: %1', (error as Error).message));
       return;
     }
     this.host.onLocalRun(job);
@@ -159,19 +168,21 @@ export class ExportBody extends Widget {
         this.follow(await api.localRun(job.id, job.offset));
       } catch (error) {
         this.runButton.disabled = false;
-        this.showLocal(job, `Lost the local run: ${(error as Error).message}`);
+        console.warn(`jupyter-mlops: lost local run ${job.id} of ${this.path}`, error);
+        this.showLocal(job, this.trans.__('Lost the local run: %1', (error as Error).message));
       }
     }, POLL_MS);
   }
 
   private showLocal(job: IJob | null, problem?: string): void {
+    const trans = this.trans;
     const node = this.localStatus;
     node.textContent = '';
     if (job) {
       for (const [step, state] of Object.entries(job.steps ?? {})) {
         const took =
           state.duration !== undefined && state.status !== 'running'
-            ? ` in ${duration(state.duration * 1000)}`
+            ? ` ${trans.__('in %1', duration(state.duration * 1000))}`
             : '';
         this.dag.setStatus(
           step,
@@ -187,13 +198,13 @@ export class ExportBody extends Widget {
           h(
             'div',
             { className: 'jp-mlops-step-notebooks' },
-            'Step notebooks: ',
-            ...notebooks.map(([step, s]) => this.link(s.notebook!, `${step}.ipynb`, false))
+            trans.__('Step notebooks: '),
+            ...notebooks.map(([step, s]) => this.stepLink(job, step, s.notebook!))
           )
         );
       }
       if (node.querySelector('code[data-path]')) {
-        node.append(h('p', { className: 'jp-mlops-hint' }, HIDDEN_HINT));
+        node.append(h('p', { className: 'jp-mlops-hint' }, this.hiddenHint()));
       }
     }
     if (problem) {
@@ -202,19 +213,20 @@ export class ExportBody extends Widget {
   }
 
   private localSummary(job: IJob): HTMLElement {
+    const trans = this.trans;
     const run = job.run;
     if (job.status === 'running') {
-      return h('span', { className: 'jp-mlops-local-summary' }, 'Running locally…');
+      return h('span', { className: 'jp-mlops-local-summary' }, trans.__('Running locally…'));
     }
     const folder = run?.folder;
     return h(
       'span',
       { className: 'jp-mlops-local-summary' },
-      `Local run ${job.status}`,
-      run ? ` in ${duration(run.duration * 1000)} (the runner's time)` : '',
+      trans.__('Local run %1', job.status),
+      run ? ` ${trans.__("in %1 (the runner's time)", duration(run.duration * 1000))}` : '',
       folder ? ' · ' : '',
-      folder ? this.link(folder, 'run folder', true) : '',
-      job.status === 'succeeded' ? '' : ' · the log is in the MLOps panel'
+      folder ? this.link(folder, trans.__('run folder'), true) : '',
+      job.status === 'succeeded' ? '' : ` · ${trans.__('the log is in the MLOps panel')}`
     );
   }
 
@@ -224,9 +236,12 @@ export class ExportBody extends Widget {
    */
   private link(path: string, label: string, folder: boolean): HTMLElement {
     const className = folder ? 'jp-mlops-run-folder' : 'jp-mlops-step-notebook';
-    const hidden = path.split('/').some(part => part.startsWith('.'));
-    if (hidden && !this.host.config()?.opens_hidden_files) {
-      return h('code', { className, title: `${path}\n${HIDDEN_HINT}`, 'data-path': path }, label);
+    if (!this.opens(path)) {
+      return h(
+        'code',
+        { className, title: `${path}\n${this.hiddenHint()}`, 'data-path': path },
+        label
+      );
     }
     return h(
       'a',
@@ -244,13 +259,66 @@ export class ExportBody extends Widget {
     );
   }
 
+  /** Why a run's file under `.mlops/` shows as a path, not a link. */
+  private hiddenHint(): string {
+    return this.trans.__(
+      'In a hidden folder: start Jupyter with --ContentsManager.allow_hidden=True to open it from here.'
+    );
+  }
+
+  /**
+   * An executed step notebook: opened as a notebook when Jupyter opens hidden files, else
+   * as the page the server renders of it (it lies under `.mlops/`).
+   */
+  private stepLink(job: IJob, step: string, path: string): HTMLElement {
+    if (this.opens(path)) {
+      return this.link(path, `${step}.ipynb`, false);
+    }
+    return h(
+      'a',
+      {
+        className: 'jp-mlops-link jp-mlops-step-notebook',
+        href: '#',
+        title: path,
+        'data-path': path,
+        onClick: (event: Event) => {
+          event.preventDefault();
+          void this.showStepNotebook(job, step, path);
+        }
+      },
+      `${step}.ipynb`
+    );
+  }
+
+  private async showStepNotebook(job: IJob, step: string, path: string): Promise<void> {
+    try {
+      this.host.openPage(`${step}.ipynb`, await api.stepNotebookHtml(job.id, step));
+    } catch (error) {
+      console.warn(`jupyter-mlops: cannot show ${path} of local run ${job.id}`, error);
+      this.localStatus.append(
+        h(
+          'p',
+          { className: 'jp-mlops-error' },
+          this.trans.__('Cannot open %1: %2', path, (error as Error).message)
+        )
+      );
+    }
+  }
+
+  /** Whether JupyterLab opens `path`: not hidden, or the server opens hidden files. */
+  private opens(path: string): boolean {
+    const hidden = path.split('/').some(part => part.startsWith('.'));
+    return !hidden || !!this.host.config()?.opens_hidden_files;
+  }
+
   private async submit(): Promise<void> {
+    const trans = this.trans;
     const message = this.submitMessage;
     const schedule = this.schedule.value.trim();
     message.className = 'jp-mlops-submit-message';
     message.textContent = schedule
-      ? `Scheduling ${this.path} on Kubeflow…`
-      : `Submitting ${this.path} to Kubeflow…`;
+      ? trans.__('Scheduling %1 on Kubeflow…', this.path)
+      : trans.__('Submitting %1 to Kubeflow…', this.path);
     try {
       const done = await api.submit(this.path, {
         image: this.host.defaultImage(),
@@ -259,17 +327,17 @@ export class ExportBody extends Widget {
       message.textContent = '';
       message.classList.add('jp-mlops-ok');
       message.append(
-        `Created ${done.kind} ${done.id} in experiment ${done.experiment}`,
+        trans.__('Created %1 %2 in experiment %3', done.kind, done.id, done.experiment),
         done.schedule ? ` (cron ${done.schedule}) ` : ' ',
         h(
           'a',
           { className: 'jp-mlops-link', href: done.url, target: '_blank', rel: 'noopener' },
-          'Open in Kubeflow'
+          trans.__('Open in Kubeflow')
         )
       );
     } catch (error) {
       message.classList.add('jp-mlops-error');
-      message.textContent = `Submit failed: ${(error as Error).message}`;
+      message.textContent = trans.__('Submit failed: %1', (error as Error).message);
     }
   }
 
@@ -280,6 +348,7 @@ export class ExportBody extends Widget {
   }
 
   private readonly dag: DagView;
+  private readonly trans: TranslationBundle;
   private readonly localStatus = h('div', { className: 'jp-mlops-local-status' });
   private readonly submitMessage = h('p', { className: 'jp-mlops-submit-message' });
   private runButton!: HTMLButtonElement;
@@ -287,11 +356,11 @@ export class ExportBody extends Widget {
   private timer = 0;
 }
 
-function errorBody(error: ApiError | Error): Widget {
+function errorBody(error: ApiError | Error, trans: TranslationBundle): Widget {
   const node = h(
     'div',
     { className: 'jp-mlops-export jp-mlops-export-error' },
-    h('p', {}, 'The notebook cannot become a pipeline yet:'),
+    h('p', {}, trans.__('The notebook cannot become a pipeline yet:')),
     h('pre', { className: 'jp-mlops-error' }, error.message)
   );
   return new Widget({ node });
@@ -299,24 +368,25 @@ function errorBody(error: ApiError | Error): Widget {
 
 /** Run the whole flow for the notebook at `path` (saved first by the caller). */
 export async function exportNotebook(path: string, host: IExportHost): Promise<void> {
+  const trans = host.trans;
   let compiled: ICompiled;
   try {
     compiled = await api.compile(path, host.defaultImage());
   } catch (error) {
     await showDialog({
-      title: 'Export to pipeline',
-      body: errorBody(error as Error),
-      buttons: [Dialog.okButton({ label: 'Close' })]
+      title: trans.__('Export to pipeline'),
+      body: errorBody(error as Error, trans),
+      buttons: [Dialog.okButton({ label: trans.__('Close') })]
     });
     return;
   }
   const body = new ExportBody(path, compiled, host);
   const shown = showDialog({
-    title: `Export to pipeline: ${path}`,
+    title: trans.__('Export to pipeline: %1', path),
     body,
     buttons: [
-      Dialog.cancelButton({ label: 'Close' }),
-      Dialog.okButton({ label: 'Save YAML', actions: ['save'] })
+      Dialog.cancelButton({ label: trans.__('Close') }),
+      Dialog.okButton({ label: trans.__('Save YAML'), actions: ['save'] })
     ],
     defaultButton: -1 // Enter in the schedule field submits it, not the dialog
   });
@@ -324,16 +394,17 @@ export async function exportNotebook(path: string, host: IExportHost): Promise<v
   const result = await shown;
   body.dispose();
   if (result.button.actions.includes('save')) {
-    await saveYaml(path, compiled, host.contents);
+    await saveYaml(path, compiled, host.contents, trans);
   }
 }
 
 async function saveYaml(
   path: string,
   compiled: ICompiled,
-  contents: Contents.IManager
+  contents: Contents.IManager,
+  trans: TranslationBundle
 ): Promise<void> {
   const target = yamlPath(path);
   await contents.save(target, { type: 'file', format: 'text', content: compiled.yaml });
-  Notification.success(`Saved the pipeline to ${target}`, { autoClose: 5000 });
+  Notification.success(trans.__('Saved the pipeline to %1', target), { autoClose: 5000 });
 }

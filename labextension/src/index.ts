@@ -1,10 +1,16 @@
 /**
  * jupyter-mlops in JupyterLab: the MLOps runs panel, "Export to pipeline" and cell tagging.
  */
-import { ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import {
+  ILabShell,
+  ILayoutRestorer,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, Notification } from '@jupyterlab/apputils';
 import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import { ITranslator, nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 import { LabIcon } from '@jupyterlab/ui-components';
 import { Widget } from '@lumino/widgets';
 
@@ -21,6 +27,8 @@ export namespace CommandIDs {
 }
 
 const PLUGIN_ID = 'jupyter-mlops:plugin';
+/** The labels' translation domain (the Python package's name, as JupyterLab's language packs use). */
+const DOMAIN = 'jupyter_mlops';
 const CATEGORY = 'MLOps';
 
 /** The sidebar and toolbar icon: three connected steps. */
@@ -46,30 +54,36 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'MLOps runs panel, Export to pipeline and cell tagging helpers.',
   autoStart: true,
   requires: [INotebookTracker],
-  optional: [ICommandPalette, ISettingRegistry, ILabShell],
+  optional: [ICommandPalette, ISettingRegistry, ILabShell, ILayoutRestorer, ITranslator],
   activate: (
     app: JupyterFrontEnd,
     tracker: INotebookTracker,
     palette: ICommandPalette | null,
     registry: ISettingRegistry | null,
-    labShell: ILabShell | null
+    labShell: ILabShell | null,
+    restorer: ILayoutRestorer | null,
+    translator: ITranslator | null
   ) => {
+    const trans = (translator ?? nullTranslator).load(DOMAIN);
     const settings: ISettings = { defaultImage: '' };
     let config: IServerConfig | null = null;
     const current = (): NotebookPanel | null => tracker.currentWidget;
 
     const panel = new RunsPanel({
-      insertCode: source => insertCode(current(), source),
+      insertCode: source => insertCode(current(), source, trans),
       kernelBusy: () => current()?.sessionContext.session?.kernel?.status === 'busy',
-      openText: (title, text) => openText(app, title, text)
+      openText: (title, text) => openText(app, title, text),
+      trans
     });
     panel.title.icon = mlopsIcon;
-    // JupyterLab: a left sidebar tab. Notebook 7's shell has side areas too (opened from the
-    // View menu, or by "Run locally"): the right one, beside the notebook.
+    // JupyterLab: a left sidebar tab. Notebook 7's shell has a left area too (opened from the
+    // View menu, by "Show the MLOps runs panel" or by "Run locally"), where tabs have labels.
     if (!labShell) {
-      panel.title.label = 'MLOps';
+      panel.title.label = trans.__('MLOps');
     }
-    app.shell.add(panel, labShell ? 'left' : 'right', { rank: 850 });
+    app.shell.add(panel, 'left', { rank: 850 });
+    // After a reload the sidebar opens again on the panel if it was open.
+    restorer?.add(panel, panel.id);
     tracker.currentChanged.connect(() => {
       panel.notebook = current()?.context.path ?? null;
     });
@@ -95,7 +109,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         .catch(() => undefined);
     }
 
-    addCommands(app, tracker, panel, settings, () => config);
+    addCommands(app, tracker, panel, settings, () => config, trans);
     const liveGraph = followNotebooks(tracker);
     addTaggingCommands(app, tracker, () => {
       const notebook = current();
@@ -103,7 +117,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     if (palette) {
       for (const command of [...Object.values(CommandIDs), ...Object.values(TagCommandIDs)]) {
-        palette.addItem({ command, category: CATEGORY });
+        palette.addItem({ command, category: trans.__(CATEGORY) });
       }
     }
   }
@@ -114,14 +128,15 @@ function addCommands(
   tracker: INotebookTracker,
   panel: RunsPanel,
   settings: ISettings,
-  config: () => IServerConfig | null
+  config: () => IServerConfig | null,
+  trans: TranslationBundle
 ): void {
   const current = () => tracker.currentWidget;
   const hasNotebook = () => current() !== null;
 
   app.commands.addCommand(CommandIDs.exportPipeline, {
-    label: 'Export to pipeline',
-    caption: 'Compile this notebook into a pipeline: graph, YAML, local run, Kubeflow',
+    label: trans.__('Export to pipeline'),
+    caption: trans.__('Compile this notebook into a pipeline: graph, YAML, local run, Kubeflow'),
     icon: mlopsIcon,
     isEnabled: hasNotebook,
     execute: async () => {
@@ -139,12 +154,16 @@ function addCommands(
           app.shell.activateById(panel.id);
         },
         open: (path, folder) =>
-          void app.commands.execute(folder ? 'filebrowser:go-to-path' : 'docmanager:open', { path })
+          void app.commands.execute(folder ? 'filebrowser:go-to-path' : 'docmanager:open', {
+            path
+          }),
+        openPage: (title, html) => openPage(app, title, html),
+        trans
       });
     }
   });
   app.commands.addCommand(CommandIDs.openPanel, {
-    label: 'Show the MLOps runs panel',
+    label: trans.__('Show the MLOps runs panel'),
     execute: () => app.shell.activateById(panel.id)
   });
 }
@@ -162,10 +181,30 @@ function openText(app: JupyterFrontEnd, title: string, text: string): void {
   app.shell.add(widget, 'main');
 }
 
+/**
+ * A page the server rendered (an executed step notebook) in a main-area tab: a sandboxed
+ * frame, so nothing in the page (an output's script) runs.
+ */
+function openPage(app: JupyterFrontEnd, title: string, html: string): void {
+  const frame = document.createElement('iframe');
+  frame.setAttribute('sandbox', '');
+  frame.srcdoc = html;
+  const content = new Widget({ node: frame });
+  content.addClass('jp-mlops-page-view');
+  const widget = new MainAreaWidget({ content });
+  widget.title.label = title;
+  widget.title.icon = mlopsIcon;
+  app.shell.add(widget, 'main');
+}
+
 /** Insert `source` as a new code cell below the active cell. */
-function insertCode(notebook: NotebookPanel | null, source: string): void {
+function insertCode(
+  notebook: NotebookPanel | null,
+  source: string,
+  trans: TranslationBundle
+): void {
   if (!notebook) {
-    Notification.warning('Open a notebook to insert the code into.');
+    Notification.warning(trans.__('Open a notebook to insert the code into.'));
     return;
   }
   NotebookActions.insertBelow(notebook.content);

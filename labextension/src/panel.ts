@@ -3,13 +3,23 @@
  * notebook's path tag in every experiment, with a picker to show one experiment), updated
  * while cells run, sortable and filterable, with comparison, details and local pipeline runs'
  * progress; beside the runs, the "Models" view of the same store's registry (models.ts).
+ * However many runs a notebook has, the list draws only the rows in view (plus a margin) and
+ * loads further pages as it is scrolled to its end.
  */
-import { nullTranslator } from '@jupyterlab/translation';
+import { TranslationBundle } from '@jupyterlab/translation';
 import { Message } from '@lumino/messaging';
 import { Poll } from '@lumino/polling';
 import { Widget } from '@lumino/widgets';
 
-import { api, IExperimentRuns, IJob, IRunDetails, IRunSummary, IServerConfig } from './api';
+import {
+  api,
+  IExperimentRuns,
+  IJob,
+  IRunDetails,
+  IRunsPage,
+  IRunSummary,
+  IServerConfig
+} from './api';
 import { metricKeys, renderComparison } from './compare';
 import { renderDetails } from './details';
 import { duration, h, num, when } from './dom';
@@ -24,6 +34,14 @@ const SLOW_MS = 10000;
  * afresh and imports mlflow), so the kernel going idle does not mean the store is settled. */
 const SETTLE_MS = 15000;
 const KEY_METRICS = 3;
+/** Runs fetched at first, and how many more each time the list is scrolled to its end. */
+const FIRST_PAGE = 100;
+const MORE = 500;
+/** The server's largest page (handlers.MAX_PAGE). */
+const MAX_PAGE = 1000;
+/** Rows drawn above and below the visible ones; a row's height until one is measured. */
+const MARGIN_ROWS = 15;
+const ROW_PX = 24;
 
 type View = 'list' | 'compare' | 'details';
 type Tab = 'runs' | 'models';
@@ -34,6 +52,8 @@ export interface IPanelHost {
   kernelBusy: () => boolean;
   /** Show a text (an artifact) in a main-area tab titled `title`. */
   openText: (title: string, text: string) => void;
+  /** The labels' translations (ITranslator's bundle for jupyter_mlops). */
+  trans: TranslationBundle;
 }
 
 /**
@@ -44,9 +64,13 @@ export class RunsPanel extends Widget {
     super();
     this.id = 'jp-mlops-panel';
     this.addClass('jp-mlops-panel');
-    this.title.caption = 'MLOps';
-    this._kfp = new KfpRunsView(nullTranslator.load('jupyter_mlops'), () => this.isVisible);
+    this.trans = host.trans;
+    this.title.caption = this.trans.__('MLOps');
+    this.node.addEventListener('scroll', () => this.scrolled());
+    this._kfp = new KfpRunsView(this.trans, () => this.isVisible);
   }
+
+  private readonly trans: TranslationBundle;
 
   /** The notebook whose runs are shown (API path), or null. */
   get notebook(): string | null {
@@ -61,6 +85,7 @@ export class RunsPanel extends Widget {
     this._models.notebook = path;
     this._kfp.notebook = path;
     this._runs = [];
+    this._want = FIRST_PAGE;
     this._experiments = [];
     this._picked = null;
     this._selected.clear();
@@ -89,32 +114,55 @@ export class RunsPanel extends Widget {
     void this._poll.refresh();
   }
 
-  /** Fetch the runs now (the poll goes on from here). */
+  /** Fetch the runs now, as many as are loaded (the poll goes on from here). */
   async refresh(): Promise<void> {
+    const trans = this.trans;
     if (!this._notebook) {
-      this._message = 'Open a notebook to see its runs.';
+      this._message = trans.__('Open a notebook to see its runs.');
       this.render();
       return;
     }
+    const asked = ++this._asked;
     try {
-      const page = await api.runs({
-        notebook: this._notebook,
-        experiment_id: this._picked ?? undefined,
-        order_by: this._order ? [this._order] : undefined,
-        max_results: 100
-      });
+      const page = await this.fetchRuns(this._notebook, this._want);
+      if (asked !== this._asked) {
+        return; // a later fetch (another notebook, order or more rows) answers instead
+      }
       this._experiments = page.experiments;
       this._runs = page.runs;
       this._total = page.total;
       this._loading = page.loading === true;
       this._message = page.experiments.length
         ? ''
-        : 'No runs yet: run a tracked cell (%%mlops track), Run locally or a sweep from this notebook.';
+        : trans.__(
+            'No runs yet: run a tracked cell (%%mlops track), Run locally or a sweep from this notebook.'
+          );
     } catch (error) {
-      this._message = `Cannot list runs: ${(error as Error).message}`;
+      console.warn(`jupyter-mlops: cannot list the runs of ${this._notebook}`, error);
+      this._message = trans.__('Cannot list runs: %1', (error as Error).message);
     }
     this.render();
     this.schedule();
+  }
+
+  /** The first `want` runs of the notebook, in pages of at most MAX_PAGE. */
+  private async fetchRuns(notebook: string, want: number): Promise<IRunsPage> {
+    const query = {
+      notebook,
+      experiment_id: this._picked ?? undefined,
+      order_by: this._order ? [this._order] : undefined
+    };
+    let page = await api.runs({ ...query, max_results: Math.min(want, MAX_PAGE) });
+    const runs = [...page.runs];
+    while (runs.length < want && page.next_page_token) {
+      page = await api.runs({
+        ...query,
+        max_results: Math.min(want - runs.length, MAX_PAGE),
+        page_token: page.next_page_token
+      });
+      runs.push(...page.runs);
+    }
+    return { ...page, runs };
   }
 
   /** Poll faster while the kernel is busy, a run is running or a pipeline runs. */
@@ -144,6 +192,12 @@ export class RunsPanel extends Widget {
     void this._kfp.refresh();
   }
 
+  /** Resized, more or fewer rows are in view. */
+  protected onResize(msg: Widget.ResizeMessage): void {
+    super.onResize(msg);
+    this.drawRows();
+  }
+
   private async pollJob(id: string): Promise<void> {
     let job = this._jobs.get(id);
     while (job && job.status === 'running' && !this.isDisposed) {
@@ -153,7 +207,7 @@ export class RunsPanel extends Widget {
         job = { ...next, log: (job.log + next.log).slice(-4000) };
         this._jobs.set(id, job);
       } catch (error) {
-        console.warn(`jupyter-mlops: stopped following local run ${id}`, error);
+        console.warn(`jupyter-mlops: stopped following local run ${id} of ${job.path}`, error);
         break;
       }
       this.render();
@@ -163,7 +217,10 @@ export class RunsPanel extends Widget {
 
   private render(): void {
     const focused = document.activeElement?.classList.contains('jp-mlops-filter');
+    const scroll = this.node.scrollTop; // kept: the list is drawn anew, where it was scrolled
     this.draw();
+    this.drawRows(true, scroll);
+    this.node.scrollTop = scroll;
     if (focused) {
       const input = this.node.querySelector<HTMLInputElement>('.jp-mlops-filter');
       input?.focus();
@@ -189,7 +246,8 @@ export class RunsPanel extends Widget {
           openRun: runId => void this.openRun(runId),
           openArtifact: path => void this.openArtifact(path),
           artifactUrl: path =>
-            api.artifactUrl(this._details!.run_id, path, this._notebook ?? undefined)
+            api.artifactUrl(this._details!.run_id, path, this._notebook ?? undefined),
+          trans: this.trans
         })
       );
       return;
@@ -203,12 +261,17 @@ export class RunsPanel extends Widget {
           h(
             'button',
             { className: 'jp-mlops-button', onClick: () => this.showView('list') },
-            '← Runs'
+            this.trans.__('← Runs')
           ),
-          renderComparison(runs, this._chartMetric, metric => {
-            this._chartMetric = metric;
-            this.render();
-          })
+          renderComparison(
+            runs,
+            this._chartMetric,
+            metric => {
+              this._chartMetric = metric;
+              this.render();
+            },
+            this.trans
+          )
         )
       );
       return;
@@ -221,7 +284,7 @@ export class RunsPanel extends Widget {
     return h(
       'div',
       { className: 'jp-mlops-header' },
-      h('h2', {}, 'MLOps'),
+      h('h2', {}, this.trans.__('MLOps')),
       this.renderTabs(),
       h(
         'div',
@@ -249,8 +312,8 @@ export class RunsPanel extends Widget {
     return h(
       'div',
       { className: 'jp-mlops-tabs', role: 'tablist' },
-      tab('runs', 'Runs'),
-      tab('models', 'Models')
+      tab('runs', this.trans.__('Runs')),
+      tab('models', this.trans.__('Models'))
     );
   }
 
@@ -272,31 +335,34 @@ export class RunsPanel extends Widget {
     const option = (value: string, label: string) =>
       h('option', { value, selected: value === (this._picked ?? '') }, label);
     const picked = this._picked;
+    const trans = this.trans;
     const options = experiments.map(e => option(e.experiment_id, `${e.name} (${e.runs})`));
     if (picked && !experiments.some(e => e.experiment_id === picked)) {
-      options.push(option(picked, 'experiment without runs of this notebook'));
+      options.push(option(picked, trans.__('experiment without runs of this notebook')));
     }
     return h(
       'select',
       {
         className: 'jp-mlops-experiment-picker',
-        title: "Experiments holding this notebook's runs",
-        'aria-label': 'experiment',
+        title: trans.__("Experiments holding this notebook's runs"),
+        'aria-label': trans.__('experiment'),
         onChange: (e: Event) => this.pick((e.target as HTMLSelectElement).value || null)
       },
-      option('', `all experiments (${all})`),
+      option('', trans.__('all experiments (%1)', all)),
       ...options
     );
   }
 
   private pick(experimentId: string | null): void {
     this._picked = experimentId;
+    this._want = FIRST_PAGE;
     this._selected.clear();
     void this.refresh();
   }
 
   /** This notebook's local pipeline runs; an ended one can be dismissed. */
   private renderJobs(): HTMLElement {
+    const trans = this.trans;
     const jobs = [...this._jobs.values()].filter(j => j.path === this._notebook).reverse();
     return h(
       'div',
@@ -305,7 +371,7 @@ export class RunsPanel extends Widget {
         h(
           'div',
           { className: `jp-mlops-job jp-mlops-job-${job.status}`, 'data-job': job.id },
-          h('strong', {}, `Local pipeline run: ${job.path}`),
+          h('strong', {}, trans.__('Local pipeline run: %1', job.path)),
           ' ',
           h('span', { className: 'jp-mlops-job-status' }, job.status),
           job.status === 'running'
@@ -316,14 +382,14 @@ export class RunsPanel extends Widget {
                   onClick: () =>
                     void api.cancelLocalRun(job.id).then(j => this.track({ ...j, log: job.log }))
                 },
-                'Cancel'
+                trans.__('Cancel')
               )
             : h(
                 'button',
                 {
                   className: 'jp-mlops-button jp-mlops-dismiss',
-                  title: 'Dismiss',
-                  'aria-label': 'dismiss',
+                  title: trans.__('Dismiss'),
+                  'aria-label': trans.__('dismiss'),
                   onClick: () => {
                     this._jobs.delete(job.id);
                     this.render();
@@ -338,6 +404,7 @@ export class RunsPanel extends Widget {
   }
 
   private renderList(): HTMLElement {
+    const trans = this.trans;
     const keys = metricKeys(this._runs).slice(0, KEY_METRICS);
     const runs = this.filtered();
     const sortable = (label: string, orderKey: string, column = '') =>
@@ -345,7 +412,7 @@ export class RunsPanel extends Widget {
         'th',
         {
           className: `jp-mlops-sortable ${column}`,
-          title: `sort by ${label}`,
+          title: trans.__('sort by %1', label),
           onClick: () => this.sortBy(orderKey)
         },
         label,
@@ -358,17 +425,22 @@ export class RunsPanel extends Widget {
         disabled: this._selected.size < 2,
         onClick: () => this.showView('compare')
       },
-      `Compare (${this._selected.size})`
+      trans.__('Compare (%1)', this._selected.size)
     );
     const filter = h('input', {
       className: 'jp-mlops-filter',
-      placeholder: 'Filter runs (name, status, param value)',
+      placeholder: trans.__('Filter runs (name, status, param value)'),
       value: this._filter,
       onInput: (e: Event) => {
         this._filter = (e.target as HTMLInputElement).value;
         this.render();
       }
     });
+    // Sorted by a column, the order is the column's; otherwise cell runs under their session.
+    this._rows = this._order ? runs.map(r => [r, 0] as [IRunSummary, number]) : nest(runs);
+    this._keys = keys;
+    this._drawn = null;
+    this._body = h('tbody', {});
     return h(
       'div',
       { className: 'jp-mlops-list' },
@@ -382,7 +454,7 @@ export class RunsPanel extends Widget {
           {
             className: 'jp-mlops-button',
             onClick: () => void this.refresh(),
-            title: 'Refresh now'
+            title: trans.__('Refresh now')
           },
           '⟳'
         ),
@@ -395,7 +467,7 @@ export class RunsPanel extends Widget {
                 target: '_blank',
                 rel: 'noopener'
               },
-              'MLflow UI'
+              trans.__('MLflow UI')
             )
           : null
       ),
@@ -404,7 +476,7 @@ export class RunsPanel extends Widget {
         ? h(
             'p',
             { className: 'jp-mlops-message jp-mlops-loading' },
-            'Still loading runs: sorted by a column, the list holds those read so far.'
+            trans.__('Still loading runs: sorted by a column, the list holds those read so far.')
           )
         : null,
       h(
@@ -417,27 +489,86 @@ export class RunsPanel extends Widget {
             'tr',
             {},
             h('th', {}, ''),
-            sortable('status', 'attributes.status', 'jp-mlops-col-status'),
-            h('th', {}, 'run'),
-            sortable('start', 'attributes.start_time', 'jp-mlops-col-start'),
-            h('th', { className: 'jp-mlops-col-duration' }, 'duration'),
+            sortable(trans.__('status'), 'attributes.status', 'jp-mlops-col-status'),
+            h('th', {}, trans.__('run')),
+            sortable(trans.__('start'), 'attributes.start_time', 'jp-mlops-col-start'),
+            h('th', { className: 'jp-mlops-col-duration' }, trans.__('duration')),
             ...keys.map(k => sortable(k, `metrics.\`${k}\``, 'jp-mlops-col-metric'))
           )
         ),
-        h(
-          'tbody',
-          {},
-          // Sorted by a column, the order is the column's; otherwise cell runs under their session.
-          ...(this._order ? runs.map(r => [r, 0] as [IRunSummary, number]) : nest(runs)).map(
-            ([run, depth]) => this.renderRow(run, keys, depth)
-          )
-        )
+        this._body
       ),
-      h('p', { className: 'jp-mlops-count' }, `${runs.length} of ${this._total} runs`)
+      h('p', { className: 'jp-mlops-count' }, trans.__('%1 of %2 runs', runs.length, this._total))
     );
   }
 
-  private renderRow(run: IRunSummary, keys: string[], depth: number): HTMLElement {
+  /**
+   * Draw the rows in view and MARGIN_ROWS on either side; spacers above and below keep the
+   * list's height (and its scrollbar) that of every row. Rows have one height (no wrapping).
+   */
+  private drawRows(force = false, scrollTop = this.node.scrollTop, measured = false): void {
+    const body = this._body;
+    if (!body || !body.isConnected) {
+      return;
+    }
+    const rows = this._rows;
+    const top =
+      body.getBoundingClientRect().top -
+      this.node.getBoundingClientRect().top +
+      this.node.scrollTop;
+    const inView = Math.ceil(this.node.clientHeight / this._rowPx);
+    const first = Math.max(
+      0,
+      Math.min(
+        Math.floor((scrollTop - top) / this._rowPx) - MARGIN_ROWS,
+        rows.length - inView - 2 * MARGIN_ROWS
+      )
+    );
+    const end = Math.min(rows.length, first + inView + 2 * MARGIN_ROWS);
+    if (!force && this._drawn && this._drawn[0] === first && this._drawn[1] === end) {
+      return;
+    }
+    this._drawn = [first, end];
+    const columns = 5 + this._keys.length;
+    const spacer = (count: number) =>
+      count
+        ? h(
+            'tr',
+            { className: 'jp-mlops-spacer', style: `height: ${count * this._rowPx}px` },
+            h('td', { colspan: columns })
+          )
+        : null;
+    const drawn = rows.slice(first, end).map(([run, depth]) => this.renderRow(run, depth));
+    body.replaceChildren(...[spacer(first), ...drawn, spacer(rows.length - end)].filter(isNode));
+    // The rows' real pitch, averaged over the drawn rows (a fractional height lays rows out
+    // a pixel apart, then two): the spacers must stand for exactly that many rows, or a
+    // thousand rows down the list is off by dozens.
+    const [one, last] = [drawn[0], drawn[drawn.length - 1]].map(r => r?.getBoundingClientRect());
+    const height = drawn.length > 1 ? (last.bottom - one.top) / drawn.length : one?.height;
+    if (height && Math.abs(height - this._rowPx) > 0.001 && !measured) {
+      this._rowPx = height; // measured: draw again with the rows' real height
+      this.drawRows(true, scrollTop, true);
+    }
+  }
+
+  /** Scrolled: draw the rows now in view; near the end, load the next runs. */
+  private scrolled(): void {
+    if (this._scrollFrame) {
+      return;
+    }
+    this._scrollFrame = window.requestAnimationFrame(() => {
+      this._scrollFrame = 0;
+      this.drawRows();
+      const nearEnd = (this._drawn?.[1] ?? 0) >= this._rows.length - MARGIN_ROWS;
+      if (nearEnd && this._runs.length < this._total && this._want <= this._runs.length) {
+        this._want = this._runs.length + MORE;
+        void this.refresh();
+      }
+    });
+  }
+
+  private renderRow(run: IRunSummary, depth: number): HTMLElement {
+    const keys = this._keys;
     const end = run.end_time ?? (run.status === 'RUNNING' ? Date.now() : null);
     const child = depth > 0 ? ' jp-mlops-child' : '';
     return h(
@@ -452,7 +583,7 @@ export class RunsPanel extends Widget {
         {},
         h('input', {
           type: 'checkbox',
-          'aria-label': `select ${run.run_name ?? run.run_id}`,
+          'aria-label': this.trans.__('select %1', run.run_name ?? run.run_id),
           checked: this._selected.has(run.run_id),
           onChange: (e: Event) => {
             const on = (e.target as HTMLInputElement).checked;
@@ -478,6 +609,7 @@ export class RunsPanel extends Widget {
           {
             className: 'jp-mlops-run-link',
             href: '#',
+            title: run.run_name || run.run_id,
             onClick: (e: Event) => {
               e.preventDefault();
               void this.openRun(run.run_id);
@@ -511,6 +643,7 @@ export class RunsPanel extends Widget {
   }
 
   private sortBy(key: string): void {
+    this._want = FIRST_PAGE;
     const current = this._order?.startsWith(key) ? this._order : null;
     this._order = current?.endsWith('DESC') ? `${key} ASC` : `${key} DESC`;
     void this.refresh();
@@ -518,6 +651,7 @@ export class RunsPanel extends Widget {
 
   private showView(view: View): void {
     this._view = view;
+    this.node.scrollTop = 0;
     this.render();
   }
 
@@ -526,7 +660,8 @@ export class RunsPanel extends Widget {
       this._details = await api.run(runId, this._notebook ?? undefined);
       this.showView('details');
     } catch (error) {
-      this._message = `Cannot open the run: ${(error as Error).message}`;
+      console.warn(`jupyter-mlops: cannot open run ${runId}`, error);
+      this._message = this.trans.__('Cannot open the run: %1', (error as Error).message);
       this.render();
     }
   }
@@ -542,7 +677,7 @@ export class RunsPanel extends Widget {
       this.host.openText(`${run.run_name || run.run_id.slice(0, 8)}: ${path}`, text);
     } catch (error) {
       console.error(`jupyter-mlops: cannot open artifact ${path} of run ${run.run_id}`, error);
-      this._message = `Cannot open ${path}: ${(error as Error).message}`;
+      this._message = this.trans.__('Cannot open %1: %2', path, (error as Error).message);
       this.render();
     }
   }
@@ -562,6 +697,16 @@ export class RunsPanel extends Widget {
   private _experiments: IExperimentRuns[] = [];
   private _picked: string | null = null; // an experiment id; null: every experiment
   private _runs: IRunSummary[] = [];
+  /** How many runs to fetch: the first page, more as the list is scrolled to its end. */
+  private _want = FIRST_PAGE;
+  private _asked = 0; // the latest fetch: an older one's answer is dropped
+  /** The list's rows (run, depth) in display order, the rows drawn, and their height. */
+  private _rows: [IRunSummary, number][] = [];
+  private _keys: string[] = [];
+  private _body: HTMLElement | null = null;
+  private _drawn: [number, number] | null = null;
+  private _rowPx = ROW_PX;
+  private _scrollFrame = 0;
   private _total = 0;
   /** The server is still reading the runs (a sort covers only those read). */
   private _loading = false;
@@ -614,4 +759,8 @@ export function nest(runs: IRunSummary[]): [IRunSummary, number][] {
     }
   }
   return out;
+}
+
+function isNode(node: HTMLElement | null): node is HTMLElement {
+  return node !== null;
 }

@@ -1,7 +1,8 @@
 """The Export to pipeline dialog in Chromium: the whole DAG inside the box (the shipped pipeline
 and a 30-step one with branches), zoom and fit; Submit disabled with the way to configure a KFP
 host, or, against the KFP tests' stand-in API server, a schedule refused naming its field and a
-good one creating a recurring run; Run locally turning the DAG's steps green as they finish."""
+good one creating a recurring run; Run locally turning the DAG's steps green as they finish and
+linking its executed step notebooks, which open though they lie under the hidden `.mlops/`."""
 
 from __future__ import annotations
 
@@ -125,9 +126,14 @@ def test_run_locally_colours_the_steps_and_links_the_run(page, lab):  # noqa: AN
         "as => as.map(a => a.dataset.path)")
     assert links == [f"{folder}/make.ipynb", f"{folder}/total.ipynb"]
     assert all((lab.root / link).is_file() for link in links)
-    # Under .mlops/, which Jupyter does not open by default: the dialog says how to allow it.
+    # The run folder is under .mlops/, which Jupyter does not open by default: the dialog
+    # says how to allow it. A step notebook opens all the same, as the server renders it.
     assert "--ContentsManager.allow_hidden=True" in status.inner_text()
+    status.locator("a.jp-mlops-step-notebook", has_text="total.ipynb").click()
     dialog.locator("button.jp-mod-reject", has_text="Close").click()
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="total.ipynb").wait_for()
+    executed = page.frame_locator(".jp-mlops-page-view").locator(".jp-OutputArea-output")
+    executed.filter(has_text="total 6").wait_for()  # the step's own print, n = 4
 
 
 @pytest.fixture(scope="module")
