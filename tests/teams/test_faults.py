@@ -82,7 +82,7 @@ def _delivered(uri: str, names: list[str]) -> None:
     tracked = sorted(r.info.run_name for r in runs if r.info.run_name in names)
     assert tracked == sorted(names), [r.info.run_name for r in runs]
     for run in runs:
-        assert run.info.status == "FINISHED", (run.info.run_name, run.info.status)
+        assert run.info.status == "FINISHED", (run.info.run_name, run.info, run.data.tags)
         if run.info.run_name in names:
             n = int(run.data.params["n_estimators"])
             assert run.data.metrics == {"accuracy": 0.5 + n / 1000}
@@ -202,3 +202,17 @@ def test_a_database_without_mlflows_schema(pg_cluster: PostgresCluster,
     done = _sync(tmp_path, uri)
     assert done.returncode == 0 and "replayed" in done.stdout, done.stdout + done.stderr
     _delivered(uri, ["Forest_50", "Forest_100"])
+
+
+def test_every_message_names_a_store_without_its_password() -> None:
+    from jupyter_mlops.tracking.destination import masked, view_hint
+
+    assert masked("postgresql://mlops:s3cr%40t:x@db.team:5432/mlflow") == \
+        "postgresql://mlops:***@db.team:5432/mlflow"
+    assert masked("postgresql+psycopg://analyst:pw@10.0.0.7/mlflow?sslmode=require") == \
+        "postgresql+psycopg://analyst:***@10.0.0.7/mlflow?sslmode=require"
+    assert masked("https://ops:token@mlflow.team.example") == "https://ops:***@mlflow.team.example"
+    for kept in ("postgresql://mlops@db.team/mlflow", "http://127.0.0.1:5000",
+                 "sqlite:////home/ana/Churn/mlflow.db"):
+        assert masked(kept) == kept
+    assert "pw" not in view_hint("postgresql://analyst:pw@10.0.0.7/mlflow")
