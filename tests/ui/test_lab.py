@@ -202,18 +202,6 @@ def test_notebook_7_shows_the_export_button(page, lab):  # noqa: ANN001
     assert steps == STEPS
 
 
-def _small_pipeline(path) -> None:  # noqa: ANN001
-    """Three quick steps: a pipeline to run locally in seconds."""
-    steps = [(["parameters"], "n = 4"), (["step:make"], "values = list(range(n))"),
-             (["step:total"], "total = sum(values)\nprint('total', total)")]
-    cells = [{"cell_type": "code", "id": f"c{i}", "metadata": {"tags": tags}, "source": src,
-              "outputs": [], "execution_count": None} for i, (tags, src) in enumerate(steps)]
-    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "cells": cells,
-                                "metadata": {"kernelspec": kernel}}), encoding="utf-8")
-
-
 def _run_locally(page, notebook: str) -> None:  # noqa: ANN001
     """Export to pipeline, Run locally; wait until the panel shows the run succeeded."""
     page.click(f"{notebook} .jp-NotebookPanel-toolbar {EXPORT_BUTTON}")
@@ -273,10 +261,13 @@ def test_the_panel_lists_the_notebooks_runs_of_every_experiment(page, lab):  # n
     _wait_names(page, [*STEPS, "explore"], pipelines=1)
 
 
-def test_notebook_7_has_the_panel_that_run_locally_opens(page, lab):  # noqa: ANN001
-    _small_pipeline(lab.root / "nb7_panel" / "Quick_Steps.ipynb")
-    page.goto(f"{lab.url}/notebooks/nb7_panel/Quick_Steps.ipynb?token={TOKEN}")
+def test_notebook_7_has_the_panel_in_its_left_area(page, lab, screenshots):  # noqa: ANN001
+    path = lab.folder("nb7_panel") / "02_tagged_pipeline.ipynb"  # as shipped (the screenshot)
+    shutil.copy(SHIPPED_PIPELINE, path)
+    page.goto(f"{lab.url}/notebooks/nb7_panel/02_tagged_pipeline.ipynb?token={TOKEN}")
     page.locator(f".jp-NotebookPanel-toolbar {EXPORT_BUTTON}").wait_for(timeout=WAIT_MS)
-    _run_locally(page, ".jp-NotebookPanel")
-    assert page.locator(PANEL).is_visible()  # in Notebook 7's right side area
-    _wait_names(page, ["make", "total"], pipelines=1)
+    assert not page.locator(PANEL).is_visible()  # the left area starts collapsed
+    _run_locally(page, ".jp-NotebookPanel")  # opens the panel there, following the run
+    assert page.locator(f"#jp-left-stack {PANEL}").is_visible()
+    _wait_names(page, STEPS, pipelines=1)
+    page.screenshot(path=str(screenshots / "notebook7-panel.png"))

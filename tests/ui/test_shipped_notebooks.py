@@ -247,8 +247,8 @@ class TestPipeline:
         dialog.locator("button.jp-mod-reject", has_text="Close").click()
         dialog.wait_for(state="detached")
 
-    def test_run_locally_lists_the_pipeline_run_in_the_panel(self, ran: Ran,
-                                                             shipped: Lab) -> None:
+    def test_run_locally_lists_the_pipeline_run_in_the_panel(self, ran: Ran, shipped: Lab,
+                                                             screenshots: Path) -> None:
         dialog = self._export_dialog(ran)
         dialog.locator("button", has_text="Run locally").click()
         ran.page.locator(f"{PANEL} .jp-mlops-job").wait_for()  # the panel opens on its progress
@@ -261,6 +261,7 @@ class TestPipeline:
         states = dialog.locator(".jp-mlops-dag-node").evaluate_all(
             "ns => ns.map(n => n.dataset.status)")
         assert set(states) <= {"ok", "cached"} and len(states) == len(_steps(PIPELINE)), states
+        dialog.screenshot(path=str(screenshots / "export-local-run.png"))
         dialog.locator("button.jp-mod-reject", has_text="Close").click()
         dialog.wait_for(state="detached")
         client = _client(shipped)
