@@ -153,7 +153,7 @@ LAUNCHED, WARMING, IDLE, BUSY, STOPPING = KernelState
 
 
 class KernelPool:
-    """Kernels for steps: `launch` boots some at once, `want_idle` keeps some started ahead of
+    """Kernels for steps: `launch` boots some at once, `want` keeps some started ahead of
     need, `take` hands one out, `release` resets it for reuse or shuts it down in the
     background, `close` (or leaving `with KernelPool(...) as pool`) stops every kernel the pool
     started. Its one owner is `run_pipeline`.
@@ -176,7 +176,7 @@ class KernelPool:
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._kernels: dict[Kernel, KernelState] = {}
-        self._target = 0  # kernels wanted idle
+        self._target = 0  # kernels wanted for steps, those running steps included (reuse)
         self._starter: threading.Thread | None = None
         self._start_error: KernelStartFailed | None = None  # the starter gave up
         self._closed = False
@@ -219,17 +219,21 @@ class KernelPool:
 
     # --- starting ahead of need -----------------------------------------------------------
 
-    def launch(self, count: int = 1) -> None:
+    def launch(self, count: int = 1, warm: bool = False) -> None:
         """Start `count` kernels now, before the warm-up code may be known: they boot while
-        the caller reads the notebook, and are warmed when the pool first hands them on."""
+        the caller reads the notebook, and are warmed when the pool first hands them on, or,
+        `warm`, sent their warm-up now (it runs as soon as they have booted)."""
         for _ in range(count):
             kernel = self._spawn(BUSY)  # the launching thread's until its process is started
+            if warm:
+                self._warm(kernel)
             with self._lock:
                 if self._kernels.get(kernel) is BUSY:
                     self._set(kernel, LAUNCHED)
 
-    def want_idle(self, count: int) -> None:
-        """Keep `count` kernels started and waiting; a background thread starts them."""
+    def want(self, count: int) -> None:
+        """Keep `count` kernels for steps, started ahead of need by a background thread. With
+        `reuse`, kernels held by steps count among them: they are handed on once reset."""
         with self._wake:
             self._target = count
             if count > 0 and self._starter is None and not self._closed:
@@ -241,15 +245,16 @@ class KernelPool:
     def _start_loop(self) -> None:
         while True:
             with self._wake:
-                while not self._closed and self._count(IDLE) >= self._target:
+                while not self._closed and self._short() <= 0:
                     self._wake.wait()
                 if self._closed:
                     return
             try:
-                # The others wanted boot meanwhile, as many as there are other cores: booting
-                # is most of a kernel's start. Warm-ups go one at a time, so that on few cores
-                # they do not slow the kernel needed first.
-                kernel = self._start_alive(WARMING, lambda: self.launch(self._unlaunched()))
+                # The others wanted boot meanwhile, as many as there are other cores, and are
+                # sent their warm-up at once: a kernel warmed only after the first one was not
+                # ready when a second branch became ready, which then waited for the first.
+                kernel = self._start_alive(
+                    WARMING, lambda: self.launch(self._unlaunched(), warm=True))
             except KernelStartFailed as error:
                 with self._wake:  # take() raises it: starting more would only fail again
                     self._start_error = error
@@ -260,12 +265,20 @@ class KernelPool:
                     self._set(kernel, IDLE)  # after close() too: close() stops the idle ones
                 self._wake.notify_all()
 
+    def _short(self) -> int:
+        """Kernels wanted beyond the idle ones and, with reuse, those steps hold (claimed while
+        warming, or running a step). Counted from the kernels' states, not from the steps the
+        scheduler started: a started step claims its kernel only once papermill is imported."""
+        with self._lock:
+            held = self._count(BUSY) if self.reuse else 0
+            return self._target - self._count(IDLE) - held
+
     def _unlaunched(self) -> int:
-        """Kernels wanted idle that are neither idle, warming nor booting, up to the cores
+        """Kernels wanted that are neither idle, held, warming nor booting, up to the cores
         left beside the one warming."""
         with self._lock:
             launched = self._count(LAUNCHED)
-            short = self._target - self._count(IDLE) - 1 - launched
+            short = self._short() - self._count(WARMING) - launched
         return max(0, min(short, (os.cpu_count() or 1) - 1 - launched))
 
     def _await_warm(self, kernel: Kernel) -> bool:
@@ -470,7 +483,8 @@ class KernelPool:
                 self._set(kernel, state)
         if kernel is None:
             kernel = self._spawn(state)
-        self._warm(kernel)
+        if kernel._warm_msg is None:  # else launched with its warm-up sent
+            self._warm(kernel)
         return kernel
 
     def _spawn(self, state: KernelState) -> Kernel:

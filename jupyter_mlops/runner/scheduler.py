@@ -241,10 +241,9 @@ class Scheduler:
         return needed - {n for n, mode in self.plan.items() if mode == REUSE}
 
     def _want_kernels(self) -> None:
-        """As many kernels as the widest stage still to run can use, started now, one at a
-        time, so later stages find them warm. Running steps hand their kernels on (reuse)."""
-        kept = len(self.running) if self.pool.reuse else 0
-        self.pool.want_idle(max(0, min(self.jobs, self._widest_stage()) - kept))
+        """As many kernels as the widest stage still to run can use, started now, so later
+        stages find them warm. The pool counts those running steps hand on (reuse)."""
+        self.pool.want(min(self.jobs, self._widest_stage()))
 
     def _widest_stage(self) -> int:
         """The most steps to run that can be in flight together: steps grouped by depth

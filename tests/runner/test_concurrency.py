@@ -8,6 +8,7 @@ from datetime import datetime
 
 import nbformat
 import pytest
+from nbformat.v4 import new_code_cell, new_notebook
 
 from jupyter_mlops.runner.kernels import KernelPool
 from jupyter_mlops.steps import serializers
@@ -32,6 +33,25 @@ def test_two_branches_run_at_the_same_time_with_two_jobs(tmp_path):
     assert serializers.load(data / "branch-b", "saw_a") is True
 
 
+def test_on_a_cold_run_the_second_branch_does_not_wait_for_the_first_kernel(tmp_path):
+    """Both kernels warm up at once: the second is ready when the branches are, though the
+    setup's import takes longer than the first branch (then it used to run after it)."""
+    # A setup import as slow as a heavy library on a cold disk, beside the notebook.
+    (tmp_path / "churn_features.py").write_text("import time\ntime.sleep(6)\n")
+    cells = [new_code_cell("import time\nimport churn_features", metadata={"tags": ["setup"]}),
+             new_code_cell("rows = 100", metadata={"tags": ["step:load"]})]
+    cells += [new_code_cell(f"time.sleep(4)\n{name}_rows = rows",
+                            metadata={"tags": [f"step:train-{name}"]})
+              for name in ("forest", "logreg")]
+    notebook = tmp_path / "Churn_Branches.ipynb"
+    nbformat.write(new_notebook(cells=cells), notebook)
+    result = run(notebook, tmp_path / "out", jobs=2)
+    assert result.ok, result.failures
+    (start_f, end_f), (start_l, end_l) = (_window(result.run_dir / f"train-{name}.ipynb")
+                                          for name in ("forest", "logreg"))
+    assert start_f < end_l and start_l < end_f  # the two executions overlapped
+
+
 def test_one_job_runs_one_step_at_a_time(tmp_path):
     notebook = copy_notebook("meet", tmp_path)
     (tmp_path / "meet").mkdir()
@@ -51,7 +71,7 @@ def pool(tmp_path):
 
 
 def test_the_pool_starts_kernels_before_they_are_taken(pool):
-    pool.want_idle(2)
+    pool.want(2)
     deadline = time.monotonic() + 240  # kernels start in ≈ 1 s alone, far slower under load
     while pool.idle_count < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -71,7 +91,7 @@ def test_the_pool_starts_kernels_before_they_are_taken(pool):
 
 def test_a_step_asking_while_the_starter_warms_a_kernel_gets_that_kernel(tmp_path):
     with KernelPool(tmp_path, tmp_path, warm_code="import json") as pool:
-        pool.want_idle(1)
+        pool.want(1)
         deadline = time.monotonic() + 120
         while not pool.live_pids() and time.monotonic() < deadline:
             time.sleep(0.01)
