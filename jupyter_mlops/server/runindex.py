@@ -42,8 +42,11 @@ from jupyter_mlops.server.errors import bad_request
 LIVE_STATUSES = ("RUNNING", "SCHEDULED")
 _PAGE = 10_000  # runs per search_runs call
 # Runs per search_runs call of a full load: between two, the load waits while a request is
-# being answered (in Python, the load's work would slow every request it overlaps).
-_LOAD_PAGE = 1_000
+# being answered (in Python, the load's work would slow every request it overlaps). Small, as
+# an MLflow server takes seconds to send 1,000 runs under load (past the 10 s HTTP timeout
+# tracking/destination.py sets at load average 15); a page that fails is asked again.
+_LOAD_PAGE = 250
+_LOAD_ATTEMPTS = 3
 _SEED = 100  # newest runs read for another order's first answer while loading
 _IDS_PER_QUERY = 100
 # Runs held by all scopes together before the least recently used are dropped: about 240 MiB
@@ -430,12 +433,28 @@ class RunIndex:
         """search_runs's pages in the default order, as IndexedRuns."""
         token = None
         while experiment_ids:
-            page = self.client.search_runs(experiment_ids, filter_string=filter_string,
-                                           max_results=size, page_token=token)
+            page = self._search_page(experiment_ids, filter_string, size, token)
             yield [IndexedRun(run) for run in page]
             token = page.token
             if not token:
                 break
+
+    def _search_page(self, experiment_ids: list[str], filter_string: str, size: int,
+                     token: str | None) -> Any:
+        """One search_runs page; a full load's page is asked up to _LOAD_ATTEMPTS times (a
+        slow server's timeout would otherwise restart the whole load)."""
+        from mlflow.exceptions import MlflowException
+
+        attempts = _LOAD_ATTEMPTS if size == _LOAD_PAGE else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.client.search_runs(experiment_ids, filter_string=filter_string,
+                                               max_results=size, page_token=token)
+            except MlflowException:
+                if attempt == attempts:
+                    raise
+                time.sleep(attempt)
+        return None  # not reached
 
     @staticmethod
     def _start(ordered: list[Any], query: RunQuery) -> int:
