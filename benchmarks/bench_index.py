@@ -2,7 +2,8 @@
 store and at 100,000 behind a PostgreSQL-backed `mlflow server` (tests/pg_server.py), against
 MlflowClient.search_runs with the same order in the same run; and the index's memory.
 
-`.venv/bin/python -m benchmarks index` (BENCH_INDEX=sqlite or =postgresql: one store).
+`.venv/bin/python -m benchmarks index` (BENCH_INDEX=sqlite or =postgresql: one store;
+BENCH_INDEX_RUNS=N: N runs instead).
 Runs (10 params, 10 metrics, 5 tags, the notebook's path tag) are written straight into
 MLflow's tables (bench_server.insert_runs); the time it took is printed. The PostgreSQL
 cluster is a private one in a temp folder, made and removed by the benchmark. The endpoint is
@@ -265,7 +266,8 @@ def report(label: str, count: int, ours: dict[str, Any], base: dict[str, Any]) -
 
 def main() -> None:
     for name in os.environ.get("BENCH_INDEX", "sqlite,postgresql").split(","):
-        (run_sqlite if name == "sqlite" else run_postgresql)(SIZES[name])
+        count = int(os.environ.get("BENCH_INDEX_RUNS", SIZES[name]))  # a smaller trial
+        (run_sqlite if name == "sqlite" else run_postgresql)(count)
 
 
 if __name__ == "__main__":
