@@ -385,16 +385,18 @@ def bin_counts(values: np.ndarray, cuts: np.ndarray) -> tuple[np.ndarray, int]:
     any cut, so the comparisons count them too, with no pass of their own. Comparisons, not
     searchsorted (branch-free: 7x faster on a million values), a block at a time so that each
     block is compared with every cut while it is in the cache."""
-    below = np.zeros(len(cuts) + 1, np.int64)  # rows <= each cut, then rows > the last
+    below = [0] * (len(cuts) + 1)  # rows <= each cut, then rows > the last
     scratch = np.empty(min(len(values), BLOCK), bool)
     for start in range(0, len(values), BLOCK):
         block = values[start:start + BLOCK]
         mask = scratch[:len(block)]
         for i, cut in enumerate(cuts):
-            below[i] += np.count_nonzero(np.less_equal(block, cut, out=mask))
-        below[-1] += np.count_nonzero(np.greater(block, cuts[-1], out=mask))
-    counts = np.append(np.diff(below[:-1], prepend=0), below[-1])
-    return counts, len(values) - int(counts.sum())
+            below[i] += int(np.count_nonzero(np.less_equal(block, cut, out=mask)))
+        below[-1] += int(np.count_nonzero(np.greater(block, cuts[-1], out=mask)))
+    # the differences in Python ints: np.diff and np.append cost more than the 12 subtractions
+    inner = (high - low for low, high in zip(below, below[1:-1], strict=False))
+    counts = [below[0], *inner, below[-1]]
+    return np.array(counts, np.int64), len(values) - sum(counts)
 
 
 def bin_index(values: np.ndarray, cuts: np.ndarray) -> np.ndarray:

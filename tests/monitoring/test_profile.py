@@ -161,3 +161,47 @@ def test_capture_takes_the_reference_named_else_x_train_else_x() -> None:
     named = Profile.from_json(capture(model, both, "holdout"))
     assert named.rows == 100 and named.prediction_rows == 100
     assert capture(model, {"features": X}) is None  # nothing to profile: no profile, no error
+
+
+def test_numeric_columns_profiled_together_as_one_by_one_with_numpy() -> None:
+    """The grouped computation (samples sorted in one array, counts on the threads) gives what
+    a plain per-column numpy/pandas computation gives, on floats with NaNs and infinities,
+    ints, a constant column, a column with no value (left out) and NaN predictions."""
+    rng = np.random.default_rng(5)
+    n = 20_000
+    frame = pd.DataFrame({
+        "Balance": np.where(rng.random(n) < 0.1, np.nan, rng.normal(100, 30, n)),
+        "age": rng.integers(18, 90, n),
+        "Tenure_months": rng.integers(0, 5, n).astype(np.uint8),
+        "flat_fee": np.full(n, 2.5),
+        "Spikes": np.where(rng.random(n) < 0.01, np.inf, rng.exponential(1.0, n)),
+        "never_filled": np.full(n, np.nan),
+        "Segment": rng.choice(["retail", "sme", "corporate"], n),
+    })
+    scores = np.where(rng.random(n) < 0.05, np.nan, rng.random(n))
+    profile = build_profile(frame, scores, sample=4_000)
+    rows = sample_rows(n, 4_000, SEED)
+    present = ~np.isnan(scores[rows])
+    assert set(profile.skipped) == {"never_filled"}
+    for name in ("Balance", "age", "Tenure_months", "flat_fee", "Spikes"):
+        column = profile.columns[name]
+        assert isinstance(column, NumericProfile), name
+        values = frame[name].to_numpy(dtype=float)
+        sampled = values[rows]
+        finite = sampled[np.isfinite(sampled)]
+        expected = np.quantile(finite, np.linspace(0, 1, 101)).astype(np.float32)
+        np.testing.assert_allclose(np.asarray(column.quantiles, np.float32), expected,
+                                   rtol=1e-6, err_msg=name)
+        assert column.sample == np.count_nonzero(~np.isnan(sampled))
+        edges = np.concatenate([[-np.inf], column.cuts, [np.inf]])
+        counts = [np.count_nonzero((values > low) & (values <= high))
+                  for low, high in zip(edges, edges[1:], strict=False)]
+        assert list(column.counts) == counts, name
+        assert column.missing == int(frame[name].isna().sum())
+        bins = np.searchsorted(column.cuts, sampled, "left")
+        bins[np.isnan(sampled)] = len(column.cuts) + 1
+        means = pd.Series(scores[rows][present]).groupby(bins[present]).mean()
+        assert column.scores is not None
+        for b, mean in means.items():
+            assert column.scores[int(b)] == pytest.approx(float(mean), rel=1e-6), (name, b)
+    assert profile.columns["flat_fee"].counts == (0, n, 0)  # a cut just below the constant
