@@ -1,0 +1,1 @@
+"""Tests of the shared team server: MLflow on PostgreSQL, many kernels, faults."""
