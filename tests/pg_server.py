@@ -122,9 +122,10 @@ class PostgresCluster:
             shutil.chown(pwfile, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", USER, f"--pwfile={pwfile}",
                   "--auth=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
-        # Tests, not production: no fsync, and a small footprint on a shared machine.
+        # Tests, not production: no fsync (only an OS crash would lose data) and a small
+        # footprint on a shared machine. Commits stay synchronous: kill() must not lose them.
         with open(self.data / "postgresql.conf", "a") as conf:
-            conf.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+            conf.write("fsync = off\nfull_page_writes = off\n"
                        "shared_buffers = 64MB\nmax_connections = 200\n")
 
     def _run(self, program: str, *args: str) -> None:
