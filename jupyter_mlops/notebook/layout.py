@@ -8,7 +8,7 @@ from typing import Any
 
 from jupyter_mlops.errors import CellError, GraphError
 from jupyter_mlops.notebook.model import Cell, GraphWarning
-from jupyter_mlops.notebook.tags import KALE, CellTags, TagValueError, parse_tags
+from jupyter_mlops.notebook.tags import KALE, CellTags, TagValueError, parse_tags, suggest_tag
 
 SINGLE_STEP_NAME = "main"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -59,7 +59,7 @@ def lay_out(path: str, cells: list[Cell], kale_metadata: bool) -> Layout:
     block: str | None = None  # Kale: the special block that untagged cells continue
     functions: list[Cell] = []  # Kale: `functions` cells, which follow every `imports` cell
     for cell, tags in parsed:
-        _warn_unknown(layout, cell, tags)
+        _warn_unknown(path, layout, cell, tags)
         if "skip" in tags.roles:
             continue
         role = _place_special(path, layout, cell, tags)
@@ -95,8 +95,14 @@ def _parse(path: str, cell: Cell) -> CellTags:
         raise CellError(path, cell.index, cell.first_line, str(error)) from None
 
 
-def _warn_unknown(layout: Layout, cell: Cell, tags: CellTags) -> None:
+def _warn_unknown(path: str, layout: Layout, cell: Cell, tags: CellTags) -> None:
+    """A tag close to one of ours is a typo that would silently change the pipeline: refused
+    in our dialect; other tags (other tools', Kale's) are only warned about."""
     for tag in tags.unknown:
+        close = suggest_tag(tag) if layout.dialect == "mlops" else None
+        if close:
+            raise CellError(path, cell.index, cell.first_line,
+                            f"unknown tag {tag!r}; did you mean {close!r}?")
         layout.warnings.append(GraphWarning(
             "unknown-tag", f"cell {cell.index} ({cell.first_line!r}): unknown tag {tag!r} ignored",
             cell.index))

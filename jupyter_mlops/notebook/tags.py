@@ -5,6 +5,7 @@ Both dialects live in the one table: jupyter-mlops' own tags and Kubeflow Kale's
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -300,6 +301,23 @@ def parse_tags(raw_tags: list[str] | tuple[str, ...]) -> CellTags:
         if rule.dialect != BOTH:
             tags.dialects.add(rule.dialect)
     return tags
+
+
+# Our tag names (before ':'), each with whether it takes a value, to spot a misspelt tag.
+_OUR_NAMES = {r.example.split(":", 1)[0]: ":" in r.example for r in TAG_RULES if r.dialect != KALE}
+# difflib's default 0.6 takes papermill's `injected-parameters` and `popout` for ours; 0.75 not.
+_CLOSE = 0.75
+
+
+def suggest_tag(tag: str) -> str | None:
+    """The tag of ours an unknown `tag` looks like a misspelling of (`stpe:features`,
+    `step features`: 'step:features'), or None for a tag meant for another tool."""
+    name, *rest = re.split(r"[:\s=]+", tag.strip(), maxsplit=1)
+    close = difflib.get_close_matches(name, _OUR_NAMES, n=1, cutoff=_CLOSE)
+    if not close:
+        return None
+    value = rest[0] if rest else ""
+    return f"{close[0]}:{value}" if _OUR_NAMES[close[0]] and value else close[0]
 
 
 def _example(tag: str) -> str:

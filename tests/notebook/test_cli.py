@@ -69,3 +69,13 @@ def test_graph_imports_neither_mlflow_nor_kfp():
     result = subprocess.run([sys.executable, "-c", code, str(EXAMPLE)], capture_output=True,
                             text=True, timeout=60)
     assert "LOADED []" in result.stdout, result.stdout + result.stderr
+
+
+def test_graph_refuses_a_misspelt_step_tag_with_the_tag_meant(write_notebook):
+    path = write_notebook([("customers = load_customers()", ["step:load"]),
+                           ("features = encode(customers)", ["stpe:features"])],
+                          name="Churn_Pipeline.ipynb")
+    result = cli("graph", str(path))
+    assert result.returncode == 1, result.stdout
+    assert "cell 1 ('features = encode(customers)'): unknown tag 'stpe:features'; did you " \
+        "mean 'step:features'?" in result.stderr

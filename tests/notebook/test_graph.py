@@ -263,3 +263,36 @@ def test_order_respects_forward_needs():
     assert [s.name for s in graph.order()] == ["two", "one"]
     assert graph.downstream("two") == {"one"}
     assert graph.upstream_of("one") == {"two"}
+
+
+CHURN = [
+    ("n_trees = 50", ["parameters"]),
+    ("customers = load_customers()", ["step:load"]),
+    ("features = encode(customers)", ["step:features"]),
+    ("forest = fit(features, n_trees)", ["step:train"]),
+]
+
+
+def _retagged(tag: str) -> list:
+    return [CHURN[0], CHURN[1], (CHURN[2][0], [tag]), CHURN[3]]
+
+
+@pytest.mark.parametrize("typo", ["stpe:features", "step features"])
+def test_a_misspelt_step_tag_is_refused_naming_the_cell_and_the_tag_meant(typo):
+    # Ignored, the cell would silently fold into step 'load'
+    with pytest.raises(CellError) as caught:
+        graph_of(_retagged(typo), path="Churn_Pipeline.ipynb")
+    assert str(caught.value) == (
+        f"Churn_Pipeline.ipynb: cell 2 ('features = encode(customers)'): unknown tag "
+        f"{typo!r}; did you mean 'step:features'?")
+
+
+def test_a_tag_for_another_tool_or_in_a_kale_notebook_stays_a_warning():
+    graph = graph_of(_retagged("hide-input") + [("report(forest)", ["step:report"])],
+                     path="Churn_Pipeline.ipynb")
+    assert [w.message for w in graph.warnings if w.code == "unknown-tag"] == [
+        "cell 2 ('features = encode(customers)'): unknown tag 'hide-input' ignored"]
+    kale = graph_of([("customers = load_customers()", ["block:load"]),
+                     ("features = encode(customers)", ["stpe:features"])],
+                    path="Churn_Kale.ipynb")
+    assert "unknown tag 'stpe:features' ignored" in [w.message for w in kale.warnings][0]
