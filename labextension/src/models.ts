@@ -6,6 +6,7 @@
  * It only shows what the server answers: the registry's logic is the Python package's.
  */
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
+import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 
 import {
@@ -42,6 +43,9 @@ interface IMonitorRun {
  * The Models view's state and its element, redrawn on each change.
  */
 export class ModelsView {
+  /** `trans`: the labels' translations (ITranslator's bundle for jupyter_mlops). */
+  constructor(private trans: TranslationBundle) {}
+
   /** The element the panel shows under its "Models" tab. */
   readonly node = h('div', { className: 'jp-mlops-models' });
 
@@ -63,10 +67,12 @@ export class ModelsView {
       this._nextModels = page.next_page_token;
       this._message = page.models.length
         ? ''
-        : 'No registered models yet: %mlops register, a register: step, or jupyter-mlops models.';
+        : this.trans.__(
+            'No registered models yet: %mlops register, a register: step, or jupyter-mlops models.'
+          );
       await Promise.all([...this._open].map(name => this.loadVersions(name)));
     } catch (error) {
-      this._message = `Cannot list models: ${(error as Error).message}`;
+      this._message = this.trans.__('Cannot list models: %1', (error as Error).message);
     }
     this.draw();
   }
@@ -130,7 +136,9 @@ export class ModelsView {
     try {
       this._lineage.set(key, await api.versionLineage(v.model, v.version, this.notebookArg));
     } catch (error) {
-      Notification.error(`Cannot read the lineage of ${v.label}: ${(error as Error).message}`);
+      Notification.error(
+        this.trans.__('Cannot read the lineage of %1: %2', v.label, (error as Error).message)
+      );
     }
     this.draw();
   }
@@ -146,13 +154,18 @@ export class ModelsView {
         this._condition
       );
     } catch (error) {
-      Notification.error(`Cannot compare ${version.label}: ${(error as Error).message}`);
+      Notification.error(
+        this.trans.__('Cannot compare %1: %2', version.label, (error as Error).message)
+      );
       return;
     }
     const result = await showDialog({
-      title: `Promote ${version.label} to @${CHAMPION}?`,
-      body: new Widget({ node: renderComparison(preview) }),
-      buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Promote' })]
+      title: this.trans.__('Promote %1 to @%2?', version.label, CHAMPION),
+      body: new Widget({ node: renderComparison(preview, this.trans) }),
+      buttons: [
+        Dialog.cancelButton({ label: this.trans.__('Cancel') }),
+        Dialog.warnButton({ label: this.trans.__('Promote') })
+      ]
     });
     if (!result.button.accept) {
       return;
@@ -186,7 +199,7 @@ export class ModelsView {
         h(
           'button',
           { className: 'jp-mlops-button jp-mlops-more', onClick: () => void this.more() },
-          'More models'
+          this.trans.__('More models')
         )
       );
     }
@@ -195,8 +208,8 @@ export class ModelsView {
   private renderToolbar(): HTMLElement {
     const gates = h('input', {
       className: 'jp-mlops-filter jp-mlops-gates-input',
-      placeholder: 'Gates, e.g. accuracy>=champion and f1>=0.8',
-      title: 'Each version is judged by these conditions; a promotion requires them',
+      placeholder: this.trans.__('Gates, e.g. accuracy>=champion and f1>=0.8'),
+      title: this.trans.__('Each version is judged by these conditions; a promotion requires them'),
       value: this._condition,
       onChange: (e: Event) => {
         this._condition = (e.target as HTMLInputElement).value.trim();
@@ -209,7 +222,11 @@ export class ModelsView {
       gates,
       h(
         'button',
-        { className: 'jp-mlops-button', title: 'Refresh now', onClick: () => void this.refresh() },
+        {
+          className: 'jp-mlops-button',
+          title: this.trans.__('Refresh now'),
+          onClick: () => void this.refresh()
+        },
         '⟳'
       )
     );
@@ -233,7 +250,7 @@ export class ModelsView {
         h(
           'span',
           { className: 'jp-mlops-subtitle' },
-          model.latest_version ? ` · ${model.latest_version} versions` : ''
+          model.latest_version ? ` · ${this.trans.__('%1 versions', model.latest_version)}` : ''
         )
       ),
       open && error ? h('p', { className: 'jp-mlops-error' }, error) : null,
@@ -245,7 +262,7 @@ export class ModelsView {
               className: 'jp-mlops-button jp-mlops-more',
               onClick: () => void this.more(model.name)
             },
-            `More versions (${found.versions.length} of ${found.total})`
+            this.trans.__('More versions (%1 of %2)', found.versions.length, found.total)
           )
         : null
     );
@@ -255,6 +272,7 @@ export class ModelsView {
     const keys = [...new Set(found.versions.flatMap(v => Object.keys(v.metrics)))]
       .sort()
       .slice(0, KEY_METRICS);
+    const trans = this.trans;
     return h(
       'table',
       { className: 'jp-mlops-runs jp-mlops-versions' },
@@ -264,12 +282,12 @@ export class ModelsView {
         h(
           'tr',
           {},
-          h('th', {}, 'version'),
-          h('th', {}, 'aliases'),
+          h('th', {}, trans.__('version')),
+          h('th', {}, trans.__('aliases')),
           ...keys.map(k => h('th', {}, k)),
-          h('th', {}, 'gates'),
-          h('th', {}, 'monitoring'),
-          h('th', {}, 'lineage'),
+          h('th', {}, trans.__('gates')),
+          h('th', {}, trans.__('monitoring')),
+          h('th', {}, trans.__('lineage')),
           h('th', {}, '')
         )
       ),
@@ -296,12 +314,13 @@ export class ModelsView {
 
   private renderVersion(v: IModelVersion, keys: string[]): HTMLElement {
     const champion = v.aliases.includes(CHAMPION);
+    const trans = this.trans;
     return h(
       'tr',
       { className: 'jp-mlops-version', 'data-version': v.version },
       h(
         'td',
-        { title: `registered ${when(v.created_ms)}; click for its lineage` },
+        { title: trans.__('registered %1; click for its lineage', when(v.created_ms)) },
         h(
           'a',
           {
@@ -320,11 +339,13 @@ export class ModelsView {
       h(
         'td',
         { className: 'jp-mlops-gates' },
-        ...((v.recorded_gates ?? []) as IVerdict[]).map(r => verdict(r, 'when registered: ')),
+        ...((v.recorded_gates ?? []) as IVerdict[]).map(r =>
+          verdict(r, trans.__('when registered: '))
+        ),
         ...(v.gates ?? []).map(r => verdict(r))
       ),
       h('td', { className: 'jp-mlops-monitors' }, ...this.renderMonitors(v)),
-      h('td', { className: 'jp-mlops-lineage' }, lineage(v)),
+      h('td', { className: 'jp-mlops-lineage' }, lineage(v, trans)),
       h(
         'td',
         {},
@@ -336,7 +357,7 @@ export class ModelsView {
                 className: 'jp-mlops-button jp-mlops-promote',
                 onClick: () => void this.promote(v)
               },
-              'Promote to champion'
+              trans.__('Promote to champion')
             )
       )
     );
@@ -344,6 +365,7 @@ export class ModelsView {
 
   /** The version's newest monitor runs, each opening its drift report. */
   private renderMonitors(v: IModelVersion): HTMLElement[] {
+    const trans = this.trans;
     const runs = (v.monitors ?? []) as IMonitorRun[];
     const shown = runs.slice(0, MONITORS_SHOWN).map(run =>
       h(
@@ -355,17 +377,21 @@ export class ModelsView {
           href: api.artifactUrl(run.run_id, run.report, this.notebookArg),
           target: '_blank',
           rel: 'noopener',
-          title:
-            `Drift against ${run.reference}, run ${run.run_id}: largest PSI ` +
-            `${num(run.max_psi ?? undefined)} (${run.band}). Click for the report.`
+          title: trans.__(
+            'Drift against %1, run %2: largest PSI %3 (%4). Click for the report.',
+            run.reference,
+            run.run_id,
+            num(run.max_psi ?? undefined),
+            run.band
+          )
         },
         `${when(run.start_ms)} · PSI ${num(run.max_psi ?? undefined)} · ` +
-          (run.drifted ? 'drifted' : 'no drift')
+          (run.drifted ? trans.__('drifted') : trans.__('no drift'))
       )
     );
     const more = runs.length - shown.length;
     return more > 0
-      ? [...shown, h('span', { className: 'jp-mlops-subtitle' }, `+${more} more`)]
+      ? [...shown, h('span', { className: 'jp-mlops-subtitle' }, trans.__('+%1 more', more))]
       : shown;
   }
 
@@ -400,23 +426,26 @@ function verdict(result: IVerdict, when = ''): HTMLElement {
 }
 
 /** Where a version came from: notebook, git commit, run (full values in the tooltip). */
-function lineage(v: IModelVersion): HTMLElement {
+function lineage(v: IModelVersion, trans: TranslationBundle): HTMLElement {
   const parts = [
     v.notebook ? v.notebook.split('/').pop() : null,
     v.git_commit ? `@${v.git_commit.slice(0, 8)}` : null,
-    v.run_id ? `run ${v.run_id.slice(0, 8)}` : null
+    v.run_id ? trans.__('run %1', v.run_id.slice(0, 8)) : null
   ].filter(Boolean);
   const full = [
-    `notebook: ${v.notebook ?? '-'}`,
-    `git commit: ${v.git_commit ?? '-'}`,
-    `run: ${v.run_id ?? '-'}`,
-    `source: ${v.source}`
+    trans.__('notebook: %1', v.notebook ?? '-'),
+    trans.__('git commit: %1', v.git_commit ?? '-'),
+    trans.__('run: %1', v.run_id ?? '-'),
+    trans.__('source: %1', v.source)
   ];
   return h('span', { title: full.join('\n') }, parts.join(' · '));
 }
 
 /** The confirmation's body: the candidate against the current champion, metric by metric. */
-export function renderComparison(preview: IPromotionPreview): HTMLElement {
+export function renderComparison(
+  preview: IPromotionPreview,
+  trans: TranslationBundle
+): HTMLElement {
   const theirs = preview.champion;
   const delta = (a: number | null, b: number | null) =>
     a === null || b === null ? '' : (a - b >= 0 ? '+' : '') + num(a - b);
@@ -427,8 +456,8 @@ export function renderComparison(preview: IPromotionPreview): HTMLElement {
       'p',
       {},
       theirs
-        ? `@${preview.alias} moves from ${theirs.label} to ${preview.candidate.label}.`
-        : `Nobody holds @${preview.alias} yet: ${preview.candidate.label} takes it.`
+        ? trans.__('@%1 moves from %2 to %3.', preview.alias, theirs.label, preview.candidate.label)
+        : trans.__('Nobody holds @%1 yet: %2 takes it.', preview.alias, preview.candidate.label)
     ),
     h(
       'table',
@@ -439,9 +468,9 @@ export function renderComparison(preview: IPromotionPreview): HTMLElement {
         h(
           'tr',
           {},
-          h('th', {}, 'metric'),
-          h('th', {}, `candidate v${preview.candidate.version}`),
-          h('th', {}, theirs ? `champion v${theirs.version}` : 'champion'),
+          h('th', {}, trans.__('metric')),
+          h('th', {}, trans.__('candidate v%1', preview.candidate.version)),
+          h('th', {}, theirs ? trans.__('champion v%1', theirs.version) : trans.__('champion')),
           h('th', {}, 'Δ')
         )
       ),

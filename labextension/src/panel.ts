@@ -68,6 +68,7 @@ export class RunsPanel extends Widget {
     this.title.caption = this.trans.__('MLOps');
     this.node.addEventListener('scroll', () => this.scrolled());
     this._kfp = new KfpRunsView(this.trans, () => this.isVisible);
+    this._models = new ModelsView(this.trans);
   }
 
   private readonly trans: TranslationBundle;
@@ -715,7 +716,7 @@ export class RunsPanel extends Widget {
   private _selected = new Set<string>();
   private _view: View = 'list';
   private _tab: Tab = 'runs';
-  private _models = new ModelsView();
+  private readonly _models: ModelsView;
   private readonly _kfp: KfpRunsView;
   private _details: IRunDetails | null = null;
   private _chartMetric: string | null = null;
