@@ -55,6 +55,16 @@ class ParameterError(MlopsError, ValueError):
         super().__init__(f"{where}parameter {name!r}: {reason}")
 
 
+class ParametersFileError(ParameterError):
+    """A parameters file (`-f`) that cannot be read, or a value in it the notebook refuses:
+    named as the file (and the notebook it was given for), not as a parameter."""
+
+    def __init__(self, path: str, reason: str, notebook: str | None = None) -> None:
+        self.name, self.reason, self.notebook, self.path = path, reason, notebook, path
+        of = f" of notebook {notebook!r}" if notebook else ""
+        MlopsError.__init__(self, f"parameters file {path!r}{of}: {reason}")
+
+
 class TrackingError(MlopsError):
     """A tracking operation cannot be done as asked."""
 

@@ -10,6 +10,7 @@ checked against it. So the same input is accepted, or refused with the same mess
 from __future__ import annotations
 
 import ast
+import difflib
 import json
 import keyword
 import math
@@ -110,7 +111,9 @@ def known_parameter(parameters: Mapping[str, Parameter], name: str,
     check_parameter_name(name, notebook)
     if name in parameters:
         return parameters[name]
-    known = f"known: {', '.join(parameters)}" if parameters else \
+    close = difflib.get_close_matches(name, parameters, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    known = f"known: {', '.join(parameters)}{hint}" if parameters else \
         "there are none: tag a cell `parameters`"
     raise ParameterError(name, f"unknown parameter ({known})", notebook)
 

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import yaml
 
-from jupyter_mlops.errors import ParameterError, reason_of
+from jupyter_mlops.errors import ParameterError, ParametersFileError, reason_of
 from jupyter_mlops.notebook import StepGraph, parameter_values
 from jupyter_mlops.notebook.reader import read_bounded
 
@@ -52,7 +52,7 @@ class RunOptions:
 
     def parameter_values(self, graph: StepGraph) -> dict[str, Any]:
         """Every parameter's value: defaults, the params file, `parameters`, `cli_parameters`."""
-        given = dict(read_params_file(self.params_file)) if self.params_file else {}
+        given = params_file_values(graph, self.params_file) if self.params_file else {}
         given.update(self.parameters)
         return resolve(graph, given, list(self.cli_parameters))
 
@@ -61,22 +61,32 @@ MAX_FILE_BYTES = 16 * 2**20
 MAX_VALUES = 100_000  # values in the file once its aliases are expanded
 
 
+def params_file_values(graph: StepGraph, path: str | Path) -> dict[str, Any]:
+    """The values in a params.yaml file, each checked against the notebook's parameters;
+    errors name the file, and the parameter and notebook at fault."""
+    data = read_params_file(path)
+    try:
+        return parameter_values(graph.parameters, data, graph.path)
+    except ParameterError as error:
+        raise ParametersFileError(str(path), f"parameter {error.name!r}: {error.reason}",
+                                  graph.path) from None
+
+
 def read_params_file(path: str | Path) -> dict[str, Any]:
     """The mapping in a params.yaml file; a FIFO, a huge file or aliases that expand past
     MAX_VALUES (a "billion laughs" file) are refused before anything is built from them."""
     try:
         data = _load_yaml(read_bounded(Path(path), MAX_FILE_BYTES).decode("utf-8"))
     except UnicodeDecodeError as error:
-        raise ParameterError(str(path), f"the parameters file is not UTF-8 text: {error}") \
-            from None
+        raise ParametersFileError(str(path), f"not UTF-8 text: {error}") from None
     except (OSError, yaml.YAMLError, ValueError, RecursionError) as error:
         # ValueError: an integer of more digits than Python reads; RecursionError: deep nesting
-        raise ParameterError(str(path), "cannot read the parameters file: "
-                             f"{reason_of(error).split(';')[0]}") from None
+        raise ParametersFileError(str(path), "cannot read it: "
+                                  f"{reason_of(error).split(';')[0]}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ParameterError(str(path), "a parameters file holds a mapping of name: value")
+        raise ParametersFileError(str(path), "a parameters file holds a mapping of name: value")
     return data
 
 

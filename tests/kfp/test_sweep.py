@@ -69,7 +69,7 @@ def test_the_local_sweep_reads_the_same_grid_file(grid_file):
     ("alhpa: [0.1]\n", "parameter 'alhpa': unknown parameter (known: rows, alpha"),
     ("alpha: []\n", "parameter 'alpha': the grid lists no values"),
     ("- 0.1\n- 1.0\n", "a grid file holds a mapping of name: value"),
-    ("alpha: [0.1\n", "cannot read the grid file"),
+    ("alpha: [0.1\n", "ridge_grid.yaml: cannot read it"),
     ("", "the grid file names no parameter"),
 ])
 def test_a_bad_grid_file_is_named_with_the_field_at_fault(tmp_path, capsys, text, expected):

@@ -85,13 +85,28 @@ def test_a_params_file_written_by_hand(folder):
 @pytest.mark.parametrize("case", CASES["refused"],
                          ids=[f"{c['name']}={c['text']}" for c in CASES["refused"]])
 def test_p_and_f_refuse_with_the_grammars_message(folder, case):
-    expected = f"error: {NOTEBOOK}: {case['message']}"
     by_flag = _command(folder, "-p", case["name"], case["text"])
     by_file = _command(folder, "-f", _params_file(folder, "p.yaml",
                                                   {case["name"]: case["text"]}))
-    for process in (by_flag, by_file):
+    for process, named in ((by_flag, NOTEBOOK), (by_file, f"parameters file 'p.yaml' of "
+                                                           f"notebook {NOTEBOOK!r}")):
+        expected = f"error: {named}: {case['message']}"
         code, out, err = _finish(process)
         assert code == 1
         assert expected in err.splitlines(), err
         assert "Traceback" not in err and "run folder" not in out
     assert not (folder / ".mlops" / "runs").exists()  # refused before any step ran
+
+
+def test_a_params_file_missing_or_with_a_misspelt_name_is_named_as_the_file(folder):
+    (folder / "churn_params.yaml").write_text("max_iters: 50\n")
+    missing = _command(folder, "-f", "nope.yaml")
+    misspelt = _command(folder, "-f", "churn_params.yaml")
+    code, out, err = _finish(missing)
+    assert code == 1
+    assert err.startswith("error: parameters file 'nope.yaml': cannot read it: [Errno 2] "), err
+    code, out, err = _finish(misspelt)
+    assert code == 1
+    assert err.startswith(f"error: parameters file 'churn_params.yaml' of notebook "
+                          f"{NOTEBOOK!r}: parameter 'max_iters': unknown parameter (known: "), err
+    assert "did you mean 'max_iter'?)" in err and "Traceback" not in err
