@@ -16,6 +16,30 @@ NAMES_JS = f"[...document.querySelectorAll('{PANEL} .jp-mlops-run-link')].map(a 
 NOTEBOOK_JS = "window.jupyterapp.shell.currentWidget"
 EXPORT_BUTTON = "[data-command='jupyter-mlops:export-pipeline']"
 SHIPPED_PIPELINE = ROOT / "notebooks" / "02_tagged_pipeline.ipynb"
+# The Runs list's headers as shown: each one whole inside the panel (not cut by its cell or by
+# the panel's edge) and on one line (its text's line boxes share one top).
+HEADERS_JS = f"""() => {{
+  const panel = document.querySelector('{PANEL}');
+  const edge = panel.getBoundingClientRect();
+  const shown = [...panel.querySelectorAll('table.jp-mlops-runs thead th')]
+    .filter(th => th.getClientRects().length);
+  return {{
+    panelScrolls: panel.scrollWidth > panel.clientWidth,
+    wide: [...panel.querySelectorAll('*')]
+      .filter(e => !e.closest('td')  // a cell's content is clipped by the cell
+        && e.getBoundingClientRect().right > edge.left + panel.clientWidth)
+      .map(e => e.tagName + '.' + e.className).slice(0, 8),
+    headers: shown.map(th => {{
+      const box = th.getBoundingClientRect();
+      const text = document.createRange();
+      text.selectNodeContents(th);
+      const tops = new Set([...text.getClientRects()].map(r => Math.round(r.top)));
+      return {{ text: th.textContent, cut: th.scrollWidth > th.clientWidth
+        || box.left < edge.left || box.right > edge.left + panel.clientWidth,
+        lines: tops.size }};
+    }})
+  }};
+}}"""
 EXPLORE = ("import jupyter_mlops\n"
            "with jupyter_mlops.track('explore', experiment='Churn Explore') as run:\n"
            "    run.log_metrics({'accuracy': 0.91})")
@@ -58,6 +82,17 @@ def _open_panel(page) -> object:  # noqa: ANN001
 def _column(page, index: int) -> list[str]:  # noqa: ANN001
     return page.evaluate(f"[...document.querySelectorAll('{PANEL} tr.jp-mlops-run')]"
                          f".map(r => r.children[{index}].textContent)")
+
+
+def _assert_headers_fit(page) -> None:  # noqa: ANN001
+    """Every header the Runs list shows is whole and on one line at the panel's width (the
+    panel drops the least important columns to make room), and the panel does not scroll
+    sideways; status, run and duration are always among them."""
+    shown = page.evaluate(HEADERS_JS)
+    headers = shown["headers"]
+    assert {"status", "run", "duration"} <= {h["text"] for h in headers}, headers
+    assert [h for h in headers if h["cut"] or h["lines"] > 1] == [], headers
+    assert not shown["panelScrolls"], shown
 
 
 def _tags(page, cell: int) -> list[str]:  # noqa: ANN001
@@ -239,6 +274,7 @@ def test_the_panel_lists_the_notebooks_runs_of_every_experiment(page, lab):  # n
     notebook = _open_notebook(page, lab, "panel_runs/02_tagged_pipeline.ipynb")
     _run_locally(page, notebook)
     _wait_names(page, STEPS, pipelines=1)  # the pipeline's run and one run per step
+    _assert_headers_fit(page)  # the panel opened on the run: JupyterLab's default width
 
     # A run of this notebook in an experiment of the user's choosing, from a new cell.
     cells = page.evaluate(f"{NOTEBOOK_JS}.content.widgets.length")
@@ -270,4 +306,5 @@ def test_notebook_7_has_the_panel_in_its_left_area(page, lab, screenshots):  # n
     _run_locally(page, ".jp-NotebookPanel")  # opens the panel there, following the run
     assert page.locator(f"#jp-left-stack {PANEL}").is_visible()
     _wait_names(page, STEPS, pipelines=1)
+    _assert_headers_fit(page)  # Notebook 7's narrower left area
     page.screenshot(path=str(screenshots / "notebook7-panel.png"))
