@@ -3,7 +3,7 @@ versions in the notebook folder's mlflow.db) shows the alias badges and a versio
 lists the drift reports logged against a version (its monitor runs, coloured by band, each
 opening its report), promotes version 2 to champion after a confirmation that compares it with
 version 1, and shows @champion moved; MLflow then has the alias on version 2 and version 1 as
-its previous holder."""
+its previous holder. All at the sidebar's default width, where the table must fit the panel."""
 
 from __future__ import annotations
 
@@ -35,12 +35,13 @@ def test_models_view_promotes_the_challenger_after_the_comparison(page, lab, scr
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")],
                                             metadata={"kernelspec": kernel}), folder / NOTEBOOK)
     open_notebook(page, lab, f"models_view/{NOTEBOOK}", "models-view")
-    panel = open_panel(page)
+    panel = open_panel(page, widen=0)  # JupyterLab's default sidebar width
     panel.locator(".jp-mlops-tab[data-tab='models']").click()
     page.locator(f"{MODEL_ROW} .jp-mlops-model-header").click()
     _wait_aliases(page, {"2": ["challenger"], "1": ["champion"]})
     assert page.locator(f"{MODEL_ROW} .jp-mlops-model-header .jp-mlops-badge").all_inner_texts() \
         == ["@challenger v2", "@champion v1"]
+    _table_fits_the_panel(page)
     assert NOTEBOOK in page.locator(f"{MODEL_ROW} tr[data-version='2'] .jp-mlops-lineage") \
         .inner_text()
     assert page.locator(f"{MODEL_ROW} tr[data-version='1'] .jp-mlops-promote").count() == 0
@@ -69,6 +70,20 @@ def test_models_view_promotes_the_challenger_after_the_comparison(page, lab, scr
     client = MlflowClient(tracking_uri=str(store["uri"]), registry_uri=str(store["uri"]))
     assert int(client.get_registered_model(MODEL).aliases["champion"]) == 2
     assert client.get_model_version(MODEL, "2").tags[previous_holder_tag("champion")] == "1"
+
+
+def _table_fits_the_panel(page) -> None:  # noqa: ANN001
+    """Nothing is cut off at the right: the versions table is no wider than its container, the
+    panel does not scroll sideways, and the promote button lies inside the panel."""
+    widths = page.locator(f"{MODEL_ROW} table.jp-mlops-versions").evaluate(
+        "t => [t.scrollWidth, t.parentElement.clientWidth]")
+    assert widths[0] <= widths[1], widths
+    panel = page.locator(PANEL)
+    assert panel.evaluate("p => p.scrollWidth <= p.clientWidth")
+    outer = panel.bounding_box()
+    button = page.locator(f"{MODEL_ROW} tr[data-version='2'] .jp-mlops-promote").bounding_box()
+    assert outer["x"] <= button["x"] and \
+        button["x"] + button["width"] <= outer["x"] + outer["width"], (button, outer)
 
 
 def _monitor_runs_are_listed(page, store) -> None:  # noqa: ANN001
