@@ -289,7 +289,8 @@ export class RunsPanel extends Widget {
       this.renderTabs(),
       h(
         'div',
-        { className: 'jp-mlops-subtitle' },
+        // the whole path on hover: a long one is cut to one line (models.css)
+        { className: 'jp-mlops-subtitle', title: this._notebook || undefined },
         this._notebook ? `${this._notebook}` : '',
         this._experiments.length ? ' · ' : '',
         this.renderPicker()

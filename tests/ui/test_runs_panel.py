@@ -83,6 +83,8 @@ def test_a_cell_run_settles_within_two_seconds_of_the_cell_end(ran) -> None:  # 
 
 def test_session_nests_its_cell_runs_and_details_show_what_matters(ran) -> None:  # noqa: ANN001
     page, panel = ran
+    # The header's path is cut to one line when long; the whole path shows on hover.
+    assert panel.locator(".jp-mlops-subtitle").get_attribute("title").endswith(NOTEBOOK)
     session = panel.locator("tr.jp-mlops-run", has_text=SESSION)
     parent = session.get_attribute("data-run")
     children = panel.locator(f"tr.jp-mlops-child[data-parent='{parent}']")
