@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import json
@@ -32,8 +33,15 @@ def run_local(pipeline: Any, root: Path, log: io.StringIO | None = None,
     root.mkdir(parents=True, exist_ok=True)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root / "out"),
                workspace_root=str(root / "workspace"))
-    with _sandbox(root), contextlib.redirect_stdout(log or io.StringIO()):
-        pipeline(**arguments)
+    # kfp.local indents its tasks' logs by swapping builtins.print in and out; a ParallelFor's
+    # iterations do it from several threads, which can leave the indenting print in place
+    # for every later print of this process.
+    original_print = builtins.print
+    try:
+        with _sandbox(root), contextlib.redirect_stdout(log or io.StringIO()):
+            pipeline(**arguments)
+    finally:
+        builtins.print = original_print
     (run,) = [p for p in (root / "out").iterdir() if p.is_dir()]
     return run
 
