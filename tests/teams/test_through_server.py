@@ -176,6 +176,11 @@ def test_models_registered_promoted_and_loaded_by_alias_through_the_proxy(sessio
     # This process has no access to the server's artifact folder: models come by HTTP.
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
     monkeypatch.chdir(session.folder.parent)
+    # mlflow's setters export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI for child processes and
+    # set_registry_uri(None) leaves the latter: monkeypatch owns both, so later tests' kernels
+    # do not register their models with this (soon stopped) server.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", session.server.uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", session.server.uri)
     mlflow.set_tracking_uri(session.server.uri)
     mlflow.set_registry_uri(session.server.uri)
     try:
