@@ -8,6 +8,25 @@ Any layer may import this module: it imports nothing.
 from __future__ import annotations
 
 
+def cell_number(index: int) -> int:
+    """A cell's number as a person finds it: JupyterLab's status bar ("Cell 4 of 10") and
+    Notebook 7 count every cell, markdown included, from 1. `index` is the 0-based position
+    our metadata and step notebooks keep; only text for people goes through here."""
+    return index + 1
+
+
+def cell_ref(index: int, first_line: str | None = None) -> str:
+    """"cell 4 ('import pandas as pd')": a cell named in a message, with its first line."""
+    line = f" ({first_line!r})" if first_line else ""
+    return f"cell {cell_number(index)}{line}"
+
+
+def cells_ref(indices: list[int]) -> str:
+    """"cells 4,5,6" (or "cell 4"): the cells of a step named in text."""
+    numbers = ",".join(str(cell_number(i)) for i in indices)
+    return f"cells {numbers}" if len(indices) > 1 else f"cell {numbers}"
+
+
 class MlopsError(Exception):
     """Root of every error jupyter-mlops raises on purpose; its message is meant for a person."""
 
@@ -31,7 +50,7 @@ class CellError(NotebookError):
     def __init__(self, path: str, cell_index: int, first_line: str, reason: str) -> None:
         self.cell_index = cell_index
         self.first_line = first_line
-        super().__init__(path, f"cell {cell_index} ({first_line!r}): {reason}")
+        super().__init__(path, f"{cell_ref(cell_index, first_line)}: {reason}")
         self.reason = reason
 
 
@@ -98,9 +117,9 @@ class StepFailed(RunnerError):
         self.cell_index = cell_index
         self.source_line = source_line
         self.traceback = traceback
-        where = f" in cell {cell_index}" if cell_index is not None else ""
         line = f" ({source_line!r})" if source_line else ""
-        super().__init__(f"step {step!r} failed{where}{line}: {reason}")
+        where = f" in {cell_ref(cell_index, source_line)}" if cell_index is not None else line
+        super().__init__(f"step {step!r} failed{where}: {reason}")
 
 
 class KernelStartFailed(RunnerError):

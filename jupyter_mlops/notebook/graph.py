@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_mlops.errors import CellError, GraphError, reason_of
+from jupyter_mlops.errors import CellError, GraphError, cell_ref, reason_of
 from jupyter_mlops.notebook.analysis import CodeNames, analyse, parse_cell
 from jupyter_mlops.notebook.kale_meta import kale_metadata
 from jupyter_mlops.notebook.layout import DraftStep, Layout, code_cells, lay_out, pipeline_name
@@ -129,9 +129,11 @@ def _step(path: str, draft: DraftStep, layout: Layout, setup: _Names,
     _read_condition(step, parameters, draft.cells[0], own.first_read_cell)
     _check_model(path, draft, step)
     for name in sorted(set(own.names.binds) & set(parameters)):
+        first = draft.cells[0]
         layout.warnings.append(GraphWarning(
-            "parameter-rebound", f"step {step.name!r} rebinds parameter {name!r}; the pipeline "
-            "passes the parameter's value, and this step overrides it", draft.cells[0].index))
+            "parameter-rebound", f"{cell_ref(first.index, first.first_line)}: step "
+            f"{step.name!r} rebinds parameter {name!r}; the pipeline passes the parameter's "
+            "value, and this step overrides it", first.index))
     return step
 
 
@@ -287,7 +289,7 @@ def _check_conditions(graph: StepGraph) -> None:
 
 def _warn_unbound(graph: StepGraph, step: Step, name: str, cell: Cell) -> None:
     graph.warnings.append(GraphWarning(
-        "unbound-name", f"cell {cell.index} ({cell.first_line!r}): step {step.name!r} reads "
+        "unbound-name", f"{cell_ref(cell.index, cell.first_line)}: step {step.name!r} reads "
         f"{name!r} before any step binds it", cell.index))
 
 
@@ -318,8 +320,8 @@ def _check_acyclic(graph: StepGraph) -> None:
 
 
 def _raise_cycle(graph: StepGraph, cycle: list[str]) -> None:
-    where = ", ".join(
-        f"{name!r} at cell {graph.step(name).first_cell.index}" for name in dict.fromkeys(cycle))
+    where = ", ".join(f"{name!r} at {cell_ref(graph.step(name).first_cell.index)}"
+                      for name in dict.fromkeys(cycle))
     raise GraphError(graph.path, f"dependency cycle {' -> '.join(cycle)} ({where})", tuple(cycle))
 
 
@@ -338,7 +340,7 @@ def _collect_metrics(graph: StepGraph, layout: Layout) -> None:
                 producer = _parameter_reporter(graph, name)
             if producer is None:
                 graph.warnings.append(GraphWarning(
-                    "unbound-metric", f"cell {cell.index} ({cell.first_line!r}): metric "
+                    "unbound-metric", f"{cell_ref(cell.index, cell.first_line)}: metric "
                     f"{name!r} is bound by no step", cell.index))
                 continue
             producer.metrics.append(name)

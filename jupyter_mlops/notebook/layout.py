@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_mlops.errors import CellError, GraphError
+from jupyter_mlops.errors import CellError, GraphError, cell_ref
 from jupyter_mlops.notebook.model import Cell, GraphWarning
 from jupyter_mlops.notebook.tags import KALE, CellTags, TagValueError, parse_tags, suggest_tag
 
@@ -104,7 +104,7 @@ def _warn_unknown(path: str, layout: Layout, cell: Cell, tags: CellTags) -> None
             raise CellError(path, cell.index, cell.first_line,
                             f"unknown tag {tag!r}; did you mean {close!r}?")
         layout.warnings.append(GraphWarning(
-            "unknown-tag", f"cell {cell.index} ({cell.first_line!r}): unknown tag {tag!r} ignored",
+            "unknown-tag", f"{cell_ref(cell.index, cell.first_line)}: unknown tag {tag!r} ignored",
             cell.index))
 
 
@@ -140,7 +140,7 @@ def _continue_kale_block(layout: Layout, cell: Cell, block: str | None) -> None:
         getattr(layout, _SPECIAL_ROLES[block]).append(cell)
     else:
         layout.warnings.append(GraphWarning(
-            "left-out-cell", f"cell {cell.index} ({cell.first_line!r}) comes before the first "
+            "left-out-cell", f"{cell_ref(cell.index, cell.first_line)} comes before the first "
             "step and has no tag: left out of the pipeline, as Kale does (tag it skip to say "
             "so, or imports/functions to run it in every step)", cell.index))
 
@@ -169,12 +169,14 @@ def _open_step(path: str, layout: Layout, cell: Cell, tagged: str) -> DraftStep:
             return layout.steps[name]
         first = layout.steps[name].cells[0]
         raise CellError(path, cell.index, cell.first_line,
-                        f"duplicate step name {tagged!r}: cell {first.index} already starts it")
+                        f"duplicate step name {tagged!r}: {cell_ref(first.index)} already "
+                        "starts it")
     if name in layout.steps:
         other = layout.steps[name]
-        raise GraphError(path, f"step names {other.tagged_name!r} (cell {other.cells[0].index}) "
-                               f"and {tagged!r} (cell {cell.index}) both become {name!r}; "
-                               "rename one of them", (other.tagged_name, tagged))
+        raise GraphError(path, f"step names {other.tagged_name!r} "
+                               f"({cell_ref(other.cells[0].index)}) and {tagged!r} "
+                               f"({cell_ref(cell.index)}) both become {name!r}; rename one of them",
+                         (other.tagged_name, tagged))
     layout.tagged_names[tagged] = name
     step = layout.steps[name] = DraftStep(name, tagged)
     return step

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from jupyter_mlops.errors import NotebookFormatError
+from jupyter_mlops.errors import NotebookFormatError, cell_ref
 from jupyter_mlops.notebook.layout import code_cells
 from jupyter_mlops.notebook.model import Cell
 
@@ -150,7 +150,8 @@ def _check_structure(data: Any, path: str) -> None:
         raise NotebookFormatError(path, f"invalid notebook: '{field}' is not a list")
     for index, cell in enumerate(cells):
         if not isinstance(cell, dict):
-            raise NotebookFormatError(path, f"invalid notebook: cell {index} is not a JSON object")
+            raise NotebookFormatError(path,
+                                      f"invalid notebook: {cell_ref(index)} is not a JSON object")
     _check_depth(data, path)
 
 
@@ -168,9 +169,13 @@ def _check_depth(data: Any, path: str, limit: int = 64) -> None:
 
 
 def _describe(error: nbformat.ValidationError) -> str:
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    path = list(error.absolute_path)
+    cell = ""
+    if len(path) > 1 and path[0] == "cells" and isinstance(path[1], int):
+        cell, path = cell_ref(path[1]), path[2:]  # a cell as the person counts it, not JSON's [0]
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
     message = error.message if hasattr(error, "message") else str(error).splitlines()[0]
-    return f"{where.lstrip('.') or 'notebook'}: {message}"
+    return f"{', '.join(filter(None, (cell, where))) or 'notebook'}: {message}"
 
 
 def _read_percent_script(text: str, path: str) -> nbformat.NotebookNode:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from jupyter_mlops.errors import cells_ref
 from jupyter_mlops.notebook.model import StepGraph
 
 
@@ -15,8 +16,7 @@ def as_text(graph: StepGraph) -> str:
         lines += [f"  {p.name}: {p.type} = {p.default!r}" for p in graph.parameters.values()]
     lines.append("steps:")
     for step in graph.steps:
-        cells = ",".join(str(c.index) for c in step.own_cells)
-        lines.append(f"  {step.name}  (cells {cells})")
+        lines.append(f"  {step.name}  ({cells_ref([c.index for c in step.own_cells])})")
         if step.upstream:
             lines.append(f"    after: {', '.join(step.upstream)}")
         if step.parameters:

@@ -12,6 +12,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from jupyter_mlops.errors import cells_ref
 from jupyter_mlops.notebook.model import StepGraph
 from jupyter_mlops.widgets.fallback import StaticFallback
 from jupyter_mlops.widgets.html import UNKNOWN_COLOUR, esc, status_badge, status_colour
@@ -67,8 +68,7 @@ def graph_svg(graph: StepGraph, statuses: dict[str, str] | None = None) -> str:
         x, y = box(step.name)
         status = statuses.get(step.name)
         fill = status_colour(status) if status else UNKNOWN_COLOUR
-        tip = f"{step.name}: {status or 'not run'}; cells " + \
-            ",".join(str(c.index) for c in step.own_cells)
+        tip = f"{step.name}: {status or 'not run'}; {cells_ref([c.index for c in step.own_cells])}"
         parts.append(
             f'<g class="mlops-step" data-step="{esc(step.name)}" '
             f'data-status="{esc(status or "")}"><title>{esc(tip)}</title>'

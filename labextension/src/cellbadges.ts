@@ -7,7 +7,7 @@ import { Cell } from '@jupyterlab/cells';
 import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
 
 import { IGraph } from './api';
-import { h } from './dom';
+import { cellLabel, h } from './dom';
 import { IGraphState, LiveGraph } from './livegraph';
 import { stepColor } from './stepcolor';
 
@@ -97,7 +97,7 @@ function addSteps(graph: IGraph, view: (index: number) => ICellView): void {
 
 /** A message without its "cell N ('first line'): " prefix, which the cell itself says. */
 function onCell(message: string, index: number): string {
-  const start = message.indexOf(`cell ${index} (`);
+  const start = message.indexOf(`${cellLabel(index)} (`);
   const end = start < 0 ? -1 : message.indexOf('): ', start);
   return end < 0 ? message : message.slice(end + 3);
 }

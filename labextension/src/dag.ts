@@ -5,7 +5,7 @@
 import type { ElkExtendedEdge, ElkNode } from 'elkjs/lib/elk.bundled.js';
 
 import { IGraph } from './api';
-import { h, svg } from './dom';
+import { cellLabel, h, svg } from './dom';
 import { stepColor } from './stepcolor';
 
 const NODE_H = 32;
@@ -205,7 +205,7 @@ export class DagView {
 
   private tip(step: string): string {
     const first = this.graph.steps.find(s => s.name === step)?.cells?.[0];
-    return first !== undefined ? `${step} (cell ${first})` : step;
+    return first !== undefined ? `${step} (${cellLabel(first)})` : step;
   }
 
   private step(child: ElkNode): SVGElement {

@@ -85,3 +85,12 @@ export function num(value: number | undefined): string {
   }
   return Number.isInteger(value) ? String(value) : value.toPrecision(4);
 }
+
+/**
+ * "cell 4": a cell named in text, counted from 1 over every cell (markdown too), as
+ * JupyterLab's status bar and the server's messages count; the indices the server sends
+ * count from 0.
+ */
+export function cellLabel(index: number): string {
+  return `cell ${index + 1}`;
+}

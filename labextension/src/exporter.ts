@@ -48,9 +48,8 @@ export class ExportBody extends Widget {
     const graph = compiled.graph;
     this.dag = new DagView(graph);
     const warnings = [
-      ...graph.warnings.map(w =>
-        w.cell_index !== null ? trans.__('cell %1: %2', w.cell_index, w.message) : w.message
-      ),
+      // a warning about a cell names it (1-based, as the status bar counts) in its message
+      ...graph.warnings.map(w => w.message),
       ...compiled.warnings
     ];
     const params = Object.entries(graph.parameters);

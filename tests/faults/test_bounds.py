@@ -79,7 +79,7 @@ def test_out_of_range_step_options_are_refused_at_graph_time(tmp_path, tag, name
     _churn_model(tmp_path, tag)
     for command in ("graph", "compile"):
         result = cli(command, "Churn_Model.ipynb", cwd=tmp_path, timeout=QUICK)
-        assert_clear_error(result, "Churn_Model.ipynb", "cell 1", tag, named)
+        assert_clear_error(result, "Churn_Model.ipynb", "cell 2 (", tag, named)
 
 
 @pytest.mark.fault("lost")

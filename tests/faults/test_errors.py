@@ -127,7 +127,7 @@ def test_a_memory_error_from_the_parser_says_why(tmp_path):
         (PARAMETERS, ["parameters"]), ("delta = " + "-" * 100_000 + "n_trees", ["step:train"]),
     ])
     result = cli("graph", path, cwd=tmp_path)
-    assert_clear_error(result, "Minus_Chain.ipynb", "cell 1", "MemoryError", "nested")
+    assert_clear_error(result, "Minus_Chain.ipynb", "cell 2 (", "MemoryError", "nested")
     assert not result.stderr.rstrip().endswith(":")
 
 
@@ -138,7 +138,7 @@ def test_an_unknown_line_magic_shows_the_kernels_error_text(tmp_path):
     ])
     result = cli("run", path, "--no-track", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
-    failed = [line for line in result.stderr.splitlines() if "failed in cell 1" in line]
+    failed = [line for line in result.stderr.splitlines() if "failed in cell 2 (" in line]
     assert failed, result.stderr
     assert "Line magic function `%nosuchmagic` not found" in failed[0]
 

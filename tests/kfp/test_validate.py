@@ -86,7 +86,7 @@ def _notebook(path, cells):
 
 @pytest.mark.parametrize(("cells", "expected"), [
     ([("a = 1", ["step:train_model"]), ("b = a", ["step:train__model"])],
-     "'train_model' (cell 0) and 'train__model' (cell 1) both become 'train-model'"),
+     "'train_model' (cell 1) and 'train__model' (cell 2) both become 'train-model'"),
     ([("a = 1", ["step:one", "needs:two"]), ("b = 2", ["step:two", "needs:one"])],
      "dependency cycle one -> two -> one"),
 ])

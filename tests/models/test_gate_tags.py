@@ -67,7 +67,7 @@ def test_a_bad_gate_or_promotion_names_the_cell(train_tags, metrics_tags, cell, 
         _pipeline(train_tags, metrics_tags)
     assert caught.value.cell_index == cell
     assert reason in str(caught.value)
-    assert str(caught.value).startswith(f"Train_Churn.ipynb: cell {cell} (")
+    assert str(caught.value).startswith(f"Train_Churn.ipynb: cell {cell + 1} (")
 
 
 def test_the_graph_command_shows_each_steps_gates_and_model_tags():

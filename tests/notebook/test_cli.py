@@ -72,10 +72,14 @@ def test_graph_imports_neither_mlflow_nor_kfp():
 
 
 def test_graph_refuses_a_misspelt_step_tag_with_the_tag_meant(write_notebook):
-    path = write_notebook([("customers = load_customers()", ["step:load"]),
+    path = write_notebook(["# Churn pipeline", ("customers = load_customers()", ["step:load"]),
                            ("features = encode(customers)", ["stpe:features"])],
                           name="Churn_Pipeline.ipynb")
     result = cli("graph", str(path))
     assert result.returncode == 1, result.stdout
-    assert "cell 1 ('features = encode(customers)'): unknown tag 'stpe:features'; did you " \
+    # numbered as JupyterLab's status bar counts ("Cell 3 of 3"): from 1, the markdown included
+    assert "cell 3 ('features = encode(customers)'): unknown tag 'stpe:features'; did you " \
         "mean 'step:features'?" in result.stderr
+    path.write_text(path.read_text().replace("stpe:", "step:"))
+    shown = cli("graph", str(path)).stdout
+    assert "load  (cell 2)" in shown and "features  (cell 3)" in shown, shown

@@ -162,7 +162,7 @@ def test_bad_parameters_cells_name_the_cell(source, fault):
         graph_of([(source, ["parameters"]), ("y = 1", [])])
     assert caught.value.cell_index == 0
     assert fault in str(caught.value)
-    assert "test.ipynb: cell 0" in str(caught.value)
+    assert "test.ipynb: cell 1 (" in str(caught.value)
 
 
 def test_soft_keywords_are_rejected_as_parameter_names():
@@ -173,12 +173,12 @@ def test_soft_keywords_are_rejected_as_parameter_names():
 @pytest.mark.parametrize(("cells", "error", "fault"), [
     ([("a = 1", ["step:one", "needs:nowhere"])], CellError, "unknown step 'nowhere'"),
     ([("a = 1", ["step:one"]), ("b = 1", ["step:one"])], CellError,
-     "duplicate step name 'one': cell 0 already starts it"),
+     "duplicate step name 'one': cell 1 already starts it"),
     ([("a = 1", ["step:Train"])], CellError, "step name 'Train' is not DNS-safe"),
     ([("a = 1", ["step:" + "a" * 64])], CellError, "is not DNS-safe"),
     ([("a = 1", ["step:-x"])], CellError, "is not DNS-safe"),
     ([("a = 1", ["step:train_model"]), ("b = 1", ["step:train__model"])], GraphError,
-     "step names 'train_model' (cell 0) and 'train__model' (cell 1) both become 'train-model'"),
+     "step names 'train_model' (cell 1) and 'train__model' (cell 2) both become 'train-model'"),
     ([("a = 1", ["step:one", "needs:two"]), ("b = 1", ["step:two", "needs:one"])], GraphError,
      "dependency cycle one -> two -> one"),
     ([("a = b", ["step:one"]), ("b = a", ["step:two", "needs:two"])], GraphError,
@@ -192,7 +192,7 @@ def test_soft_keywords_are_rejected_as_parameter_names():
     ([("a = 1", ["setup", "step:one"])], CellError, "conflicting tags: setup, step:one"),
     ([("a = = 1", ["step:one"])], CellError, "line 1: syntax error"),
     ([("a = 1", ["step:train"]), ("b = 2", ["model:forest"])], CellError,
-     "cell 1 ('b = 2'): model:forest: step 'train' never assigns nor uses 'forest'"),
+     "cell 2 ('b = 2'): model:forest: step 'train' never assigns nor uses 'forest'"),
     ([("forest = 1", ["step:train", "register:Churn_Forest"])], CellError,
      "register:Churn_Forest needs a model:VARIABLE tag on step 'train'"),
     ([("forest = 1", ["step:train", "model:2forest"])], CellError,
@@ -210,7 +210,7 @@ def test_cycle_error_names_every_step_in_it():
         graph_of([("a = c", ["step:one", "needs:three"]), ("b = a", ["step:two"]),
                   ("c = b", ["step:three"])])
     assert set(caught.value.steps) == {"one", "two", "three"}
-    assert "'one' at cell 0" in str(caught.value)
+    assert "'one' at cell 1" in str(caught.value)
 
 
 def test_warnings_for_unknown_tags_unbound_names_and_rebound_parameters():
@@ -283,7 +283,7 @@ def test_a_misspelt_step_tag_is_refused_naming_the_cell_and_the_tag_meant(typo):
     with pytest.raises(CellError) as caught:
         graph_of(_retagged(typo), path="Churn_Pipeline.ipynb")
     assert str(caught.value) == (
-        f"Churn_Pipeline.ipynb: cell 2 ('features = encode(customers)'): unknown tag "
+        f"Churn_Pipeline.ipynb: cell 3 ('features = encode(customers)'): unknown tag "
         f"{typo!r}; did you mean 'step:features'?")
 
 
@@ -291,7 +291,7 @@ def test_a_tag_for_another_tool_or_in_a_kale_notebook_stays_a_warning():
     graph = graph_of(_retagged("hide-input") + [("report(forest)", ["step:report"])],
                      path="Churn_Pipeline.ipynb")
     assert [w.message for w in graph.warnings if w.code == "unknown-tag"] == [
-        "cell 2 ('features = encode(customers)'): unknown tag 'hide-input' ignored"]
+        "cell 3 ('features = encode(customers)'): unknown tag 'hide-input' ignored"]
     kale = graph_of([("customers = load_customers()", ["block:load"]),
                      ("features = encode(customers)", ["stpe:features"])],
                     path="Churn_Kale.ipynb")

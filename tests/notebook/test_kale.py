@@ -107,7 +107,7 @@ def test_kale_underscore_names_colliding_after_mapping_are_an_error():
 
 
 def test_kale_prev_naming_an_unknown_block_names_the_cell():
-    with pytest.raises(CellError, match="cell 1 .*unknown step 'missing'"):
+    with pytest.raises(CellError, match="cell 2 .*unknown step 'missing'"):
         graph_of([("a = 1", ["block:one"]), ("b = 1", ["block:two", "prev:missing"])])
 
 
@@ -132,7 +132,7 @@ def test_untagged_cells_before_the_first_step_are_left_out_and_said():
         ("load-customers", [3, 4]), ("score", [3, 5])]
     left_out = [w for w in graph.warnings if w.code == "left-out-cell"]
     assert [w.cell_index for w in left_out] == [1, 2]
-    assert "cell 2 ('raw_preview.describe()  # exploring_only') comes before the first step" \
+    assert "cell 3 ('raw_preview.describe()  # exploring_only') comes before the first step" \
         in left_out[1].message and "left out of the pipeline" in left_out[1].message
     text, spec = _compiled("Untagged_Preamble.ipynb")
     assert sorted(spec["root"]["dag"]["tasks"]) == ["load-customers", "score"]
@@ -143,7 +143,7 @@ def test_our_dialect_still_refuses_a_cell_before_the_first_step_and_says_how_to_
     with pytest.raises(CellError) as caught:
         graph_of([("import pandas as pd", []), ("a = 1", ["step:one"])])
     message = str(caught.value)
-    assert "cell 0 ('import pandas as pd')" in message
+    assert "cell 1 ('import pandas as pd')" in message
     assert "tag it skip to leave it out of the pipeline, setup to run it" in message
 
 
@@ -194,7 +194,7 @@ def test_a_notebook_reference_is_refused_naming_the_cell():
     with pytest.raises(CellError) as caught:
         read_graph(DATA / "Composed_Notebook.ipynb")
     message = str(caught.value)
-    assert "cell 1 ('# references the training notebook'): tag 'notebook:train_model'" in message
+    assert "cell 2 ('# references the training notebook'): tag 'notebook:train_model'" in message
     assert "compile that notebook on its own" in message
 
 

@@ -39,7 +39,7 @@ def test_plain_lines_when_not_on_a_terminal():
         ["train", "started"], ["train", "done"], ["load", "cached"], ["boom", "FAILED"],
         ["after", "skipped"]]
     assert "in 1.2s" in lines[1] or "in 1.3s" in lines[1]
-    assert "step 'boom' failed in cell 3 ('raise x'): ValueError: x" in lines[3]
+    assert "step 'boom' failed in cell 4 ('raise x'): ValueError: x" in lines[3]
     assert "\r" not in stream.getvalue()
 
 

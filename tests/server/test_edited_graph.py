@@ -44,7 +44,7 @@ async def test_a_cells_fault_names_the_cell(jp_fetch, notebooks) -> None:
     edited = _edited([(["step:a"], "x = 1"), (["step:Not A Name"], "y = x")])
     code, body = await _post(jp_fetch, "example.ipynb", edited)
     assert code == 400 and body["code"] == "invalid-notebook"
-    assert body["cell"] == 2 and "cell 2" in body["message"]
+    assert body["cell"] == 2 and "cell 3 (" in body["message"]  # as JupyterLab counts, from 1
     assert str(notebooks) not in body["message"]
 
 

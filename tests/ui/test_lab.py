@@ -198,7 +198,7 @@ def test_export_of_a_broken_notebook_names_the_cell(page, lab):  # noqa: ANN001
     error = page.locator(".jp-Dialog .jp-mlops-error")
     error.wait_for(timeout=WAIT_MS)
     message = error.inner_text()
-    assert "cell 1" in message and "nowhere" in message
+    assert "cell 2 (" in message and "nowhere" in message
     assert str(lab.root) not in message
 
 
