@@ -157,10 +157,10 @@ class MlflowServer:
         cmd = [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port",
                str(self.port), "--workers", "1", "--backend-store-uri", self.backend_uri,
                "--serve-artifacts", "--artifacts-destination", str(self.folder / "artifacts")]
-        log = open(self.folder / "server.log", "ab")  # noqa: SIM115
         # Own session: the server and its uvicorn worker are stopped together by the pid.
-        self.proc = subprocess.Popen(cmd, cwd=self.folder, env=env, stdout=log, stderr=log,
-                                     start_new_session=True)
+        with open(self.folder / "server.log", "ab") as log:
+            self.proc = subprocess.Popen(cmd, cwd=self.folder, env=env, stdout=log, stderr=log,
+                                         start_new_session=True)
         deadline = time.monotonic() + timeout  # schema migration on a fresh database: ~20 s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -173,6 +173,10 @@ class MlflowServer:
                 time.sleep(0.3)
         self.stop()
         raise RuntimeError((self.folder / "server.log").read_text()[-3000:])
+
+    def kill(self) -> None:
+        """A crash: SIGKILL the server and its worker; start() brings it back on the same port."""
+        self.stop(signal.SIGKILL)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:

@@ -3,70 +3,22 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from pg_server import VENV_BIN, MlflowServer, free_port
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "tracking"
-VENV_BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class MlflowServer:
-    """`mlflow server` on a SQLite file; killable and restartable on the same port."""
-
-    def __init__(self, folder: Path, port: int | None = None) -> None:
-        self.folder = folder
-        self.port = port or free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        db = self.folder / "server.db"
-        if not db.exists() and _TEMPLATE_DB is not None:
-            shutil.copy(_TEMPLATE_DB, db)  # skips the server's schema migration (seconds)
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        env.pop("MLFLOW_TRACKING_URI", None)
-        cmd = [str(VENV_BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port",
-               str(self.port), "--workers", "1",
-               "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
-               "--artifacts-destination", str(self.folder / "artifacts")]
-        log = open(self.folder / "server.log", "ab")  # noqa: SIM115
-        # Own session: the server and its uvicorn worker are stopped together by the pid.
-        self.proc = subprocess.Popen(cmd, cwd=self.folder, env=env, stdout=log, stderr=log,
-                                     start_new_session=True)
-        deadline = time.monotonic() + 300  # ≈ 6 s alone; minutes on 2 loaded cores
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError((self.folder / "server.log").read_text()[-3000:])
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=30)
-        self.proc = None
+def sqlite_server(folder: Path, port: int | None = None) -> MlflowServer:
+    """`mlflow server` on a SQLite file in `folder`; killable and restartable on the same port."""
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "server.db"
+    if not db.exists():
+        shutil.copy(template_db(), db)  # skips the server's schema migration (seconds)
+    return MlflowServer(f"sqlite:///{db}", folder, port)
 
 
 _TEMPLATE_DB: Path | None = None
@@ -83,12 +35,10 @@ def _server_db_template(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 @pytest.fixture
 def mlflow_server(tmp_path: Path):
-    folder = tmp_path / "server"
-    folder.mkdir()
-    server = MlflowServer(folder)
+    server = sqlite_server(tmp_path / "server")
     server.start()
     yield server
-    server.kill(signal.SIGTERM)
+    server.stop()
 
 
 @pytest.fixture
@@ -169,7 +119,7 @@ class Helpers:
     data = DATA
     venv_bin = VENV_BIN
     free_port = staticmethod(free_port)
-    MlflowServer = MlflowServer
+    sqlite_server = staticmethod(sqlite_server)
 
 
 @pytest.fixture

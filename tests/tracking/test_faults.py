@@ -74,8 +74,7 @@ def test_server_down_for_the_session_then_sync(h, workdir, tmp_path, monkeypatch
     spool = tmp_path / "home" / ".jupyter_mlops" / "spool"
     assert list(spool.rglob("*.jsonl"))
 
-    (tmp_path / "server").mkdir()
-    server = h.MlflowServer(tmp_path / "server", port)
+    server = h.sqlite_server(tmp_path / "server", port)
     server.start()
     try:
         done = subprocess.run([sys.executable, "-m", "jupyter_mlops.cli", "sync"], cwd=workdir,
@@ -88,7 +87,7 @@ def test_server_down_for_the_session_then_sync(h, workdir, tmp_path, monkeypatch
         assert all(run.info.status == "FINISHED" for run in runs.values())
         assert _history(store, runs["work"], "score") == [(0, 0.5)]
     finally:
-        server.kill(signal.SIGTERM)
+        server.stop()
     assert not list(spool.rglob("*.jsonl"))  # fully replayed spools are removed
 
 
