@@ -27,20 +27,36 @@ def check_env(graph: StepGraph, step: Step, pipeline_env: dict[str, str]) -> Non
 
 
 def apply_platform(step: Step, task: Any) -> None:
-    """Put the step's secrets, volumes, labels, annotations and variables on its task."""
+    """Put the step's secrets, volumes, labels, annotations and variables on its task.
+
+    The step's KubernetesExecutorConfig is built once, with kfp-kubernetes' messages, and set
+    on the task in one go: its `use_secret_as_env`, `mount_pvc`, `add_pod_label` ... each parse
+    the task's whole config from JSON and write it back, per call (most of the platform's cost
+    in a compile). The fields are the ones those functions fill.
+    """
     options = step.options
     for key in sorted(options.env):
         task.set_env_variable(key, options.env[key])
     if not (options.secrets or options.volumes or options.labels or options.annotations):
         return
     # Imported on first use: kfp.kubernetes imports the Kubernetes client (~0.6 s).
-    from kfp import kubernetes
+    from google.protobuf import json_format
+    from kfp.kubernetes import common
+    from kfp.kubernetes import kubernetes_executor_config_pb2 as pb
 
+    config = common.get_existing_kubernetes_config_as_message(task)
     for secret in options.secrets:  # tag order: the YAML is the same on every compile
-        kubernetes.use_secret_as_env(task, secret.secret, {secret.key: secret.env})
+        config.secret_as_env.append(pb.SecretAsEnv(
+            secret_name=secret.secret,  # deprecated by kfp-kubernetes, still filled by it
+            key_to_env=[pb.SecretAsEnv.SecretKeyToEnvMap(secret_key=secret.key,
+                                                         env_var=secret.env)],
+            optional=False,  # kfp-kubernetes' default: the pod does not start without it
+            secret_name_parameter=common.parse_k8s_parameter_input(secret.secret, task)))
     for volume in options.volumes:
-        kubernetes.mount_pvc(task, volume.pvc, volume.path)
-    for key, value in sorted(options.labels.items()):
-        kubernetes.add_pod_label(task, key, value)
-    for key, value in sorted(options.annotations.items()):
-        kubernetes.add_pod_annotation(task, key, value)
+        config.pvc_mount.append(pb.PvcMount(
+            constant=volume.pvc,  # deprecated by kfp-kubernetes, still filled by it
+            mount_path=volume.path,
+            pvc_name_parameter=common.parse_k8s_parameter_input(volume.pvc, task)))
+    config.pod_metadata.labels.update(sorted(options.labels.items()))
+    config.pod_metadata.annotations.update(sorted(options.annotations.items()))
+    task.platform_config["kubernetes"] = json_format.MessageToDict(config)
