@@ -43,10 +43,12 @@ class MlopsExtension(ExtensionApp):
     ).tag(config=True)
     full_refresh_seconds = Float(
         30.0, help="Seconds between full reloads of an experiment's run summary (catches "
-        "deletions and edits of finished runs; new and running runs refresh on every request)."
+        "deletions and edits of finished runs; new and running runs: see min_refresh_seconds)."
     ).tag(config=True)
     min_refresh_seconds = Float(
-        0.5, help="Requests closer together than this share one incremental refresh."
+        2.0, help="Seconds between two questions to the store of what changed in a "
+        "notebook's runs; requests meanwhile (the panel's next pages, sorts, polls) are "
+        "answered from memory."
     ).tag(config=True)
 
     def resolved_tracking_uri(self) -> str | None:

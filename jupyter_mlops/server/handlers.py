@@ -19,7 +19,7 @@ import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import url_path_join
 
-from jupyter_mlops.errors import CellError, MlopsError
+from jupyter_mlops.errors import CellError, MlopsError, StoreError
 from jupyter_mlops.models import gates, registry
 from jupyter_mlops.server import mlflow_reads, modelindex
 from jupyter_mlops.server.base import MlopsHandler, NotebookRef
@@ -96,12 +96,14 @@ class RunsHandler(MlopsHandler):
         query = self._query(self._narrowed(ref, experiment))
         page = found.index.search(scope, query)
         # `loading`: the runs are still being read; until then `total` counts those seen and
-        # an order other than newest first covers only them.
+        # an order other than newest first covers only them. `error`: why reading them failed
+        # (the runs listed are those held; the next request tries again).
+        error = self.safe_message(StoreError(page.error), ref) if page.error else None
         return {"experiment": mlflow_reads.experiment_dict(experiment) if experiment else None,
                 "experiments": self._experiments(found, scope, experiment),
                 "runs": [mlflow_reads.run_summary(r) for r in page.runs],
                 "total": page.total, "next_page_token": encode_token(query, page),
-                "loading": page.loading}
+                "loading": page.loading, "error": error}
 
     def _narrowed(self, ref: NotebookRef | None, experiment: Any) -> tuple[str, ...]:
         """The experiments a notebook's runs are narrowed to: the one asked for, if any (an
@@ -420,7 +422,7 @@ class PromotionHandler(MlopsHandler):
 
 def _no_runs() -> dict[str, Any]:
     return {"experiment": None, "experiments": [], "runs": [], "total": 0,
-            "next_page_token": None, "loading": False}
+            "next_page_token": None, "loading": False, "error": None}
 
 
 def _get_experiment(client: Any, experiment_id: str) -> Any:

@@ -21,6 +21,12 @@ after the previous page's last run (a cursor in the page token), while other ord
 runs loaded so far and say so (`RunPage.loading`). What is kept of a run is an `IndexedRun`
 (a quarter of an MLflow Run's memory), and the scopes used least recently are dropped
 when all together hold more than `max_runs` runs.
+
+A store's tag filter joins the tags of every run (10x the cost of a plain newest-first page):
+a notebook's newest page, and the runs started since the last refresh, are read without it
+and kept by their tags when the notebook's runs are most of those read. The store is asked
+what changed at most once per `min_refresh_seconds`; requests meanwhile answer from memory.
+A load or refresh that fails is reported in every answer (`RunPage.error`) until one succeeds.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import bisect
 import contextlib
 import hashlib
 import json
+import logging
 import sys
 import threading
 import time
@@ -38,6 +45,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_mlops.server.errors import bad_request
+
+_log = logging.getLogger(__name__)
 
 LIVE_STATUSES = ("RUNNING", "SCHEDULED")
 _PAGE = 10_000  # runs per search_runs call
@@ -48,6 +57,9 @@ _PAGE = 10_000  # runs per search_runs call
 _LOAD_PAGE = 250
 _LOAD_ATTEMPTS = 3
 _SEED = 100  # newest runs read for another order's first answer while loading
+# Runs started since the last refresh, across the scope's experiments, read in one query
+# without the tag filter when there are no more than this many (else the filtered queries).
+_FEW_NEW = 100
 _IDS_PER_QUERY = 100
 # Runs held by all scopes together before the least recently used are dropped: about 240 MiB
 # of IndexedRuns of 10 params, 10 metrics and 5 tags (1.6 KiB a run, benchmarks/README.md,
@@ -106,6 +118,7 @@ class RunPage:
     next_offset: int | None
     loading: bool = False  # the scope's runs are still loading: other orders than newest
     #                        first sort only the runs loaded so far
+    error: str | None = None  # why the runs could not all be read (the store named)
 
     def cursor(self) -> tuple[int, str] | None:
         """The last run's place in the default order, for the next page's `after`."""
@@ -175,8 +188,10 @@ class ExperimentRuns:
     load_seconds: float = 0.0  # how long the last full load took
     refreshed_at: float = 0.0
     loading: bool = False
+    error: str | None = None  # the last load's or refresh's failure, until one succeeds
     lock: threading.RLock = field(default_factory=threading.RLock)
     sorted_cache: dict[tuple[Any, ...], list[Any]] = field(default_factory=dict)
+    counts: tuple[int, dict[str, int]] = (-1, {})  # (version, runs per experiment)
 
     def replace(self, runs: Iterable[Any]) -> None:
         with self.lock:
@@ -223,19 +238,39 @@ class RunIndex:
         from the store and other orders sort what has loaded (`loading` says so)."""
         entry = self._entry(scope if isinstance(scope, Scope) else Scope((scope,)))
         with self._answer():
-            if entry.complete:
-                self._refresh(entry)
-            elif not query.tags:
-                # The newest page from the store: the answer in the default order; for
-                # another, the newest runs are among those sorted, however few have loaded.
+            page = self._page(entry, query)
+        page.error = entry.error
+        return page
+
+    def _page(self, entry: ExperimentRuns, query: RunQuery) -> RunPage:
+        from mlflow.exceptions import MlflowException
+
+        if entry.complete:
+            self._refresh(entry)
+        elif not query.tags:
+            # The newest page from the store: the answer in the default order; for
+            # another, the newest runs are among those sorted, however few have loaded.
+            try:
                 newest = self._newest(entry, query if query.newest_first else RunQuery(
                     max_results=max(query.max_results, _SEED),
                     experiment_ids=query.experiment_ids))
+            except MlflowException as error:  # answered from what has loaded, saying why
+                entry.error = self.problem(error)
+            else:
                 self._load_in_background(entry)  # only now: it does not slow the first answer
                 if query.newest_first or not newest.loading:  # not: the store had no more
                     return newest if query.newest_first else self._sorted(entry, query, False)
-            self._load_in_background(entry)
-            return self._sorted(entry, query, not entry.complete)
+        self._load_in_background(entry)
+        return self._sorted(entry, query, not entry.complete)
+
+    def problem(self, error: BaseException) -> str:
+        """Why the runs could not be read, in one line naming the store (password masked)."""
+        from jupyter_mlops.tracking.destination import masked
+        from jupyter_mlops.tracking.sink import reason
+
+        uri = str(getattr(self.client, "tracking_uri", "") or "the tracking store")
+        why = reason(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        return f"the runs could not all be read from {masked(uri)}: {why}"
 
     def _sorted(self, entry: ExperimentRuns, query: RunQuery, loading: bool) -> RunPage:
         with entry.lock:
@@ -272,10 +307,12 @@ class RunIndex:
         """Experiment id -> how many of the scope's runs it holds (as of the last search)."""
         entry = self._entry(scope)
         with entry.lock:
-            counts: dict[str, int] = {}
-            for run in entry.runs.values():
-                counts[run.info.experiment_id] = counts.get(run.info.experiment_id, 0) + 1
-            return counts
+            if entry.counts[0] != entry.version:  # counted once per change, not per request
+                counts: dict[str, int] = {}
+                for run in entry.runs.values():
+                    counts[run.info.experiment_id] = counts.get(run.info.experiment_id, 0) + 1
+                entry.counts = (entry.version, counts)
+            return dict(entry.counts[1])
 
     def _entry(self, scope: Scope) -> ExperimentRuns:
         with self._lock:
@@ -301,10 +338,18 @@ class RunIndex:
                 self._start_load(entry)
 
     def _refresh(self, entry: ExperimentRuns) -> None:
+        """What changed, asked of the store at most once per `min_refresh_seconds` (requests
+        meanwhile, and those waiting on the lock, answer from memory)."""
+        from mlflow.exceptions import MlflowException
+
         now = time.monotonic()
         with entry.lock:
             if now - entry.refreshed_at >= self.min_refresh_seconds:
-                self._incremental(entry)
+                try:
+                    self._incremental(entry)
+                    entry.error = None
+                except MlflowException as error:  # the runs held are answered, with why
+                    entry.error = self.problem(error)
                 entry.refreshed_at = time.monotonic()
             spacing = max(self.full_refresh_seconds, RELOAD_SPACING * entry.load_seconds)
             if now - entry.loaded_at >= spacing and not entry.loading:
@@ -326,6 +371,7 @@ class RunIndex:
                 runs: list[Any] = []
                 ids = self._experiment_ids(entry.scope)
                 for page in self._in_scope_pages(entry.scope, ids, size=_LOAD_PAGE):
+                    entry.error = None  # the store answers again
                     if first:
                         entry.upsert(page)
                     else:
@@ -336,8 +382,13 @@ class RunIndex:
                         entry.replace(runs)
                     self._incremental(entry)
                     entry.complete = True
+                    entry.error = None
                 entry.loaded.set()
                 entry.load_seconds = time.monotonic() - started
+        except Exception as error:  # noqa: BLE001 - any failure reaches the responses
+            # The next request starts the load again; until one succeeds, answers say why.
+            entry.error = self.problem(error)
+            _log.warning("jupyter_mlops: %s", entry.error)
         finally:
             entry.loaded_at = entry.refreshed_at = time.monotonic()
             entry.loading = False
@@ -348,13 +399,8 @@ class RunIndex:
         ids = self._experiment_ids(entry.scope)
         if query.experiment_ids:
             ids = [eid for eid in ids if eid in query.experiment_ids]
-        since = f"attributes.start_time <= {query.after[0]}" if query.after else ""
-        found: dict[str, Any] = {}
-        for base in entry.scope.filters():
-            clause = " AND ".join(c for c in (base, since) if c)
-            found.update((r.info.run_id, r) for r in self._first_after(
-                entry.scope, ids, clause, query.after, query.max_results + 1))
-        ordered = sorted(found.values(), key=_newest_order)
+        found = self._newest_runs(entry.scope, ids, query.after, query.max_results + 1)
+        ordered = sorted(found, key=_newest_order)
         page = ordered[:query.max_results]
         entry.upsert(page)  # the newest runs take part in other orders while the rest loads
         end = query.offset + len(page)
@@ -367,27 +413,61 @@ class RunIndex:
         loading = more or query.after is not None
         return RunPage(page, max(known, end + more), end if more else None, loading=loading)
 
-    def _first_after(self, scope: Scope, experiment_ids: list[str], clause: str,
+    def _newest_runs(self, scope: Scope, experiment_ids: list[str],
                      after: tuple[int, str] | None, wanted: int) -> list[Any]:
+        """The scope's first `wanted` runs after `after` in the default order, or a few more.
+        Where the scope's runs are most of their experiments' (a notebook's sweep), newest
+        pages of every run are read and kept by their tags: a store's tag filter joins the
+        tags of every run, 10x the cost. Else one tag-filtered query per tag value."""
+        since = f"attributes.start_time <= {after[0]}" if after else ""
+        if scope.any_tags:
+            found = self._first_after(scope, experiment_ids, since, after, wanted, dense=True)
+            if found is not None:
+                return found
+        runs: dict[str, Any] = {}
+        for base in scope.filters():
+            clause = " AND ".join(c for c in (base, since) if c)
+            runs.update((r.info.run_id, r) for r in self._first_after(
+                scope, experiment_ids, clause, after, wanted) or [])
+        return list(runs.values())
+
+    def _first_after(self, scope: Scope, experiment_ids: list[str], clause: str,
+                     after: tuple[int, str] | None, wanted: int,
+                     dense: bool = False) -> list[Any] | None:
         """The first `wanted` runs of the scope matching `clause` that come after `after` in
-        the default order (runs sharing its start_time may come before it: skipped)."""
+        the default order (runs sharing its start_time may come before it: skipped). `dense`:
+        None as soon as fewer than half the runs read are the scope's."""
         found: list[Any] = []
+        read = 0
         for page in self._pages(experiment_ids, clause, wanted):
+            read += len(page)
             found += [r for r in page if scope.holds(r)
                       and (after is None or newest_key_of(r)[0] < after[0]
                            or r.info.run_id > after[1])]
             if len(found) >= wanted:
                 break
+            if dense and 2 * len(found) < read:
+                return None
         return found[:wanted]
 
     def _incremental(self, entry: ExperimentRuns) -> None:
         ids = self._experiment_ids(entry.scope)
-        since = f"attributes.start_time >= {entry.watermark}"
-        new = self._in_scope(entry.scope, ids, since)
+        new = self._started_since(entry.scope, ids, entry.watermark)
         fresh = [r for r in new if r.info.run_id not in entry.runs]
         live = self._by_ids(ids, entry.live_ids())
         if fresh or live:
             entry.upsert([*fresh, *live])
+
+    def _started_since(self, scope: Scope, experiment_ids: list[str], start: int) -> list[Any]:
+        """The scope's runs started at `start` or later: when the experiments hold few such
+        runs (a refresh every few seconds), from one query without the tag filter (which joins
+        the tags of every run); else by the scope's filters."""
+        since = f"attributes.start_time >= {start}"
+        if scope.any_tags and experiment_ids:
+            page = self._search_page(experiment_ids, since, _FEW_NEW, None)
+            if not page.token:
+                return [r for r in map(IndexedRun, page) if scope.holds(r)]
+        return self._in_scope(scope, experiment_ids, since)
 
     def _by_ids(self, experiment_ids: list[str], run_ids: list[str]) -> list[Any]:
         found: list[Any] = []

@@ -113,6 +113,8 @@ export interface IRunsPage {
   /** The server is still reading the runs: `total` counts those seen so far, and an order
    * other than newest first sorts only them. */
   loading?: boolean;
+  /** Why the server could not read every run (the store named); it tries again. */
+  error?: string | null;
 }
 
 export interface IStep {

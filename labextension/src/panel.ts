@@ -133,6 +133,7 @@ export class RunsPanel extends Widget {
       this._runs = page.runs;
       this._total = page.total;
       this._loading = page.loading === true;
+      this._loadError = page.error ?? '';
       this._message = page.experiments.length
         ? ''
         : trans.__(
@@ -481,6 +482,13 @@ export class RunsPanel extends Widget {
             trans.__('Still loading runs: sorted by a column, the list holds those read so far.')
           )
         : null,
+      this._loadError
+        ? h(
+            'p',
+            { className: 'jp-mlops-error jp-mlops-load-error' },
+            trans.__('Not every run could be read: %1', this._loadError)
+          )
+        : null,
       h(
         'table',
         { className: 'jp-mlops-runs' },
@@ -712,6 +720,8 @@ export class RunsPanel extends Widget {
   private _total = 0;
   /** The server is still reading the runs (a sort covers only those read). */
   private _loading = false;
+  /** Why the server could not read every run (it tries again on the next poll). */
+  private _loadError = '';
   private _order: string | null = null;
   private _filter = '';
   private _selected = new Set<string>();

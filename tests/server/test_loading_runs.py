@@ -1,12 +1,14 @@
 """A notebook with thousands of runs: the first request does not wait for them all. Its page
 comes newest first straight from the store while the run index loads in the background, the
 response says `loading` until then (a sort by metric covers only what has loaded), and page
-tokens lead to the same next page across the switch and while new runs arrive."""
+tokens lead to the same next page across the switch and while new runs arrive. A load that
+fails says why in every response (`error`, naming the store) until one succeeds."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 import time
 import uuid
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from benchmarks.bench_server import FinishedRun, insert_runs
-from jupyter_mlops.server.runindex import RunIndex, RunQuery
+from jupyter_mlops.server.runindex import RunIndex, RunQuery, Scope
 from jupyter_mlops.steps.mlflow_vocabulary import NOTEBOOK_TAG
 from jupyter_mlops.tracking.notebook_info import tag_value
 
@@ -150,3 +152,45 @@ def test_the_least_recently_used_scope_is_dropped_beyond_max_runs(store) -> None
     # The big experiment went when the small one was asked for; the small one stays.
     assert index.search(small, RunQuery()).loading is False
     assert index.search(store["experiment_id"], RunQuery()).loading is True
+
+
+def test_a_notebook_with_few_of_the_experiments_runs_pages_by_its_tag(store) -> None:
+    """One run in 50 is the other notebook's: its newest page, as MLflow's tag filter gives it."""
+    client = MlflowClient(tracking_uri=store["uri"])
+    where = f"tags.`{NOTEBOOK_TAG}` = '/elsewhere/Other.ipynb'"
+    expected = [r.info.run_id for r in client.search_runs([store["experiment_id"]], where,
+                                                          max_results=20)]
+    index = RunIndex(client, full_refresh_seconds=3600, min_refresh_seconds=0)
+    scope = Scope(None, ((NOTEBOOK_TAG, "/elsewhere/Other.ipynb"),))
+    with index.load_lock:
+        page = index.search(scope, RunQuery(max_results=20))
+        assert ([r.info.run_id for r in page.runs], page.loading) == (expected, True)
+
+
+def _move_table(store: dict[str, str], old: str, new: str) -> None:
+    with sqlite3.connect(store["uri"].removeprefix("sqlite:///")) as db:
+        db.execute(f"ALTER TABLE {old} RENAME TO {new}")
+
+
+async def test_a_load_that_fails_says_why_until_one_succeeds(
+        jp_fetch, jp_serverapp, store) -> None:  # noqa: ANN001
+    index = _index(jp_serverapp, store)
+    with index.load_lock:
+        first = await _runs(jp_fetch)
+        assert (first["loading"], first["error"]) == (True, None)
+        # The store breaks under the load (a table MLflow reads is gone, as after a bad
+        # migration): the load's first page fails.
+        _move_table(store, "latest_metrics", "latest_metrics_away")
+    try:
+        deadline = time.monotonic() + 120
+        while not (failed := await _runs(jp_fetch, order_by=ORDER))["error"]:
+            assert time.monotonic() < deadline, "the failed load was never reported"
+            await asyncio.sleep(0.2)
+        assert failed["loading"] is True
+        assert failed["error"].startswith("the runs could not all be read from sqlite:///")
+        assert "mlflow.db" in failed["error"] and "latest_metrics" in failed["error"]
+        assert len(failed["error"].splitlines()) == 1
+    finally:
+        _move_table(store, "latest_metrics_away", "latest_metrics")
+    loaded = await _until_loaded(jp_fetch, order_by=ORDER)
+    assert loaded["error"] is None and loaded["total"] >= RUNS - RUNS // 50
