@@ -102,10 +102,6 @@ class ReleaseOutcome:
         failing = [r for r, b in zip(self.results, self.blocking, strict=True) if b]
         return gates.GateFailed(failing, where)
 
-    def lines(self) -> list[str]:
-        """What the run prints: each verdict, then what was registered and promoted or why not."""
-        return [r.message for r in self.results] + self.notes
-
 
 def judge(plan: ReleasePlan, metrics: Mapping[str, float], client: Any = None) -> ReleaseOutcome:
     """Every gate's verdict on `metrics`. Gates against the champion read the registry through
@@ -120,43 +116,57 @@ def judge(plan: ReleasePlan, metrics: Mapping[str, float], client: Any = None) -
 
 
 def release(plan: ReleasePlan, metrics: Mapping[str, float], client: Any,
-            source: Callable[[Registration], ModelSource]) -> ReleaseOutcome:
+            source: Callable[[Registration], ModelSource],
+            say: Callable[[str], None] = lambda line: None) -> ReleaseOutcome:
     """Judge the gates; unless a quality gate failed, register each step's model (`source`
     says where it was logged) as `challenger`, and promote it when the gates against the
-    champion passed. Raises nothing for a failed gate: the caller fails the pipeline with
-    `outcome.error(...)`; the registry's own errors pass through."""
+    champion passed. Each verdict and step goes to `say` as it is known (waiting for the
+    model's store can take a while). Raises nothing for a failed gate: the caller fails the
+    pipeline with `outcome.error(...)`; the registry's own errors pass through."""
     from jupyter_mlops.models import registry
 
     outcome = judge(plan, metrics, client)
+    for result in outcome.results:
+        say(result.message)
+    note = _noter(outcome, say)
     if outcome.failed:
         if plan.registrations:
-            outcome.notes.append("not registered: a gate failed")
+            note("not registered: a gate failed")
         return outcome
     for entry in plan.registrations:
+        if client is not None:
+            say(f"registering {entry.model} from step {entry.step!r}...")
         found = source(entry) if client is not None else ModelSource(None, "tracking is off")
         if found.uri is None:
-            outcome.notes.append(f"{entry.model}: not registered, {found.reason}")
+            note(f"{entry.model}: not registered, {found.reason}")
             continue
         version = registry.register(found.uri, entry.model, alias=CHALLENGER, store=client,
                                     tags=gates.verdict_tags(outcome.results))
         outcome.registered[entry.model] = version.version
-        outcome.notes.append(f"registered {version.label} as @{CHALLENGER}")
+        note(f"registered {version.label} as @{CHALLENGER}")
         if entry.promote:
-            _promote(outcome, entry, version.version, client)
+            _promote(outcome, entry, version.version, client, note)
     return outcome
 
 
-def _promote(outcome: ReleaseOutcome, entry: Registration, version: int, client: Any) -> None:
+def _noter(outcome: ReleaseOutcome, say: Callable[[str], None]) -> Callable[[str], None]:
+    def note(line: str) -> None:
+        outcome.notes.append(line)
+        say(line)
+    return note
+
+
+def _promote(outcome: ReleaseOutcome, entry: Registration, version: int, client: Any,
+             note: Callable[[str], None]) -> None:
     from jupyter_mlops.models import registry
 
     if not outcome.beats_champion:
         holder = outcome.champion.label if outcome.champion else CHAMPION
-        outcome.notes.append(f"not promoted to @{entry.promote}: {entry.model} v{version} does "
-                             f"not beat {holder}")
+        note(f"not promoted to @{entry.promote}: {entry.model} v{version} does not beat {holder}")
         return
     promotion = registry.promote(entry.model, to=entry.promote or CHAMPION, version=version,
                                  store=client)
-    outcome.notes.append(promotion.message())
+    note(promotion.message())
 
 
 def release_pipeline_run(plan: ReleasePlan, metrics: Mapping[str, float], tracking_uri: str,
@@ -170,9 +180,8 @@ def release_pipeline_run(plan: ReleasePlan, metrics: Mapping[str, float], tracki
 
         client = open_client(tracking_uri)
     outcome = release(plan, metrics, client,
-                      lambda entry: _step_run_model(client, experiment, pipeline_run, entry))
-    for line in outcome.lines():
-        print(line)
+                      lambda entry: _step_run_model(client, experiment, pipeline_run, entry),
+                      say=print)
     if outcome.failed:
         raise outcome.error(f"pipeline run {pipeline_run}")
     return outcome

@@ -35,14 +35,24 @@ def release_run(graph: StepGraph, result: PipelineResult, tracker: Any,
         say(f"release: nothing judged or registered, step {skipped[0].name!r} was skipped "
             f"({skipped[0].reason})")
         return None
+    say(_announce(plan, tracker))  # opening the registry (importing mlflow) takes seconds
     client = _client(plan, tracker, tracking_uri)
-    outcome = release(plan, result.metrics, client, lambda entry: _source(entry, result, tracker))
+    outcome = release(plan, result.metrics, client, lambda entry: _source(entry, result, tracker),
+                      say)
     result.release = outcome
-    for line in outcome.lines():
-        say(line)
     if outcome.failed:
         result.gate_error = outcome.error(graph.path)
     return outcome
+
+
+def _announce(plan: Any, tracker: Any) -> str:
+    """The line said before the release starts, so the wait for the registry is not silent."""
+    parts = [f"judging gate(s) {', '.join(plan.gates)}"] if plan.gates else []
+    models = " and ".join(dict.fromkeys(r.model for r in plan.registrations))
+    parts += [f"registering {models}"] if models else []
+    opening = tracker is not None or any(g.relative for g in plan.parsed)
+    where = " (opening MLflow's registry)" if opening else ""
+    return f"release: {', then '.join(parts)}{where}..."
 
 
 def _client(plan: Any, tracker: Any, uri: str | None) -> Any:

@@ -59,6 +59,12 @@ def test_the_first_run_registers_the_winner_as_challenger_and_makes_it_champion(
     assert "gate f1>champion: passed" in output and "no champion to compare with" in output
     assert f"registered {MODEL} v1 as @challenger" in output
     assert f"{MODEL} v1 is now @champion (was nobody)" in output
+    # the seconds between the last step and the verdicts are not silent: said before they start
+    said = [output.index(text) for text in (
+        "choose                   done", "release: judging gate(s) accuracy>=0.7, f1>champion, "
+        f"then registering {MODEL} (opening MLflow's registry)...", "gate accuracy>=0.7: passed",
+        f"registering {MODEL} from step 'choose'...", f"registered {MODEL} v1 as @challenger")]
+    assert said == sorted(said), output
     report = (folder / "report-1.md").read_text()
     assert "# 05_gate_and_promote.ipynb: passed" in report
     assert "| `accuracy>=0.7` |" in report and "| label_noise | `0.2` |" in report
@@ -134,6 +140,12 @@ def test_the_release_through_an_mlflow_server_registers_promotes_and_lists(
     assert result.ok and result.exit_code == 0, output
     assert f"registered {MODEL} v1 as @challenger" in output
     assert f"{MODEL} v1 is now @champion (was nobody)" in output
+    # the seconds between the last step and the verdicts are not silent: said before they start
+    said = [output.index(text) for text in (
+        "choose                   done", "release: judging gate(s) accuracy>=0.7, f1>champion, "
+        f"then registering {MODEL} (opening MLflow's registry)...", "gate accuracy>=0.7: passed",
+        f"registering {MODEL} from step 'choose'...", f"registered {MODEL} v1 as @challenger")]
+    assert said == sorted(said), output
     assert _aliases(server) == {"champion": 1, "challenger": 1}
     version = MlflowClient(server).get_model_version(MODEL, "1")
     assert version.status == "READY" and version.run_id
