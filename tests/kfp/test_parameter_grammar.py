@@ -24,11 +24,7 @@ NOTEBOOK = CASES["notebook"]
 
 
 @pytest.fixture(autouse=True)
-def _in_the_notebooks_folder(monkeypatch, tmp_path) -> None:
-    for name in ("KFP_HOST", "KF_PIPELINES_ENDPOINT", "KFP_TOKEN", "KF_PIPELINES_TOKEN",
-                 "KFP_NAMESPACE", "KFP_COOKIES"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("JUPYTER_MLOPS_KFP_CONFIG", str(tmp_path / "absent.json"))
+def _in_the_notebooks_folder(no_ambient_kfp, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # kfp.Client reads ~/.config/kfp/context.json
     shutil.copy(PARAMS / NOTEBOOK, tmp_path / NOTEBOOK)
     monkeypatch.chdir(tmp_path)

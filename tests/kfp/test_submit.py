@@ -24,11 +24,7 @@ def package(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _no_ambient_settings(monkeypatch, tmp_path):
-    for name in ("KFP_HOST", "KF_PIPELINES_ENDPOINT", "KFP_TOKEN", "KF_PIPELINES_TOKEN",
-                 "KFP_NAMESPACE", "KFP_COOKIES"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("JUPYTER_MLOPS_KFP_CONFIG", str(tmp_path / "absent.json"))
+def _no_ambient_settings(no_ambient_kfp, monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))  # kfp.Client reads ~/.config/kfp/context.json
 
 

@@ -102,12 +102,9 @@ def test_a_when_on_a_swept_parameter_is_refused_naming_the_step(tmp_path, capsys
 
 
 def test_sweep_with_the_kfp_backend_submits_one_run_that_fans_out(
-        grid_file, monkeypatch, tmp_path):
+        grid_file, no_ambient_kfp, monkeypatch, tmp_path):
     import jupyter_mlops
 
-    for name in ("KFP_HOST", "KF_PIPELINES_ENDPOINT", "KFP_TOKEN", "KF_PIPELINES_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("JUPYTER_MLOPS_KFP_CONFIG", str(tmp_path / "absent.json"))
     monkeypatch.setenv("HOME", str(tmp_path))
     with KfpApiStandIn() as api:
         monkeypatch.setenv("KFP_HOST", api.url)

@@ -285,7 +285,8 @@ def test_the_monitor_command_names_bad_input(session, capsys, monkeypatch):
     assert code == 1 and f"reference {'0' * 32}: no such run in " in capsys.readouterr().err
 
 
-def test_on_drift_the_training_notebook_is_submitted_to_kfp(session, capsys, monkeypatch):
+def test_on_drift_the_training_notebook_is_submitted_to_kfp(session, no_ambient_kfp, capsys,
+                                                           monkeypatch):
     import importlib.util
     import json
 
@@ -296,9 +297,6 @@ def test_on_drift_the_training_notebook_is_submitted_to_kfp(session, capsys, mon
     standin = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, standin)  # its dataclasses look it up
     spec.loader.exec_module(standin)
-    for name in ("KFP_HOST", "KF_PIPELINES_ENDPOINT", "KFP_TOKEN", "KF_PIPELINES_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("JUPYTER_MLOPS_KFP_CONFIG", str(session.folder / "absent.json"))
     monkeypatch.chdir(session.folder)
     (session.folder / "Churn_Retrain.ipynb").write_text(json.dumps(RETRAIN))
     with standin.KfpApiStandIn() as api:

@@ -37,11 +37,7 @@ def kfp_host(kfp_api) -> str:  # noqa: ANN001 - the server's MlopsExtension.kfp_
 
 
 @pytest.fixture
-def churn(jp_root_dir: Path, monkeypatch) -> Path:  # noqa: ANN001
-    for name in ("KFP_HOST", "KF_PIPELINES_ENDPOINT", "KFP_TOKEN", "KF_PIPELINES_TOKEN",
-                 "KFP_NAMESPACE", "KFP_COOKIES"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("JUPYTER_MLOPS_KFP_CONFIG", str(jp_root_dir / "absent.json"))
+def churn(jp_root_dir: Path, no_ambient_kfp) -> Path:  # noqa: ANN001
     shutil.copy(PARAMS / NOTEBOOK, jp_root_dir / NOTEBOOK)
     return jp_root_dir
 

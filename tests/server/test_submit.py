@@ -38,12 +38,7 @@ def kfp_host(kfp_api) -> str:  # noqa: ANN001 - the server's MlopsExtension.kfp_
     return kfp_api.url
 
 
-@pytest.fixture(autouse=True)
-def _no_ambient_kfp(monkeypatch, tmp_path) -> None:  # noqa: ANN001
-    for name in ("KFP_HOST", "KF_PIPELINES_ENDPOINT", "KFP_TOKEN", "KF_PIPELINES_TOKEN",
-                 "KFP_NAMESPACE", "KFP_COOKIES"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("JUPYTER_MLOPS_KFP_CONFIG", str(tmp_path / "absent.json"))
+pytestmark = pytest.mark.usefixtures("no_ambient_kfp")
 
 
 async def _submit(jp_fetch, body: dict) -> tuple[int, dict]:  # noqa: ANN001
