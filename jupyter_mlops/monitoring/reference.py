@@ -108,8 +108,9 @@ def capture(model: Any, namespace: dict[str, Any], variable: str | None = None) 
         return None
     frame = as_frame(data, f"reference ({variable or 'training'})")
     rows = sample_rows(len(frame), PREDICT_ROWS, SEED)
-    scores = model_scores(model, data if rows is None else _rows(data, rows))
-    profile = build_profile(frame, scores, predicted_rows=rows)
+    # the model predicts on this thread while the profile's columns are taken on the others
+    profile = build_profile(frame, predict=lambda: model_scores(
+        model, data if rows is None else _rows(data, rows)), predicted_rows=rows)
     for said in profile.warnings:
         warnings.warn(f"jupyter-mlops: {said}", ProfileWarning, stacklevel=2)
     return profile.to_json()
