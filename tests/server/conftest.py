@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +28,7 @@ from jupyter_mlops.steps.mlflow_vocabulary import (
 EXAMPLE = Path(__file__).parents[2] / "notebooks" / "02_tagged_pipeline.ipynb"
 EXPERIMENT = "02_tagged_pipeline"
 TOKEN = "mlops-test-token"
+_STANDIN = Path(__file__).parents[1] / "kfp" / "kfp_api_standin.py"
 
 
 @pytest.fixture(scope="session")
@@ -55,8 +60,31 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return {"uri": uri, "experiment_id": experiment_id, "run_ids": run_ids}
 
 
+def _standin_module() -> Any:
+    name = "kfp_api_standin_for_server"
+    if name not in sys.modules:  # registered first: its dataclasses look their module up
+        spec = importlib.util.spec_from_file_location(name, _STANDIN)
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
 @pytest.fixture
-def kfp_host() -> str:
+def kfp_api(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The KFP tests' stand-in of the KFP API server; an indirect parameter gives the fields of
+    its Behaviour (`{"runs": [...]}`: the runs it lists)."""
+    module = _standin_module()
+    with module.KfpApiStandIn(module.Behaviour(**getattr(request, "param", {}))) as api:
+        yield api
+
+
+@pytest.fixture
+def kfp_host(request: pytest.FixtureRequest) -> str:
+    """The server's MlopsExtension.kfp_host: the stand-in's URL for a test that uses `kfp_api`,
+    else none configured."""
+    if "kfp_api" in request.fixturenames:
+        return str(request.getfixturevalue("kfp_api").url)
     return ""
 
 

@@ -3,12 +3,9 @@ kfp.Client, against the KFP tests' local stand-in of the KFP API server."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from .conftest import fetch_json
-from .test_submit import _standin_module
 
 RUNS = [
     {"run_id": "run-b", "display_name": "example 2026-12-01 10:20:00", "experiment_id": "exp-1",
@@ -23,16 +20,8 @@ RUNS = [
 ]
 
 
-@pytest.fixture
-def kfp_api() -> Iterator[object]:
-    module = _standin_module()
-    with module.KfpApiStandIn(module.Behaviour(runs=RUNS)) as api:
-        yield api
-
-
-@pytest.fixture
-def kfp_host(kfp_api) -> str:  # noqa: ANN001 - the server's MlopsExtension.kfp_host
-    return kfp_api.url
+# The stand-in lists these runs.
+LISTING = pytest.mark.parametrize("kfp_api", [{"runs": RUNS}], indirect=True, ids=["runs"])
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +29,7 @@ def _no_ambient_kfp(no_ambient_kfp, monkeypatch, tmp_path) -> None:  # noqa: ANN
     monkeypatch.setenv("HOME", str(tmp_path))  # kfp.Client reads ~/.config/kfp/context.json
 
 
+@LISTING
 async def test_the_notebooks_pipeline_runs_come_from_the_configured_host(  # noqa: ANN001
         jp_fetch, notebooks, kfp_api) -> None:
     code, body = await fetch_json(jp_fetch, "mlops", "api", "kfp-runs",
@@ -57,6 +47,7 @@ async def test_the_notebooks_pipeline_runs_come_from_the_configured_host(  # noq
     assert "sort_by=created_at" in listed.path and listed.method == "GET"
 
 
+@LISTING
 async def test_a_refusing_kfp_server_is_a_502_with_its_message(jp_fetch, notebooks,  # noqa: ANN001
                                                               kfp_api) -> None:
     kfp_api.behaviour.status = 403

@@ -10,30 +10,17 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from .conftest import fetch_json
 from .test_local_runs import _poll, _start
-from .test_submit import _standin_module
 
 PARAMS = Path(__file__).resolve().parents[1] / "data" / "parameters"
 CASES = json.loads((PARAMS / "cases.json").read_text())
 NOTEBOOK = CASES["notebook"]
 REFUSED_IDS = [f"{c['name']}={c['text']}" for c in CASES["refused"]]
-
-
-@pytest.fixture
-def kfp_api() -> Iterator[object]:
-    with _standin_module().KfpApiStandIn() as api:
-        yield api
-
-
-@pytest.fixture
-def kfp_host(kfp_api) -> str:  # noqa: ANN001 - the server's MlopsExtension.kfp_host
-    return kfp_api.url
 
 
 @pytest.fixture

@@ -5,38 +5,11 @@ Against the KFP tests' local stand-in of the KFP API server (the only fake allow
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from .conftest import fetch_json
-
-_STANDIN = Path(__file__).parents[1] / "kfp" / "kfp_api_standin.py"
-
-
-def _standin_module():  # noqa: ANN202
-    name = "kfp_api_standin_for_server"
-    if name not in sys.modules:  # registered first: its dataclasses look their module up
-        spec = importlib.util.spec_from_file_location(name, _STANDIN)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-@pytest.fixture
-def kfp_api() -> Iterator[object]:
-    with _standin_module().KfpApiStandIn() as api:
-        yield api
-
-
-@pytest.fixture
-def kfp_host(kfp_api) -> str:  # noqa: ANN001 - the server's MlopsExtension.kfp_host
-    return kfp_api.url
-
 
 pytestmark = pytest.mark.usefixtures("no_ambient_kfp")
 
