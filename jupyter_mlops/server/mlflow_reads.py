@@ -28,6 +28,7 @@ from jupyter_mlops.steps.mlflow_vocabulary import (
     TRACK_LINE_TAG,
     run_row,
 )
+from jupyter_mlops.tracking.delivery import model_state
 from jupyter_mlops.tracking.destination import DEFAULT_DB, open_client, sqlite_path
 from jupyter_mlops.tracking.notebook_info import tag_value
 
@@ -203,12 +204,28 @@ def logged_models(client: Any, run: Any) -> list[dict[str, Any]]:
         return []
     registered: dict[str, list[dict[str, str]]] = {}
     for version in versions:
-        key = getattr(version, "model_id", None) or ""
+        key = _version_model_id(version, found)
         registered.setdefault(key, []).append({"name": version.name,
                                                "version": str(version.version)})
-    return [{"name": m.name, "model_id": m.model_id, "model_type": m.model_type,
-             "uri": m.model_uri, "registered": registered.get(m.model_id, [])}
-            for m in found]
+    return [_logged_model(m, registered.get(m.model_id, [])) for m in found]
+
+
+def _version_model_id(version: Any, logged: list[Any]) -> str:
+    """The logged model a registered version was made from. mlflow 3.17's SQL store returns
+    versions without their `model_id`; the source (`models:/m-...`) names it, and a version
+    registered from an artifact path of a run that logged one model is that model's."""
+    source = str(getattr(version, "source", "") or "")
+    found = getattr(version, "model_id", None) or (
+        source.removeprefix("models:/") if source.startswith("models:/m-") else None)
+    if found is None and len(logged) == 1:
+        found = logged[0].model_id
+    return found or ""
+
+
+def _logged_model(model: Any, versions: list[dict[str, str]]) -> dict[str, Any]:
+    state = model_state([f"{v['name']} v{v['version']}" for v in versions])  # the card's words
+    return {"name": model.name, "model_id": model.model_id, "model_type": model.model_type,
+            "uri": model.model_uri, "registered": versions, "state": state}
 
 
 def artifact_file(client: Any, run_id: str, path: str, folder: str) -> str:

@@ -1,7 +1,8 @@
 """What became of a session's records, in the user's words: stored, rejected by the store
 (kept in the quarantine file), waiting for a store that does not answer, or still being sent.
 
-One home for the lines the run card, `%mlops end` and `%mlops status` show. "Unreachable" is
+One home for the lines the run card, `%mlops end` and `%mlops status` show, and for a logged
+model's state, which the panel's run details say in the same words. "Unreachable" is
 said only when the sender saw the store not answer; a store that answered with an error
 rejected a record, and that record is named with the store's reason.
 """
@@ -68,9 +69,16 @@ def model_fate(tracker: Tracker, run: RunRef, register: str | None = None,
     if writer.spool.acked() < run.ended_at:
         return "", True  # the writer closed before the store had it: nothing to say here
     if not register:
-        return "stored", True
+        return model_state([]), True
     version = writer.run_id(registered_key(run.key, name))
-    return f"registered {register}{f' v{version}' if version else ''}", True
+    return model_state([f"{register}{f' v{version}' if version else ''}"]), True
+
+
+def model_state(versions: list[str]) -> str:
+    """A stored model's state as the card and the panel's run details both say it: the
+    registered versions made from it ("registered Churn_Classifier v3"), else that it is
+    stored and not registered."""
+    return f"registered {', '.join(versions)}" if versions else "stored, not registered"
 
 
 def _settled(writer: Writer, run: RunRef) -> bool:

@@ -76,6 +76,8 @@ export interface ILoggedModel {
   model_type: string | null;
   uri: string;
   registered: { name: string; version: string }[];
+  /** Its state in the run card's words: "registered NAME vN", "stored, not registered". */
+  state: string;
 }
 
 /** One run in full. */

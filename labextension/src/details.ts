@@ -166,9 +166,7 @@ function models(items: ILoggedModel[], trans: TranslationBundle): HTMLElement {
         { 'data-model': m.name },
         h('strong', {}, m.name),
         m.model_type ? ` (${m.model_type})` : '',
-        m.registered.length
-          ? ` → ${m.registered.map(r => `${r.name} v${r.version}`).join(', ')}`
-          : ` · ${trans.__('not registered')}`,
+        ` → ${m.state}`, // the run card's words for the same state, from the server
         h('div', { className: 'jp-mlops-model-uri' }, h('code', {}, m.uri))
       )
     )

@@ -73,6 +73,8 @@ async def test_models_and_versions_with_aliases_metrics_lineage_and_gates(
     assert origin["lineage"]["params"] == {"n_estimators": "5", "max_depth": "1"}
     assert origin["lineage"]["run_name"] == "Random_Forest"
     assert origin["lineage"]["git_commit"] == COMMIT
+    code, run = await fetch_json(jp_fetch, "mlops", "api", "runs", origin["lineage"]["run_id"])
+    assert [m["state"] for m in run["models"]] == [f"registered {MODEL} v1"]  # the card's words
 
     code, error = await fetch_json(jp_fetch, "mlops", "api", "models", MODEL,
                                    params={"condition": "accuracy >> 0.8"})

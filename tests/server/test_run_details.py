@@ -57,6 +57,7 @@ async def test_a_cell_runs_details_and_artifacts(jp_fetch, mlflow_store) -> None
     assert vocab.KIND_TAG not in run["internal_tags"]
     assert [(m["name"], m["model_type"] is None or isinstance(m["model_type"], str))
             for m in run["models"]] == [("model", True)]
+    assert run["models"][0]["state"] == "stored, not registered"  # as the run card says it
     assert run["source"] == SOURCE
     # Logged before runs kept their line: one naming the run.
     assert run["cell"] == f"%%mlops track 'train forest'\n{SOURCE}"

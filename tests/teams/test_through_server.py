@@ -116,7 +116,7 @@ def test_tracked_cells_are_stored_and_their_artifacts_come_through_the_proxy(ses
     card = html.unescape(session.kernel.shown(session.said[2]))  # redrawn once stored
     assert 'data-status="FINISHED"' in card, card
     assert "n_estimators=<b>30</b>" in card and "accuracy=<b>" in card
-    assert "model:</span> <b>forest</b> <span" in card and "→ stored" in card, card
+    assert "model:</span> <b>forest</b> <span" in card and "→ stored, not registered" in card, card
 
     runs = session.runs()
     assert set(runs) == {"Churn_Team", "Baseline_Forest", "Scaled_Logit"}
