@@ -122,14 +122,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(uri: str, port: int, token: str,
-                 work: Path = WORK) -> subprocess.Popen[bytes]:
-    """`jupyter server` with the extension on 127.0.0.1, rooted (and logging) in `work`."""
+def start_server(uri: str, port: int, token: str, work: Path = WORK,
+                 min_refresh: float | None = 0.0) -> subprocess.Popen[bytes]:
+    """`jupyter server` with the extension on 127.0.0.1, rooted (and logging) in `work`;
+    `min_refresh` None: the extension's default (the store asked what changed every 2 s)."""
     argv = [sys.executable, "-m", "jupyter_server", "--ip=127.0.0.1", f"--port={port}",
             "--no-browser", "--allow-root", f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={work}",
             "--ServerApp.jpserver_extensions={'jupyter_mlops.server': True}",
-            f"--MlopsExtension.tracking_uri={uri}", "--MlopsExtension.min_refresh_seconds=0"]
+            f"--MlopsExtension.tracking_uri={uri}"]
+    if min_refresh is not None:
+        argv.append(f"--MlopsExtension.min_refresh_seconds={min_refresh}")
     log = open(work / "server.log", "wb")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300  # minutes on a loaded machine

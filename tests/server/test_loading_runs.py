@@ -194,3 +194,32 @@ async def test_a_load_that_fails_says_why_until_one_succeeds(
         _move_table(store, "latest_metrics_away", "latest_metrics")
     loaded = await _until_loaded(jp_fetch, order_by=ORDER)
     assert loaded["error"] is None and loaded["total"] >= RUNS - RUNS // 50
+
+
+def test_runs_spread_over_days_page_as_mlflow_pages_them(store) -> None:
+    """A nightly notebook's runs, one every 3 hours for 3 days (newest pages read the last
+    hour, the rest of the day, then older): every page as MLflow's, cursor to cursor."""
+    client = MlflowClient(tracking_uri=store["uri"])
+    eid = client.create_experiment("Churn Nightly")
+    now, hour = int(time.time() * 1000), 3_600_000
+    for i in range(24):
+        client.create_run(eid, start_time=now - i * 3 * hour, run_name=f"nightly-{i}",
+                          tags={NOTEBOOK_TAG: "/home/ana/Nightly.ipynb"})
+    expected, token = [], None
+    while True:
+        page = client.search_runs([eid], f"tags.`{NOTEBOOK_TAG}` = '/home/ana/Nightly.ipynb'",
+                                  max_results=5, page_token=token)
+        expected.append([r.info.run_id for r in page])
+        if not (token := page.token):
+            break
+    index = RunIndex(client, full_refresh_seconds=3600, min_refresh_seconds=0)
+    scope, pages, after = Scope((eid,), ((NOTEBOOK_TAG, "/home/ana/Nightly.ipynb"),)), [], None
+    with index.load_lock:
+        while True:
+            found = index.search(scope, RunQuery(max_results=5, offset=5 * len(pages),
+                                                 after=after))
+            pages.append([r.info.run_id for r in found.runs])
+            if found.next_offset is None:
+                break
+            after = found.cursor()
+    assert pages == expected
