@@ -22,6 +22,9 @@ from jupyter_mlops.server.paths import resolve_notebook
 
 AUTH_RESOURCE = "mlops"
 MAX_INT = 2**63 - 1  # what a file offset or a database integer holds
+KFP_NOT_CONFIGURED = ("no Kubeflow Pipelines host is configured: start Jupyter with "
+                      "--MlopsExtension.kfp_host=https://KFP-API-HOST (or set it in "
+                      "jupyter_server_config.py)")
 
 # Stable codes for errors raised by Jupyter Server itself (auth, unknown method).
 _HTTP_CODES = {400: "bad-request", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
@@ -98,6 +101,13 @@ class MlopsHandler(APIHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data, default=str))
+
+    def kfp_connection(self) -> dict[str, str | None]:
+        """The configured KFP host and namespace (for kfp/); 409 when no host is configured."""
+        settings = self.mlops
+        if not settings.kfp_host:
+            raise ApiError(409, "kfp-not-configured", KFP_NOT_CONFIGURED)
+        return {"host": settings.kfp_host, "namespace": settings.kfp_namespace or None}
 
     async def notebook(self, api_path: Any) -> NotebookRef:
         """The notebook a request names; `api_path` is as the client sent it (any JSON)."""

@@ -22,7 +22,7 @@ from jupyter_server.utils import url_path_join
 from jupyter_mlops.errors import CellError, MlopsError, StoreError
 from jupyter_mlops.models import gates, registry
 from jupyter_mlops.server import mlflow_reads, modelindex
-from jupyter_mlops.server.base import MlopsHandler, NotebookRef
+from jupyter_mlops.server.base import KFP_NOT_CONFIGURED, MlopsHandler, NotebookRef
 from jupyter_mlops.server.errors import ApiError, bad_request
 from jupyter_mlops.server.jobs import notebook_html
 from jupyter_mlops.server.runindex import (
@@ -44,9 +44,6 @@ ARTIFACT_CHUNK = 1 << 16
 # Artifacts sent as text: what a tracked cell, a step and MLflow write that a person reads.
 TEXT_SUFFIXES = (".py", ".txt", ".log", ".json", ".ipynb", ".yaml", ".yml", ".md", ".csv",
                  ".toml", ".cfg", ".ini", "MLmodel")
-KFP_NOT_CONFIGURED = ("no Kubeflow Pipelines host is configured: start Jupyter with "
-                      "--MlopsExtension.kfp_host=https://KFP-API-HOST (or set it in "
-                      "jupyter_server_config.py)")
 
 
 class ConfigHandler(MlopsHandler):
@@ -306,17 +303,14 @@ class SubmitHandler(MlopsHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
-        settings = self.mlops
-        if not settings.kfp_host:
-            raise ApiError(409, "kfp-not-configured", KFP_NOT_CONFIGURED)
+        connection = self.kfp_connection()
         body = self.json_body()
         experiment, image, schedule = (_optional_string(body, key)
                                        for key in ("experiment", "image", "schedule"))
         cron = _cron(schedule) if schedule else None
         ref = await self.notebook(body.get("path"))
-        options = {"host": settings.kfp_host, "namespace": settings.kfp_namespace or None,
-                   "parameters": _parameters(body), "experiment": experiment,
-                   "image": image or settings.default_image or None, "schedule": cron}
+        options = {**connection, "parameters": _parameters(body), "experiment": experiment,
+                   "image": image or self.mlops.default_image or None, "schedule": cron}
         self.reply(await self.run_notebook_call(_submit, ref, options), status=201)
 
 
@@ -328,13 +322,10 @@ class KfpRunsHandler(MlopsHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        settings = self.mlops
-        if not settings.kfp_host:
-            raise ApiError(409, "kfp-not-configured", KFP_NOT_CONFIGURED)
+        connection = self.kfp_connection()
         limit = self.int_argument("limit", 20, 1, MAX_KFP_RUNS)
         ref = await self.notebook(self.get_query_argument("notebook", None))
-        options = {"host": settings.kfp_host, "namespace": settings.kfp_namespace or None,
-                   "limit": limit}
+        options = {**connection, "limit": limit}
         self.reply(await self.run_notebook_call(_kfp_runs, ref, options))
 
 
