@@ -53,7 +53,8 @@ function render(panel: NotebookPanel, state: IGraphState): void {
   panel.node.dataset.mlopsGraph = state.error ? 'error' : 'ok'; // tests wait on an answer
 }
 
-/** Each cell's view, by cell model id. A notebook without tags is one step: no badges. */
+/** Each cell's view, by cell model id. A notebook without step tags is one step: no step
+ * badges. */
 function cellViews(state: IGraphState): Map<string, ICellView> {
   const { graph, cellIds, error } = state;
   const views = new Map<string, ICellView>();
@@ -84,7 +85,10 @@ function cellViews(state: IGraphState): Map<string, ICellView> {
 }
 
 function addSteps(graph: IGraph, view: (index: number) => ICellView): void {
-  for (const step of graph.steps) {
+  // No step tag: the notebook is one implicit step ("main", as the DAG shows it). A badge on
+  // every cell would name a step nobody wrote; the roles (parameters, setup) still show.
+  const tagged = Object.values(graph.cells ?? {}).some(roles => roles.includes('step'));
+  for (const step of tagged ? graph.steps : []) {
     const color = stepColor(graph, step.name);
     step.cells.forEach((index, i) =>
       Object.assign(view(index), { step: step.name, first: i === 0, color })

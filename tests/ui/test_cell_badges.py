@@ -12,6 +12,7 @@ from .conftest import ROOT
 from .jupyterlab import EXPORT_BUTTON, NOTEBOOK_JS, open_notebook
 
 SHIPPED = ROOT / "notebooks" / "02_tagged_pipeline.ipynb"
+UNTAGGED = ROOT / "notebooks" / "01_tracking_quickstart.ipynb"  # a `parameters` tag, no step
 STEP_CONTROL = ".jp-Cell.jp-mod-active [data-command='jupyter-mlops:tag-step']"
 # What each tagged cell of the shipped notebook shows: (step, roles), by cell index.
 EXPECTED = {1: [None, ["parameters"]], 2: [None, ["setup"]], 4: ["load", []],
@@ -84,3 +85,15 @@ def test_cells_show_their_step_and_the_graph_follows_edits(page, lab, screenshot
     page.locator(".lm-Menu-item", has_text="Pipeline Tags").hover()
     page.locator(".lm-Menu-item", has_text="Skipped in pipelines").wait_for()
     page.keyboard.press("Escape")
+
+
+def test_a_notebook_without_step_tags_shows_no_step_badge(page, lab):  # noqa: ANN001
+    """It is one implicit step ("main" in the Export DAG): no cell carries a badge or a bar
+    naming a step nobody wrote; the cell tagged `parameters` still shows its role."""
+    shutil.copy(UNTAGGED, lab.folder("cell_badges") / "Churn_Quickstart.ipynb")
+    notebook = open_notebook(page, lab, "cell_badges/Churn_Quickstart.ipynb", "untagged")
+    page.locator(f"{notebook}[data-mlops-graph='ok']").wait_for(state="attached")
+    page.evaluate(f"{NOTEBOOK_JS}.content.scrollToItem(2)")
+    page.locator(f"{notebook} .jp-mlops-cell-role").wait_for()
+    assert _badges(page) == {2: [None, ["parameters"]]}
+    assert page.locator(f"{notebook} .jp-mlops-step-cell").count() == 0
