@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +110,28 @@ def capture(model: Any, namespace: dict[str, Any], variable: str | None = None) 
     frame = as_frame(data, f"reference ({variable or 'training'})")
     rows = sample_rows(len(frame), PREDICT_ROWS, SEED)
     # the model predicts on this thread while the profile's columns are taken on the others
-    profile = build_profile(frame, predict=lambda: model_scores(
+    profile = build_profile(frame, predict=lambda: _beside_profile(
         model, data if rows is None else _rows(data, rows)), predicted_rows=rows)
     for said in profile.warnings:
         warnings.warn(f"jupyter-mlops: {said}", ProfileWarning, stacklevel=2)
     return profile.to_json()
+
+
+def _beside_profile(model: Any, data: Any) -> Any | None:
+    """The model's scores, its BLAS on this thread alone: the profile has the other cores
+    meanwhile, and BLAS's own threads, which spin for their next task long after (about 0.1 s
+    of a core), would take one from it and from the rest of the cell."""
+    with _blas_threads().limit(limits=1, user_api="blas"):
+        return model_scores(model, data)
+
+
+@lru_cache(maxsize=1)
+def _blas_threads() -> Any:
+    """threadpoolctl's view of the BLAS libraries loaded (scikit-learn's dependency), made
+    once: it looks through every loaded library (2 ms)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _rows(data: Any, rows: np.ndarray) -> Any:
