@@ -200,22 +200,29 @@ def build_profile(frame: pd.DataFrame, predictions: Any = None, *,
         score_sample = take(numeric_values(scores), inner)
     found = dict(unsupported)
     found.update(pair for group in binned for pair in group.scored(score_sample))
-    profiles = [found[name] for name in map(str, frame.columns)]  # in the frame's order
+    profiled = None if scores is None else profile_column(scores, "predictions", inner, None)
+    return _assembled(frame, found, profiled, None if scores is None else predicted)
+
+
+def _assembled(frame: pd.DataFrame, found: Mapping[str, ColumnProfile | UnsupportedColumn],
+               predictions: ColumnProfile | None, predicted: int | None) -> Profile:
+    """The profile of the columns `found`, in the frame's order, or DriftInputError when no
+    column has one."""
+    profiles = [found[name] for name in map(str, frame.columns)]
     columns = {name: c for name, c in zip(map(str, frame.columns), profiles, strict=True)
                if not isinstance(c, UnsupportedColumn)}
     skipped = {c.column: c.dtype for c in profiles if isinstance(c, UnsupportedColumn)}
     if not columns:
         raise DriftInputError(f"the reference data has no column drift is measured on ({SUPPORTED}"
                               f"): {', '.join(f'{k} ({v})' for k, v in skipped.items())}")
-    profiled = None if scores is None else profile_column(scores, "predictions", inner, None)
-    return Profile(len(frame), columns, profiled, None if scores is None else predicted, skipped)
+    return Profile(len(frame), columns, predictions, predicted, skipped)
 
 
 Profiled = list[tuple[str, "ColumnProfile | UnsupportedColumn"]]
 
 
 @dataclass(frozen=True)
-class Binned:
+class _Binned:
     """Column profiles taken before the predictions are known, and the bin of each sampled row
     in them (`index`, a row per profiled column, its bins below `bins`): once the predictions
     are known, the mean prediction per bin (CSI) comes from these."""
@@ -234,11 +241,11 @@ class Binned:
 
 
 def _column_tasks(frame: pd.DataFrame, rows: np.ndarray | None, scored: bool,
-                  ) -> tuple[list[Callable[[], Binned]], Profiled]:
+                  ) -> tuple[list[Callable[[], _Binned]], Profiled]:
     """The profile's work, for the threads: the numeric columns in groups (one per thread, of
     at most GROUP columns), each categorical column on its own; and the unsupported columns."""
     numeric: list[NumericColumn] = []
-    tasks: list[Callable[[], Binned]] = []
+    tasks: list[Callable[[], _Binned]] = []
     unsupported: Profiled = []
     for label, series in frame.items():
         name = str(label)
@@ -258,11 +265,11 @@ def _column_tasks(frame: pd.DataFrame, rows: np.ndarray | None, scored: bool,
 
 
 def _categorical_or_skip(series: pd.Series, name: str, rows: np.ndarray | None,
-                         scored: bool) -> Binned:
+                         scored: bool) -> _Binned:
     try:
         return _bin_categorical(series, name, rows, scored)
     except UnsupportedColumn as skipped:
-        return Binned([(name, skipped)])
+        return _Binned([(name, skipped)])
 
 
 def profile_column(series: pd.Series, name: str, rows: np.ndarray | None,
@@ -299,12 +306,12 @@ def numeric_profile(values: np.ndarray, name: str, dtype: str, rows: np.ndarray 
 
 
 def _bin_numeric(columns: Sequence[NumericColumn], rows: np.ndarray | None,
-                 scored: bool) -> Binned:
+                 scored: bool) -> _Binned:
     return _bin_numeric_sorted(columns, rows, scored)[0]
 
 
 def _bin_numeric_sorted(columns: Sequence[NumericColumn], rows: np.ndarray | None,
-                        scored: bool) -> tuple[Binned, list[np.ndarray]]:
+                        scored: bool) -> tuple[_Binned, list[np.ndarray]]:
     """The profiles of numeric columns (but the scores per bin) and their samples' non-missing
     values, sorted. A column is sampled, sorted and counted in a row, while it is in the cache
     (a quarter less time than each step for all columns in turn); the sampled rows are binned
@@ -331,9 +338,9 @@ def _bin_numeric_sorted(columns: Sequence[NumericColumn], rows: np.ndarray | Non
             dtype=column.dtype, quantiles=tuple(quantiles.tolist()), counts=tuple(counts.tolist()),
             missing=missing, sample=len(present), kind=column.kind)))
     if not scored or not kept:
-        return Binned(profiles), presents
+        return _Binned(profiles), presents
     index = _bin_indices(sampled[kept], cuts)
-    return Binned(profiles, index, tuple(len(c) + 2 for c in cuts)), presents
+    return _Binned(profiles, index, tuple(len(c) + 2 for c in cuts)), presents
 
 
 def _quantiles(column: NumericColumn,
@@ -358,7 +365,7 @@ def categorical_profile(series: pd.Series, name: str, rows: np.ndarray | None,
 
 
 def _bin_categorical(series: pd.Series, name: str, rows: np.ndarray | None,
-                     scored: bool) -> Binned:
+                     scored: bool) -> _Binned:
     counts, missing = category_counts(series, name)
     if not counts:
         raise UnsupportedColumn(name, f"{series.dtype}, every value missing",
@@ -369,12 +376,12 @@ def _bin_categorical(series: pd.Series, name: str, rows: np.ndarray | None,
                                  counts=(*kept, sum(counts.values()) - sum(kept)),
                                  missing=missing)
     if not scored:
-        return Binned([(name, profile)])
+        return _Binned([(name, profile)])
     sampled = series if rows is None else series.iloc[rows]
     codes = pd.Index(ranked).get_indexer(sampled.astype(str))
     codes[codes < 0] = len(ranked)  # "other"
     codes[sampled.isna().to_numpy()] = len(ranked) + 1
-    return Binned([(name, profile)], codes[np.newaxis], (len(ranked) + 2,))
+    return _Binned([(name, profile)], codes[np.newaxis], (len(ranked) + 2,))
 
 
 # --- shared with drift.py: the one way a column is read, binned and counted ---
