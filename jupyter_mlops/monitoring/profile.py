@@ -602,14 +602,15 @@ def _means_per_bin(index: np.ndarray, bins: Sequence[int],
     present = ~np.isnan(scores)
     if not present.all():
         index, scores = index[:, present], scores[present]
-    means = []
-    for row, size in zip(index, bins, strict=True):
-        totals = np.bincount(row, weights=scores, minlength=size)
-        counts = np.bincount(row, minlength=size)
-        overall = float(totals.sum() / max(counts.sum(), 1))
-        per_bin = np.where(counts > 0, totals / np.maximum(counts, 1), overall)
-        means.append(tuple(per_bin.astype(np.float32).astype(np.float64).tolist()))
-    return means
+    totals, counts = np.zeros((len(index), max(bins))), np.zeros((len(index), max(bins)), int)
+    overall = np.empty((len(index), 1))
+    for i, (row, size) in enumerate(zip(index, bins, strict=True)):
+        totals[i, :size] = np.bincount(row, weights=scores, minlength=size)
+        counts[i, :size] = np.bincount(row, minlength=size)
+        overall[i] = totals[i, :size].sum() / max(counts[i, :size].sum(), 1)
+    means = np.where(counts > 0, totals / np.maximum(counts, 1), overall)
+    rounded = means.astype(np.float32).astype(np.float64)
+    return [tuple(row[:size].tolist()) for row, size in zip(rounded, bins, strict=True)]
 
 
 def _short(values: tuple[float, ...] | None) -> list[float] | None:
