@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -64,10 +66,12 @@ def _said(*outputs: Said | subprocess.CompletedProcess[str]) -> str:
                      for o in outputs)
 
 
-def _one_clear_line(end: Said, store: str, why: str, *others: Said) -> None:
+def _one_clear_line(end: Said, store: str, why: str, *others: Said,
+                    secrets: tuple[str, ...] = ()) -> None:
     """`%mlops end` says the fault in one line naming the store (password masked); nothing
-    the user sees holds a traceback or the password."""
+    the user sees holds a traceback or the password (nor any of `secrets`)."""
     shown = _said(end, *others)
+    assert all(secret not in shown for secret in secrets), shown
     assert PASSWORD not in shown and "Traceback" not in shown, shown
     said = end.stdout + end.stderr  # its text; the cards it redrew say it on each card
     lines = [line for line in said.splitlines() if store in line and why in line]
@@ -88,6 +92,34 @@ def _delivered(uri: str, names: list[str]) -> None:
             assert run.data.metrics == {"accuracy": 0.5 + n / 1000}
 
 
+def _kept_then_synced(tmp_path: Path, fault: AbstractContextManager[object], uri: str,
+                      why: str, *, store: str | None = None, secrets: tuple[str, ...] = (),
+                      database: str | None = None) -> None:
+    """Two cells tracked at `uri` while `fault` holds: `%mlops end` says `why` in one line
+    naming the store (`uri` masked unless given); once the fault is over, `jupyter-mlops sync`
+    delivers both to `database` (else `uri`), each once."""
+    with fault:
+        kernel = _kernel(tmp_path, uri)
+        try:
+            cells = [_track(kernel, f"Forest_{n}", n) for n in (50, 100)]
+            end = kernel.ok("%mlops end")
+        finally:
+            kernel.stop()
+        _one_clear_line(end, store or _masked(uri), why, *cells, secrets=secrets)
+    done = _sync(tmp_path, uri)
+    assert done.returncode == 0 and "replayed" in done.stdout, done.stdout + done.stderr
+    _delivered(database or uri, ["Forest_50", "Forest_100"])
+
+
+@contextmanager
+def _stopped(cluster: PostgresCluster) -> Iterator[None]:
+    cluster.stop()
+    try:
+        yield
+    finally:
+        cluster.start()
+
+
 def _database(cluster: PostgresCluster) -> str:
     name = f"Team_Store_{next(_names)}"
     return cluster.create_database(name, template=cluster.template)  # type: ignore[attr-defined]
@@ -99,20 +131,8 @@ def _masked(uri: str) -> str:
 
 def test_postgresql_down_at_start(pg_cluster: PostgresCluster, tmp_path: Path) -> None:
     uri = _database(pg_cluster)
-    pg_cluster.stop()
-    try:
-        kernel = _kernel(tmp_path, uri)
-        try:
-            cells = [_track(kernel, f"Forest_{n}", n) for n in (50, 100)]
-            end = kernel.ok("%mlops end")
-        finally:
-            kernel.stop()
-    finally:
-        pg_cluster.start()
-    _one_clear_line(end, _masked(uri), "cannot be opened: Connection refused", *cells)
-    done = _sync(tmp_path, uri)
-    assert done.returncode == 0 and "replayed" in done.stdout, done.stdout + done.stderr
-    _delivered(uri, ["Forest_50", "Forest_100"])
+    _kept_then_synced(tmp_path, _stopped(pg_cluster), uri,
+                      "cannot be opened: Connection refused")
 
 
 @pytest.mark.parametrize("through", ["postgresql", "mlflow server"])
@@ -168,21 +188,19 @@ def test_a_wrong_password(pg_cluster: PostgresCluster, tmp_path: Path) -> None:
                     database=database.rsplit("/", 1)[1])
     uri = database.replace(f"{USER}:{PASSWORD}@", f"{role}:{typed}@")
     store = uri.replace(f":{typed}@", ":***@")
-    kernel = _kernel(tmp_path, uri)
-    try:
-        cells = [_track(kernel, f"Forest_{n}", n) for n in (50, 100)]
-        end = kernel.ok("%mlops end")
-    finally:
-        kernel.stop()
-    assert typed not in _said(*cells, end)
-    _one_clear_line(end, store, f'password authentication failed for user "{role}"', *cells)
-    early = _sync(tmp_path, uri)
-    assert early.returncode == 1 and typed not in early.stdout + early.stderr
-    assert "Traceback" not in early.stderr and store in early.stdout, early.stdout + early.stderr
-    pg_cluster.psql(f"ALTER ROLE {role} PASSWORD '{typed}'")
-    done = _sync(tmp_path, uri)
-    assert done.returncode == 0 and "replayed" in done.stdout, done.stdout + done.stderr
-    _delivered(database, ["Forest_50", "Forest_100"])
+
+    @contextmanager
+    def until_the_password_is_set() -> Iterator[None]:
+        yield
+        early = _sync(tmp_path, uri)
+        assert early.returncode == 1 and typed not in early.stdout + early.stderr
+        assert "Traceback" not in early.stderr and store in early.stdout, \
+            early.stdout + early.stderr
+        pg_cluster.psql(f"ALTER ROLE {role} PASSWORD '{typed}'")
+
+    _kept_then_synced(tmp_path, until_the_password_is_set(), uri,
+                      f'password authentication failed for user "{role}"', store=store,
+                      secrets=(typed,), database=database)
 
 
 def test_a_database_without_mlflows_schema(pg_cluster: PostgresCluster,
@@ -191,20 +209,18 @@ def test_a_database_without_mlflows_schema(pg_cluster: PostgresCluster,
     Once the right database is in place, `jupyter-mlops sync` delivers."""
     name = f"Team_Empty_{next(_names)}"
     uri = pg_cluster.create_database(name)
-    kernel = _kernel(tmp_path, uri)
-    try:
-        cells = [_track(kernel, f"Forest_{n}", n) for n in (50, 100)]
-        end = kernel.ok("%mlops end")
-    finally:
-        kernel.stop()
-    _one_clear_line(end, _masked(uri), "holds no MLflow schema", *cells)
-    tables = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
-    assert pg_cluster.psql(tables, database=name).strip() == "0"  # nothing created in it
-    pg_cluster.psql(f'DROP DATABASE "{name}"')
-    pg_cluster.create_database(name, template=pg_cluster.template)  # type: ignore[attr-defined]
-    done = _sync(tmp_path, uri)
-    assert done.returncode == 0 and "replayed" in done.stdout, done.stdout + done.stderr
-    _delivered(uri, ["Forest_50", "Forest_100"])
+
+    @contextmanager
+    def until_the_right_database_is_in_place() -> Iterator[None]:
+        yield
+        tables = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        assert pg_cluster.psql(tables, database=name).strip() == "0"  # nothing created in it
+        pg_cluster.psql(f'DROP DATABASE "{name}"')
+        pg_cluster.create_database(name,
+                                   template=pg_cluster.template)  # type: ignore[attr-defined]
+
+    _kept_then_synced(tmp_path, until_the_right_database_is_in_place(), uri,
+                      "holds no MLflow schema")
 
 
 def test_every_message_names_a_store_without_its_password() -> None:
