@@ -46,7 +46,7 @@ async def test_a_notebook_lists_only_the_runs_tagged_with_its_path(jp_fetch, not
     _, body = await _get(jp_fetch, "runs", notebook="example.ipynb")
     body.pop("loading")  # true until the background load has read the store (none here)
     assert body == {"experiment": None, "experiments": [], "runs": [], "total": 0,
-                    "next_page_token": None}
+                    "next_page_token": None, "error": None}
     _, narrowed = await _get(jp_fetch, "runs", notebook="example.ipynb", experiment=EXPERIMENT)
     assert narrowed["runs"] == [] and narrowed["experiment"]["name"] == EXPERIMENT
     _, everything = await _get(jp_fetch, "runs", experiment=EXPERIMENT)
