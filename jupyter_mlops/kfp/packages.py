@@ -7,11 +7,14 @@ provides is local code (or the standard library) and is not pip-installed.
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 import sys
 from collections.abc import Iterable, Mapping
 from functools import cache, lru_cache
 from importlib import metadata
+from pathlib import Path
 
 from jupyter_mlops.notebook import Step, StepGraph
 from jupyter_mlops.steps.serializers import SERIALIZER_MODULES
@@ -42,9 +45,53 @@ def _module_index() -> Mapping[str, tuple[metadata.Distribution, ...]]:
         declared = dist.read_text("top_level.txt")
         modules = (declared.split() if declared
                    else _RECORD_TOP_LEVEL.findall(dist.read_text("RECORD") or ""))
-        for module in set(modules) - {"__pycache__"}:
+        for module in (set(modules) | set(_editable_modules(dist))) - {"__pycache__"}:
             index.setdefault(module, []).append(dist)
     return {module: tuple(dists) for module, dists in index.items()}
+
+
+def _editable_modules(dist: metadata.Distribution) -> list[str]:
+    """The top-level modules of an editable install (`pip install -e`), whose RECORD lists
+    no module, only a .pth naming the source folder (hatchling, pdm, flit) or a setuptools
+    finder mapping each module to its folder. Others' (direct_url.json not editable): none."""
+    try:
+        editable = json.loads(dist.read_text("direct_url.json") or "{}")["dir_info"]["editable"]
+    except (ValueError, KeyError, TypeError):
+        editable = False
+    if editable is not True:
+        return []
+    modules: list[str] = []
+    for file in dist.files or []:
+        if file.suffix == ".pth" or _FINDER.fullmatch(file.name):
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                continue
+            modules += _finder_modules(text) if file.suffix == ".py" else _pth_modules(text)
+    return modules
+
+
+_FINDER = re.compile(r"__editable___.+_finder\.py")  # setuptools' editable finder module
+_MAPPING = re.compile(r"^MAPPING\b[^=]*=\s*(\{.*?\})\s*$", re.MULTILINE | re.DOTALL)
+
+
+def _finder_modules(text: str) -> list[str]:
+    found = _MAPPING.search(text)
+    try:
+        return list(ast.literal_eval(found[1])) if found else []
+    except (ValueError, SyntaxError):
+        return []
+
+
+def _pth_modules(text: str) -> list[str]:
+    """Packages and modules in the folders a .pth puts on sys.path (its import lines run code,
+    not paths)."""
+    folders = [Path(line.strip()) for line in text.splitlines()
+               if line.strip() and not line.startswith(("#", "import ", "import\t"))]
+    return [entry.name if entry.is_dir() else entry.stem
+            for folder in folders if folder.is_dir() for entry in folder.iterdir()
+            if (entry.stem if entry.suffix == ".py" else entry.name).isidentifier()
+            and ((entry / "__init__.py").is_file() or entry.suffix == ".py")]
 
 
 @cache

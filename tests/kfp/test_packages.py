@@ -14,6 +14,7 @@ from importlib import metadata, resources
 import yaml
 from kfp_helpers import SMALL
 
+from jupyter_mlops.cli import main
 from jupyter_mlops.kfp import compile_notebook
 from jupyter_mlops.kfp.components import packed_steps
 from jupyter_mlops.kfp.packages import distributions_for, local_modules, pinned
@@ -35,6 +36,21 @@ def test_the_fast_module_index_agrees_with_importlib_metadata():
 def test_a_local_module_is_not_a_pip_package():
     assert distributions_for(["my_helpers"]) == []
     assert local_modules(["my_helpers", "numpy", "os"]) == ["my_helpers"]
+
+
+def test_an_editable_install_is_an_installed_distribution(tmp_path, capsys):
+    """This venv holds jupyter-mlops as `pip install -e`: its RECORD names no module, only the
+    .pth that puts the source folder on sys.path."""
+    notebook = tmp_path / "Editable_Check.ipynb"
+    notebook.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+                                    "cells": [{"cell_type": "code", "metadata": {}, "outputs": [],
+                                               "execution_count": None,
+                                               "source": "import jupyter_mlops\nx = 1"}]}))
+    assert main(["compile", str(notebook), "-o", str(tmp_path / "p.yaml")]) == 0
+    err = capsys.readouterr().err
+    assert "no installed distribution" not in err, err
+    assert f"jupyter-mlops=={metadata.version('jupyter-mlops')}" in \
+        (tmp_path / "p.yaml").read_text()
 
 
 def _shipped(yaml_text: str) -> dict[str, str]:
