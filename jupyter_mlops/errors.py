@@ -7,6 +7,9 @@ Any layer may import this module: it imports nothing.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 def cell_number(index: int) -> int:
     """A cell's number as a person finds it: JupyterLab's status bar ("Cell 4 of 10") and
@@ -25,6 +28,21 @@ def cells_ref(indices: list[int]) -> str:
     """"cells 4,5,6" (or "cell 4"): the cells of a step named in text."""
     numbers = ",".join(str(cell_number(i)) for i in indices)
     return f"cells {numbers}" if len(indices) > 1 else f"cell {numbers}"
+
+
+def close_match(name: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The one of `choices` that `name` looks like a misspelling of, or None (difflib)."""
+    found = difflib.get_close_matches(name, list(choices), n=1, cutoff=cutoff)
+    return found[0] if found else None
+
+
+def did_you_mean(name: str, choices: Iterable[str], quote: bool = True) -> str:
+    """"did you mean 'n_estimators'?" for a misspelt name, else "": the one phrasing of a
+    suggestion in every message (an unknown parameter, variable, option, model)."""
+    found = close_match(name, choices)
+    if found is None:
+        return ""
+    return f"did you mean {found!r}?" if quote else f"did you mean {found}?"
 
 
 class MlopsError(Exception):

@@ -17,7 +17,6 @@ earlier version. mlflow is imported by the functions that talk to the store.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import logging
 import re
@@ -25,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
-from jupyter_mlops.errors import MlopsError
+from jupyter_mlops.errors import MlopsError, did_you_mean
 from jupyter_mlops.models import gates
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking.destination import masked
@@ -422,8 +421,8 @@ def _registered(client: Any, name: str) -> Any:
         if error.error_code not in _MISSING:
             raise
     names = [m.name for m in client.search_registered_models(max_results=200)]
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = (f"; did you mean {close[0]!r}?" if close
+    close = did_you_mean(name, names)
+    hint = (f"; {close}" if close
             else f"; registered: {_listed(names)}" if names else "; none is registered yet")
     raise RegistryError(f"no registered model {name!r} in {masked(client.tracking_uri)}{hint}")
 

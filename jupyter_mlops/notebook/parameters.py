@@ -10,14 +10,13 @@ checked against it. So the same input is accepted, or refused with the same mess
 from __future__ import annotations
 
 import ast
-import difflib
 import json
 import keyword
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jupyter_mlops.errors import CellError, ParameterError
+from jupyter_mlops.errors import CellError, ParameterError, did_you_mean
 from jupyter_mlops.notebook.model import PARAMETER_TYPES, Cell, Parameter
 
 _REFUSED = object()  # a value the declared type does not take
@@ -111,8 +110,8 @@ def known_parameter(parameters: Mapping[str, Parameter], name: str,
     check_parameter_name(name, notebook)
     if name in parameters:
         return parameters[name]
-    close = difflib.get_close_matches(name, parameters, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    close = did_you_mean(name, parameters)
+    hint = f"; {close}" if close else ""
     known = f"known: {', '.join(parameters)}{hint}" if parameters else \
         "there are none: tag a cell `parameters`"
     raise ParameterError(name, f"unknown parameter ({known})", notebook)

@@ -5,11 +5,11 @@ Both dialects live in the one table: jupyter-mlops' own tags and Kubeflow Kale's
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from jupyter_mlops.errors import close_match
 from jupyter_mlops.notebook.model import SecretEnv, VolumeMount
 from jupyter_mlops.steps.gates import Gate, parse_gate, parse_when
 
@@ -313,11 +313,11 @@ def suggest_tag(tag: str) -> str | None:
     """The tag of ours an unknown `tag` looks like a misspelling of (`stpe:features`,
     `step features`: 'step:features'), or None for a tag meant for another tool."""
     name, *rest = re.split(r"[:\s=]+", tag.strip(), maxsplit=1)
-    close = difflib.get_close_matches(name, _OUR_NAMES, n=1, cutoff=_CLOSE)
-    if not close:
+    close = close_match(name, _OUR_NAMES, cutoff=_CLOSE)
+    if close is None:
         return None
     value = rest[0] if rest else ""
-    return f"{close[0]}:{value}" if _OUR_NAMES[close[0]] and value else close[0]
+    return f"{close}:{value}" if _OUR_NAMES[close] and value else close
 
 
 def _example(tag: str) -> str:
