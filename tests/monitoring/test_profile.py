@@ -136,6 +136,11 @@ def test_predictions_on_a_sample_of_the_rows(training) -> None:
     profile = build_profile(frame, proba[rows], predicted_rows=rows)
     assert profile.prediction_rows == 10_000 and sum(profile.predictions.counts) == 10_000
     assert sum(profile.columns["Income"].counts) + 750 == 30_000  # counts still every row
+    # the model predicting while the columns are profiled (a capture) gives the same profile
+    assert build_profile(frame, predict=lambda: proba[rows], predicted_rows=rows) == profile
+    unscored = build_profile(frame, predict=lambda: None, predicted_rows=rows)
+    assert unscored.predictions is None and unscored.prediction_rows is None
+    assert unscored.columns["Income"].scores is None
     whole = build_profile(frame, proba)
     assert whole.prediction_rows == 30_000
     assert np.allclose(profile.columns["Income"].scores, whole.columns["Income"].scores,
