@@ -182,12 +182,16 @@ class MlopsMagics(Magics):
         stored = delivery.flush_while_progressing(tracker)
         run_id = tracker.run_id(run) or "(not created yet)"
         rejected = tracker.rejections()
-        state, ok = delivery.outcome(tracker, stored, rejected[tracker.reported:])
+        state, stored_ok = delivery.outcome(tracker, stored, rejected[tracker.reported:])
         tracker.reported = len(rejected)
         _settle_cards()
+        # How the cells ended and what the store holds are two facts: both said.
+        runs, values, cells_ok = session.outcomes()
+        parts = (runs, values, state) if "\n" in state else (runs, state, values)
+        said = "; ".join(part for part in parts if part)
         # A failure goes to stderr: frontends show it in red.
-        print(f"mlops: ended {run.name!r} ({run_id}) {args.status}; {state}",
-              file=sys.stdout if ok else sys.stderr)
+        print(f"mlops: ended {run.name!r} ({run_id}) {args.status}; {said}",
+              file=sys.stdout if stored_ok and cells_ok else sys.stderr)
 
     def _status(self, args: argparse.Namespace, cell: None) -> None:
         session = self._session
@@ -328,6 +332,7 @@ class _RunCardObserver:
         if cell.options.model:
             self.card.watch_model(cell.options.model, cell.model_fate)
         self.card.datasets = cell.datasets
+        self.card.not_logged = [(k, n) for k, n in cell.not_logged if k != "model"]
         error = f"{type(cell.error).__name__}: {cell.error}" if cell.error else None
         self.card.finish(cell.run.status, error=error, params=cell.params, metrics=cell.metrics)
 

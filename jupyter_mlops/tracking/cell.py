@@ -7,12 +7,15 @@ runner's `Listener` is: tracking never imports a view.
 from __future__ import annotations
 
 import ast
+import sys
+import types
 import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from jupyter_mlops.errors import did_you_mean
 from jupyter_mlops.steps import datasets
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.steps.datasets import DatasetDescription
@@ -22,6 +25,8 @@ from jupyter_mlops.tracking.client import RunRef, Tracker, model_digest
 from jupyter_mlops.tracking.session import LoggedModel, Session, parameter_values
 
 _EXAMPLE_NAMES = ("X_test", "X_val", "X_train", "X")
+# The option that asked for each kind of value: named when a value it asked for is missing.
+OPTION_OF = {"param": "--params", "metric": "--metrics", "model": "--model", "input": "--inputs"}
 
 
 @dataclass
@@ -56,6 +61,8 @@ class TrackedCell:
     metrics: dict[str, Any] = field(default_factory=dict)
     datasets: list[DatasetDescription] = field(default_factory=list)  # `inputs` as logged
     error: BaseException | None = None
+    # (kind, name) of each value an option asked for that the cell left undefined
+    not_logged: list[tuple[str, str]] = field(default_factory=list)
 
     def run_id(self) -> str | None:
         """The MLflow run id once the sender created the run (cheap: no waiting)."""
@@ -104,6 +111,7 @@ def track_cell(shell: Any, session: Session, options: CellOptions, source: str,
     cell = TrackedCell(name, tracker, run, options)
     observer = _tell(observer, "started", cell)
     session.stack.append(run)
+    session.cell_runs.append(run)
     try:
         with captured(tracker, run, shell):
             try:
@@ -112,11 +120,15 @@ def track_cell(shell: Any, session: Session, options: CellOptions, source: str,
                 cell.error = exc
                 raise
             finally:
-                cell.params, cell.metrics = _log_values(tracker, run, session, options, ns, code)
-                cell.datasets = _log_inputs(tracker, run, options.inputs, ns, session.notebook)
+                cell.params, cell.metrics = _log_values(tracker, run, session, options, ns,
+                                                        code, cell.not_logged)
+                cell.datasets = _log_inputs(tracker, run, options.inputs, ns, session.notebook,
+                                            cell.not_logged)
     finally:
         session.stack.remove(run)
         cell.model_defined = options.model in ns
+        _say_not_logged(shell, cell)
+        session.not_logged += [f"{OPTION_OF[kind]} {n}" for kind, n in cell.not_logged]
         _tell(observer, "finished", cell)  # after captured(): run.status is settled
 
 
@@ -147,10 +159,25 @@ def execute(shell: Any, code: str) -> Any:
     return eval(compile(last, filename, "eval", flags, dont_inherit=True), shell.user_ns)  # noqa: S307
 
 
+def _say_not_logged(shell: Any, cell: TrackedCell) -> None:
+    """One line in the cell per value asked for and not defined, with the variable it looks
+    like a misspelling of: in red (stderr), as other mlops failures, not as a Python warning."""
+    if not cell.not_logged:
+        return
+    hidden = getattr(shell, "user_ns_hidden", {})
+    names = [k for k, v in shell.user_ns.items() if not k.startswith("_") and k not in hidden
+             and not isinstance(v, types.ModuleType)]
+    for kind, name in cell.not_logged:
+        hint = did_you_mean(name, names)
+        print(f"mlops: cell run {cell.name!r}: {OPTION_OF[kind]} {name}: no such variable, "
+              f"not logged{f'; {hint}' if hint else ''}", file=sys.stderr)
+
+
 def _log_values(tracker: Tracker, run: RunRef, session: Session, options: CellOptions,
-                ns: dict[str, Any], code: str) -> tuple[dict[str, Any], dict[str, Any]]:
+                ns: dict[str, Any], code: str, missing: list[tuple[str, str]],
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
     params = parameter_values(session.notebook, ns)
-    params.update(_pick(ns, options.params, "param"))
+    params.update(_pick(ns, options.params, "param", missing))
     if params:
         tracker.log_params(run, params)
     if options.metrics == ["auto"]:
@@ -158,21 +185,21 @@ def _log_values(tracker: Tracker, run: RunRef, session: Session, options: CellOp
         metrics = {n: ns[n] for n in names
                    if n not in params and n in ns and limits.is_scalar_number(ns[n])}
     else:
-        metrics = _pick(ns, options.metrics, "metric")
+        metrics = _pick(ns, options.metrics, "metric", missing)
     if metrics:
         tracker.log_metrics(run, metrics)
     if options.model:
-        _log_model(tracker, run, session, options, ns)
+        _log_model(tracker, run, session, options, ns, missing)
     return params, metrics
 
 
 def _log_inputs(tracker: Tracker, run: RunRef, names: list[str], ns: dict[str, Any],
-                notebook: Any) -> list[DatasetDescription]:
+                notebook: Any, missing: list[tuple[str, str]]) -> list[DatasetDescription]:
     """Describe each named value as an MLflow dataset, here (digest, schema, row count: tens of
     milliseconds at 100,000 x 50); the writer sends them. A name that is not defined, or a
     value of another type, is said in the cell and left out."""
     described = []
-    for name, value in _pick(ns, names, "input").items():
+    for name, value in _pick(ns, names, "input", missing).items():
         try:
             described.append(datasets.describe(name, value, str(notebook or "")))
         except datasets.UnsupportedValue as error:
@@ -186,22 +213,18 @@ def _log_inputs(tracker: Tracker, run: RunRef, names: list[str], ns: dict[str, A
     return described
 
 
-def _pick(ns: dict[str, Any], names: list[str], kind: str) -> dict[str, Any]:
-    picked = {}
-    for name in names:
-        if name in ns:
-            picked[name] = ns[name]
-        else:
-            warnings.warn(f"jupyter-mlops: {kind} {name!r} is not defined; not logged",
-                          limits.LimitWarning, stacklevel=2)
-    return picked
+def _pick(ns: dict[str, Any], names: list[str], kind: str,
+          missing: list[tuple[str, str]]) -> dict[str, Any]:
+    """The named values the cell defined; the others go to `missing` as (kind, name)."""
+    missing += [(kind, name) for name in names if name not in ns]
+    return {name: ns[name] for name in names if name in ns}
 
 
 def _log_model(tracker: Tracker, run: RunRef, session: Session, options: CellOptions,
-               ns: dict[str, Any]) -> None:
+               ns: dict[str, Any], missing: list[tuple[str, str]]) -> None:
     assert options.model is not None
     if options.model not in ns:
-        _pick(ns, [options.model], "model")
+        missing.append(("model", options.model))
         return
     model = ns[options.model]
     digest = tracker.log_model(run, model, input_example=_example(ns, options.input_example),

@@ -42,6 +42,10 @@ class Session:
         self.notebook: Path | None = None
         self.experiment: str | None = None
         self.logged_models: dict[str, LoggedModel] = {}  # by the variable that held it
+        self.cell_runs: list[RunRef] = []  # the session's tracked cells, for `%mlops end`
+        self.not_logged: list[str] = []  # values options asked for and cells did not define
+        # metrics `%mlops log` put into a run (by run key), for the card of the cell it ran in
+        self.logged_metrics: dict[str, dict[str, Any]] = {}
 
     @property
     def tracker(self) -> Tracker:
@@ -64,6 +68,7 @@ class Session:
         if self.run is not None:
             self.end("FINISHED")
         self._retarget()
+        self.cell_runs, self.not_logged = [], []
         self.notebook = notebook_info.detect_path(user_ns)
         self.experiment = experiment or default_experiment(self.notebook)
         tracker = self.tracker
@@ -96,6 +101,23 @@ class Session:
         if run is not None:
             self.tracker.end_run(run, status)
         return run
+
+    def outcomes(self) -> tuple[str, str, bool]:
+        """`%mlops end`'s account of the session's cells, apart from the store's: how their
+        runs ended ("3 cell runs: 2 finished, 1 failed (boom)") and the values asked for and
+        not logged; and whether all went well."""
+        ended: dict[str, list[str]] = {}
+        for run in self.cell_runs:
+            ended.setdefault(run.status.lower(), []).append(run.name)
+        counts = [f"{len(names)} {status}" + ("" if status == "finished" else
+                                              f" ({', '.join(names)})")
+                  for status, names in sorted(ended.items(), key=lambda i: i[0] != "finished")]
+        total = len(self.cell_runs)
+        runs = f"{total} cell run{'s' * (total != 1)}: {', '.join(counts)}" if total else ""
+        missing = len(self.not_logged)
+        values = (f"{missing} value{'s were' if missing > 1 else ' was'} asked for and not "
+                  f"logged ({', '.join(self.not_logged)})") if missing else ""
+        return runs, values, not missing and set(ended) <= {"finished"}
 
     def close(self) -> None:
         """At interpreter exit: settle open runs and flush (client.py's exit hook then stops the

@@ -110,6 +110,8 @@ class _Card:
         self.model_fate = ""  # what the store made of it: stored, registered ..., rejected
         self._model_source: Callable[[], tuple[str, bool]] | None = None
         self.datasets: list[Any] = []  # the run's dataset inputs (steps/datasets.py)
+        # (kind, name): values the cell's options asked for that it did not define
+        self.not_logged: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
     def _alive(self) -> bool:
@@ -266,14 +268,16 @@ class _Card:
         if self.error:
             parts.append(f'<pre class="mlops-error" style="color:#d62728;white-space:pre-wrap;'
                          f'margin:4px 0">{esc(self.error[-2000:])}</pre>')
-        if self.metrics:
-            parts.append(_kv("metrics", self.metrics))
-        if self.params:
-            parts.append(_kv("params", self.params))
+        missing = {kind: [n for k, n in self.not_logged if k == kind]
+                   for kind in ("metric", "param", "input")}
+        if self.metrics or missing["metric"]:
+            parts.append(_kv("metrics", self.metrics, missing["metric"]))
+        if self.params or missing["param"]:
+            parts.append(_kv("params", self.params, missing["param"]))
         if self.model:
             parts.append(self._model_html())
-        if self.datasets:
-            parts.append(_datasets_html(self.datasets))
+        if self.datasets or missing["input"]:
+            parts.append(_datasets_html(self.datasets, missing["input"]))
         colour = PROBLEM_COLOUR if self.problems else status_colour(self.status)
         return ('<div class="mlops-run-card" style="border:1px solid #ddd;border-left:4px solid '
                 f'{colour};padding:4px 8px;margin:2px 0;font-size:12px">'
@@ -290,6 +294,7 @@ class _Card:
     def _text(self) -> str:
         """The card in plain text (text/plain, for frontends without HTML)."""
         lines = [f"run card: {self.name} {self.status}"]
+        lines += [f"{kind} {name} -> NOT LOGGED" for kind, name in self.not_logged]
         if self.model:
             lines.append(f"model: {self.model}" + (f" -> {self.model_fate}"
                                                    if self.model_fate else ""))
@@ -366,7 +371,16 @@ class CellCard(_Card):
         return {"text/html": self._html(), "text/plain": self._text()}
 
 
-def _datasets_html(datasets: list[Any]) -> str:
+def duration_text(seconds: float) -> str:
+    """"556 ms", "2.5 s", "3 min 4 s": as the panel's run details say a duration (dom.ts)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)} min {round(seconds % 60)} s"
+
+
+def _datasets_html(datasets: list[Any], missing: list[str]) -> str:
     """The run's data, as lineage names it: each value with its short digest and rows."""
     items = []
     for d in datasets[:MAX_ROWS]:
@@ -374,15 +388,20 @@ def _datasets_html(datasets: list[Any]) -> str:
         role = f" ({esc(d.context)})" if d.context not in ("", CONTEXT_TRAINING) else ""
         items.append(f"<b>{esc(d.name)}</b>{role} <code>{esc(d.digest[:8])}</code>{size}")
     return (f'<div class="mlops-datasets"><span style="color:#777">data:</span> '
-            f'{"; ".join(items)}</div>')
+            f'{"; ".join(items + _not_logged(missing))}</div>')
 
 
-def _kv(title: str, values: dict[str, Any]) -> str:
+def _kv(title: str, values: dict[str, Any], missing: list[str] | None = None) -> str:
     items = sorted(values.items())[:MAX_ROWS]
-    cells = ", ".join(f"{esc(k)}=<b>{esc(fmt(v))}</b>" for k, v in items)
+    cells = [f"{esc(k)}=<b>{esc(fmt(v))}</b>" for k, v in items] + _not_logged(missing or [])
     more = f" (+{len(values) - MAX_ROWS} more)" if len(values) > MAX_ROWS else ""
     return (f'<div class="mlops-{title}"><span style="color:#777">{title}:</span> '
-            f'{cells}{more}</div>')
+            f'{", ".join(cells)}{more}</div>')
+
+
+def _not_logged(names: list[str]) -> list[str]:
+    """Names asked for and not defined, in red, as a model that was not logged is."""
+    return [f'<span style="color:#d62728">{esc(n)} &rarr; NOT LOGGED</span>' for n in names]
 
 
 _SHARED: dict[str, Any] = {}

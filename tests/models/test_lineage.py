@@ -122,7 +122,7 @@ def test_the_tracked_cells_inputs_are_the_runs_datasets_with_rows_and_schema(tra
 def test_an_unknown_or_unsupported_input_is_named_in_the_cell_and_the_card_shows_the_data(tracked):
     executed, client, _ = tracked
     said = _cell_outputs(executed, "%%mlops track")
-    assert "input 'X_valid' is not defined; not logged" in said
+    assert "mlops: cell run 'Train_Forest': --inputs X_valid: no such variable, not logged" in said
     assert "input 'notes' is a list, not a pandas DataFrame or Series or a numpy array" in said
     digest = {d.name: d.digest for d in run_datasets(_train_run(client))}["X_train"]
     assert "mlops-datasets" in said and f"<code>{digest[:8]}</code>, 120 rows" in said

@@ -212,7 +212,19 @@ rule = ThresholdRule()
 """, """\
 %%mlops track Forgotten_Model --model knn
 print("no knn defined")
+""", """\
+%%mlops track Typo_Param --params n_estimatrs --metrics acuracy
+n_estimators, accuracy = 10, 0.5
+for stage in range(3):
+    %mlops log staged_accuracy={0.5 + stage / 10}
+""", """\
+%%mlops track Boom_Cell
+raise ValueError("boom")
+""", """\
+%%mlops track --metrics auto --modle forest
+print("the cell ran")
 """, "%mlops end"]
+RAISES = {6, 7}  # the cells above that end in an error
 
 
 def _card_text(cell) -> str:
@@ -224,13 +236,17 @@ def _card_text(cell) -> str:
 def test_a_model_cell_card_names_its_model_and_whether_it_was_stored(tmp_path, store,
                                                                      monkeypatch):
     """`%%mlops track --model VAR [--register NAME]` in a real kernel on a real SQLite store:
-    each card names its variable and, once `%mlops end` flushed, what became of it."""
+    each card names its variable and, once `%mlops end` flushed, what became of it; values
+    asked for and not defined are said in the cell and on the card; `%mlops end` counts them
+    and the cells that failed."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     shutil.copy(store.folder / "mlflow.db", tmp_path / "mlflow.db")  # already migrated
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in MODEL_CELLS])
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(c, metadata={"tags": ["raises-exception"]} if i in RAISES
+                                  else {}) for i, c in enumerate(MODEL_CELLS)])
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
-    forest, boosting, rule, forgotten = (_card_text(nb.cells[i]) for i in range(1, 5))
+    forest, boosting, rule, forgotten, typo = (_card_text(nb.cells[i]) for i in range(1, 6))
 
     from jupyter_mlops.widgets.data import resolve_client
 
@@ -243,3 +259,20 @@ def test_a_model_cell_card_names_its_model_and_whether_it_was_stored(tmp_path, s
     assert "could not be read back" in rule  # the store's reason, among the card's problems
     assert re.search(r"model:\s+knn\s+→ NOT LOGGED: no such variable", forgotten), forgotten
     assert 'data-status="FINISHED"' in nb.cells[1].outputs[0].data["text/html"]
+
+    # A misspelt name: one line in the cell with the variable it looks like, and the card.
+    said = "".join(o.get("text", "") for o in nb.cells[5].outputs)
+    assert said.splitlines() == [
+        "mlops: cell run 'Typo_Param': --params n_estimatrs: no such variable, not logged; "
+        "did you mean 'n_estimators'?",
+        "mlops: cell run 'Typo_Param': --metrics acuracy: no such variable, not logged; "
+        "did you mean 'accuracy'?"], said
+    assert re.search(r"metrics:\s+acuracy → NOT LOGGED", typo), typo
+    assert re.search(r"params:\s+n_estimatrs → NOT LOGGED", typo), typo
+
+    # `%mlops end`: the cells' outcomes and the values not logged beside the store's answer.
+    [ended] = nb.cells[8].outputs
+    assert ended.name == "stderr" and "; 6 cell runs: 5 finished, 1 failed (Boom_Cell); " \
+        "3 values were asked for and not logged (--model knn, --params n_estimatrs, " \
+        "--metrics acuracy); 1 record REJECTED by the store" in ended.text, ended.text
+    assert "the other records stored" in ended.text
