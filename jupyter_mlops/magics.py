@@ -154,7 +154,9 @@ class MlopsMagics(Magics):
         metrics = {k: v for k, v in values.items() if as_metric(v) is not None}
         tags = {k: v for k, v in values.items() if k not in metrics}
         if metrics:
-            session.tracker.log_metrics(session.active(), metrics, args.step)
+            run = session.active()
+            session.tracker.log_metrics(run, metrics, args.step)
+            session.logged_metrics.setdefault(run.key, {}).update(metrics)  # for its card
         if tags:
             session.tracker.set_tags(session.active(), tags)
 

@@ -126,6 +126,7 @@ def track_cell(shell: Any, session: Session, options: CellOptions, source: str,
                                             cell.not_logged)
     finally:
         session.stack.remove(run)
+        cell.metrics = {**session.logged_metrics.pop(run.key, {}), **cell.metrics}
         cell.model_defined = options.model in ns
         _say_not_logged(shell, cell)
         session.not_logged += [f"{OPTION_OF[kind]} {n}" for kind, n in cell.not_logged]
