@@ -17,7 +17,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from jupyter_mlops.commands.models import PROMOTE_HELP, promote_arguments
-from jupyter_mlops.errors import MlopsError
+from jupyter_mlops.errors import MlopsError, did_you_mean
 from jupyter_mlops.tracking import delivery
 from jupyter_mlops.tracking import session as session_mod
 from jupyter_mlops.tracking.cell import CellOptions, TrackedCell, logged_run, track_cell
@@ -105,12 +105,18 @@ class MlopsMagics(Magics):
     def mlops(self, line: str, cell: str | None = None) -> Any:
         """Track notebook cells as MLflow runs. `%mlops --help` lists the subcommands."""
         __tracebackhide__ = True
+        # A cell whose first line is refused does not run: said, or the user thinks it ran.
+        not_run = "\nThe cell did not run." if cell is not None else ""
         try:
-            args = self._parser.parse_args(shlex.split(line))
+            args, extra = self._parser.parse_known_args(shlex.split(line))
         except _Exit:
             return None
         except (ValueError, argparse.ArgumentError) as error:
-            raise UsageError(f"{error}\nTry `%mlops --help`.") from None
+            raise UsageError(f"{error}{not_run}\nTry `%mlops --help`.") from None
+        except UsageError as error:
+            raise UsageError(f"{error}".replace("\n", f"{not_run}\n", 1)) from None
+        if extra:
+            raise UsageError(_unknown(self._parser, args.command, extra, not_run))
         if args.command is None:
             self._parser.print_help()
             return None
@@ -357,6 +363,21 @@ def _profiler(variable: str | None) -> Any:
     from jupyter_mlops.monitoring.reference import capture
 
     return lambda model, ns: capture(model, ns, variable)
+
+
+def _unknown(parser: argparse.ArgumentParser, command: str | None, extra: list[str],
+             not_run: str) -> str:
+    """The first word the (sub)command does not take, with the option it looks like and the
+    subcommand's own usage (argparse would show the top-level one)."""
+    subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    own = subcommands.choices[command] if command else parser
+    word = extra[0]
+    if word.startswith("-"):
+        hint = did_you_mean(word, own._option_string_actions, quote=False)
+        said = f"unknown option {word}{f'; {hint}' if hint else ''}"
+    else:
+        said = f"unexpected argument {word!r}"
+    return f"{said}{not_run}\n{own.format_usage()}Try `{own.prog} --help`."
 
 
 def _names(text: str) -> list[str]:

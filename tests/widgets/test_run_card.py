@@ -270,6 +270,13 @@ def test_a_model_cell_card_names_its_model_and_whether_it_was_stored(tmp_path, s
     assert re.search(r"metrics:\s+staged_accuracy=\s*0\.7\s*,\s+acuracy → NOT LOGGED", typo), typo
     assert re.search(r"params:\s+n_estimatrs → NOT LOGGED", typo), typo
 
+    # An unknown option: track's usage, the option meant, and the cell did not run.
+    [refused] = nb.cells[7].outputs  # IPython says a UsageError on stderr
+    assert refused.text.splitlines()[:3] == [
+        "UsageError: unknown option --modle; did you mean --model?", "The cell did not run.",
+        "usage: %mlops track [-h] [--params PARAMS] [--metrics METRICS] [--model MODEL]"], \
+        nb.cells[7].outputs
+
     # `%mlops end`: the cells' outcomes and the values not logged beside the store's answer.
     [ended] = nb.cells[8].outputs
     assert ended.name == "stderr" and "; 6 cell runs: 5 finished, 1 failed (Boom_Cell); " \
