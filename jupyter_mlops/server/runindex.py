@@ -37,6 +37,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import sys
 import threading
 import time
@@ -233,6 +234,7 @@ class RunIndex:
         self._answering = 0  # searches in progress, which a load's next page waits for
         self._quiet = threading.Condition()
         self.experiment_names: dict[str, str] = {}  # of the active experiments last listed
+        self._listed_at = -math.inf
 
     def search(self, scope: Scope | str, query: RunQuery) -> RunPage:
         """A page of runs, as `search_runs(order_by=..., page_token=...)` would return it;
@@ -249,9 +251,10 @@ class RunIndex:
 
         if entry.complete:
             self._refresh(entry)
-        elif not query.tags:
+        elif not query.tags and (query.newest_first or len(entry.runs) < _SEED):
             # The newest page from the store: the answer in the default order; for
-            # another, the newest runs are among those sorted, however few have loaded.
+            # another, the newest runs are among those sorted, however few have loaded
+            # (once that many have, the sort answers from memory while the load goes on).
             try:
                 newest = self._newest(entry, query if query.newest_first else RunQuery(
                     max_results=max(query.max_results, _SEED),
@@ -500,9 +503,12 @@ class RunIndex:
                 yield [r for r in page if scope.holds(r)]
 
     def _experiment_ids(self, scope: Scope) -> list[str]:
-        """The scope's experiments; every active one is listed afresh (new ones appear)."""
+        """The scope's experiments; every active one is listed afresh (new ones appear) at
+        most once per `min_refresh_seconds`."""
         if scope.experiment_ids is not None:
             return list(scope.experiment_ids)
+        if time.monotonic() - self._listed_at < self.min_refresh_seconds:
+            return list(self.experiment_names)
         listed: dict[str, str] = {}
         token = None
         while True:
@@ -511,7 +517,7 @@ class RunIndex:
             token = page.token
             if not token:
                 break
-        self.experiment_names = listed
+        self.experiment_names, self._listed_at = listed, time.monotonic()
         return list(listed)
 
     def _search(self, experiment_ids: list[str], filter_string: str) -> list[Any]:
