@@ -22,10 +22,12 @@ runs loaded so far and say so (`RunPage.loading`). What is kept of a run is an `
 (a quarter of an MLflow Run's memory), and the scopes used least recently are dropped
 when all together hold more than `max_runs` runs.
 
-A store's tag filter joins the tags of every run (10x the cost of a plain newest-first page):
+A store's tag filter joins the tags of every run (on SQLite 10x the cost of a plain page):
 a notebook's newest page, and the runs started since the last refresh, are read without it
-and kept by their tags when the notebook's runs are most of those read. The store is asked
-what changed at most once per `min_refresh_seconds`; requests meanwhile answer from memory.
+and kept by their tags when the notebook's runs are most of those read; the newest page by
+windows of start time (`_windows`), as MLflow's query sorts every run selected. The store
+is asked what changed at most once per `min_refresh_seconds`; requests meanwhile answer from
+memory.
 A load or refresh that fails is reported in every answer (`RunPage.error`) until one succeeds.
 """
 
@@ -424,7 +426,7 @@ class RunIndex:
         """The scope's first `wanted` runs after `after` in the default order, or a few more.
         Where the scope's runs are most of their experiments' (a notebook's sweep), newest
         pages of every run are read and kept by their tags: a store's tag filter joins the
-        tags of every run, 10x the cost. Else one tag-filtered query per tag value."""
+        tags of every run (10x the cost on SQLite). Else one tag-filtered query per value."""
         scope = entry.scope
         since = f"attributes.start_time <= {after[0]}" if after else ""
         if scope.any_tags and not entry.sparse:
