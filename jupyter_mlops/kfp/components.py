@@ -33,6 +33,8 @@ from jupyter_mlops.kfp.kfpimport import dsl
 from jupyter_mlops.notebook import Parameter, Step, StepGraph
 
 STEPS_PACKAGE = "jupyter_mlops.steps"  # shipped whole in every component
+# kfp.dsl's names the generated functions' annotations use (kfp adds its own imports of them)
+SOURCE_NAMES = ("HTML", "Artifact", "Dataset", "Input", "Metrics", "Output")
 
 # A parameter's type name (notebook model) -> the annotation KFP types the input with. A
 # None default travels as JSON text ("null"): kfp.local cannot read a None pipeline default.
@@ -259,10 +261,7 @@ def _define(source: str, function: str, step_name: str):
     """Define the generated function so `inspect.getsource`, which kfp calls, can read it back."""
     filename = f"<jupyter-mlops step {step_name}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict = {}
-    exec(compile(""
-                 "from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output\n",
-                 filename + " imports", "exec", dont_inherit=True), namespace)
+    namespace = {name: getattr(dsl, name) for name in SOURCE_NAMES}
     # dont_inherit: this module's `from __future__ import annotations` would turn the
     # annotations into strings, which kfp cannot type.
     exec(compile(source, filename, "exec", dont_inherit=True), namespace)
