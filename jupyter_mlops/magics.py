@@ -333,6 +333,8 @@ class _RunCardObserver:
         # The store's verdict on the run's records comes after the cell: the card asks.
         self.card = cell_card(cell.name, run_id=cell.run_id, tracking_uri=cell.tracker.uri,
                               problems=cell.problems)
+        if self.card is not None:  # the run's clock, as MLflow and the panel show its duration
+            self.card.started = cell.run.start / 1000
 
     def finished(self, cell: TrackedCell) -> None:
         if self.card is None:
@@ -342,6 +344,7 @@ class _RunCardObserver:
         self.card.datasets = cell.datasets
         self.card.not_logged = [(k, n) for k, n in cell.not_logged if k != "model"]
         error = f"{type(cell.error).__name__}: {cell.error}" if cell.error else None
+        self.card.ended = cell.run.end / 1000 if cell.run.end else None
         self.card.finish(cell.run.status, error=error, params=cell.params, metrics=cell.metrics)
 
 

@@ -80,7 +80,7 @@ class TrackedCell:
             return "NOT LOGGED: no such variable", True
         from jupyter_mlops.tracking.delivery import model_fate
 
-        return model_fate(self.tracker, self.run, self.options.register)
+        return model_fate(self.tracker, self.run, self.options.register, self.options.model)
 
 
 class CellObserver(Protocol):
@@ -228,7 +228,10 @@ def _log_model(tracker: Tracker, run: RunRef, session: Session, options: CellOpt
         missing.append(("model", options.model))
         return
     model = ns[options.model]
-    digest = tracker.log_model(run, model, input_example=_example(ns, options.input_example),
+    # Named by its variable, as a pipeline step's model is: the card, the panel's run details
+    # and MLflow's UI all call it what the notebook calls it (`runs:/RUN_ID/forest`).
+    digest = tracker.log_model(run, model, name=options.model,
+                               input_example=_example(ns, options.input_example),
                                register=options.register)
     session.logged_models[options.model] = LoggedModel(_reference(model),
                                                        options.input_example, digest, run)

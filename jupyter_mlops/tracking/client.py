@@ -56,6 +56,7 @@ class RunRef:
     steps: dict[str, int] = field(default_factory=dict)
     status: str = "RUNNING"
     ended_at: int = 0  # spool offset of its end record: once acked, its fate is known
+    end: int = 0  # its end time (ms) as stored: with `start`, the duration MLflow shows
 
 
 class Tracker:
@@ -97,7 +98,8 @@ class Tracker:
         if run.status != "RUNNING":
             return
         run.status = status if status in STATUSES else "FAILED"
-        run.ended_at = self.writer.put(RunEnd(run.key, run.status, _now_ms()))
+        run.end = _now_ms()
+        run.ended_at = self.writer.put(RunEnd(run.key, run.status, run.end))
 
     # values ----------------------------------------------------------------------------
     def log_params(self, run: RunRef, params: dict[str, Any]) -> None:

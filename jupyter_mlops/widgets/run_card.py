@@ -258,7 +258,7 @@ class _Card:
             title = link(href, self.name or "run")
         head = (f'<div style="display:flex;gap:10px;align-items:center">'
                 f'<b>{title}</b>{status_badge(self.status)}'
-                f'<span class="mlops-duration">{self.duration:.1f} s</span>'
+                f'<span class="mlops-duration">{duration_text(self.duration)}</span>'
                 f'<code style="font-size:10px;color:#777">{esc(self.run_id or "")}</code></div>')
         parts = [head]
         if self.problems:

@@ -234,7 +234,7 @@ def test_the_command_line_lists_shows_promotes_and_says_why_not(trained, capsys)
 
     uri, env = trained.uri, trained.env
     register(trained.runs["Random_Forest"], "Churn_Cli", alias="champion", store=uri)
-    register(f"runs:/{trained.runs['Gradient_Boosting']}/model", "Churn_Cli",
+    register(f"runs:/{trained.runs['Gradient_Boosting']}/boosting", "Churn_Cli",
              alias="challenger", store=uri)
 
     listed = _cli(env, "list")

@@ -136,7 +136,7 @@ def test_tracked_cells_are_stored_and_their_artifacts_come_through_the_proxy(ses
     experiment = forest.info.experiment_id
     models = client.search_logged_models(experiment_ids=[experiment])
     assert {(m.name, str(m.status)) for m in models} == {
-        ("model", "READY")} and len(models) == 2
+        ("forest", "READY"), ("scaled", "READY")}  # named by their variables
     assert all(m.artifact_location.startswith("mlflow-artifacts:/") for m in models)
 
 
@@ -277,7 +277,7 @@ def test_the_panel_lists_the_notebooks_runs_and_opens_their_artifacts(session, j
     details = json.loads(jp_asyncio_loop.run_until_complete(get(f"runs/{forest}")))
     assert details["params"] == {"n_estimators": "30", "max_depth": "4"}, details
     assert details["source"].rstrip() == FOREST_CELL  # read through the proxy
-    assert details["models"][0]["name"] == "model"
+    assert details["models"][0]["name"] == "forest"  # as its run card names it
     source = jp_asyncio_loop.run_until_complete(
         get(f"runs/{forest}/artifact", path=vocab.CELL_SOURCE_ARTIFACT))
     assert source.decode().rstrip() == FOREST_CELL

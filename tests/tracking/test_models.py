@@ -20,6 +20,8 @@ TRACKED = {
     "Scaled_SVC": ("Churn_SVC", True),
     "Threshold_Rule": ("Churn_Rule", False),
 }
+VARIABLES = {"Random_Forest": "forest", "Gradient_Boosting": "boosting",
+             "Scaled_SVC": "svc_pipeline", "Threshold_Rule": "rule"}  # their --model
 
 
 @pytest.fixture
@@ -61,7 +63,7 @@ def test_every_tracked_model_is_ready_registered_and_loads_back(h, workdir, load
         model = by_run.get(run.info.run_id)
         assert model is not None, f"{run_name}: no logged model"
         assert str(model.status).endswith("READY"), (run_name, model.status)
-        assert model.name == "model"
+        assert model.name == VARIABLES[run_name]  # as the card names it
         [version] = client.search_model_versions(f"name = '{registered}'")
         assert version.run_id == run.info.run_id and version.status == "READY"
         uri_of_version = f"models:/{registered}/{version.version}"

@@ -11,7 +11,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from jupyter_mlops.widgets.fallback import WIDGET_MIME
-from jupyter_mlops.widgets.run_card import RunCard, cell_card, show_run_card
+from jupyter_mlops.widgets.run_card import RunCard, cell_card, duration_text, show_run_card
 
 from .conftest import log_run
 
@@ -259,6 +259,14 @@ def test_a_model_cell_card_names_its_model_and_whether_it_was_stored(tmp_path, s
     assert "could not be read back" in rule  # the store's reason, among the card's problems
     assert re.search(r"model:\s+knn\s+→ NOT LOGGED: no such variable", forgotten), forgotten
     assert 'data-status="FINISHED"' in nb.cells[1].outputs[0].data["text/html"]
+
+    # The card's duration is the stored run's (start to end), as the panel says it.
+    run = client.search_runs([client.get_experiment_by_name("Churn_Cards").experiment_id],
+                             "attributes.run_name = 'Random_Forest'")[0]
+    assert f" {duration_text((run.info.end_time - run.info.start_time) / 1000)} " in forest
+    [logged] = client.search_logged_models([run.info.experiment_id],
+                                           f"source_run_id = '{run.info.run_id}'")
+    assert logged.name == "forest"  # the panel's run details name the model as the card does
 
     # A misspelt name: one line in the cell with the variable it looks like, and the card.
     said = "".join(o.get("text", "") for o in nb.cells[5].outputs)
