@@ -61,6 +61,14 @@ class Recorded:
     passed: bool
     message: str
 
+    @property
+    def metric(self) -> str | None:
+        """The metric the gate judged (None: a gate this version's grammar no longer reads)."""
+        try:
+            return parse_gate(self.gate).metric
+        except GateSyntaxError:
+            return None
+
 
 @dataclass(frozen=True)
 class Champion:

@@ -83,6 +83,11 @@ class Version:
         ordered = sorted(self.metrics.items(), key=lambda kv: (kv[0] in vocab.STEP_METRICS, kv[0]))
         return ordered[:limit]
 
+    @property
+    def gated_metrics(self) -> list[str]:
+        """The metrics its pipeline's gates judged when it registered this version."""
+        return [m for m in (r.metric for r in self.gates) if m]
+
     def previous(self, alias: str) -> str | None:
         """The version that held `alias` before this one took it ('none': nobody did)."""
         return self.tags.get(vocab.previous_holder_tag(alias))
@@ -91,6 +96,18 @@ class Version:
     def gates(self) -> list[gates.Recorded]:
         """The gates' verdicts recorded when a pipeline registered this version."""
         return gates.recorded(self.tags)
+
+
+def shown_metrics(versions: Iterable[Version], gated: Iterable[str] = (),
+                  limit: int = 3) -> list[str]:
+    """The metrics a table of `versions` shows: every gated one first (`gated`, a condition's,
+    then those the versions' own gates judged), then the others by name up to `limit` in all;
+    the runner's bookkeeping (vocab.STEP_METRICS: a step's duration, cache hit) never."""
+    versions = list(versions)
+    judged = [*gated, *(m for v in versions for m in v.gated_metrics)]
+    first = [m for m in dict.fromkeys(judged) if m not in vocab.STEP_METRICS]
+    rest = sorted({k for v in versions for k in v.metrics} - set(first) - set(vocab.STEP_METRICS))
+    return first + rest[:max(0, limit - len(first))]
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,10 @@ from typing import Any
 from jupyter_mlops.models import gates, registry
 from jupyter_mlops.monitoring.monitor import monitor_runs
 from jupyter_mlops.server.errors import ApiError
+from jupyter_mlops.steps.mlflow_vocabulary import STEP_METRICS
 
 MISSING = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+SHOWN_METRICS = 3  # metric columns of the versions table besides the gated ones (sidebar width)
 
 
 @dataclass
@@ -71,7 +73,8 @@ class ModelIndex:
 
     def page(self, name: str, condition: str, offset: int, size: int) -> dict[str, Any]:
         """A page of `name`'s versions (api.ts `IModelVersions`), each with its verdicts on
-        `condition` (`promote --if`'s grammar) against the version holding @champion."""
+        `condition` (`promote --if`'s grammar) against the version holding @champion, and the
+        metrics its table shows (`key_metrics`: every gated one, no runner bookkeeping)."""
         conditions = gates.parse_condition(condition, "condition") if condition else []
         model, versions = self.versions(name)
         champion = _holder(model, versions, gates.CHAMPION)
@@ -82,7 +85,9 @@ class ModelIndex:
             "monitors": monitors.get(v.version, [])}
             for v in versions[offset:offset + size]]
         following = offset + size if offset + size < len(versions) else None
+        shown = registry.shown_metrics(versions, [g.metric for g in conditions], SHOWN_METRICS)
         return {"model": model_dict(model), "versions": rows, "total": len(versions),
+                "key_metrics": shown,
                 "champion": version_dict(champion, model) if champion else None,
                 "next_page_token": str(following) if following is not None else None}
 
@@ -164,9 +169,10 @@ def results_list(results: Iterable[gates.GateResult]) -> list[dict[str, Any]]:
 
 def comparison(candidate: registry.Version, champion: registry.Version | None
                ) -> list[dict[str, Any]]:
-    """Each metric of either version, side by side: what the confirmation shows."""
+    """Each metric of either version, side by side: what the confirmation shows (not the
+    runner's bookkeeping: a step's duration and cache hit say nothing of the model)."""
     theirs = champion.metrics if champion is not None else {}
-    keys = sorted(set(candidate.metrics) | set(theirs))
+    keys = sorted((set(candidate.metrics) | set(theirs)) - set(STEP_METRICS))
     return [{"metric": k, "candidate": candidate.metrics.get(k), "champion": theirs.get(k)}
             for k in keys]
 

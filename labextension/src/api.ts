@@ -237,6 +237,8 @@ export interface IModelVersions {
   versions: IModelVersion[];
   total: number;
   champion: IModelVersion | null;
+  /** The metrics the versions table shows, in order: every gated one, no runner bookkeeping. */
+  key_metrics: string[];
   next_page_token: string | null;
 }
 

@@ -22,7 +22,6 @@ import { h, num, when } from './dom';
 import { renderLineage } from './lineage';
 
 const CHAMPION = 'champion';
-const KEY_METRICS = 3;
 const MONITORS_SHOWN = 3; // a version's newest monitor runs in its row; the count says the rest
 
 /** A gate's verdict recorded on a version by the pipeline that registered it. */
@@ -269,9 +268,7 @@ export class ModelsView {
   }
 
   private renderVersions(found: IModelVersions): HTMLElement {
-    const keys = [...new Set(found.versions.flatMap(v => Object.keys(v.metrics)))]
-      .sort()
-      .slice(0, KEY_METRICS);
+    const keys = found.key_metrics;
     const trans = this.trans;
     return h(
       'table',

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from jupyter_mlops.steps.mlflow_vocabulary import previous_holder_tag
+from jupyter_mlops.steps.mlflow_vocabulary import STEP_METRICS, previous_holder_tag
 
 from .conftest import TOKEN, fetch_json
 from .registry_store import COMMIT, MODEL, NOTEBOOK, RELEASE_GATES, log_drift, make_registry
@@ -63,6 +63,9 @@ async def test_models_and_versions_with_aliases_metrics_lineage_and_gates(
                                                             (RELEASE_GATES[1], False)]
     assert recorded[1]["message"].startswith(f"gate {RELEASE_GATES[1]}: failed, f1 = ")
     assert v1["recorded_gates"] == []
+    # The table's columns: every gated metric, none of the runner's bookkeeping v2's run holds.
+    assert found["key_metrics"] == ["accuracy", "f1"]
+    assert set(STEP_METRICS) <= set(v2["metrics"])
 
     code, one = await fetch_json(jp_fetch, "mlops", "api", "models", MODEL,
                                  params={"max_results": "1", "page_token": "1"})
@@ -92,6 +95,7 @@ async def test_promotion_preview_refusal_then_promotion(jp_fetch, registry_store
     compared = {row["metric"]: (row["candidate"], row["champion"]) for row in preview["metrics"]}
     metrics = registry_store["metrics"]
     assert compared["accuracy"] == pytest.approx((metrics[2]["accuracy"], metrics[1]["accuracy"]))
+    assert set(compared) == {"accuracy", "f1"}  # not v2's runner bookkeeping
 
     code, refused = await fetch_json(jp_fetch, *route, method="POST", body=json.dumps(
         {"version": 2, "condition": "accuracy>=2"}))

@@ -1,5 +1,6 @@
 """JupyterLab in Chromium: the MLOps panel's Models view on a real registry (two scikit-learn
-versions in the notebook folder's mlflow.db) shows the alias badges and a version's lineage,
+versions in the notebook folder's mlflow.db) shows the alias badges, the gated metrics (not the
+runner's bookkeeping) and a version's lineage,
 lists the drift reports logged against a version (its monitor runs, coloured by band, each
 opening its report), promotes version 2 to champion after a confirmation that compares it with
 version 1, and shows @champion moved; MLflow then has the alias on version 2 and version 1 as
@@ -11,7 +12,7 @@ import nbformat
 import pytest
 from server.registry_store import MODEL, NOTEBOOK, log_drift, make_registry
 
-from jupyter_mlops.steps.mlflow_vocabulary import previous_holder_tag
+from jupyter_mlops.steps.mlflow_vocabulary import STEP_METRICS, previous_holder_tag
 
 from .jupyterlab import PANEL, open_notebook, open_panel, screenshot_panel
 
@@ -42,6 +43,9 @@ def test_models_view_promotes_the_challenger_after_the_comparison(page, lab, scr
     assert page.locator(f"{MODEL_ROW} .jp-mlops-model-header .jp-mlops-badge").all_inner_texts() \
         == ["@challenger v2", "@champion v1"]
     _table_fits_the_panel(page)
+    # The metric columns: the gated ones (accuracy, f1), not v2's runner bookkeeping.
+    headers = page.locator(f"{MODEL_ROW} table.jp-mlops-versions th").all_inner_texts()
+    assert headers[2:4] == ["accuracy", "f1"] and not set(STEP_METRICS) & set(headers), headers
     assert NOTEBOOK in page.locator(f"{MODEL_ROW} tr[data-version='2'] .jp-mlops-lineage") \
         .inner_text()
     assert page.locator(f"{MODEL_ROW} tr[data-version='1'] .jp-mlops-promote").count() == 0
