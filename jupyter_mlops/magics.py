@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     end = sub.add_parser("end", help="end the session run and flush everything to the store")
     end.add_argument("--status", default="FINISHED", choices=STATUSES)
     sub.add_parser("status", help="show the session run, the store and the writer's state")
+    sync = sub.add_parser("sync", help="send what waits in the spool, as `jupyter-mlops sync`: "
+                          "this notebook's records, what closed notebooks left; runs of dead "
+                          "kernels marked FAILED")
+    sync.add_argument("--no-recover", action="store_true",
+                      help="only send; leave RUNNING runs alone")
     runs = sub.add_parser("runs", help="table of the experiment's recent runs")
     runs.add_argument("--last", type=int, default=10, help="how many runs (default 10)")
     sub.add_parser("ui", help="how to open the MLflow UI on this store")
@@ -214,6 +219,20 @@ class MlopsMagics(Magics):
             lines.append(f"session:    {run.name!r} in {run.experiment!r}, run id {run_id}")
         lines += delivery.status_lines(tracker)
         print("\n".join(lines))
+
+    def _sync(self, args: argparse.Namespace, cell: None) -> None:
+        """`jupyter-mlops sync` in the cell, with its summary. This kernel's own records are
+        its sender's to send: flushed and said first, and left out of the replay."""
+        from jupyter_mlops.commands.sync import summary
+
+        tracker = self._session.tracker
+        lines, own = [], frozenset[str]()
+        if tracker.sending:
+            state, _ = delivery.outcome(tracker, delivery.flush_while_progressing(tracker), [])
+            lines, own = [f"this notebook: {state}"], frozenset({tracker.session_id})
+        found, ok = summary(None, recover=not args.no_recover, exclude=own)
+        # The command's lines as it prints them; a failure goes to stderr (red), as `%mlops end`'s.
+        print("\n".join(lines + found), file=sys.stdout if ok else sys.stderr)
 
     def _runs(self, args: argparse.Namespace, cell: None) -> Any:
         from jupyter_mlops.tracking.views import runs_table

@@ -44,6 +44,7 @@ _._log
 _._params
 _._end
 _._status
+_._sync
 _._runs
 _._ui
 _._register

@@ -19,19 +19,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    lines, ok = summary(args.spool_dir, recover=not args.no_recover)
+    for line in lines:
+        print(line)
+    return 0 if ok else 1
+
+
+def summary(spool_dirs: list[Path] | None, recover: bool = True,
+            exclude: frozenset[str] = frozenset()) -> tuple[list[str], bool]:
+    """What the command does and says, also for `%mlops sync`: the lines, and whether all is
+    well (nothing failed, nothing kept as rejected)."""
     from jupyter_mlops.tracking.sync import sync
 
-    report = sync(args.spool_dir, recover=not args.no_recover)
-    for line in report.lines():
-        print(line)
-    if not args.no_recover:
-        _settle_local_runs()
-    return 0 if report.ok else 1
+    report = sync(spool_dirs, recover=recover, exclude=exclude)
+    lines = report.lines()
+    if recover:
+        lines += _settle_local_runs()
+    return lines, report.ok
 
 
-def _settle_local_runs() -> None:
+def _settle_local_runs() -> list[str]:
     """Local pipeline runs (./.mlops) whose runner process died are marked failed too."""
     from jupyter_mlops.runner.rundir import DEAD, settle_dead_runs
 
-    for run_id in settle_dead_runs():
-        print(f"local run {run_id} marked failed: {DEAD}")
+    return [f"local run {run_id} marked failed: {DEAD}" for run_id in settle_dead_runs()]

@@ -69,6 +69,11 @@ class Tracker:
         self.reported = 0  # rejections `%mlops end` has told the user about
 
     @property
+    def sending(self) -> bool:
+        """This process logged through it and has not closed it: its own spool and sender."""
+        return self._writer is not None and not self._writer.closed
+
+    @property
     def writer(self) -> Writer:
         if self._writer is None:
             self._writer = Writer(self.uri, spool_root(self.uri), self.session_id)

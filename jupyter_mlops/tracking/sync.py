@@ -50,14 +50,18 @@ class SyncReport:
         return not self.failed and not self.rejected
 
 
-def sync(spool_dirs: list[Path] | None = None, recover: bool = True) -> SyncReport:
-    """Replay spools under `spool_dirs` (default: the current store's), then recover runs."""
+def sync(spool_dirs: list[Path] | None = None, recover: bool = True,
+         exclude: frozenset[str] = frozenset()) -> SyncReport:
+    """Replay spools under `spool_dirs` (default: the current store's), then recover runs.
+    `exclude`: sessions left to their live sender (the calling kernel's own)."""
     uri = tracking_uri()
     roots = list(spool_dirs or []) or default_roots(uri)
     report = SyncReport()
     clients: dict[str, Any] = {}
     for root in roots:
         for session_id in sessions(root):
+            if session_id in exclude:
+                continue
             _replay_one(Spool(root, session_id), uri, clients, report)
         for path in quarantine.files(root):
             entries, _ = quarantine.read(path)

@@ -162,6 +162,10 @@ class Writer:
         self._say_lost()
         self.spool.release()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def pending(self) -> int:
         """Bytes of spooled records the store has not acknowledged yet."""
         return self.spool.pending_bytes()

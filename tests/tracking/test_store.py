@@ -133,6 +133,38 @@ def test_metrics_auto_logs_the_cells_numbers_but_not_its_loop_counters(shell, st
     assert logged == {"running_loss", "val_accuracy", "best_f1", "f1"}
     assert table.loc["Train_Loop", "metrics.val_accuracy"] == 0.875
 
+def test_mlops_sync_replays_what_a_closed_notebook_left_and_says_it_in_the_cell(shell, store,
+                                                                               h, tmp_path,
+                                                                               capsys):
+    """`%mlops sync` does what `jupyter-mlops sync` does, with the same lines in the cell: the
+    spool a notebook left when it closed (its kernel died between sending and acking) is
+    replayed, once; this notebook's own records are flushed and said first, not replayed
+    (`%mlops start` replays the orphans of its own store itself)."""
+    closed = Tracker(store)
+    run = closed.start_run("Random_Forest", "Churn_Model")
+    closed.log_metrics(run, {"accuracy": 0.91})
+    closed.end_run(run)
+    assert closed.flush(120)
+    left = _copy_spool(closed.writer.spool, tmp_path / "left")
+    closed.close()
+    for path in left.root.iterdir():  # back where the closed notebook's spool was
+        shutil.move(path, closed.writer.spool.root / path.name)
+    capsys.readouterr()
+    assert shell.run_cell("%mlops sync").success  # before this notebook logs anything
+    said = capsys.readouterr()
+    assert said.err == "" and said.out.startswith(f"replayed {closed.session_id}: "), said
+    runs = h.runs_by_name(h.client_for(store), "Churn_Model")
+    assert list(runs) == ["Random_Forest"] and runs["Random_Forest"].data.metrics == \
+        {"accuracy": 0.91}
+    assert shell.run_cell("%mlops start --experiment Churn_Sync").success
+    capsys.readouterr()
+    assert shell.run_cell("%mlops sync --no-recover").success
+    assert capsys.readouterr().out.splitlines() == ["this notebook: all records stored",
+                                                    "nothing to sync"]
+    shell.run_line_magic("mlops", "--help")
+    assert "as `jupyter-mlops sync`" in capsys.readouterr().out
+
+
 def test_an_idle_sender_exits_and_the_next_record_starts_another(store, monkeypatch, h):
     monkeypatch.setenv("JUPYTER_MLOPS_SENDER_IDLE", "0.5")
     tracker = Tracker(store)
