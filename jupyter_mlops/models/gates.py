@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_mlops.errors import MlopsError
+from jupyter_mlops.errors import MlopsError, did_you_mean
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.steps.gates import (
     CHAMPION,
@@ -39,6 +39,7 @@ __all__ = ["CHAMPION", "Champion", "ConditionError", "Gate", "GateFailed", "Gate
 
 RUNS_PER_READ = 100  # run ids in one search_runs filter
 _SAFE_ID = re.compile(r"[\w-]+")  # a run id quoted into a filter
+_COMPARED_WORD = re.compile(r"(?:>=|<=|==|>|<)\s*([A-Za-z_]\w*)")  # `champoin` in f1>=champoin
 
 class ConditionError(MlopsError, ValueError):
     """A condition (`--if`, a gate) that does not parse, named with where it was given."""
@@ -89,7 +90,10 @@ def parse_condition(text: str, where: str = "--if") -> list[Gate]:
     try:
         return parse_gates(text)
     except GateSyntaxError as error:
-        raise ConditionError(f"{where}: {error}") from None
+        hints = [did_you_mean(word, [CHAMPION]) for word in _COMPARED_WORD.findall(text)
+                 if word != CHAMPION]
+        hint = next((f"; {h}" for h in hints if h), "")
+        raise ConditionError(f"{where}: {error}{hint}") from None
 
 
 def version_metrics(client: Any, model: str, version: str | int) -> dict[str, float]:

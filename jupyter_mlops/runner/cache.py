@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops._version import __version__
-from jupyter_mlops.errors import RunnerError
+from jupyter_mlops.errors import RunnerError, did_you_mean
 from jupyter_mlops.steps.serializers import file_digest
 
 if TYPE_CHECKING:
@@ -279,8 +279,10 @@ def make_plan(graph: StepGraph, cache: bool = True, from_step: str | None = None
         raise RunnerError("--from and --only cannot be combined")
     for name in (from_step, only):
         if name is not None and name not in {s.name for s in graph.steps}:
-            known = ", ".join(s.name for s in graph.steps)
-            raise RunnerError(f"no step named {name!r} (steps: {known})")
+            names = [s.name for s in graph.steps]
+            hint = did_you_mean(name, names)
+            raise RunnerError(f"no step named {name!r} (steps: {', '.join(names)})"
+                              + (f"; {hint}" if hint else ""))
 
     def normal(name: str) -> str:
         return CACHE if cache and graph.step(name).options.cache else FORCE

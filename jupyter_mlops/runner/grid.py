@@ -16,6 +16,7 @@ combinations are the product of the lists, in the order written. Errors name the
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +61,11 @@ def as_grid(grid: Grid | Mapping[str, Any] | str | Path | None) -> Grid:
 
 def read_grid(path: str | Path) -> Grid:
     """The grid in a YAML file; SweepError names the file and what is wrong with it."""
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise SweepError(f"{path}: no such grid file")
+    if _empty(Path(path)):
+        raise SweepError(f"{path}: the grid file is empty; write one parameter per line, "
+                         f"e.g. `{GRID_EXAMPLE}`")
     try:
         axes = read_params_file(path)
     except ParameterError as error:
@@ -71,6 +75,13 @@ def read_grid(path: str | Path) -> Grid:
         raise SweepError(f"{path}: the grid file names no parameter; write one per line, "
                          f"e.g. `{GRID_EXAMPLE}`")
     return Grid(axes, str(path))
+
+
+def _empty(path: Path) -> bool:
+    """A regular file of no bytes, or /dev/null (a device, which the reader refuses)."""
+    if path.is_file():
+        return path.stat().st_size == 0
+    return os.path.exists(os.devnull) and path.samefile(os.devnull)
 
 
 def _axis(graph: StepGraph, name: Any, values: Any, source: str) -> list[Any]:

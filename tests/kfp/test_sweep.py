@@ -4,6 +4,7 @@ once before it; the grid file's grammar and errors; submission; a run under kfp.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,8 @@ def test_the_local_sweep_reads_the_same_grid_file(grid_file):
     ("alpha: []\n", "parameter 'alpha': the grid lists no values"),
     ("- 0.1\n- 1.0\n", "a grid file holds a mapping of name: value"),
     ("alpha: [0.1\n", "ridge_grid.yaml: cannot read it"),
-    ("", "the grid file names no parameter"),
+    ("", "the grid file is empty"),
+    ("# alpha: [0.1]\n", "the grid file names no parameter"),
 ])
 def test_a_bad_grid_file_is_named_with_the_field_at_fault(tmp_path, capsys, text, expected):
     grid = tmp_path / "ridge_grid.yaml"
@@ -80,6 +82,12 @@ def test_a_bad_grid_file_is_named_with_the_field_at_fault(tmp_path, capsys, text
     err = capsys.readouterr().err
     assert f"{grid}: " in err and expected in err
     assert "Traceback" not in err and not (tmp_path / "o.yaml").exists()
+
+
+def test_an_empty_grid_device_is_called_empty(tmp_path, capsys):
+    assert main(["compile", str(RIDGE), "--sweep", os.devnull, "-o", str(tmp_path / "o.yaml")]) \
+        == 1
+    assert f"{os.devnull}: the grid file is empty" in capsys.readouterr().err
 
 
 def test_a_grid_no_step_reads_is_refused(tmp_path, capsys):

@@ -257,6 +257,10 @@ def test_the_command_line_lists_shows_promotes_and_says_why_not(trained, capsys)
     code, _, err = _main(capsys, "promote", "Churn_Cli", "--version", "2", "--to", "champion",
                          "--if", "accuracy=>0.5", *tracking)
     assert code == 1 and "'accuracy=>0.5' is not a gate" in err
+    code, _, err = _main(capsys, "promote", "Churn_Cli", "--version", "2", "--to", "champion",
+                         "--if", "accuracy>=champoin+0.01", *tracking)
+    assert code == 1 and "is not a gate" in err and err.rstrip().endswith(
+        "did you mean 'champion'?")
     code, _, err = _main(capsys, "promote", "Churn_Cli", "--to", "champion", *tracking)
     assert code == 2 and "--version" in err
     assert _aliases(uri, "Churn_Cli") == {"champion": 1, "challenger": 2}

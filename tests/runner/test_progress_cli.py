@@ -100,6 +100,9 @@ def test_the_command_names_a_bad_parameter(tmp_path, capsys, monkeypatch):
     assert f"{notebook}: parameter 'epochs': unknown parameter" in capsys.readouterr().err
     assert main(["run", str(notebook), "-p", "a", "many", "--no-track"]) == 1
     assert f"{notebook}: parameter 'a': expected an int" in capsys.readouterr().err
+    assert main(["run", str(notebook), "--only", "secnd", "--no-track"]) == 1
+    assert ("no step named 'secnd' (steps: first, second, third, always); "
+            "did you mean 'second'?") in capsys.readouterr().err
     assert main(["run", str(notebook), "--jobs", "0", "--no-track"]) == 2
     assert not (tmp_path / ".mlops").exists()  # nothing ran, nothing was written
     # The kernel launched while the notebook was read is gone, and so is its staging log.
