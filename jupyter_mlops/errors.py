@@ -30,6 +30,11 @@ def cells_ref(indices: list[int]) -> str:
     return f"cells {numbers}" if len(indices) > 1 else f"cell {numbers}"
 
 
+def counted(count: int, noun: str) -> str:
+    """"1 step", "3 steps", "0 versions": a count with its noun, plural unless the count is 1."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def close_match(name: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
     """The one of `choices` that `name` looks like a misspelling of, or None (difflib)."""
     found = difflib.get_close_matches(name, list(choices), n=1, cutoff=cutoff)

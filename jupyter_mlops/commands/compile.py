@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from jupyter_mlops.errors import counted
+
 HELP = "compile a tagged notebook into a Kubeflow Pipelines v2 pipeline spec (YAML)"
 
 
@@ -71,9 +73,8 @@ def run(args: argparse.Namespace) -> int:
     result = compile_notebook(args.notebook, output, compile_options(args))
     for note in result.warnings:
         print(f"warning: {note}", file=sys.stderr)
-    steps = len(result.graph.steps)
-    print(f"pipeline {result.name}: {steps} step{'s' * (steps != 1)}{_sweep_line(result)} "
-          f"-> {output}")
+    print(f"pipeline {result.name}: {counted(len(result.graph.steps), 'step')}"
+          f"{_sweep_line(result)} -> {output}")
     return 0
 
 
@@ -81,7 +82,6 @@ def _sweep_line(result) -> str:
     """What the fan-out holds, said where the user looks: the combinations, the steps in it."""
     if result.sweep is None:
         return ""
-    combinations = len(result.sweep.items)
-    return (f", sweeping {', '.join(result.sweep.parameters)} over {combinations} "
-            f"combination{'s' * (combinations != 1)} (per combination: "
+    return (f", sweeping {', '.join(result.sweep.parameters)} over "
+            f"{counted(len(result.sweep.items), 'combination')} (per combination: "
             f"{', '.join(sorted(result.sweep.steps))})")

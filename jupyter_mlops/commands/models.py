@@ -12,6 +12,7 @@ import datetime as dt
 import sys
 from typing import Any
 
+from jupyter_mlops.errors import counted
 from jupyter_mlops.models.registry import PAGE_SIZE
 from jupyter_mlops.runner.results import GATE_FAILED_EXIT as EXIT_REFUSED
 from jupyter_mlops.steps.mlflow_vocabulary import PREVIOUS_HOLDER_PREFIX, PREVIOUS_NOBODY
@@ -105,8 +106,7 @@ def _list(client: Any, args: argparse.Namespace) -> None:
         size = ["--max-results", str(args.max_results)] if args.max_results != PAGE_SIZE else []
         again = " ".join(["jupyter-mlops models list", *([args.model] if args.model else []),
                           *size, "--page-token", shown.next_page_token])
-        count = f"{len(rows)} version{'s' if len(rows) != 1 else ''}"
-        print(f"showing {count}, newest first; more: {again} (or --all)")
+        print(f"showing {counted(len(rows), 'version')}, newest first; more: {again} (or --all)")
 
 
 def _positive(text: str) -> int:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jupyter_mlops.errors import counted
 from jupyter_mlops.runner import rerun_hint, rundir
 from jupyter_mlops.runner.kernels import KernelPool, warm_imports
 from jupyter_mlops.runner.options import RunOptions
@@ -92,7 +93,8 @@ def _run_steps(graph: StepGraph, values: dict[str, Any], plan: dict[str, str], p
     tracker = _tracker(graph, folder, graph.path, options.tracking_uri) if options.track else None
     progress = Progress(len(plan), options.stream, options.quiet)
     pool.report = progress.line  # a kernel that died at start and was replaced
-    progress.line(f"run {folder.run_id}: {len(plan)} step(s) of {graph.name} -> {folder.root}")
+    progress.line(f"run {folder.run_id}: {counted(len(plan), 'step')} of {graph.name} "
+                  f"-> {folder.root}")
     for dead in folder.settled:
         progress.line(f"run {dead} marked failed: {rundir.DEAD}")
     listeners = [progress, *options.listeners] + ([tracker] if tracker is not None else [])

@@ -67,6 +67,7 @@ def test_the_command_runs_a_notebook(tmp_path, capsys, monkeypatch):
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "first" in err and "done" in err
+    assert ": 1 step of " in err  # a plural only when the count is not 1
     assert f"run folder: {tmp_path / '.mlops' / 'runs'}" in out  # .mlops in the working folder
     run_dir = next((tmp_path / ".mlops" / "runs").iterdir())
     assert (run_dir / "first.ipynb").is_file()
