@@ -202,9 +202,6 @@ export class ExportBody extends Widget {
           )
         );
       }
-      if (node.querySelector('code[data-path]')) {
-        node.append(h('p', { className: 'jp-mlops-hint' }, this.hiddenHint()));
-      }
     }
     if (problem) {
       node.append(h('p', { className: 'jp-mlops-error' }, problem));
@@ -224,69 +221,59 @@ export class ExportBody extends Widget {
       trans.__('Local run %1', job.status),
       run ? ` ${trans.__("in %1 (the runner's time)", duration(run.duration * 1000))}` : '',
       folder ? ' · ' : '',
-      folder ? this.link(folder, trans.__('run folder'), true) : '',
+      folder ? this.folderLink(folder) : '',
       job.status === 'succeeded' ? '' : ` · ${trans.__('the log is in the MLOps panel')}`
     );
   }
 
   /**
-   * A link that opens a run's file in JupyterLab; as text with the path when the server does
-   * not open hidden files (`.mlops/`) and this one is hidden.
+   * The run folder: a link that shows it in the file browser (the dialog closes) when Jupyter
+   * opens hidden files; else its path as text, since the file browser cannot open `.mlops/`
+   * (its step notebooks open all the same, below).
    */
-  private link(path: string, label: string, folder: boolean): HTMLElement {
-    const className = folder ? 'jp-mlops-run-folder' : 'jp-mlops-step-notebook';
+  private folderLink(path: string): HTMLElement {
+    const label = this.trans.__('run folder');
     if (!this.opens(path)) {
       return h(
-        'code',
-        { className, title: `${path}\n${this.hiddenHint()}`, 'data-path': path },
-        label
+        'span',
+        {},
+        `${label} `,
+        h('code', { className: 'jp-mlops-run-folder', 'data-path': path }, path)
       );
     }
-    return h(
-      'a',
-      {
-        className: `jp-mlops-link ${className}`,
-        href: '#',
-        title: path,
-        'data-path': path,
-        onClick: (event: Event) => {
-          event.preventDefault();
-          this.host.open(path, folder);
-        }
-      },
-      label
-    );
-  }
-
-  /** Why a run's file under `.mlops/` shows as a path, not a link. */
-  private hiddenHint(): string {
-    return this.trans.__(
-      'In a hidden folder: start Jupyter with --ContentsManager.allow_hidden=True to open it from here.'
-    );
+    return this.link(path, label, 'jp-mlops-run-folder', () => this.host.open(path, true));
   }
 
   /**
-   * An executed step notebook: opened as a notebook when Jupyter opens hidden files, else
-   * as the page the server renders of it (it lies under `.mlops/`).
+   * An executed step notebook: opened as a notebook when Jupyter opens hidden files, else as
+   * the page the server renders of it (it lies under `.mlops/`). Either way the dialog closes,
+   * so the tab it opens in is seen.
    */
   private stepLink(job: IJob, step: string, path: string): HTMLElement {
-    if (this.opens(path)) {
-      return this.link(path, `${step}.ipynb`, false);
+    const open = this.opens(path)
+      ? () => this.host.open(path, false)
+      : () => void this.showStepNotebook(job, step, path);
+    return this.link(path, `${step}.ipynb`, 'jp-mlops-step-notebook', open);
+  }
+
+  /** A link to a run's file that closes the dialog, then opens it. */
+  private link(path: string, label: string, className: string, open: () => void): HTMLElement {
+    const onClick = (event: Event) => {
+      event.preventDefault();
+      this.closeDialog();
+      open();
+    };
+    const attributes = { className: `jp-mlops-link ${className}`, href: '#', title: path };
+    return h('a', { ...attributes, 'data-path': path, onClick }, label);
+  }
+
+  /** Close the dialog holding this body (as its Close button does). */
+  private closeDialog(): void {
+    let widget = this.parent;
+    while (widget && !(widget instanceof Dialog)) {
+      widget = widget.parent;
     }
-    return h(
-      'a',
-      {
-        className: 'jp-mlops-link jp-mlops-step-notebook',
-        href: '#',
-        title: path,
-        'data-path': path,
-        onClick: (event: Event) => {
-          event.preventDefault();
-          void this.showStepNotebook(job, step, path);
-        }
-      },
-      `${step}.ipynb`
-    );
+    widget?.reject();
   }
 
   private async showStepNotebook(job: IJob, step: string, path: string): Promise<void> {
@@ -294,13 +281,8 @@ export class ExportBody extends Widget {
       this.host.openPage(`${step}.ipynb`, await api.stepNotebookHtml(job.id, step));
     } catch (error) {
       console.warn(`jupyter-mlops: cannot show ${path} of local run ${job.id}`, error);
-      this.localStatus.append(
-        h(
-          'p',
-          { className: 'jp-mlops-error' },
-          this.trans.__('Cannot open %1: %2', path, (error as Error).message)
-        )
-      );
+      // the dialog is closed: say it where the user looks now
+      Notification.error(this.trans.__('Cannot open %1: %2', path, (error as Error).message));
     }
   }
 

@@ -2,7 +2,8 @@
 and a 30-step one with branches), zoom and fit; Submit disabled with the way to configure a KFP
 host, or, against the KFP tests' stand-in API server, a schedule refused naming its field and a
 good one creating a recurring run; Run locally turning the DAG's steps green as they finish and
-linking its executed step notebooks, which open though they lie under the hidden `.mlops/`."""
+linking its executed step notebooks, which open (the dialog closing, so the tab is seen) though
+they lie under the hidden `.mlops/`, and naming its run folder, which JupyterLab cannot open."""
 
 from __future__ import annotations
 
@@ -126,12 +127,15 @@ def test_run_locally_colours_the_steps_and_links_the_run(page, lab):  # noqa: AN
         "as => as.map(a => a.dataset.path)")
     assert links == [f"{folder}/make.ipynb", f"{folder}/total.ipynb"]
     assert all((lab.root / link).is_file() for link in links)
-    # The run folder is under .mlops/, which Jupyter does not open by default: the dialog
-    # says how to allow it. A step notebook opens all the same, as the server renders it.
-    assert "--ContentsManager.allow_hidden=True" in status.inner_text()
+    # The run folder is under .mlops/, which Jupyter does not open by default: its path, no
+    # link. A step notebook opens all the same, as the server renders it, and the dialog
+    # closes so its tab is seen.
+    assert status.locator("a.jp-mlops-run-folder").count() == 0
+    assert folder in status.locator(".jp-mlops-run-folder").inner_text()
     status.locator("a.jp-mlops-step-notebook", has_text="total.ipynb").click()
-    dialog.locator("button.jp-mod-reject", has_text="Close").click()
-    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="total.ipynb").wait_for()
+    dialog.wait_for(state="detached")
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current",
+                 has_text="total.ipynb").wait_for()
     executed = page.frame_locator(".jp-mlops-page-view").locator(".jp-OutputArea-output")
     executed.filter(has_text="total 6").wait_for()  # the step's own print, n = 4
 
