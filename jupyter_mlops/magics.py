@@ -297,9 +297,13 @@ class MlopsMagics(Magics):
         if session.run is not None:  # versions the sender is registering are listed too
             session.tracker.flush(timeout=30)
         if getattr(self.shell, "kernel", None) is not None:  # a frontend: the models view
+            from IPython.display import display
+
             from jupyter_mlops.widgets.models_view import models
 
-            return models(args.model, session.tracker.uri)
+            # shown from any line of the cell, not only from its last
+            display(models(args.model, session.tracker.uri))
+            return None
         from jupyter_mlops.models.registry import table
 
         return table(args.model, store=session.tracker.uri)

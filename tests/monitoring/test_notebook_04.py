@@ -35,7 +35,8 @@ def test_04_monitor_and_retrain(tmp_path, monkeypatch):
     papermill.execute_notebook(str(tmp_path / NOTEBOOK.name), str(output), cwd=str(tmp_path),
                                parameters={"n_customers": 2000}, kernel_name="python3",
                                progress_bar=False, execution_timeout=300)
-    text, html = _outputs(nbformat.read(output, as_version=4))
+    executed = nbformat.read(output, as_version=4)
+    text, html = _outputs(executed)
 
     assert "Churn_Monitored v1 is now @champion (was nobody)" in text
     assert 'class="mlops-drift-verdict">stable<' in html
@@ -47,6 +48,10 @@ def test_04_monitor_and_retrain(tmp_path, monkeypatch):
     assert "against the new champion: max PSI" in text
     assert "Downloading artifacts" not in text + html  # no progress bar in the cells
     assert "all records stored" in text
+    # `%mlops models` lists the versions from any line of its cell, not only from the last
+    for cell in (c for c in executed.cells if "%mlops models" in c.source):
+        shown = "".join(o.get("data", {}).get("text/html", "") for o in cell.outputs)
+        assert "mlops-models-table" in shown and "Churn_Monitored" in shown, cell.source
 
     client = open_client(uri)
     assert client.get_registered_model("Churn_Monitored").aliases == {"champion": 2}
