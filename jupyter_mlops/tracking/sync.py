@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_mlops.errors import MlopsError
+from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking import replay as replay_mod
 from jupyter_mlops.tracking.destination import (
@@ -19,13 +20,14 @@ from jupyter_mlops.tracking.destination import (
     tracking_uri,
 )
 from jupyter_mlops.tracking.process import fail_dead_runs
+from jupyter_mlops.tracking.records import RunStart
 from jupyter_mlops.tracking.spool import Spool, sessions
 
 
 @dataclass
 class SyncReport:
     replayed: dict[str, int] = field(default_factory=dict)  # session -> units sent
-    busy: list[str] = field(default_factory=list)  # owned by a live kernel
+    busy: dict[str, str] = field(default_factory=dict)  # owned by a live kernel -> its session
     failed: dict[str, str] = field(default_factory=dict)  # session or uri -> error
     recovered: list[str] = field(default_factory=list)  # run ids marked FAILED
     rejected: dict[str, list[str]] = field(default_factory=dict)  # quarantine file -> records
@@ -35,8 +37,8 @@ class SyncReport:
     def lines(self) -> list[str]:
         out = list(self.notes)
         out += [f"replayed {sid}: {n} record groups" for sid, n in self.replayed.items()]
-        out += [f"skipped {sid}: its kernel or its sender is still running"
-                for sid in self.busy]
+        out += [f"skipped {sid}{label}: its kernel or its sender is still running"
+                for sid, label in self.busy.items()]
         out += [f"failed {masked(where)}: {error}" for where, error in self.failed.items()]
         out += [f"marked FAILED (kernel gone): {run_id}" for run_id in self.recovered]
         for path, records in self.rejected.items():
@@ -97,7 +99,7 @@ def default_roots(uri: str) -> list[Path]:
 def _replay_one(spool: Spool, default_uri: str, clients: dict[str, Any],
                 report: SyncReport) -> None:
     if not spool.try_own(wait=30):
-        report.busy.append(spool.session_id)
+        report.busy[spool.session_id] = _session_label(spool)
         return
     uri = default_uri
     try:
@@ -111,6 +113,18 @@ def _replay_one(spool: Spool, default_uri: str, clients: dict[str, Any],
         report.unsent.setdefault(uri, spool.session_id)
     finally:
         spool.release()
+
+
+def _session_label(spool: Spool) -> str:
+    """" (notebook /work/Churn.ipynb, experiment 'Churn')": whose session a spool holds, from
+    its first run record (the session's run); "" when it has none yet."""
+    start = next((record for _, record in spool.read(0, 3) if isinstance(record, RunStart)),
+                 None)
+    if start is None:
+        return ""
+    notebook = start.tags.get(vocab.NOTEBOOK_TAG)
+    named = [f"notebook {notebook}"] if notebook else []
+    return f" ({', '.join([*named, f'experiment {start.exp!r}'])})"
 
 
 def _why(error: Exception) -> str:

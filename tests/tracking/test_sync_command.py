@@ -1,0 +1,37 @@
+"""`jupyter-mlops sync` names the session it leaves to a live kernel by its notebook."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from jupyter_mlops.cli import main
+from jupyter_mlops.steps.mlflow_vocabulary import NOTEBOOK_TAG
+from jupyter_mlops.tracking.records import Header, RunStart
+from jupyter_mlops.tracking.spool import Spool
+
+SESSION = "20261201210155-15849-a8cdf2aa"
+
+
+def test_a_busy_session_is_named_by_its_notebook_and_experiment(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    notebook = str(tmp_path / "Churn_Training.ipynb")
+    spool = Spool(tmp_path / "spool", SESSION)
+    spool.append([Header(f"sqlite:///{tmp_path / 'mlflow.db'}"),
+                  RunStart("k1", "Churn_Registry", 0, "Churn_Training",
+                           tags={NOTEBOOK_TAG: notebook})])
+    spool.release()
+    # A process holding the session's kernel lock, as its live kernel does.
+    kernel = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from jupyter_mlops.tracking.spool import Spool; "
+         f"s = Spool(sys.argv[1], {SESSION!r}); s.try_lock('kernel') and print('held', "
+         "flush=True); sys.stdin.read()", str(tmp_path / "spool")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert kernel.stdout is not None and kernel.stdout.readline() == "held\n"
+        code = main(["sync", "--spool-dir", str(tmp_path / "spool"), "--no-recover"])
+    finally:
+        kernel.communicate("", timeout=60)
+    assert code == 0
+    assert (f"skipped {SESSION} (notebook {notebook}, experiment 'Churn_Registry'): its "
+            "kernel or its sender is still running") in capsys.readouterr().out
