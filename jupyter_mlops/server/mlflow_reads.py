@@ -19,12 +19,14 @@ from jupyter_mlops.server.modelindex import ModelIndex
 from jupyter_mlops.server.runindex import RunIndex, Scope
 from jupyter_mlops.steps.mlflow_vocabulary import (
     CELL_SOURCE_ARTIFACT,
+    ERROR_TAG,
     INTERNAL_TAGS,
     KIND_CELL,
     KIND_TAG,
     LAUNCHED_FROM_TAG,
     NOTEBOOK_TAG,
     PARENT_RUN_TAG,
+    STEP_METRICS,
     TRACK_LINE_TAG,
     run_row,
 )
@@ -119,7 +121,9 @@ def experiment_dict(experiment: Any) -> dict[str, Any]:
 
 def run_summary(run: Any) -> dict[str, Any]:
     """A run as the panel lists it (api.ts `IRunSummary`): no long tag values (the cell's
-    code is in the details)."""
+    code is in the details) and no runner bookkeeping among its metrics (a step's duration
+    and cache hit, STEP_METRICS: its status and times say them), so the metric columns are
+    the user's; the details have every metric."""
     row = run_row(run)
     return {
         "run_id": row.run_id,
@@ -128,7 +132,7 @@ def run_summary(run: Any) -> dict[str, Any]:
         "status": row.status,
         "start_time": row.start_ms,
         "end_time": row.end_ms,
-        "metrics": row.metrics,
+        "metrics": {k: v for k, v in row.metrics.items() if k not in STEP_METRICS},
         "params": row.params,
         "tags": {k: v for k, v in row.tags.items() if len(v) <= 500},
         "parent_id": row.tags.get(PARENT_RUN_TAG),  # a cell run's session: nested under it
@@ -143,7 +147,10 @@ def run_details(client: Any, run_id: str) -> dict[str, Any]:
     except MlflowException:
         raise ApiError(404, "run-not-found", "no such run") from None
     details = run_summary(run)
+    details["metrics"] = dict(run.data.metrics)
     details["tags"] = dict(run.data.tags)
+    details["error"] = run.data.tags.get(ERROR_TAG)  # shown by its status
+    details["kind"] = run.data.tags.get(KIND_TAG)
     details["metric_history"] = {
         key: [{"step": m.step, "timestamp": m.timestamp, "value": m.value}
               for m in client.get_metric_history(run_id, key)]

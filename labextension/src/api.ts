@@ -44,6 +44,8 @@ export interface IRunSummary {
   status: string;
   start_time: number | null;
   end_time: number | null;
+  /** The user's metrics: not the runner's bookkeeping (a step's duration_s, cache_hit), which
+   * only the details hold. */
   metrics: Record<string, number>;
   params: Record<string, string>;
   tags: Record<string, string>;
@@ -90,6 +92,10 @@ export interface IRunDetails extends IRunSummary {
   datasets: IDataset[];
   /** Its tags that are bookkeeping (the vocabulary's INTERNAL_TAGS): hidden unless asked. */
   internal_tags: string[];
+  /** Why it failed, as the runner or the cell recorded it. */
+  error: string | null;
+  /** What made it (the vocabulary's KIND_* values: cell, pipeline, pipeline-step, sweep...). */
+  kind: string | null;
   /** The session run a cell run belongs to. */
   parent: { run_id: string; run_name: string | null } | null;
   models: ILoggedModel[];

@@ -1,8 +1,9 @@
 /**
- * One run in full: its parent session by name, params, metrics with their history drawn as a
- * curve over the steps, the models it logged, the datasets it used (lineage: digest and rows),
- * tags (bookkeeping ones behind a toggle), artifacts to open, and the tracked cell's code with
- * "Insert into notebook".
+ * One run in full: its status with why it failed, its parent session by name, params, metrics
+ * with their history drawn as a curve over the steps, the models it logged, the datasets it used
+ * (lineage: digest and rows), tags (bookkeeping ones behind a toggle), artifacts to open, and
+ * what it ran: the tracked cell's code with "Insert into notebook", or a step's or sweep run's
+ * executed notebook.
  */
 import { nullTranslator, TranslationBundle } from '@jupyterlab/translation';
 
@@ -26,6 +27,10 @@ export interface IDetailsActions {
 
 /** Artifacts opened as text in JupyterLab; the rest are downloaded. */
 const TEXT_ARTIFACT = /(\.(py|txt|log|json|ipynb|ya?ml|md|csv|toml|cfg|ini)|MLmodel)$/;
+
+/** Kinds of run (the server's `kind`, steps/mlflow_vocabulary.py's KIND_* values). */
+const KIND_CELL = 'cell';
+const KIND_PIPELINE = 'pipeline';
 
 /** Whether bookkeeping tags show: one choice for every run opened in this session. */
 let showInternal = false;
@@ -94,7 +99,7 @@ export function renderDetails(run: IRunDetails, actions: IDetailsActions): HTMLE
     ),
     h('h3', {}, run.run_name || run.run_id),
     kv([
-      [trans.__('status'), run.status],
+      [trans.__('status'), status(run)],
       ...(parent ? ([[trans.__('session'), parent]] as [string, Node][]) : []),
       [trans.__('started'), when(run.start_time)],
       [
@@ -116,23 +121,53 @@ export function renderDetails(run: IRunDetails, actions: IDetailsActions): HTMLE
     tags,
     h('h4', {}, trans.__('Artifacts')),
     artifacts(run, actions),
-    h('h4', {}, trans.__('Cell code')),
-    run.source !== null
-      ? h(
-          'div',
-          {},
-          h('pre', { className: 'jp-mlops-source' }, run.source),
-          h(
-            'button',
-            {
-              className: 'jp-mlops-button',
-              onClick: () => actions.insert(run.cell ?? run.source ?? '')
-            },
-            trans.__('Insert into notebook')
-          )
-        )
-      : h('p', {}, trans.__('not recorded'))
+    ...code(run, actions)
   );
+}
+
+/** The status, and beside it why the run failed (the error the runner or the cell recorded). */
+function status(run: IRunDetails): HTMLElement {
+  return h(
+    'span',
+    { className: 'jp-mlops-run-status' },
+    run.status,
+    run.error ? h('div', { className: 'jp-mlops-error jp-mlops-run-error' }, run.error) : null
+  );
+}
+
+/**
+ * What the run ran: a tracked cell's code with "Insert into notebook"; for a pipeline step or
+ * a sweep's run, its executed notebook; for a pipeline, where its work is; nothing for the rest.
+ */
+function code(run: IRunDetails, actions: IDetailsActions): HTMLElement[] {
+  const trans = actions.trans;
+  const notebook = run.artifacts.find(a => a.path.endsWith('.ipynb'));
+  if (run.source !== null) {
+    const insert = () => actions.insert(run.cell ?? run.source ?? '');
+    return [
+      h('h4', {}, trans.__('Cell code')),
+      h(
+        'div',
+        {},
+        h('pre', { className: 'jp-mlops-source' }, run.source),
+        h(
+          'button',
+          { className: 'jp-mlops-button', onClick: insert },
+          trans.__('Insert into notebook')
+        )
+      )
+    ];
+  }
+  if (run.kind === KIND_CELL) {
+    return [h('h4', {}, trans.__('Cell code')), h('p', {}, trans.__('not recorded'))];
+  }
+  if (notebook) {
+    return [h('h4', {}, trans.__('Code')), artifactLink(notebook.path, actions)];
+  }
+  if (run.kind === KIND_PIPELINE) {
+    return [h('h4', {}, trans.__('Code')), h('p', {}, trans.__('pipeline run: see its steps'))];
+  }
+  return [];
 }
 
 function kv(rows: [string, Node | string][]): HTMLElement {
@@ -179,31 +214,28 @@ function artifacts(run: IRunDetails, actions: IDetailsActions): HTMLElement {
   if (!run.artifacts.length) {
     return h('p', {}, trans.__('none'));
   }
-  const item = (path: string) =>
-    TEXT_ARTIFACT.test(path)
-      ? h(
-          'a',
-          {
-            href: '#',
-            className: 'jp-mlops-artifact',
-            title: trans.__('Open in JupyterLab'),
-            onClick: (e: Event) => {
-              e.preventDefault();
-              actions.openArtifact(path);
-            }
-          },
-          path
-        )
-      : h(
-          'a',
-          { href: actions.artifactUrl(path), className: 'jp-mlops-artifact', download: '' },
-          path
-        );
   return h(
     'ul',
     { className: 'jp-mlops-artifacts' },
-    ...run.artifacts.map(a => h('li', {}, item(a.path)))
+    ...run.artifacts.map(a => h('li', {}, artifactLink(a.path, actions)))
   );
+}
+
+/** A link to an artifact: text opens in JupyterLab, anything else downloads. */
+function artifactLink(path: string, actions: IDetailsActions): HTMLElement {
+  if (!TEXT_ARTIFACT.test(path)) {
+    return h(
+      'a',
+      { href: actions.artifactUrl(path), className: 'jp-mlops-artifact', download: '' },
+      path
+    );
+  }
+  const open = (e: Event) => {
+    e.preventDefault();
+    actions.openArtifact(path);
+  };
+  const title = actions.trans.__('Open in JupyterLab');
+  return h('a', { href: '#', className: 'jp-mlops-artifact', title, onClick: open }, path);
 }
 
 /** The run's dataset inputs: name, how it was used, short digest (full one on hover), rows. */

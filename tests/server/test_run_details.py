@@ -52,6 +52,7 @@ async def test_a_cell_runs_details_and_artifacts(jp_fetch, mlflow_store) -> None
     assert code == 200, run
     assert run["parent"] == {"run_id": session, "run_name": "churn_session"}
     assert run["parent_id"] == session
+    assert (run["kind"], run["error"]) == (vocab.KIND_CELL, None)  # a cell, which did not fail
     assert {vocab.PID_TAG, vocab.START_TAG, vocab.RUN_KEY_TAG, vocab.PARENT_RUN_TAG} \
         <= set(run["internal_tags"])
     assert vocab.KIND_TAG not in run["internal_tags"]

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from jupyter_mlops.steps.mlflow_vocabulary import STEP_METRICS
+
 from .conftest import TOKEN, fetch_json
 
 SHIPPED = Path(__file__).resolve().parents[2] / "notebooks"
@@ -129,6 +131,7 @@ async def test_02_lists_pipeline_runs_of_the_cli_and_of_run_locally(jp_fetch, ro
     assert {r["run_name"] for r in body["runs"]} - STEPS == {
         r["run_name"] for r in body["runs"] if r["tags"]["mlops.kind"] == "pipeline"}
     assert ("02-tagged-pipeline", 6) in _experiments(body)
+    await _user_metrics_listed_bookkeeping_in_details(jp_fetch, body["runs"])
 
     code, job = await fetch_json(jp_fetch, "mlops", "api", "local-runs", method="POST",
                                  body=json.dumps({"path": PIPELINE, "parameters": SMALL}))
@@ -136,6 +139,18 @@ async def test_02_lists_pipeline_runs_of_the_cli_and_of_run_locally(jp_fetch, ro
     body = await _wait_runs(jp_fetch, PIPELINE, complete(2), **ours)
     assert sum(r["tags"]["mlops.kind"] == "pipeline" for r in body["runs"]) == 2
     assert {r["status"] for r in body["runs"]} == {"FINISHED"}
+
+
+async def _user_metrics_listed_bookkeeping_in_details(jp_fetch, runs: list[dict]) -> None:  # noqa: ANN001
+    """The list's metrics are the user's (the panel's columns): the pipeline's from its
+    `metrics` cell, none of the runner's bookkeeping; a step's details have that too."""
+    pipeline = next(r for r in runs if r["tags"]["mlops.kind"] == "pipeline")
+    assert set(pipeline["metrics"]) == {"accuracy", "f1"}
+    assert not any(set(STEP_METRICS) & set(r["metrics"]) for r in runs)
+    step = next(r for r in runs if r["run_name"] == "load")
+    code, details = await fetch_json(jp_fetch, "mlops", "api", "runs", step["run_id"])
+    assert code == 200 and set(STEP_METRICS) <= set(details["metrics"])
+    assert (details["kind"], details["error"]) == ("pipeline-step", None)
 
 
 async def test_03_lists_its_sweeps_in_their_experiments(jp_fetch, sweeps) -> None:
@@ -147,6 +162,10 @@ async def test_03_lists_its_sweeps_in_their_experiments(jp_fetch, sweeps) -> Non
     failing = await _runs(jp_fetch, SWEEP, experiment="03-sweep-pipeline")  # one on purpose
     errors = [r["tags"].get("mlops.error", "")[:300] for r in failing["runs"]]
     assert sorted(r["status"] for r in failing["runs"]) == ["FAILED", "FINISHED"], errors
+    failed = next(r for r in failing["runs"] if r["status"] == "FAILED")
+    code, details = await fetch_json(jp_fetch, "mlops", "api", "runs", failed["run_id"])
+    assert code == 200 and details["kind"] == "sweep"  # the panel shows the error by the status
+    assert "test_size" in details["error"] and details["error"] == details["tags"]["mlops.error"]
 
     # The sweeps ran 02's code: 02's panel lists them too, in their own experiments.
     swept = await _runs(jp_fetch, PIPELINE, experiment="03-sweep")

@@ -265,6 +265,28 @@ def _wait_names(page, expected: list[str], pipelines: int = 0) -> None:  # noqa:
         timeout=WAIT_MS)
 
 
+def _pipeline_metrics_and_details(page) -> None:  # noqa: ANN001
+    """The metric columns are the pipeline's own (its `metrics` cell), not the runner's
+    bookkeeping (a step's cache hit, duration), and the pipeline's row shows them; its details
+    say where its work is and a step's link its executed notebook, neither 'not recorded'."""
+    pipeline = f"{PANEL} tr.jp-mlops-run:has(.jp-mlops-run-link[title^='pipeline-'])"
+    page.wait_for_function(  # its metrics may land after its row
+        f"() => [...document.querySelectorAll(\"{pipeline} td.jp-mlops-col-metric\")]"
+        ".map(td => td.textContent).filter(Boolean).length === 2", timeout=WAIT_MS)
+    headers = page.locator(f"{PANEL} th.jp-mlops-col-metric").all_text_contents()
+    assert sorted(headers) == ["accuracy", "f1"], headers
+    page.locator(f"{pipeline} .jp-mlops-run-link").click()
+    details = page.locator(f"{PANEL} .jp-mlops-details")
+    details.get_by_text("pipeline run: see its steps").wait_for()
+    assert "not recorded" not in details.inner_text()
+    details.locator("button", has_text="← Runs").click()
+    page.locator(f"{PANEL} .jp-mlops-run-link", has_text="evaluate").click()
+    details.locator("a.jp-mlops-artifact", has_text="evaluate.ipynb").first.wait_for()
+    assert "not recorded" not in details.inner_text()
+    assert "duration_s" in details.locator(".jp-mlops-metrics").inner_text()  # all of them here
+    details.locator("button", has_text="← Runs").click()
+
+
 def test_the_panel_lists_the_notebooks_runs_of_every_experiment(page, lab):  # noqa: ANN001
     # Named as shipped: its pipeline runs go to the experiment `02-tagged-pipeline`, not to one
     # named after the file; the panel finds them by the notebook's path all the same.
@@ -275,6 +297,7 @@ def test_the_panel_lists_the_notebooks_runs_of_every_experiment(page, lab):  # n
     _run_locally(page, notebook)
     _wait_names(page, STEPS, pipelines=1)  # the pipeline's run and one run per step
     _assert_headers_fit(page)  # the panel opened on the run: JupyterLab's default width
+    _pipeline_metrics_and_details(page)
 
     # A run of this notebook in an experiment of the user's choosing, from a new cell.
     cells = page.evaluate(f"{NOTEBOOK_JS}.content.widgets.length")

@@ -1,7 +1,7 @@
 """The Runs tab of the MLOps panel, in Chromium: a cell's run settles soon after the cell ends;
 the session run holds its cell runs; a run's details hide the internal tags, name the parent,
 draw a logged metric's steps as a curve and open the cell's code; "Insert into notebook" keeps
-the `%%mlops track` line."""
+the `%%mlops track` line; a failed run's details show its error by its status."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from .jupyterlab import ERRORS_JS, NOTEBOOK_JS, PANEL, command, open_notebook, o
 NOTEBOOK = "Churn_Panel.ipynb"
 SESSION = "churn_session"
 FIT_LINE = "%%mlops track fit-loop --params epochs --tags stage=tuning"  # kept by Insert
+WHY = "test_size=1.5 is not a valid split"
+FAILING = f"%%mlops track split-check\nraise ValueError({WHY!r})"
 SETTLE_MS = 2500  # the issue's "~2 s" after the cell ends, with room for a loaded machine
 CELLS = [
     "%load_ext jupyter_mlops\n%mlops start --experiment 'Churn Panel' --run-name churn_session",
@@ -113,3 +115,22 @@ def test_session_nests_its_cell_runs_and_details_show_what_matters(ran) -> None:
     page.wait_for_function(f"() => {NOTEBOOK_JS}.content.widgets.length === {cells + 1}")
     inserted = page.evaluate(f"{NOTEBOOK_JS}.content.activeCell.model.sharedModel.getSource()")
     assert inserted.split("\n")[0] == FIT_LINE and "for epoch in range(epochs):" in inserted
+
+
+def test_a_failed_runs_details_show_its_error_by_its_status(ran) -> None:  # noqa: ANN001
+    page, panel = ran
+    back = panel.locator(".jp-mlops-details button", has_text="← Runs")
+    if back.count():
+        back.click()
+    cells = page.evaluate(f"{NOTEBOOK_JS}.content.widgets.length")
+    page.evaluate(f"{NOTEBOOK_JS}.content.activeCellIndex = {cells - 1}")
+    command(page, "notebook:insert-cell-below")
+    page.wait_for_function(f"() => {NOTEBOOK_JS}.content.widgets.length === {cells + 1}")
+    page.evaluate(f"{NOTEBOOK_JS}.content.activeCell.model.sharedModel"
+                  f".setSource({json.dumps(FAILING)})")
+    command(page, "notebook:run-cell")
+    failed = panel.locator("tr.jp-mlops-run.jp-mlops-status-failed", has_text="split-check")
+    failed.locator(".jp-mlops-run-link").click()
+    status = panel.locator(".jp-mlops-details .jp-mlops-run-status")
+    assert status.locator(".jp-mlops-run-error").inner_text() == f"ValueError: {WHY}"
+    assert status.inner_text().startswith("FAILED")
