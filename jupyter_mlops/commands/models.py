@@ -12,6 +12,7 @@ import datetime as dt
 import sys
 from typing import Any
 
+from jupyter_mlops.commands import say
 from jupyter_mlops.errors import counted
 from jupyter_mlops.models.registry import PAGE_SIZE
 from jupyter_mlops.runner.results import GATE_FAILED_EXIT as EXIT_REFUSED
@@ -64,9 +65,11 @@ def _version_options(parser: argparse.ArgumentParser, required: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from jupyter_mlops.models import registry
     from jupyter_mlops.models.lineage import lineage
-    from jupyter_mlops.tracking.destination import open_client, tracking_uri
+    from jupyter_mlops.tracking.destination import masked, open_client, tracking_uri
 
-    client = open_client(args.tracking_uri or tracking_uri(), create=False)
+    store = args.tracking_uri or tracking_uri()
+    say(f"opening the registry at {masked(store)}")
+    client = open_client(store, create=False)
     if args.action == "list":
         _list(client, args)
     elif args.action == "show":

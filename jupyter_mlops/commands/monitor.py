@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.commands import say
 from jupyter_mlops.errors import MlopsError
 
 HELP = "compare new data with a model's training data: log a monitor run, retrain on drift"
@@ -70,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from jupyter_mlops.monitoring.monitor import bands_for, log_run, measure, summary
-    from jupyter_mlops.tracking.destination import tracking_uri
+    from jupyter_mlops.tracking.destination import masked, tracking_uri
     from jupyter_mlops.widgets.drift_view import report_page
 
     if args.submit and not args.retrain:
@@ -85,11 +86,15 @@ def run(args: argparse.Namespace) -> int:
             raise MonitorError(f"{args.data} has no column {args.predictions!r} (--predictions)")
         predictions = current.pop(args.predictions)
     reference = args.model or read_data(args.reference)
+    if args.model:
+        say(f"reading the reference profile of {args.model} from the registry at "
+            f"{masked(store)}")
     report, source = measure(current, reference, predictions, bands=bands_for(args.threshold),
                              store=store)
     if args.reference:
         source = dataclasses.replace(source, label=args.reference)
     title = f"Drift of {Path(args.data).name} against {source.label}"
+    say(f"logging the drift report to {masked(store)}")
     run_id = log_run(report, source, html=report_page(report, title), store=store,
                      experiment=args.experiment)
     print(verdict(report, source.label, args.data))

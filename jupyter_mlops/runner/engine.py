@@ -38,9 +38,16 @@ IOPUB_WAIT = 0.5  # seconds to wait for the kernel_info's idle status before ask
 
 
 class SparseSaves(NotebookExecutionManager):
-    """Writes the output notebook at the start, at the end and every SAVE_EVERY seconds."""
+    """Writes the output notebook at the start, at the end and every SAVE_EVERY seconds;
+    tells `on_cell` of each cell as it starts (the runner's progress says where a step is)."""
 
     _force = True
+    on_cell: Callable[[Any], None] | None = None
+
+    def cell_start(self, cell: Any, cell_index: int | None = None, **kwargs: Any) -> None:
+        super().cell_start(cell, cell_index, **kwargs)
+        if self.on_cell is not None:
+            self.on_cell(cell)
 
     def save(self, **kwargs: Any) -> None:
         since = time.monotonic() - getattr(self, "_saved_at", float("-inf"))
@@ -158,9 +165,11 @@ class PooledKernelEngine(NBClientEngine):
     @classmethod
     def execute_notebook(cls, nb: Any, kernel_name: str, output_path: Any = None,
                          progress_bar: bool = True, log_output: bool = False,
-                         autosave_cell_every: int = 30, **kwargs: Any) -> Any:
+                         autosave_cell_every: int = 30,
+                         on_cell: Callable[[Any], None] | None = None, **kwargs: Any) -> Any:
         nb_man = SparseSaves(nb, output_path=output_path, progress_bar=progress_bar,
                              log_output=log_output, autosave_cell_every=autosave_cell_every)
+        nb_man.on_cell = on_cell
         nb_man.notebook_start()
         try:
             cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from jupyter_mlops.errors import KernelStartFailed, StepFailed
+from jupyter_mlops.errors import KernelStartFailed, StepFailed, cell_ref
 from jupyter_mlops.runner import failures
 from jupyter_mlops.runner.kernels import KERNEL_NAME, Kernel, KernelPool, kill_process
+
+HEARTBEAT_EVERY = 10.0  # seconds between "running cell N" lines of a step that runs long
 
 
 @dataclass
@@ -24,15 +27,19 @@ class Outcome:
 
 def execute(step: str, notebook: nbformat.NotebookNode, output: Path,
             parameters: dict[str, Any], metrics_path: Path, pool: KernelPool,
-            timeout: float | None = None, output_log: Path | None = None) -> Outcome:
+            timeout: float | None = None, output_log: Path | None = None,
+            report: Callable[[str], None] | None = None) -> Outcome:
     """Run `notebook` as step `step`; ok only when its final cell wrote `metrics_path`.
-    Outputs beyond the engine's cap go to `output_log`."""
+    Outputs beyond the engine's cap go to `output_log`; `report` is told what the step waits
+    for and, while it runs long, which cell it is at."""
     # Imported here, in a worker thread, while the first kernel boots (papermill takes ~1 s).
     import papermill
 
     from jupyter_mlops.runner import engine
 
     started = time.perf_counter()
+    if report is not None and pool.idle_count == 0:
+        report("waiting for its kernel to start and import the notebook's modules...")
     try:
         kernel = pool.take()
     except KernelStartFailed as error:  # the step never ran: say why, with the kernel's output
@@ -41,15 +48,17 @@ def execute(step: str, notebook: nbformat.NotebookNode, output: Path,
     started = time.perf_counter()
     timed_out = threading.Event()
     watchdog = _watchdog(kernel, timeout, timed_out)
+    heartbeat = Heartbeat(report)
     raised: BaseException | None = None
     try:
         papermill.execute_notebook(
             notebook, str(output), parameters=parameters, engine_name=engine.ENGINE_NAME,
             kernel_name=KERNEL_NAME, km=kernel.km, progress_bar=False, log_output=False,
-            output_log=output_log)
+            output_log=output_log, on_cell=heartbeat.at)
     except Exception as error:  # noqa: BLE001 - judged below, from the notebook and the kernel
         raised = error
     finally:
+        heartbeat.stop()
         if watchdog is not None:
             watchdog.cancel()
         exit_code = kernel.exit_code
@@ -61,6 +70,43 @@ def execute(step: str, notebook: nbformat.NotebookNode, output: Path,
         return Outcome(True, duration)
     return Outcome(False, duration, _diagnose(step, output, kernel, exit_code, raised, timeout,
                                               timed_out.is_set()))
+
+
+class Heartbeat:
+    """While a step runs, every HEARTBEAT_EVERY seconds: which cell it is at, so a long step is
+    not silent. Quiet for a step done sooner; no thread without someone to tell."""
+
+    def __init__(self, report: Callable[[str], None] | None) -> None:
+        self.report = report
+        self.where = "its first cell"
+        self._done = threading.Event()
+        if report is not None:
+            threading.Thread(target=self._beat, name="mlops-heartbeat", daemon=True).start()
+
+    def at(self, cell: Any) -> None:
+        """papermill's hook, as each cell starts."""
+        self.where = _where(cell)
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def _beat(self) -> None:
+        assert self.report is not None
+        while not self._done.wait(HEARTBEAT_EVERY):
+            self.report(f"running {self.where}...")
+
+
+def _where(cell: Any) -> str:
+    """The cell as the user knows it: its number and first line in their notebook, or what a
+    generated cell does."""
+    mlops = cell.get("metadata", {}).get("mlops", {})
+    if mlops.get("cell_index") is not None:
+        first = next((line for line in cell.get("source", "").splitlines() if line.strip()), "")
+        return cell_ref(mlops["cell_index"], first[:60])
+    return _GENERATED.get(mlops.get("role"), "its parameters")
+
+
+_GENERATED = {"inputs": "the loading of its inputs", "outputs": "the saving of its outputs"}
 
 
 def _watchdog(kernel: Kernel, timeout: float | None, fired: threading.Event) -> Any:

@@ -44,6 +44,11 @@ class Progress:
         step, attempt, attempts, error = event
         self.line(f"{step:<24} retrying (attempt {attempt} of {attempts}) after: {error}")
 
+    def running(self, event: tuple[str, str]) -> None:
+        """What a started step waits for or which cell it is at, while it runs long."""
+        step, text = event
+        self.line(f"{step:<24} {text}")
+
     def finished(self, result: StepResult) -> None:
         word = _WORDS.get(result.status, result.status)
         detail = f" in {result.duration:.1f}s" if result.status in (OK, FAILED) else ""

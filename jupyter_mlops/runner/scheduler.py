@@ -39,7 +39,8 @@ class Listener(Protocol):
 
     def finished(self, result: StepResult) -> None: ...
 
-    # optional: retrying((step, attempt, attempts, error)) before each further attempt
+    # optional: retrying((step, attempt, attempts, error)) before each further attempt;
+    # running((step, text)) while a step waits for its kernel or runs long (the progress)
 
 
 @dataclass(frozen=True)
@@ -332,7 +333,8 @@ class Scheduler:
             metrics.unlink(missing_ok=True)
             outcome = executor.execute(step.name, notebook, self.folder.notebook(step.name),
                                        parameters, metrics, self.pool, step.options.timeout,
-                                       self.folder.log(f"{step.name}.output"))
+                                       self.folder.log(f"{step.name}.output"),
+                                       lambda text: self._tell("running", (step.name, text)))
             if outcome.ok or self.stopping.is_set() or attempt > step.options.retries:
                 return outcome, attempt
             self._tell("retrying", (step.name, attempt + 1, step.options.retries + 1,

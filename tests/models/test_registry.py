@@ -239,6 +239,7 @@ def test_the_command_line_lists_shows_promotes_and_says_why_not(trained, capsys)
 
     listed = _cli(env, "list")
     assert listed.returncode == 0, listed.stderr
+    assert listed.stderr.startswith("opening the registry at sqlite:"), listed.stderr
     row = next(line for line in listed.stdout.splitlines()
                if line.split()[:2] == ["Churn_Cli", "1"])
     assert "@champion" in row and NOTEBOOK in row and trained.commit[:8] in row

@@ -229,9 +229,13 @@ def test_the_monitor_command(session, capsys, monkeypatch):
     model = ["--model", f"{MODEL}@champion"]
 
     code = main(["monitor", "Stable_Batch.parquet", *model, *store])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert code == 0, out
     assert out.startswith("stable: Stable_Batch.parquet against Churn_Forest@champion")
+    # What takes seconds is said first, on stderr, so that stdout stays the result.
+    assert err.splitlines()[:2] == [
+        f"reading the reference profile of {MODEL}@champion from the registry at {session.uri}...",
+        f"logging the drift report to {session.uri}..."]
     assert "note: KS against the stored profile" in out  # the report's notes reach CI's log
 
     hook = Webhook()

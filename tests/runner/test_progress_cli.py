@@ -9,11 +9,12 @@ from pathlib import Path
 
 from jupyter_mlops.cli import main
 from jupyter_mlops.errors import StepFailed
+from jupyter_mlops.runner import executor
 from jupyter_mlops.runner.progress import Progress
 from jupyter_mlops.runner.results import StepResult
 from jupyter_mlops.steps import serializers
 
-from .conftest import copy_notebook
+from .conftest import copy_notebook, set_cell_source
 
 
 class Terminal(io.StringIO):
@@ -59,14 +60,19 @@ def test_quiet_prints_nothing():
 
 def test_the_command_runs_a_notebook(tmp_path, capsys, monkeypatch):
     notebook = copy_notebook("cached", tmp_path)
+    set_cell_source(notebook, "step:first", "import time\ntime.sleep(1.5)\n"
+                                            "value = helpers.double(a)")
     (tmp_path / "helpers.py").write_text("def double(x):\n    return 2 * x\n")
     (tmp_path / "params.yaml").write_text("a: 5\nb: 7\n")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(executor, "HEARTBEAT_EVERY", 0.5)
     code = main(["run", str(notebook), "-f", "params.yaml", "-p", "a", "2", "--only", "first",
                  "--no-track", "--jobs", "1"])
     out, err = capsys.readouterr()
     assert code == 0, err
     assert "first" in err and "done" in err
+    # A step that runs long says, every few seconds, which cell of the notebook it is at.
+    assert "first                    running cell 4 ('import time')..." in err
     assert ": 1 step of " in err  # a plural only when the count is not 1
     assert f"run folder: {tmp_path / '.mlops' / 'runs'}" in out  # .mlops in the working folder
     run_dir = next((tmp_path / ".mlops" / "runs").iterdir())
