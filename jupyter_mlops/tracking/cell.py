@@ -76,7 +76,7 @@ class TrackedCell:
 
     def model_fate(self) -> tuple[str, bool]:
         """What became of the cell's model once the store answered (delivery.py)."""
-        if not self.model_defined:
+        if not self.model_defined or self.options.model is None:
             return "NOT LOGGED: no such variable", True
         from jupyter_mlops.tracking.delivery import model_fate
 
