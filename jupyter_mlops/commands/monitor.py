@@ -70,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from jupyter_mlops.models.registry import client_for
     from jupyter_mlops.monitoring.monitor import bands_for, log_run, measure, summary
     from jupyter_mlops.tracking.destination import masked, tracking_uri
     from jupyter_mlops.widgets.drift_view import report_page
@@ -86,16 +87,14 @@ def run(args: argparse.Namespace) -> int:
             raise MonitorError(f"{args.data} has no column {args.predictions!r} (--predictions)")
         predictions = current.pop(args.predictions)
     reference = args.model or read_data(args.reference)
-    if args.model:
-        say(f"reading the reference profile of {args.model} from the registry at "
-            f"{masked(store)}")
+    say(f"opening the registry at {masked(store)}")
+    client = client_for(store)  # once, for the reference and the monitor run
     report, source = measure(current, reference, predictions, bands=bands_for(args.threshold),
-                             store=store)
+                             store=client)
     if args.reference:
         source = dataclasses.replace(source, label=args.reference)
     title = f"Drift of {Path(args.data).name} against {source.label}"
-    say(f"logging the drift report to {masked(store)}")
-    run_id = log_run(report, source, html=report_page(report, title), store=store,
+    run_id = log_run(report, source, html=report_page(report, title), store=client,
                      experiment=args.experiment)
     print(verdict(report, source.label, args.data))
     print(f"monitor run {run_id} at {store}")

@@ -233,9 +233,7 @@ def test_the_monitor_command(session, capsys, monkeypatch):
     assert code == 0, out
     assert out.startswith("stable: Stable_Batch.parquet against Churn_Forest@champion")
     # What takes seconds is said first, on stderr, so that stdout stays the result.
-    assert err.splitlines()[:2] == [
-        f"reading the reference profile of {MODEL}@champion from the registry at {session.uri}...",
-        f"logging the drift report to {session.uri}..."]
+    assert err.splitlines()[0] == f"opening the registry at {session.uri}..."
     assert "note: KS against the stored profile" in out  # the report's notes reach CI's log
 
     hook = Webhook()
