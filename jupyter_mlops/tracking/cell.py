@@ -63,6 +63,8 @@ class TrackedCell:
     error: BaseException | None = None
     # (kind, name) of each value an option asked for that the cell left undefined
     not_logged: list[tuple[str, str]] = field(default_factory=list)
+    # (option and name, why) of each value the cell defined that cannot be logged
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
     def run_id(self) -> str | None:
         """The MLflow run id once the sender created the run (cheap: no waiting)."""
@@ -123,13 +125,14 @@ def track_cell(shell: Any, session: Session, options: CellOptions, source: str,
                 cell.params, cell.metrics = _log_values(tracker, run, session, options, ns,
                                                         code, cell.not_logged)
                 cell.datasets = _log_inputs(tracker, run, options.inputs, ns, session.notebook,
-                                            cell.not_logged)
+                                            cell.not_logged, cell.refused)
     finally:
         session.stack.remove(run)
         cell.metrics = {**session.logged_metrics.pop(run.key, {}), **cell.metrics}
         cell.model_defined = options.model in ns
         _say_not_logged(shell, cell)
         session.not_logged += [f"{OPTION_OF[kind]} {n}" for kind, n in cell.not_logged]
+        session.not_logged += [asked for asked, _ in cell.refused]
         _tell(observer, "finished", cell)  # after captured(): run.status is settled
 
 
@@ -161,8 +164,11 @@ def execute(shell: Any, code: str) -> Any:
 
 
 def _say_not_logged(shell: Any, cell: TrackedCell) -> None:
-    """One line in the cell per value asked for and not defined, with the variable it looks
-    like a misspelling of: in red (stderr), as other mlops failures, not as a Python warning."""
+    """One line in the cell per value asked for and not logged: not defined (with the variable
+    it looks like a misspelling of) or of a kind that cannot be; in red (stderr), as other mlops
+    failures, not as a Python warning pointing into our code."""
+    for asked, reason in cell.refused:
+        print(f"mlops: cell run {cell.name!r}: {asked}: {reason}; not logged", file=sys.stderr)
     if not cell.not_logged:
         return
     hidden = getattr(shell, "user_ns_hidden", {})
@@ -195,7 +201,8 @@ def _log_values(tracker: Tracker, run: RunRef, session: Session, options: CellOp
 
 
 def _log_inputs(tracker: Tracker, run: RunRef, names: list[str], ns: dict[str, Any],
-                notebook: Any, missing: list[tuple[str, str]]) -> list[DatasetDescription]:
+                notebook: Any, missing: list[tuple[str, str]],
+                refused: list[tuple[str, str]]) -> list[DatasetDescription]:
     """Describe each named value as an MLflow dataset, here (digest, schema, row count: tens of
     milliseconds at 100,000 x 50); the writer sends them. A name that is not defined, or a
     value of another type, is said in the cell and left out."""
@@ -204,12 +211,10 @@ def _log_inputs(tracker: Tracker, run: RunRef, names: list[str], ns: dict[str, A
         try:
             described.append(datasets.describe(name, value, str(notebook or "")))
         except datasets.UnsupportedValue as error:
-            warnings.warn(f"jupyter-mlops: input {error}; not logged", limits.LimitWarning,
-                          stacklevel=2)
+            refused.append((f"--inputs {name}", f"input {error}"))
         except Exception as error:  # a frame that cannot be hashed (duplicate columns...)
-            warnings.warn(f"jupyter-mlops: input {name!r} could not be described "
-                          f"({type(error).__name__}: {error}); not logged",
-                          limits.LimitWarning, stacklevel=2)
+            refused.append((f"--inputs {name}", f"could not be described "
+                                               f"({type(error).__name__}: {error})"))
     tracker.log_datasets(run, described)
     return described
 

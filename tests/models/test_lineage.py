@@ -123,7 +123,9 @@ def test_an_unknown_or_unsupported_input_is_named_in_the_cell_and_the_card_shows
     executed, client, _ = tracked
     said = _cell_outputs(executed, "%%mlops track")
     assert "mlops: cell run 'Train_Forest': --inputs X_valid: no such variable, not logged" in said
-    assert "input 'notes' is a list, not a pandas DataFrame or Series or a numpy array" in said
+    assert "mlops: cell run 'Train_Forest': --inputs notes: input 'notes' is a list, not a " \
+        "pandas DataFrame or Series or a numpy array; not logged" in said
+    assert "LimitWarning" not in said and "cell.py" not in said  # no warning into our code
     digest = {d.name: d.digest for d in run_datasets(_train_run(client))}["X_train"]
     assert "mlops-datasets" in said and f"<code>{digest[:8]}</code>, 120 rows" in said
 
