@@ -357,5 +357,8 @@ def test_a_registry_that_does_not_answer_is_one_line_not_a_traceback(capsys, mon
     code, out, err = _main(capsys, "promote", "Churn_Model", "--version", "1", "--to",
                            "champion", "--tracking-uri", gone)
     assert code == 1 and out == "", err
-    assert err.startswith(f"error: the model registry: API request to {gone}/"), err
+    # the progress line said before opening the registry, then the error in one line
+    opening, error = err.splitlines()
+    assert opening == f"opening the registry at {gone}...", err
+    assert error.startswith(f"error: the model registry: API request to {gone}/"), err
     assert "Traceback" not in err
