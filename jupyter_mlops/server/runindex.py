@@ -28,6 +28,8 @@ and kept by their tags when the notebook's runs are most of those read; the newe
 windows of start time (`_windows`), as MLflow's query sorts every run selected. The store
 is asked what changed at most once per `min_refresh_seconds`; requests meanwhile answer from
 memory.
+The full load, too, reads by windows of start time (`_load_pages`), each holding about
+`_LOAD_WINDOW_RUNS` runs: paging one query over every run would sort them all for each page.
 A load or refresh that fails is reported in every answer (`RunPage.error`) until one succeeds.
 """
 
@@ -59,6 +61,7 @@ _PAGE = 10_000  # runs per search_runs call
 # tracking/destination.py sets at load average 15); a page that fails is asked again.
 _LOAD_PAGE = 250
 _LOAD_ATTEMPTS = 3
+_LOAD_WINDOW_RUNS = 2_000  # runs a full load's window of start time aims to hold
 _SEED = 100  # newest runs read for another order's first answer while loading
 # Runs started since the last refresh, across the scope's experiments, read in one query
 # without the tag filter when there are no more than this many (else the filtered queries).
@@ -379,7 +382,7 @@ class RunIndex:
                 first = not entry.complete
                 runs: list[Any] = []
                 ids = self._experiment_ids(entry.scope)
-                for page in self._in_scope_pages(entry.scope, ids, size=_LOAD_PAGE):
+                for page in self._load_pages(entry.scope, ids):
                     entry.error = None  # the store answers again
                     if first:
                         entry.upsert(page)
@@ -506,6 +509,39 @@ class RunIndex:
             for page in self._pages(experiment_ids, clause, size):
                 yield [r for r in page if scope.holds(r)]
 
+    def _load_pages(self, scope: Scope, experiment_ids: list[str]) -> Iterator[list[Any]]:
+        """Every run of the scope, newest first, by windows of start time that hold about
+        `_LOAD_WINDOW_RUNS` runs each: a store sorts every run a query selects, so paging one
+        query over all runs sorts them all again for each page (40 min at 100,000 runs)."""
+        oldest = self._oldest_start(scope, experiment_ids)
+        if oldest is None:
+            return
+        upper: int | None = None  # the first window is open above: clocks differ
+        width = _WINDOWS_MS[0]
+        while upper is None or upper > oldest:
+            lower = (int(time.time() * 1000) if upper is None else upper) - width
+            clauses = [f"attributes.start_time >= {lower}"]
+            if upper is not None:
+                clauses.append(f"attributes.start_time < {upper}")
+            held = 0
+            for page in self._in_scope_pages(scope, experiment_ids, " AND ".join(clauses),
+                                             size=_LOAD_PAGE):
+                held += len(page)
+                yield page
+            width = _next_width(width, held)
+            upper = lower
+
+    def _oldest_start(self, scope: Scope, experiment_ids: list[str]) -> int | None:
+        """The start time of the scope's oldest run (None: it has none)."""
+        starts = []
+        for base in scope.filters():
+            if not experiment_ids:
+                break
+            oldest = self.client.search_runs(experiment_ids, filter_string=base, max_results=1,
+                                             order_by=["attributes.start_time ASC"])
+            starts += [run.info.start_time or 0 for run in oldest]
+        return min(starts, default=None)
+
     def _experiment_ids(self, scope: Scope) -> list[str]:
         """The scope's experiments; every active one is listed afresh (new ones appear) at
         most once per `min_refresh_seconds`."""
@@ -575,6 +611,16 @@ class RunIndex:
                     and (not wanted or r.info.experiment_id in wanted)]
             cached = entry.sorted_cache[key] = SearchUtils.sort(runs, list(query.order_by))
         return cached
+
+
+def _next_width(width: int, held: int) -> int:
+    """The next load window's width, from how many runs this one held: wider across gaps
+    (years of quiet cost a few queries), narrower where runs are dense."""
+    if held < _LOAD_WINDOW_RUNS // 4:
+        return width * 4
+    if held > 2 * _LOAD_WINDOW_RUNS:
+        return max(width // 2, 1)
+    return width
 
 
 def _windows(after: tuple[int, str] | None) -> list[str]:

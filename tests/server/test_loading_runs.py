@@ -223,3 +223,30 @@ def test_runs_spread_over_days_page_as_mlflow_pages_them(store) -> None:
                 break
             after = found.cursor()
     assert pages == expected
+
+
+def test_a_full_load_holds_every_run_across_years_of_gaps(store) -> None:
+    """The full load reads windows of start time (wider across quiet spells, narrower where
+    runs are dense): runs from three years ago, last month, a burst this hour and one started
+    'in the future' by another machine's clock, more than the newest runs a first answer
+    reads, all end up in the index, sorted as MLflow sorts them."""
+    client = MlflowClient(tracking_uri=store["uri"])
+    eid = client.create_experiment("Churn Archive")
+    now, day = int(time.time() * 1000), 24 * 3_600_000
+    starts = [*(now - 3 * 365 * day + i for i in range(25)),
+              *(now - 30 * day - i for i in range(25)),
+              now + 300_000, *(now - i * 1_000 for i in range(250))]
+    rng = random.Random(7)
+    insert_runs(store["uri"], eid, [
+        FinishedRun(uuid.UUID(int=rng.getrandbits(128)).hex, f"archived-{i}", start,
+                    {"accuracy": round(rng.random(), 2)}, {},
+                    {NOTEBOOK_TAG: "/home/ana/Archive.ipynb"})
+        for i, start in enumerate(starts)])
+    index = RunIndex(client, full_refresh_seconds=3600, min_refresh_seconds=0)
+    scope = Scope((eid,), ((NOTEBOOK_TAG, "/home/ana/Archive.ipynb"),))
+    index.search(scope, RunQuery(order_by=(ORDER,)))
+    assert index.wait_loaded(scope, timeout=120)
+    found = index.search(scope, RunQuery(order_by=(ORDER,), max_results=1_000))
+    expected = client.search_runs([eid], order_by=[ORDER], max_results=1_000)
+    assert not found.loading and found.total == len(starts)
+    assert [r.info.run_id for r in found.runs] == [r.info.run_id for r in expected]
