@@ -101,7 +101,7 @@ def _where(cell: Any) -> str:
     generated cell does."""
     mlops = cell.get("metadata", {}).get("mlops", {})
     if mlops.get("cell_index") is not None:
-        first = next((line for line in cell.get("source", "").splitlines() if line.strip()), "")
+        first = failures.first_line(cell.get("source", "")) or ""
         return cell_ref(mlops["cell_index"], first[:60])
     return _GENERATED.get(mlops.get("role"), "its parameters")
 

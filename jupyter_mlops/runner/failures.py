@@ -36,7 +36,7 @@ def crashed(step: str, notebook: Any, reason: str, log_tail: str = "") -> StepFa
     """A failure with no error output (the kernel died, a timeout): blame the last cell started."""
     cell = last_started_cell(notebook)
     index = _source_index(cell) if cell is not None else None
-    line = _first_line(cell["source"]) if cell is not None else None
+    line = first_line(cell["source"]) if cell is not None else None
     return StepFailed(step, reason, index, line, log_tail.strip() or reason)
 
 
@@ -98,10 +98,11 @@ def _source_line(traceback: str, cell: Any) -> str | None:
         match = _ARROW.match(line.strip())
         if match:
             return match.group(2).strip() or None
-    return _first_line(cell.get("source", ""))
+    return first_line(cell.get("source", ""))
 
 
-def _first_line(source: str) -> str | None:
+def first_line(source: str) -> str | None:
+    """A cell's first non-blank line, stripped (at most 120 characters), as messages name it."""
     for line in source.splitlines():
         if line.strip():
             return line.strip()[:120]

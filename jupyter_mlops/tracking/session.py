@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_mlops.errors import NoActiveRunError
+from jupyter_mlops.errors import NoActiveRunError, counted
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import notebook_info
 from jupyter_mlops.tracking.client import RunRef, Tracker
@@ -113,7 +113,7 @@ class Session:
                                               f" ({', '.join(names)})")
                   for status, names in sorted(ended.items(), key=lambda i: i[0] != "finished")]
         total = len(self.cell_runs)
-        runs = f"{total} cell run{'s' * (total != 1)}: {', '.join(counts)}" if total else ""
+        runs = f"{counted(total, 'cell run')}: {', '.join(counts)}" if total else ""
         missing = len(self.not_logged)
         values = (f"{missing} value{'s were' if missing > 1 else ' was'} asked for and not "
                   f"logged ({', '.join(self.not_logged)})") if missing else ""
