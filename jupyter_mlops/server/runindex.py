@@ -15,10 +15,12 @@ every active one) and the tag values a run must carry (any of them: MLflow's fil
 so one query per value); loading, the incremental refresh and the sort are the same.
 
 The first request for a scope does not wait for its runs to load (minutes at 100,000 runs):
-the load runs in a thread, one at a time (`load_lock`), and meanwhile requests in the default
-order (newest first) are answered straight from the store with a query per page that starts
-after the previous page's last run (a cursor in the page token), while other orders sort the
-runs loaded so far and say so (`RunPage.loading`). What is kept of a run is an `IndexedRun`
+the load runs in a thread, one at a time (`load_lock`), newest first, and meanwhile requests
+in the default order (newest first) are answered from memory once the load has read past
+their page (`ExperimentRuns.held_from`; a page it is about to read waits for it), else
+straight from the store with a query per page that starts after the previous page's last run
+(a cursor in the page token), while other orders sort the runs loaded so far and say so
+(`RunPage.loading`). What is kept of a run is an `IndexedRun`
 (a quarter of an MLflow Run's memory), and the scopes used least recently are dropped
 when all together hold more than `max_runs` runs.
 
@@ -29,7 +31,8 @@ windows of start time (`_windows`), as MLflow's query sorts every run selected. 
 is asked what changed at most once per `min_refresh_seconds`; requests meanwhile answer from
 memory.
 The full load, too, reads by windows of start time (`_load_pages`), each holding about
-`_LOAD_WINDOW_RUNS` runs: paging one query over every run would sort them all for each page.
+`_LOAD_WINDOW_RUNS` runs: paging one query over every run would sort them all for each page;
+without the tag filter while the scope's runs are most of those read.
 A load or refresh that fails is reported in every answer (`RunPage.error`) until one succeeds.
 """
 
@@ -60,8 +63,12 @@ _PAGE = 10_000  # runs per search_runs call
 # an MLflow server takes seconds to send 1,000 runs under load (past the 10 s HTTP timeout
 # tracking/destination.py sets at load average 15); a page that fails is asked again.
 _LOAD_PAGE = 250
+# A full load's first page: the panel's first two pages and one more (panel.ts FIRST_PAGE),
+# for its next page, which waits for the load, soon.
+_LOAD_FIRST_PAGE = 101
 _LOAD_ATTEMPTS = 3
 _LOAD_WINDOW_RUNS = 2_000  # runs a full load's window of start time aims to hold
+_HELD_WAIT_S = 1.0  # how long a newest-first page waits for the first load to read it
 _SEED = 100  # newest runs read for another order's first answer while loading
 # Runs started since the last refresh, across the scope's experiments, read in one query
 # without the tag filter when there are no more than this many (else the filtered queries).
@@ -197,11 +204,28 @@ class ExperimentRuns:
     load_seconds: float = 0.0  # how long the last full load took
     refreshed_at: float = 0.0
     loading: bool = False
+    # While the first load runs: every run of the scope started at or after this is held, so
+    # a newest-first page above it is answered from memory (None: not known yet).
+    held_from: int | None = None
     error: str | None = None  # the last load's or refresh's failure, until one succeeds
     sparse: bool = False  # the scope's runs are few among their experiments' (until a reload)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    grown: threading.Condition = field(init=False)  # notified as the first load adds runs
     sorted_cache: dict[tuple[Any, ...], list[Any]] = field(default_factory=dict)
     counts: tuple[int, dict[str, int]] = (-1, {})  # (version, runs per experiment)
+
+    def __post_init__(self) -> None:
+        self.grown = threading.Condition(self.lock)
+
+    def grow(self, runs: list[Any], held_from: int | None) -> None:
+        """Runs of the first load, and the start time down to which every run is now held."""
+        with self.lock:
+            if runs:
+                self.upsert(runs)
+            if held_from is not None:
+                self.held_from = min(held_from, self.held_from if self.held_from is not None
+                                     else held_from)
+            self.grown.notify_all()
 
     def replace(self, runs: Iterable[Any]) -> None:
         with self.lock:
@@ -248,6 +272,7 @@ class RunIndex:
         `scope` may be one experiment's id. While the scope loads, a newest-first page comes
         from the store and other orders sort what has loaded (`loading` says so)."""
         entry = self._entry(scope if isinstance(scope, Scope) else Scope((scope,)))
+        self._await_held(entry, query)  # not counted as answering: the load goes on
         with self._answer():
             page = self._page(entry, query)
         page.error = entry.error
@@ -258,6 +283,9 @@ class RunIndex:
 
         if entry.complete:
             self._refresh(entry)
+        elif self._held(entry, query):  # the load has read past this page: from memory
+            self._refresh(entry)  # with the runs started since, and live ones' status
+            return self._sorted(entry, query, True)
         elif not query.tags and (query.newest_first or len(entry.runs) < _SEED):
             # The newest page from the store: the answer in the default order; for
             # another, the newest runs are among those sorted, however few have loaded
@@ -274,6 +302,26 @@ class RunIndex:
                     return newest if query.newest_first else self._sorted(entry, query, False)
         self._load_in_background(entry)
         return self._sorted(entry, query, not entry.complete)
+
+    def _held(self, entry: ExperimentRuns, query: RunQuery) -> bool:
+        """Whether the runs held answer a newest-first page exactly while the scope loads:
+        every run down to the page's last is held, and one more."""
+        if not query.newest_first or query.tags or entry.held_from is None:
+            return False
+        with entry.lock:
+            ordered = self._ordered(entry, query)
+            end = self._start(ordered, query) + query.max_results
+            return len(ordered) > end and (ordered[end - 1].info.start_time or 0) \
+                >= entry.held_from
+
+    def _await_held(self, entry: ExperimentRuns, query: RunQuery) -> None:
+        """While the first load runs, a newest-first page it is about to read waits for it
+        (up to `_HELD_WAIT_S`) rather than asking the store beside it."""
+        if entry.complete or not entry.loading or not query.newest_first or query.tags:
+            return
+        with entry.grown:
+            entry.grown.wait_for(lambda: self._held(entry, query) or not entry.loading,
+                                 timeout=_HELD_WAIT_S)
 
     def problem(self, error: BaseException) -> str:
         """Why the runs could not be read, in one line naming the store (password masked)."""
@@ -382,10 +430,11 @@ class RunIndex:
                 first = not entry.complete
                 runs: list[Any] = []
                 ids = self._experiment_ids(entry.scope)
-                for page in self._load_pages(entry.scope, ids):
+                dense = bool(entry.scope.any_tags) and not entry.sparse
+                for page, held_from in self._load_pages(entry.scope, ids, dense):
                     entry.error = None  # the store answers again
                     if first:
-                        entry.upsert(page)
+                        entry.grow(page, held_from)
                     else:
                         runs += page
                     self._wait_quiet()
@@ -404,7 +453,9 @@ class RunIndex:
             _log.warning("jupyter_mlops: %s", entry.error)
         finally:
             entry.loaded_at = entry.refreshed_at = time.monotonic()
-            entry.loading = False
+            with entry.grown:
+                entry.loading = False
+                entry.grown.notify_all()
 
     def _newest(self, entry: ExperimentRuns, query: RunQuery) -> RunPage:
         """A newest-first page straight from the store: per filter of the scope, the first
@@ -415,9 +466,15 @@ class RunIndex:
         found = self._newest_runs(entry, ids, query.after, query.max_results + 1)
         ordered = sorted(found, key=_newest_order)
         page = ordered[:query.max_results]
-        entry.upsert(page)  # the newest runs take part in other orders while the rest loads
         end = query.offset + len(page)
         more = len(ordered) > len(page)
+        # The newest runs take part in other orders while the rest loads; those started after
+        # the page's last are all in it.
+        whole = query.after is None and not query.experiment_ids
+        if whole:
+            entry.refreshed_at = time.monotonic()  # the newest runs, as they are now
+        entry.grow(page, ((page[-1].info.start_time or 0) + 1 if more else 0) if whole and page
+                   else None)
         wanted = set(query.experiment_ids)
         with entry.lock:
             known = sum(1 for r in entry.runs.values()
@@ -498,43 +555,73 @@ class RunIndex:
     def _in_scope(self, scope: Scope, experiment_ids: list[str], extra: str) -> list[Any]:
         """The scope's runs that also match `extra`, one query per tag value."""
         found: dict[str, Any] = {}
-        for page in self._in_scope_pages(scope, experiment_ids, extra):
-            found.update((r.info.run_id, r) for r in page)
-        return list(found.values())
-
-    def _in_scope_pages(self, scope: Scope, experiment_ids: list[str], extra: str = "",
-                        size: int = _PAGE) -> Iterator[list[Any]]:
         for base in scope.filters():
             clause = " AND ".join(c for c in (base, extra) if c)
-            for page in self._pages(experiment_ids, clause, size):
-                yield [r for r in page if scope.holds(r)]
+            for page in self._pages(experiment_ids, clause):
+                found.update((r.info.run_id, r) for r in page if scope.holds(r))
+        return list(found.values())
 
-    def _load_pages(self, scope: Scope, experiment_ids: list[str]) -> Iterator[list[Any]]:
+    def _load_pages(self, scope: Scope, experiment_ids: list[str], dense: bool,
+                    ) -> Iterator[tuple[list[Any], int | None]]:
         """Every run of the scope, newest first, by windows of start time that hold about
         `_LOAD_WINDOW_RUNS` runs each: a store sorts every run a query selects, so paging one
-        query over all runs sorts them all again for each page (40 min at 100,000 runs)."""
-        oldest = self._oldest_start(scope, experiment_ids)
-        if oldest is None:
-            return
+        query over all runs sorts them all again for each page (40 min at 100,000 runs).
+        `dense`: the scope's runs are most of their experiments': windows are read without
+        the tag filter (which joins the tags of every run), until one holds mostly others'.
+        With each page, the start time down to which every run has been read (or None)."""
+        oldest: int | None = None  # asked after the first window, which the panel waits for
         upper: int | None = None  # the first window is open above: clocks differ
         width = _WINDOWS_MS[0]
-        while upper is None or upper > oldest:
+        size = _LOAD_FIRST_PAGE
+        while True:
             lower = (int(time.time() * 1000) if upper is None else upper) - width
             clauses = [f"attributes.start_time >= {lower}"]
             if upper is not None:
                 clauses.append(f"attributes.start_time < {upper}")
-            held = 0
-            for page in self._in_scope_pages(scope, experiment_ids, " AND ".join(clauses),
-                                             size=_LOAD_PAGE):
-                held += len(page)
-                yield page
-            width = _next_width(width, held)
+            kept = read = 0
+            filters = [""] if dense else scope.filters()
+            for page, held_from, count in self._window_pages(
+                    scope, experiment_ids, " AND ".join(clauses), size, filters):
+                kept, read = kept + len(page), read + count
+                yield page, held_from
+            size = _LOAD_PAGE
+            if upper is None:  # where the windows stop (dense: any run's, without the join)
+                oldest = self._oldest_start(filters, experiment_ids)
+            dense = dense and 2 * kept >= read
+            yield [], lower
+            if oldest is None or lower <= oldest:
+                return
+            width = _next_width(width, read)
             upper = lower
 
-    def _oldest_start(self, scope: Scope, experiment_ids: list[str]) -> int | None:
-        """The start time of the scope's oldest run (None: it has none)."""
+    def _window_pages(self, scope: Scope, experiment_ids: list[str], window: str,
+                      first_size: int, filters: list[str],
+                      ) -> Iterator[tuple[list[Any], int | None, int]]:
+        """The scope's runs in a window of start time, a page of each filter's query in turn
+        (the first `first_size` runs), and with each page the start time down to which every
+        query has read (None until each has read a page) and how many runs the page read."""
+        tokens: dict[str, str | None] = dict.fromkeys(filters if experiment_ids else [])
+        reached: dict[str, int | None] = dict.fromkeys(tokens)  # of the queries not done
+        while tokens:
+            for base, token in list(tokens.items()):
+                found = self._search_page(experiment_ids, " AND ".join(
+                    c for c in (base, window) if c), first_size if token is None else
+                    _LOAD_PAGE, token, attempts=_LOAD_ATTEMPTS)
+                page = [IndexedRun(run) for run in found]
+                if found.token:
+                    tokens[base] = found.token
+                    reached[base] = (page[-1].start_time or 0) + 1 if page else reached[base]
+                else:  # every run of this filter in the window is read
+                    del tokens[base], reached[base]
+                marks = list(reached.values())
+                yield ([r for r in page if scope.holds(r)],
+                       None if not marks or None in marks else min(m or 0 for m in marks),
+                       len(page))
+
+    def _oldest_start(self, filters: list[str], experiment_ids: list[str]) -> int | None:
+        """The start time of the oldest run matching one of `filters` (None: there is none)."""
         starts = []
-        for base in scope.filters():
+        for base in filters:
             if not experiment_ids:
                 break
             oldest = self.client.search_runs(experiment_ids, filter_string=base, max_results=1,
@@ -575,12 +662,11 @@ class RunIndex:
                 break
 
     def _search_page(self, experiment_ids: list[str], filter_string: str, size: int,
-                     token: str | None) -> Any:
-        """One search_runs page; a full load's page is asked up to _LOAD_ATTEMPTS times (a
-        slow server's timeout would otherwise restart the whole load)."""
+                     token: str | None, attempts: int = 1) -> Any:
+        """One search_runs page, asked up to `attempts` times (a full load's: a slow server's
+        timeout would otherwise restart the whole load)."""
         from mlflow.exceptions import MlflowException
 
-        attempts = _LOAD_ATTEMPTS if size == _LOAD_PAGE else 1
         for attempt in range(1, attempts + 1):
             try:
                 return self.client.search_runs(experiment_ids, filter_string=filter_string,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -250,3 +251,79 @@ def test_a_full_load_holds_every_run_across_years_of_gaps(store) -> None:
     expected = client.search_runs([eid], order_by=[ORDER], max_results=1_000)
     assert not found.loading and found.total == len(starts)
     assert [r.info.run_id for r in found.runs] == [r.info.run_id for r in expected]
+
+
+class _PausedLoad:
+    """The store as the run index sees it (a real MlflowClient), with the full load's pages
+    held back after its first `pages` queries, and every query counted."""
+
+    def __init__(self, uri: str, pages: int) -> None:
+        self.client, self.pages = MlflowClient(tracking_uri=uri), pages
+        self.queries: list[str] = []
+        self.go_on = threading.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.client, name)
+
+    def search_runs(self, *args: object, **kwargs: object) -> object:
+        loading = threading.current_thread().name == "mlops-run-index"
+        if loading and len([q for q in self.queries if q.startswith("load")]) >= self.pages:
+            assert self.go_on.wait(120)
+        self.queries.append(("load: " if loading else "answer: ") + str(kwargs["filter_string"]))
+        return self.client.search_runs(*args, **kwargs)
+
+
+def _search_runs_pages(store: dict[str, str], size: int, pages: int) -> list[list[str]]:
+    client, found, token = MlflowClient(tracking_uri=store["uri"]), [], None
+    for _ in range(pages):
+        page = client.search_runs([store["experiment_id"]], store["filter"], max_results=size,
+                                  page_token=token)
+        found.append([run.info.run_id for run in page])
+        token = page.token
+    return found
+
+
+def test_pages_the_load_has_read_are_answered_from_memory_while_it_goes_on(store) -> None:
+    """The panel's next pages and polls while the notebook's runs load: once the load has
+    read past a newest-first page, it comes from what is held, no query to the store, and
+    equals MLflow's page; a page further on waits for the load, then asks the store."""
+    expected = _search_runs_pages(store, 50, 12)
+    # The load reads 101 runs, then 250 a page: 601 (one in 50 not the notebook's), then waits.
+    spy = _PausedLoad(store["uri"], pages=3)
+    index = RunIndex(spy, full_refresh_seconds=3600, min_refresh_seconds=3600)
+    scope = Scope((store["experiment_id"],), ((NOTEBOOK_TAG, store["filter"].split("'")[1]),))
+    first = index.search(scope, RunQuery(max_results=50))
+    assert [r.info.run_id for r in first.runs] == expected[0] and first.loading
+    asked = len(spy.queries)
+    second = index.search(scope, RunQuery(max_results=50, offset=50, after=first.cursor()))
+    third = index.search(scope, RunQuery(max_results=50, offset=100, after=second.cursor()))
+    polled = index.search(scope, RunQuery(max_results=550))
+    assert [r.info.run_id for r in second.runs] == expected[1]
+    assert [r.info.run_id for r in third.runs] == expected[2]
+    assert [r.info.run_id for r in polled.runs] == [i for page in expected[:11] for i in page]
+    assert (second.loading, third.loading, polled.loading) == (True, True, True)
+    assert not [q for q in spy.queries[asked:] if q.startswith("answer")]
+    # Beyond the runs the paused load has read: after a wait for it, from the store.
+    deep = index.search(scope, RunQuery(max_results=50, offset=550, after=polled.cursor()))
+    assert [r.info.run_id for r in deep.runs] == expected[11]
+    assert [q for q in spy.queries[asked:] if q.startswith("answer")]
+    spy.go_on.set()
+    assert index.wait_loaded(scope, timeout=120)
+    # The notebook's runs are most of the experiment's: its windows were read without the
+    # tag filter (which joins every run's tags).
+    assert not [q for q in spy.queries if q.startswith("load") and "tags." in q]
+
+
+def test_a_notebook_with_few_of_the_experiments_runs_loads_exactly_its_own(store) -> None:
+    """One run in 50 is the other notebook's: its full load (the tag filter, once a window
+    shows the runs read are mostly others') holds exactly MLflow's runs for the tag."""
+    client = MlflowClient(tracking_uri=store["uri"])
+    where = f"tags.`{NOTEBOOK_TAG}` = '/elsewhere/Other.ipynb'"
+    expected = [r.info.run_id for r in client.search_runs([store["experiment_id"]], where,
+                                                          max_results=1_000)]
+    index = RunIndex(client, full_refresh_seconds=3600, min_refresh_seconds=0)
+    scope = Scope((store["experiment_id"],), ((NOTEBOOK_TAG, "/elsewhere/Other.ipynb"),))
+    index.search(scope, RunQuery(max_results=20))
+    assert index.wait_loaded(scope, timeout=120)
+    found = index.search(scope, RunQuery(max_results=1_000))
+    assert ([r.info.run_id for r in found.runs], found.loading) == (expected, False)
