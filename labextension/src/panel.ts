@@ -134,11 +134,13 @@ export class RunsPanel extends Widget {
       this._total = page.total;
       this._loading = page.loading === true;
       this._loadError = page.error ?? '';
-      this._message = page.experiments.length
-        ? ''
-        : trans.__(
-            'No runs yet: run a tracked cell (%%mlops track), Run locally or a sweep from this notebook.'
-          );
+      // Runs that could not be read are not "no runs": the red line says why instead.
+      this._message =
+        page.experiments.length || this._loadError
+          ? ''
+          : trans.__(
+              'No runs yet: run a tracked cell (%%mlops track), Run locally or a sweep from this notebook.'
+            );
     } catch (error) {
       console.warn(`jupyter-mlops: cannot list the runs of ${this._notebook}`, error);
       this._message = trans.__('Cannot list runs: %1', (error as Error).message);
@@ -508,7 +510,13 @@ export class RunsPanel extends Widget {
         ),
         this._body
       ),
-      h('p', { className: 'jp-mlops-count' }, trans.__('%1 of %2 runs', runs.length, this._total))
+      this._loadError && !this._total
+        ? null // "0 of 0 runs" would say there are none
+        : h(
+            'p',
+            { className: 'jp-mlops-count' },
+            trans.__('%1 of %2 runs', runs.length, this._total)
+          )
     );
   }
 
