@@ -91,7 +91,7 @@ def _check_drawn(page, first_place: int | None = None) -> list[dict]:  # noqa: A
 def test_a_thousand_runs_scroll_to_the_last(page, lab, notebook, screenshots):  # noqa: ANN001
     open_notebook(page, lab, notebook, "churn_sweep_list")
     panel = open_panel(page)
-    page.locator(COUNT, has_text=f"100 of {RUNS} runs").wait_for()
+    page.locator(COUNT, has_text=f"50 of {RUNS} runs").wait_for()
     visible = _check_drawn(page, first_place=0)
     assert visible[0]["name"] == _name(RUNS - 1)
 
