@@ -150,3 +150,41 @@ def test_a_scope_across_experiments_matches_mlflows_tag_filter(tmp_path) -> None
                                                 experiment_ids=(experiments[1],)))
         assert [r.info.experiment_id for r in narrowed.runs] == [experiments[1]]
     assert index.experiment_names[experiments[1]] == "Tuning"
+
+
+def test_runs_arriving_take_their_place_in_every_order_held(store) -> None:
+    """Runs that start, or change while live, once the index is loaded are placed in each
+    order it holds sorted (a re-sort of 100,000 runs takes 0.2 s): every order's pages stay
+    MLflow's, with NaN, infinities, missing values and ties, and so do a tag filter's."""
+    client, experiment = store
+    index = RunIndex(client, full_refresh_seconds=3600, min_refresh_seconds=0)
+    tagged = RunQuery(("metrics.acc DESC",), (("group", ("3",)),), 100, 0)
+    for order in ORDERS:
+        _index_ids(index, experiment, order)
+    index.search(experiment, tagged)
+    held = dict(index._entry(Scope((experiment,))).sorted_cache)
+    base, late = int(time.time() * 1000), []
+    for i in range(8):  # some start together (ties), two stay live and change below
+        run = client.create_run(experiment, start_time=base + i // 3, run_name=f"late-{i % 3}",
+                                tags={"group": "3"} if i % 2 else {})
+        client.log_batch(run.info.run_id, params=[Param("lr", str(i % 3 / 10))] if i % 4 else [],
+                         metrics=[Metric("acc", _acc(i * 6 + 1), base, 0)] if i != 5 else [])
+        if i < 6:
+            client.set_terminated(run.info.run_id, end_time=base + 2000 + i)
+        late.append(run.info.run_id)
+    index.search(experiment, RunQuery(max_results=1))  # what changed, read and placed
+    client.log_metric(late[6], "acc", math.nan)  # a live run's metric and tag change
+    client.set_tag(late[7], "group", "3")
+    client.log_metric(late[7], "acc", 0.5)
+    try:
+        for order in ORDERS:
+            assert _index_ids(index, experiment, order) == _mlflow_ids(client, experiment, order)
+        expected = client.search_runs([experiment], "tags.`group` = '3'",
+                                      order_by=["metrics.acc DESC"], max_results=100)
+        page = index.search(experiment, tagged)
+        assert [r.info.run_id for r in page.runs] == [r.info.run_id for r in expected]
+        cache = index._entry(Scope((experiment,))).sorted_cache
+        assert all(cache.get(key) is ordered for key, ordered in held.items())  # placed
+    finally:
+        for run_id in late:
+            client.delete_run(run_id)
