@@ -14,6 +14,7 @@ the time until the index holds every run, and later pages and sorts (p50 of 20).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import secrets
@@ -43,7 +44,7 @@ OLD_PAGE = 100  # its first request until 2026-12-02, measured beside it
 ORDER = "metrics.accuracy DESC"
 REPEATS = 20
 BASELINE_REPEATS = 3
-SIZES = {"sqlite": 10_000, "postgresql": 100_000}
+SIZES = {"sqlite": 10_000, "postgresql": 100_000, "placement": 100_000}
 
 
 def make_runs(count: int, notebook_tag: str) -> list[FinishedRun]:
@@ -344,10 +345,43 @@ def report(label: str, count: int, ours: dict[str, Any], base: dict[str, Any]) -
         raise SystemExit("the endpoint's pages differ from search_runs")
 
 
+def run_placement(count: int) -> None:
+    """In this process, no store: `count` runs held and sorted by metric, then one run
+    arriving at a time: placed in the sorted order, against sorting them all anew (what the
+    index did before 2026-12-02), p50 of REPEATS each, alternately."""
+    from mlflow.entities import Metric, Run, RunData, RunInfo
+
+    from jupyter_mlops.server.runindex import ExperimentRuns, IndexedRun, RunIndex, RunQuery, Scope
+
+    def indexed(run: FinishedRun) -> IndexedRun:
+        info = RunInfo(run.run_id, "1", "ana", "FINISHED", run.start_ms, run.start_ms + 500,
+                       "active", run_name=run.name)
+        return IndexedRun(Run(info, RunData(metrics=[Metric(k, v, run.start_ms, 0)
+                                                     for k, v in run.metrics.items()])))
+
+    entry, query = ExperimentRuns(Scope(("1",))), RunQuery((ORDER,))
+    entry.upsert(map(indexed, make_runs(count, "nb")))
+    late = [indexed(dataclasses.replace(run, run_id=uuid.uuid4().hex))  # new runs
+            for run in make_runs(2 * REPEATS, "nb")]
+    times: dict[str, list[float]] = {"placed": [], "sorted anew": []}
+    for i, run in enumerate(late):
+        RunIndex._ordered(entry, query)  # the order held, as after a request
+        started = time.perf_counter()
+        if i % 2:
+            entry.sorted_cache.clear()  # the previous behaviour: every order dropped
+        entry.upsert([run])
+        RunIndex._ordered(entry, query)
+        times["sorted anew" if i % 2 else "placed"].append(time.perf_counter() - started)
+    placed, anew = (statistics.median(times[k]) for k in ("placed", "sorted anew"))
+    print(f"placement, {count:,} runs held by {ORDER}: a run arriving placed {placed * 1000:.2f}"
+          f" ms, sorted anew {anew * 1000:.1f} ms (p50 of {REPEATS} each) -> {anew / placed:.0f}x")
+
+
 def main() -> None:
-    for name in os.environ.get("BENCH_INDEX", "sqlite,postgresql").split(","):
+    for name in os.environ.get("BENCH_INDEX", "sqlite,postgresql,placement").split(","):
         count = int(os.environ.get("BENCH_INDEX_RUNS", SIZES[name]))  # a smaller trial
-        (run_sqlite if name == "sqlite" else run_postgresql)(count)
+        {"sqlite": run_sqlite, "postgresql": run_postgresql,
+         "placement": run_placement}[name](count)
 
 
 if __name__ == "__main__":
