@@ -78,10 +78,8 @@ class Version:
         return f"models:/{self.model}/{self.version}"
 
     def key_metrics(self, limit: int | None = None) -> list[tuple[str, float]]:
-        """The metrics to show first: the run's own by name, a step's bookkeeping (duration,
-        cache hit) after them; the first `limit`."""
-        ordered = sorted(self.metrics.items(), key=lambda kv: (kv[0] in vocab.STEP_METRICS, kv[0]))
-        return ordered[:limit]
+        """Its metrics in the order they are shown (`metric_order`), the first `limit`."""
+        return [(k, self.metrics[k]) for k in metric_order([self])][:limit]
 
     @property
     def gated_metrics(self) -> list[str]:
@@ -98,15 +96,31 @@ class Version:
         return gates.recorded(self.tags)
 
 
+def _judged(versions: list[Version], gated: Iterable[str]) -> list[str]:
+    """The gated metrics: `gated` (a condition's), then those the versions' own gates judged;
+    never the runner's bookkeeping (vocab.STEP_METRICS: a step's duration, cache hit)."""
+    judged = [*gated, *(m for v in versions for m in v.gated_metrics)]
+    return [m for m in dict.fromkeys(judged) if m not in vocab.STEP_METRICS]
+
+
+def metric_order(versions: Iterable[Version], gated: Iterable[str] = ()) -> list[str]:
+    """The order the metrics of `versions` are shown in, by the CLI, the widgets and the
+    panel alike: the gated ones first, the others by name, the runner's bookkeeping last."""
+    versions = list(versions)
+    first = _judged(versions, gated)
+    held = {k for v in versions for k in v.metrics} - set(first)
+    return [*(m for m in first if any(m in v.metrics for v in versions)),
+            *sorted(held, key=lambda k: (k in vocab.STEP_METRICS, k))]
+
+
 def shown_metrics(versions: Iterable[Version], gated: Iterable[str] = (),
                   limit: int = 3) -> list[str]:
-    """The metrics a table of `versions` shows: every gated one first (`gated`, a condition's,
-    then those the versions' own gates judged), then the others by name up to `limit` in all;
-    the runner's bookkeeping (vocab.STEP_METRICS: a step's duration, cache hit) never."""
+    """The metric columns of a table of `versions`: every gated one (held or not: a
+    condition's metric has its column), then the others in `metric_order` up to `limit` in
+    all; the runner's bookkeeping never."""
     versions = list(versions)
-    judged = [*gated, *(m for v in versions for m in v.gated_metrics)]
-    first = [m for m in dict.fromkeys(judged) if m not in vocab.STEP_METRICS]
-    rest = sorted({k for v in versions for k in v.metrics} - set(first) - set(vocab.STEP_METRICS))
+    first = _judged(versions, gated)
+    rest = [m for m in metric_order(versions) if m not in first and m not in vocab.STEP_METRICS]
     return first + rest[:max(0, limit - len(first))]
 
 

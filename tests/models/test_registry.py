@@ -362,3 +362,24 @@ def test_a_registry_that_does_not_answer_is_one_line_not_a_traceback(capsys, mon
     assert opening == f"opening the registry at {gone}...", err
     assert error.startswith(f"error: the model registry: API request to {gone}/"), err
     assert "Traceback" not in err
+
+
+def test_a_versions_metrics_show_in_one_order_in_the_cli_the_widget_and_the_panel() -> None:
+    """The metric a release gated on (roc_auc, which sorts after the others by name) leads
+    wherever a version's metrics are shown; the runner's bookkeeping comes last in the CLI
+    and the widget, never in the panel's columns."""
+    from jupyter_mlops.commands.models import _metrics
+    from jupyter_mlops.models import registry
+    from jupyter_mlops.models.gates import check, parse_condition, verdict_tags
+    from jupyter_mlops.steps.mlflow_vocabulary import STEP_METRICS
+    from jupyter_mlops.widgets.models_view import METRICS_SHOWN
+
+    metrics = {"accuracy": 0.91, "f1": 0.88, "roc_auc": 0.95, **dict.fromkeys(STEP_METRICS, 1.0)}
+    tags = verdict_tags(check(parse_condition("roc_auc>=0.9"), metrics))
+    version = registry.Version("Churn_Pipeline", 2, metrics=metrics, tags=tags)
+    assert [k for k, _ in version.key_metrics()] == ["roc_auc", "accuracy", "f1", *sorted(
+        STEP_METRICS)]
+    assert _metrics(version, 3) == "roc_auc=0.95 accuracy=0.91 f1=0.88 ..."
+    assert [k for k, _ in version.key_metrics(METRICS_SHOWN)][0] == "roc_auc"
+    assert registry.shown_metrics([version]) == ["roc_auc", "accuracy", "f1"]
+    assert registry.shown_metrics([version], ["f1"]) == ["f1", "roc_auc", "accuracy"]
