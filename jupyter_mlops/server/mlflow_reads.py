@@ -119,11 +119,11 @@ def experiment_dict(experiment: Any) -> dict[str, Any]:
     }
 
 
-def run_summary(run: Any) -> dict[str, Any]:
+def run_summary(run: Any, whole: bool = False) -> dict[str, Any]:
     """A run as the panel lists it (api.ts `IRunSummary`): no long tag values (the cell's
     code is in the details) and no runner bookkeeping among its metrics (a step's duration
     and cache hit, STEP_METRICS: its status and times say them), so the metric columns are
-    the user's; the details have every metric."""
+    the user's. `whole`: every metric and tag, as the details show them."""
     row = run_row(run)
     return {
         "run_id": row.run_id,
@@ -132,9 +132,9 @@ def run_summary(run: Any) -> dict[str, Any]:
         "status": row.status,
         "start_time": row.start_ms,
         "end_time": row.end_ms,
-        "metrics": {k: v for k, v in row.metrics.items() if k not in STEP_METRICS},
+        "metrics": {k: v for k, v in row.metrics.items() if whole or k not in STEP_METRICS},
         "params": row.params,
-        "tags": {k: v for k, v in row.tags.items() if len(v) <= 500},
+        "tags": {k: v for k, v in row.tags.items() if whole or len(v) <= 500},
         "parent_id": row.tags.get(PARENT_RUN_TAG),  # a cell run's session: nested under it
     }
 
@@ -146,9 +146,7 @@ def run_details(client: Any, run_id: str) -> dict[str, Any]:
         run = client.get_run(run_id)
     except MlflowException:
         raise ApiError(404, "run-not-found", "no such run") from None
-    details = run_summary(run)
-    details["metrics"] = dict(run.data.metrics)
-    details["tags"] = dict(run.data.tags)
+    details = run_summary(run, whole=True)
     details["error"] = run.data.tags.get(ERROR_TAG)  # shown by its status
     details["kind"] = run.data.tags.get(KIND_TAG)
     details["metric_history"] = {
