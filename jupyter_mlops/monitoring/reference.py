@@ -7,7 +7,7 @@ with the model's predictions on it, on a seeded sample of `PREDICT_ROWS` rows of
 (a forest predicting on millions of rows would hold the cell up far longer than the profile;
 the profile says how many rows they come from). The JSON travels to the store with the cell's
 other records, as the run's `REFERENCE_PROFILE_ARTIFACT`; the columns it leaves out (dtypes
-drift is not measured on) are said in the cell as a `ProfileWarning`.
+drift is not measured on) are said in the cell, a `mlops:` line on stderr as the cell's others.
 
 Resolution: a drift report's reference is a frame, a `Profile`, a run id (the profile its run
 holds) or a registered version, `MODEL@ALIAS` or `MODEL/N` (the profile of the run that logged
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tempfile
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,10 +44,6 @@ from jupyter_mlops.tracking.destination import masked
 REFERENCE_NAMES = ("X_train", "X")  # the training frame when `--reference` is not given
 PREDICT_ROWS = 50_000  # above this many rows the model predicts on a seeded sample of them
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
-
-
-class ProfileWarning(UserWarning):
-    """A reference profile was stored without some of the training data's columns."""
 
 
 class NoReferenceProfile(MlopsError):
@@ -113,7 +109,7 @@ def capture(model: Any, namespace: dict[str, Any], variable: str | None = None) 
     profile = build_profile(frame, predict=lambda: _beside_profile(
         model, data if rows is None else _rows(data, rows)), predicted_rows=rows)
     for said in profile.warnings:
-        warnings.warn(f"jupyter-mlops: {said}", ProfileWarning, stacklevel=2)
+        print(f"mlops: {said}", file=sys.stderr)
     return profile.to_json()
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import sys
 import types
-import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -268,8 +267,8 @@ def _log_profile(tracker: Tracker, run: RunRef, profile: Callable[[Any, dict[str
     try:
         text = profile(model, ns)
     except Exception as error:
-        warnings.warn(f"jupyter-mlops: no reference profile stored with the model: {error}",
-                      limits.LimitWarning, stacklevel=2)
+        print(f"mlops: cell run {run.name!r}: no reference profile stored with the model: "
+              f"{error}", file=sys.stderr)
         return
     if text is not None:
         tracker.log_text(run, vocab.REFERENCE_PROFILE_ARTIFACT, text)
