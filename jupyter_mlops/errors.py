@@ -152,8 +152,8 @@ class KernelStartFailed(RunnerError):
         self.kernel_name = kernel_name
         self.deaths = deaths
         self.log_tail = log_tail
-        super().__init__(f"the {kernel_name!r} kernel died at start {len(deaths)} time(s) in a "
-                         f"row ({'; '.join(deaths)})")
+        super().__init__(f"the {kernel_name!r} kernel died at start {counted(len(deaths), 'time')} "
+                         f"in a row ({'; '.join(deaths)})")
 
 
 class KfpCompileError(MlopsError, ValueError):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jupyter_mlops.errors import KfpSubmitError
+from jupyter_mlops.errors import KfpSubmitError, counted
 from jupyter_mlops.kfp.connection import Connection
 from jupyter_mlops.notebook import StepGraph
 
@@ -95,7 +95,7 @@ def kfp_cron(schedule: str) -> str:
         fields = ["0", *fields]
     if len(fields) != 6:
         raise KfpSubmitError(f"schedule {schedule!r} is not a cron expression: it has "
-                             f"{len(fields)} field(s); {CRON_FORMAT}")
+                             f"{counted(len(fields), 'field')}; {CRON_FORMAT}")
     for value, (name, low, high) in zip(fields, CRON_FIELDS, strict=True):
         problem = _cron_field_problem(value, name, low, high)
         if problem:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from jupyter_mlops.errors import counted
 from jupyter_mlops.runner.results import OK, PipelineResult
 
 if TYPE_CHECKING:
@@ -47,7 +48,8 @@ def release_run(graph: StepGraph, result: PipelineResult, tracker: Any,
 
 def _announce(plan: Any, tracker: Any) -> str:
     """The line said before the release starts, so the wait for the registry is not silent."""
-    parts = [f"judging gate(s) {', '.join(plan.gates)}"] if plan.gates else []
+    gates = f"judging {counted(len(plan.gates), 'gate')}: {', '.join(plan.gates)}"
+    parts = [gates] if plan.gates else []
     models = " and ".join(dict.fromkeys(r.model for r in plan.registrations))
     parts += [f"registering {models}"] if models else []
     opening = tracker is not None or any(g.relative for g in plan.parsed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+from jupyter_mlops.errors import counted
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking.client import RunRef, Tracker
@@ -120,7 +121,7 @@ def _problem(tracker: Tracker) -> str:
 def held_line(writer: Writer) -> str:
     """Records the disk refused: where, why, and that the runs are not settled."""
     lost = f"; {writer.lost} dropped (beyond what memory holds)" if writer.lost else ""
-    return (f"NOT STORED: {writer.held} record(s) could not be written to the spool "
+    return (f"NOT STORED: {counted(writer.held, 'record')} could not be written to the spool "
             f"{writer.spool.log_path} ({writer.fault}){lost}; they are held in memory and "
             "written once the disk has room (the runs stay open until then)")
 
@@ -131,7 +132,7 @@ def unreported(tracker: Tracker) -> str | None:
     new, tracker.reported = rejected[tracker.reported:], len(rejected)
     if not new:
         return None
-    lines = [f"{len(new)} record(s) REJECTED by the store, kept in "
+    lines = [f"{counted(len(new), 'record')} REJECTED by the store, kept in "
              f"{tracker.writer.spool.rejected_path}:"]
     return "\n".join(lines + [f"  {quarantine.describe(e)}" for e in new])
 
@@ -148,11 +149,11 @@ def status_lines(tracker: Tracker) -> list[str]:
     lines += [f"  {e}" for e in writer.errors]
     rejected = tracker.rejections()
     if rejected:
-        lines.append(f"rejected:   {len(rejected)} record(s) the store refused, kept in "
+        lines.append(f"rejected:   {counted(len(rejected), 'record')} the store refused, kept in "
                      f"{writer.spool.rejected_path}")
         lines += [f"  {quarantine.describe(e)}" for e in rejected]
     others = [p for p in quarantine.files(writer.spool.root) if p != writer.spool.rejected_path]
     if others:  # earlier kernels' rejections: still there until the user deletes them
-        lines.append(f"also kept:  {len(others)} quarantine file(s) of earlier sessions in "
-                     f"{writer.spool.root} (`jupyter-mlops sync` lists them)")
+        lines.append(f"also kept:  {counted(len(others), 'quarantine file')} of earlier "
+                     f"sessions in {writer.spool.root} (`jupyter-mlops sync` lists them)")
     return lines

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jupyter_mlops.errors import MlopsError
+from jupyter_mlops.errors import MlopsError, counted
 from jupyter_mlops.steps import mlflow_vocabulary as vocab
 from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking import replay as replay_mod
@@ -42,7 +42,7 @@ class SyncReport:
         out += [f"failed {masked(where)}: {error}" for where, error in self.failed.items()]
         out += [f"marked FAILED (kernel gone): {run_id}" for run_id in self.recovered]
         for path, records in self.rejected.items():
-            out.append(f"REJECTED by the store: {len(records)} record(s) kept in {path} "
+            out.append(f"REJECTED by the store: {counted(len(records), 'record')} kept in {path} "
                        "(fix the cause, then delete that file):")
             out += [f"  {line}" for line in records]
         return out or ["nothing to sync"]

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from jupyter_mlops import settings
+from jupyter_mlops.errors import counted
 from jupyter_mlops.tracking import quarantine
 from jupyter_mlops.tracking.gitinfo import source_tags
 from jupyter_mlops.tracking.records import Data, File, Header, Model, Record, encode
@@ -394,7 +395,8 @@ class Writer:
     def _say_lost(self) -> None:
         """Closing with records the disk still refuses: they end with the process, said."""
         if self._held or self.lost:
-            sys.stderr.write(f"jupyter-mlops: {len(self._held) + self.lost} tracking record(s) "
+            lost = counted(len(self._held) + self.lost, "tracking record")
+            sys.stderr.write(f"jupyter-mlops: {lost} "
                              f"LOST: the spool {self.spool.log_path} could not be written "
                              f"({self.fault}) before the process ended\n")
 

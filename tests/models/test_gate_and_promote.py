@@ -61,7 +61,7 @@ def test_the_first_run_registers_the_winner_as_challenger_and_makes_it_champion(
     assert f"{MODEL} v1 is now @champion (was nobody)" in output
     # the seconds between the last step and the verdicts are not silent: said before they start
     said = [output.index(text) for text in (
-        "choose                   done", "release: judging gate(s) accuracy>=0.7, f1>champion, "
+        "choose                   done", "release: judging 2 gates: accuracy>=0.7, f1>champion, "
         f"then registering {MODEL} (opening MLflow's registry)...", "gate accuracy>=0.7: passed",
         f"registering {MODEL} from step 'choose'...", f"registered {MODEL} v1 as @challenger")]
     assert said == sorted(said), output
@@ -142,7 +142,7 @@ def test_the_release_through_an_mlflow_server_registers_promotes_and_lists(
     assert f"{MODEL} v1 is now @champion (was nobody)" in output
     # the seconds between the last step and the verdicts are not silent: said before they start
     said = [output.index(text) for text in (
-        "choose                   done", "release: judging gate(s) accuracy>=0.7, f1>champion, "
+        "choose                   done", "release: judging 2 gates: accuracy>=0.7, f1>champion, "
         f"then registering {MODEL} (opening MLflow's registry)...", "gate accuracy>=0.7: passed",
         f"registering {MODEL} from step 'choose'...", f"registered {MODEL} v1 as @challenger")]
     assert said == sorted(said), output

@@ -85,7 +85,7 @@ def test_a_kernel_that_always_dies_fails_the_run_fast_naming_the_kernel(tmp_path
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert (f"step 'load-rows' failed: the 'python3' kernel died at start {START_ATTEMPTS} "
-            "time(s) in a row (kernel-") in output
+            "times in a row (kernel-") in output
     assert "the kernel exited with code 3" in output
     assert "cannot load libfeature.so" in output  # the kernel's own last words
     assert "upstream step 'load-rows' failed" in output  # the next step is skipped, not run

@@ -56,7 +56,7 @@ def test_a_param_relogged_with_another_value_is_reported_everywhere(h, workdir):
     assert any(o.get("name") == "stderr" for o in end.outputs)  # shown as an error
 
     shown = _text(status)
-    assert f"rejected:   1 record(s) the store refused, kept in {quarantine}" in shown
+    assert f"rejected:   1 record the store refused, kept in {quarantine}" in shown
     assert "param 'n_estimators' = 200 rejected by the store" in shown
 
     [entry] = [json.loads(line) for line in quarantine.read_text().splitlines()]
@@ -70,7 +70,7 @@ def test_a_param_relogged_with_another_value_is_reported_everywhere(h, workdir):
     done = subprocess.run([sys.executable, "-m", "jupyter_mlops.cli", "sync"], cwd=workdir,
                           capture_output=True, text=True, timeout=180)
     assert done.returncode != 0, done.stdout + done.stderr
-    assert f"REJECTED by the store: 1 record(s) kept in {quarantine}" in done.stdout
+    assert f"REJECTED by the store: 1 record kept in {quarantine}" in done.stdout
     assert "run 'Tuned_Forest': param 'n_estimators' = 200 rejected" in done.stdout
 
 
@@ -126,7 +126,7 @@ def test_a_script_is_told_at_exit_what_the_store_rejected(h, tmp_path):
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     [quarantine] = (tmp_path / ".jupyter_mlops" / "spool").glob("*.rejected.jsonl")
-    assert f"jupyter-mlops: 1 record(s) REJECTED by the store, kept in {quarantine}" \
+    assert f"jupyter-mlops: 1 record REJECTED by the store, kept in {quarantine}" \
         in done.stderr
     assert "run 'Fit_Churn': param 'depth' = 6 rejected by the store" in done.stderr
 

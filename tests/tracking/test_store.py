@@ -63,7 +63,7 @@ def test_batches_respect_mlflow_limits_and_replay_adds_no_duplicates(store, tmp_
     args = argparse.Namespace(spool_dir=[crashed.root], no_recover=True)
     assert sync_command.run(args) == 1
     said = capsys.readouterr().out
-    assert f"REJECTED by the store: 1 record(s) kept in {crashed.rejected_path}" in said
+    assert f"REJECTED by the store: 1 record kept in {crashed.rejected_path}" in said
     assert "run 'big': param 'p000' = changed rejected by the store" in said
     assert [p.name for p in crashed.root.glob("*.jsonl")] == [crashed.rejected_path.name]
 
