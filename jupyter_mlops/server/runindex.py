@@ -206,6 +206,7 @@ class ExperimentRuns:
     load_seconds: float = 0.0  # how long the last full load took
     refreshed_at: float = 0.0
     loading: bool = False
+    reading: bool = False  # its load is reading (not waiting for another scope's to end)
     # While the first load runs: every run of the scope started at or after this is held, so
     # a newest-first page above it is answered from memory (None: not known yet).
     held_from: int | None = None
@@ -344,12 +345,13 @@ class RunIndex:
                 >= entry.held_from
 
     def _await_held(self, entry: ExperimentRuns, query: RunQuery) -> None:
-        """While the first load runs, a newest-first page it is about to read waits for it
-        (up to `_HELD_WAIT_S`) rather than asking the store beside it."""
-        if entry.complete or not entry.loading or not query.newest_first or query.tags:
+        """While the first load reads (not while it waits for another scope's), a newest-first
+        page it is about to read waits for it (up to `_HELD_WAIT_S`) rather than asking the
+        store beside it."""
+        if entry.complete or not entry.reading or not query.newest_first or query.tags:
             return
         with entry.grown:
-            entry.grown.wait_for(lambda: self._held(entry, query) or not entry.loading,
+            entry.grown.wait_for(lambda: self._held(entry, query) or not entry.reading,
                                  timeout=_HELD_WAIT_S)
 
     def problem(self, error: BaseException) -> str:
@@ -455,6 +457,7 @@ class RunIndex:
         runs changed meanwhile reachable (newer ones by the watermark, live ones by status)."""
         try:
             with self.load_lock:
+                entry.reading = True
                 started = time.monotonic()
                 first = not entry.complete
                 runs: list[Any] = []
@@ -483,7 +486,7 @@ class RunIndex:
         finally:
             entry.loaded_at = entry.refreshed_at = time.monotonic()
             with entry.grown:
-                entry.loading = False
+                entry.loading = entry.reading = False
                 entry.grown.notify_all()
 
     def _newest(self, entry: ExperimentRuns, query: RunQuery) -> RunPage:
