@@ -226,8 +226,8 @@ class ExperimentRuns:
             if runs:
                 self.upsert(runs)
             if held_from is not None:
-                self.held_from = min(held_from, self.held_from if self.held_from is not None
-                                     else held_from)
+                self.held_from = held_from if self.held_from is None \
+                    else min(self.held_from, held_from)
             self.grown.notify_all()
 
     def replace(self, runs: Iterable[Any]) -> None:
@@ -313,9 +313,8 @@ class RunIndex:
 
         if entry.complete:
             self._refresh(entry)
-        elif self._held(entry, query):  # the load has read past this page: from memory
+        elif self._held(entry, query):  # the load has read past this page: from memory,
             self._refresh(entry)  # with the runs started since, and live ones' status
-            return self._sorted(entry, query, True)
         elif not query.tags and (query.newest_first or len(entry.runs) < _SEED):
             # The newest page from the store: the answer in the default order; for
             # another, the newest runs are among those sorted, however few have loaded
@@ -502,11 +501,12 @@ class RunIndex:
         more = len(ordered) > len(page)
         # The newest runs take part in other orders while the rest loads; those started after
         # the page's last are all in it.
-        whole = query.after is None and not query.experiment_ids
-        if whole:
+        held_from = None
+        if query.after is None and not query.experiment_ids:
             entry.refreshed_at = time.monotonic()  # the newest runs, as they are now
-        entry.grow(page, ((page[-1].info.start_time or 0) + 1 if more else 0) if whole and page
-                   else None)
+            if page:
+                held_from = (page[-1].info.start_time or 0) + 1 if more else 0
+        entry.grow(page, held_from)
         wanted = set(query.experiment_ids)
         with entry.lock:
             known = sum(1 for r in entry.runs.values()

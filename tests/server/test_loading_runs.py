@@ -327,3 +327,38 @@ def test_a_notebook_with_few_of_the_experiments_runs_loads_exactly_its_own(store
     assert index.wait_loaded(scope, timeout=120)
     found = index.search(scope, RunQuery(max_results=1_000))
     assert ([r.info.run_id for r in found.runs], found.loading) == (expected, False)
+
+
+class _FailingLoad(_PausedLoad):
+    """The store failing the full load's queries after its first `pages`, as a server timing
+    out would, until `go_on` is set."""
+
+    def search_runs(self, *args: object, **kwargs: object) -> object:
+        from mlflow.exceptions import MlflowException
+
+        loads = [q for q in self.queries if q.startswith("load")]
+        if threading.current_thread().name == "mlops-run-index" and \
+                len(loads) >= self.pages and not self.go_on.is_set():
+            self.queries.append("load: failed")
+            raise MlflowException("the tracking server timed out")
+        return super().search_runs(*args, **kwargs)
+
+
+def test_a_page_answered_from_memory_starts_a_failed_load_again(store) -> None:
+    """A load that failed after reading the notebook's newest runs: the panel's poll is still
+    answered from them, says why the rest is missing, and starts the load again, as any
+    request does, until the index holds every run."""
+    spy = _FailingLoad(store["uri"], pages=1)
+    index = RunIndex(spy, full_refresh_seconds=3600, min_refresh_seconds=3600)
+    scope = Scope((store["experiment_id"],), ((NOTEBOOK_TAG, store["filter"].split("'")[1]),))
+    first = index.search(scope, RunQuery(max_results=50))
+    deadline = time.monotonic() + 120
+    while "load: failed" not in spy.queries or index._entry(scope).loading:
+        assert time.monotonic() < deadline, "the load never failed"
+        time.sleep(0.05)
+    spy.go_on.set()  # the server answers again
+    polled = index.search(scope, RunQuery(max_results=50))
+    assert [r.info.run_id for r in polled.runs] == [r.info.run_id for r in first.runs]
+    assert polled.error and "the tracking server timed out" in polled.error
+    assert index.wait_loaded(scope, timeout=120)  # started again by the poll
+    assert index.search(scope, RunQuery(max_results=50)).error is None
