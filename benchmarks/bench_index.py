@@ -2,18 +2,21 @@
 store and at 100,000 behind a PostgreSQL-backed `mlflow server` (tests/pg_server.py), against
 MlflowClient.search_runs with the same order in the same run; and the index's memory.
 
-`.venv/bin/python -m benchmarks index` (BENCH_INDEX=sqlite or =postgresql: one store;
-BENCH_INDEX_RUNS=N: N runs instead).
+`.venv/bin/python -m benchmarks index` (BENCH_INDEX=sqlite, =postgresql or =placement: one
+part; BENCH_INDEX_RUNS=N: N runs instead).
 Runs (10 params, 10 metrics, 5 tags, the notebook's path tag) are written straight into
 MLflow's tables (bench_server.insert_runs); the time it took is printed. The PostgreSQL
 cluster is a private one in a temp folder, made and removed by the benchmark. The endpoint is
 called over HTTP on a real `jupyter server` with the extension: first request of the notebook's
 runs (newest first, answered while the index loads), its next page and a sort by metric then,
-the time until the index holds every run, and later pages and sorts (p50 of 20).
+a page further a second later, the time until the index holds every run, later pages and sorts
+(p50 of 20), a sort polled while runs arrive, and the first request on more fresh servers.
+`placement` times, in process, a run arriving placed in a sorted order against a re-sort.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -24,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,18 +95,25 @@ def rss_mib(pid: int) -> float:
     return int(line.split()[1]) / 1024
 
 
-def endpoint_figures(tracking_uri: str, root: Path) -> dict[str, Any]:
+@contextlib.contextmanager
+def fresh_server(tracking_uri: str, root: Path) -> Iterator[tuple[int, str, int]]:
+    """A `jupyter server` with the extension just started (port, token, pid), stopped after.
+    The extension's default refresh (what changed asked of the store every 2 s), as a user's
+    panel has it."""
     token, port = secrets.token_hex(8), free_port()
-    # The extension's default refresh (what changed asked of the store every 2 s), as a
-    # user's panel has it.
     server = start_server(tracking_uri, port, token, work=root, min_refresh=None)
     try:
-        figures = _measure(port, token, server.pid)
-        figures["arriving"] = arriving_sorts(port, token, tracking_uri, _tag(root))
-        return figures
+        yield port, token, server.pid
     finally:
         os.kill(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
+
+
+def endpoint_figures(tracking_uri: str, root: Path) -> dict[str, Any]:
+    with fresh_server(tracking_uri, root) as (port, token, pid):
+        figures = _measure(port, token, pid)
+        figures["arriving"] = arriving_sorts(port, token, tracking_uri, _tag(root))
+        return figures
 
 
 def cold_first_requests(tracking_uri: str, root: Path, rounds: int = 3,
@@ -112,16 +123,11 @@ def cold_first_requests(tracking_uri: str, root: Path, rounds: int = 3,
     seconds: dict[int, list[float]] = {PAGE: [], OLD_PAGE: []}
     for _ in range(rounds):
         for size in seconds:
-            token, port = secrets.token_hex(8), free_port()
-            server = start_server(tracking_uri, port, token, work=root, min_refresh=None)
-            try:
+            with fresh_server(tracking_uri, root) as (port, token, _):
                 get(port, token, "experiments", notebook=NOTEBOOK)
                 started = time.perf_counter()
                 get(port, token, "runs", notebook=NOTEBOOK, max_results=size)
                 seconds[size].append(time.perf_counter() - started)
-            finally:
-                os.kill(server.pid, signal.SIGTERM)
-                server.wait(timeout=60)
             time.sleep(2)  # the stopped server's load page leaves the store
     return seconds
 
