@@ -18,6 +18,7 @@ import pytest
 from mlflow import MlflowClient
 
 from benchmarks.bench_server import FinishedRun, insert_runs
+from jupyter_mlops.server import runindex
 from jupyter_mlops.server.runindex import RunIndex, RunQuery, Scope
 from jupyter_mlops.steps.mlflow_vocabulary import NOTEBOOK_TAG
 from jupyter_mlops.tracking.notebook_info import tag_value
@@ -283,10 +284,14 @@ def _search_runs_pages(store: dict[str, str], size: int, pages: int) -> list[lis
     return found
 
 
-def test_pages_the_load_has_read_are_answered_from_memory_while_it_goes_on(store) -> None:
+def test_pages_the_load_has_read_are_answered_from_memory_while_it_goes_on(
+        store, monkeypatch) -> None:
     """The panel's next pages and polls while the notebook's runs load: once the load has
     read past a newest-first page, it comes from what is held, no query to the store, and
     equals MLflow's page; a page further on waits for the load, then asks the store."""
+    # A page waits for the load at most _HELD_WAIT_S; a loaded machine may take longer to
+    # read 601 runs, so the wait is made long enough that only what is tested decides.
+    monkeypatch.setattr(runindex, "_HELD_WAIT_S", 120.0)
     expected = _search_runs_pages(store, 50, 12)
     # The load reads 101 runs, then 250 a page: 601 (one in 50 not the notebook's), then waits.
     spy = _PausedLoad(store["uri"], pages=3)
@@ -304,6 +309,7 @@ def test_pages_the_load_has_read_are_answered_from_memory_while_it_goes_on(store
     assert (second.loading, third.loading, polled.loading) == (True, True, True)
     assert not [q for q in spy.queries[asked:] if q.startswith("answer")]
     # Beyond the runs the paused load has read: after a wait for it, from the store.
+    monkeypatch.setattr(runindex, "_HELD_WAIT_S", 0.2)
     deep = index.search(scope, RunQuery(max_results=50, offset=550, after=polled.cursor()))
     assert [r.info.run_id for r in deep.runs] == expected[11]
     assert [q for q in spy.queries[asked:] if q.startswith("answer")]
