@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from jupyter_mlops.errors import CellError, GraphError, cell_ref
+from jupyter_mlops.errors import CellError, GraphError, NotebookError, cell_ref
 from jupyter_mlops.notebook.model import Cell, GraphWarning
 from jupyter_mlops.notebook.tags import KALE, CellTags, TagValueError, parse_tags, suggest_tag
 
@@ -75,6 +75,9 @@ def lay_out(path: str, cells: list[Cell], kale_metadata: bool) -> Layout:
             functions.append(cell)
     if kale:  # Kale prepends imports, then functions, to every step (parse_notebook)
         layout.setup_cells.sort(key=lambda c: c in functions)
+    if not has_steps and not layout.steps[SINGLE_STEP_NAME].cells:
+        raise NotebookError(path, "nothing to run: no code cell outside the parameters, setup "
+                            "and skip cells")
     return layout
 
 

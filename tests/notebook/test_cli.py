@@ -83,3 +83,11 @@ def test_graph_refuses_a_misspelt_step_tag_with_the_tag_meant(write_notebook):
     path.write_text(path.read_text().replace("stpe:", "step:"))
     shown = cli("graph", str(path)).stdout
     assert "load  (cell 2)" in shown and "features  (cell 3)" in shown, shown
+
+
+def test_run_of_a_notebook_with_nothing_to_run_says_so(write_notebook):
+    path = write_notebook(["# Churn model: to be written", ("", [])], name="New_Churn_Model.ipynb")
+    result = cli("run", str(path), "--no-track")
+    assert result.returncode == 1, result.stdout
+    assert result.stderr == (f"error: {path}: nothing to run: no code cell outside the "
+                             "parameters, setup and skip cells\n")

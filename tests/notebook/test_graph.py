@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import graph_of
 
-from jupyter_mlops.errors import CellError, GraphError
+from jupyter_mlops.errors import CellError, GraphError, NotebookError
 from jupyter_mlops.notebook import read_graph
 
 EXAMPLE = Path(__file__).parents[2] / "notebooks" / "02_tagged_pipeline.ipynb"
@@ -203,6 +203,17 @@ def test_invalid_notebooks_name_the_cell_and_the_reason(cells, error, fault):
         graph_of(cells)
     assert fault in str(caught.value)
     assert str(caught.value).startswith("test.ipynb: ")
+
+
+@pytest.mark.parametrize("cells", [
+    [], ["# Notes only"], [("", [])], [("n_estimators = 10", ["parameters"])],
+    [("import math", ["setup"]), ("plot()", ["skip"])],
+])
+def test_a_notebook_with_no_code_to_run_is_refused_naming_it(cells):
+    with pytest.raises(NotebookError) as caught:
+        graph_of(cells, path="Churn_Model.ipynb")
+    assert str(caught.value) == ("Churn_Model.ipynb: nothing to run: no code cell outside the "
+                                 "parameters, setup and skip cells")
 
 
 def test_cycle_error_names_every_step_in_it():
