@@ -184,6 +184,11 @@ class Sender:
 
     def _send_backlog(self) -> None:
         """Send what the spool holds after the ack offset, in order (replay.py's loop)."""
+        assert self._sink is not None
+        if self._sink.ids and self.spool.root.is_dir() and not self.spool.ids_path.exists():
+            # The folder was removed and the kernel wrote the log again (Spool.restore): the
+            # kernel learns the run ids it has not read yet from this file only.
+            self.spool.save_ids(self._sink.ids)
         replay_mod.send_backlog(self.spool, self._send_unit)
 
     def _send_unit(self, end: int, unit: Record) -> bool:

@@ -47,6 +47,7 @@ class Spool:
                                       thread_local=False)
                        for kind, suffix in (("kernel", ".lock"), ("sender", ".sender.lock"))}
         self._log: Any = None
+        self._acked = 0  # the highest ack offset this process has read or written
 
     # ownership -------------------------------------------------------------------------
     def try_lock(self, kind: str, wait: float = 0) -> bool:
@@ -104,7 +105,8 @@ class Spool:
         """
         if self._log is None:
             self.files.mkdir(parents=True, exist_ok=True)
-            self._log = open(self.log_path, "ab", buffering=0)  # noqa: SIM115 - kept open
+            # Readable too: the log is copied from it if its folder is removed (restore).
+            self._log = open(self.log_path, "a+b", buffering=0)  # noqa: SIM115 - kept open
         fd = self._log.fileno()
         start = os.lseek(fd, 0, os.SEEK_END)
         joined = b"".join(lines)
@@ -121,17 +123,45 @@ class Spool:
         if self._log is not None:
             os.fsync(self._log.fileno())
 
+    def restore(self) -> bool:
+        """Write the log again under its path if it was deleted while this process appends
+        to it (its folder removed by hand); True when it did.
+
+        The open file still holds every record, but the sender reads the spool by its path:
+        the copy, with the last ack seen and the kernel's lock taken again, lets it send on
+        from where it was. Payload files not sent yet went with the folder; the sender
+        quarantines their records, which the session's end lists.
+        """
+        if self._log is None or os.fstat(self._log.fileno()).st_nlink:
+            return False
+        self.files.mkdir(parents=True, exist_ok=True)
+        copy = open(self.log_path, "w+b", buffering=0)  # noqa: SIM115 - kept open
+        self._log.seek(0)
+        shutil.copyfileobj(self._log, copy)
+        self._log.close()
+        self._log = copy
+        if not self.ack_path.exists():
+            self.set_acked(self._acked)
+        kernel = self._locks["kernel"]
+        if kernel.is_locked:  # held on the deleted lock file: nobody else would see it
+            kernel.release(force=True)
+            self.try_lock("kernel")
+        return True
+
     def acked(self) -> int:
         try:
-            return int(self.ack_path.read_text() or 0)
+            found = int(self.ack_path.read_text() or 0)
         except (OSError, ValueError):
-            return 0
+            found = 0
+        self._acked = max(self._acked, found)  # an ack file deleted by hand is not a reset
+        return self._acked
 
     def set_acked(self, offset: int) -> None:
         # Not fsynced: a lost ack only means a resend, and resends are idempotent.
         tmp = self.ack_path.with_suffix(".ack.tmp")
         tmp.write_text(str(offset))
         os.replace(tmp, self.ack_path)
+        self._acked = max(self._acked, offset)
 
     def size(self) -> int:
         try:
@@ -164,8 +194,11 @@ class Spool:
 
     # run ids ---------------------------------------------------------------------------
     def save_id(self, key: str, run_id: str) -> None:
+        self.save_ids({key: run_id})
+
+    def save_ids(self, ids: dict[str, str]) -> None:
         with open(self.ids_path, "a") as handle:
-            handle.write(json.dumps([key, run_id]) + "\n")
+            handle.writelines(json.dumps([key, run_id]) + "\n" for key, run_id in ids.items())
             handle.flush()
             os.fsync(handle.fileno())
 

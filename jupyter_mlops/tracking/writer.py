@@ -118,7 +118,7 @@ class Writer:
             return self._close_rested()
         deadline = time.monotonic() + timeout
         if self._request("flush", timeout):
-            self._ids = self.spool.load_ids()  # run ids stay known after the spool is gone
+            self._ids.update(self.spool.load_ids())  # known after the spool is gone
         stored = self._request("stop", max(deadline - time.monotonic(), 1.0))
         self._closed = True
         with self._wake:
@@ -138,7 +138,7 @@ class Writer:
         self._closed = True
         with self._wake:
             self._wake.notify()
-        self._ids = self.spool.load_ids()
+        self._ids.update(self.spool.load_ids())
         if self.spool.try_lock("sender"):
             self.spool.remove()
         self.spool.release()
@@ -234,6 +234,8 @@ class Writer:
                 word, got, stored = (line.decode().split() + ["", "", ""])[:3]
                 if word == "done" and got == str(seq):
                     self._replies = b""
+                    if stored == "1":
+                        self.spool.acked()  # remembered, should the ack file be deleted
                     return stored == "1"
             left = deadline - time.monotonic()
             if left <= 0:
@@ -328,7 +330,10 @@ class Writer:
             files, self._unsynced = self._unsynced, []
             end = self._end
         for path in files:
-            fd = os.open(path, os.O_RDONLY)
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:  # removed with the spool's folder: see Spool.restore
+                continue
             try:
                 os.fsync(fd)
             finally:
@@ -366,6 +371,16 @@ class Writer:
     def _write_held(self) -> None:
         """Write the held records in order (call with `_append` held); stops at the first the
         disk refuses, which stays held, and says so once per fault."""
+        try:
+            restored = self.spool.restore()
+        except OSError as error:  # the records stay in the open log, and new ones held
+            self._refused(error)
+            return
+        if restored:
+            self._ids_read = self._rejected_read = 0  # their files are new ones
+            sys.stderr.write(f"jupyter-mlops: the spool {self.spool.log_path} was deleted while "
+                             "the kernel ran; it is written again from the kernel's open copy "
+                             "and sending goes on\n")
         while self._held:
             line, path, payload = self._held[0]
             try:

@@ -115,6 +115,48 @@ def _sender_pid(spool) -> int:
     return pid()
 
 
+@pytest.mark.parametrize("sender", ["sending", "exited idle"])
+def test_a_spool_folder_removed_while_the_kernel_runs_loses_nothing(h, workdir, monkeypatch,
+                                                                    sender):
+    """The user deletes the hidden .jupyter_mlops folder (or cleans the project) between two
+    tracked cells, while the sender runs or after it exited idle: the next cell says so, the
+    spool is written again from the kernel's open log, and every run and model is stored."""
+    shutil.copy(h.template_db(), workdir / "mlflow.db")
+    monkeypatch.setenv("JUPYTER_MLOPS_NOTEBOOK", str(workdir / "Churn_Training.ipynb"))
+    monkeypatch.setenv("JUPYTER_MLOPS_SENDER_IDLE", "1" if sender == "exited idle" else "60")
+    fit = ("from sklearn.ensemble import {0}\n"
+           "{1} = {0}(n_estimators=5, random_state=0).fit([[0], [1], [2], [3]], [0, 1, 0, 1])\n"
+           "accuracy = {2}")
+    wait_idle = ("import time\nfrom jupyter_mlops.tracking.session import current\n"
+                 "while not current().tracker.writer.state.startswith('idle'):\n"
+                 "    time.sleep(0.1)") if sender == "exited idle" else "pass"
+    cells = ["%load_ext jupyter_mlops\n%mlops start --experiment Churn_Spool",
+             "%%mlops track forest --model forest --metrics accuracy\n"
+             + fit.format("RandomForestClassifier", "forest", 0.75),
+             FLUSH, wait_idle,
+             "import shutil\nshutil.rmtree('.jupyter_mlops')",
+             "%%mlops track boosted --model boosted --metrics accuracy\n"
+             + fit.format("GradientBoostingClassifier", "boosted", 0.8),
+             "%mlops end"]
+    nb = nbformat.v4.new_notebook(cells=[new_code_cell(source) for source in cells])
+    NotebookClient(nb, kernel_name="python3", timeout=180,
+                   resources={"metadata": {"path": str(workdir)}}).execute()
+    said = [h.outputs_text(nbformat.v4.new_notebook(cells=[cell])) for cell in nb.cells]
+    assert "was deleted while the kernel ran" in said[5], said[5]
+    assert "2 finished; all records stored" in said[6], said[6]
+    store = h.client_for(f"sqlite:///{workdir / 'mlflow.db'}")
+    runs = h.runs_by_name(store, "Churn_Spool")
+    assert {name: run.info.status for name, run in runs.items()} == dict.fromkeys(
+        ("Churn_Training", "forest", "boosted"), "FINISHED")
+    assert runs["boosted"].data.metrics == {"accuracy": 0.8}
+    for name in ("forest", "boosted"):
+        models = store.search_logged_models(
+            [runs[name].info.experiment_id],
+            filter_string=f"source_run_id = '{runs[name].info.run_id}'")
+        assert [(m.name, m.status) for m in models] == [(name, "READY")], name
+    assert not list((workdir / ".jupyter_mlops").rglob("*.rejected.jsonl"))
+
+
 @pytest.mark.parametrize("killed", ["kernel", "kernel-and-sender"])
 def test_kernel_sigkilled_mid_cell_is_recovered(h, workdir, killed):
     """With its sender alive, the sender sends what the kernel left; with both killed,
