@@ -546,7 +546,7 @@ class RunIndex:
         found: list[Any] = []
         read = 0
         for clause in clauses:
-            for page in self._pages(experiment_ids, clause, wanted):
+            for page, _ in self._pages(experiment_ids, clause, wanted):
                 read += len(page)
                 found += [r for r in page if scope.holds(r)
                           and (after is None or newest_key_of(r)[0] < after[0]
@@ -589,7 +589,7 @@ class RunIndex:
         found: dict[str, Any] = {}
         for base in scope.filters():
             clause = " AND ".join(c for c in (base, extra) if c)
-            for page in self._pages(experiment_ids, clause):
+            for page, _ in self._pages(experiment_ids, clause):
                 found.update((r.info.run_id, r) for r in page if scope.holds(r))
         return list(found.values())
 
@@ -632,19 +632,17 @@ class RunIndex:
         """The scope's runs in a window of start time, a page of each filter's query in turn
         (the first `first_size` runs), and with each page the start time down to which every
         query has read (None until each has read a page) and how many runs the page read."""
-        tokens: dict[str, str | None] = dict.fromkeys(filters if experiment_ids else [])
-        reached: dict[str, int | None] = dict.fromkeys(tokens)  # of the queries not done
-        while tokens:
-            for base, token in list(tokens.items()):
-                found = self._search_page(experiment_ids, " AND ".join(
-                    c for c in (base, window) if c), first_size if token is None else
-                    _LOAD_PAGE, token, attempts=_LOAD_ATTEMPTS)
-                page = [IndexedRun(run) for run in found]
-                if found.token:
-                    tokens[base] = found.token
-                    reached[base] = (page[-1].start_time or 0) + 1 if page else reached[base]
-                else:  # every run of this filter in the window is read
-                    del tokens[base], reached[base]
+        queries = {base: self._pages(experiment_ids, " AND ".join(c for c in (base, window) if c),
+                                     first_size, _LOAD_PAGE, _LOAD_ATTEMPTS)
+                   for base in filters}
+        reached: dict[str, int | None] = dict.fromkeys(queries)  # of the queries not done
+        while queries and experiment_ids:
+            for base, pages in list(queries.items()):
+                page, last = next(pages)
+                if last:  # every run of this filter in the window is read
+                    del queries[base], reached[base]
+                elif page:
+                    reached[base] = (page[-1].start_time or 0) + 1
                 marks = list(reached.values())
                 yield ([r for r in page if scope.holds(r)],
                        None if not marks or None in marks else min(m or 0 for m in marks),
@@ -680,16 +678,17 @@ class RunIndex:
         return list(listed)
 
     def _search(self, experiment_ids: list[str], filter_string: str) -> list[Any]:
-        return [run for page in self._pages(experiment_ids, filter_string) for run in page]
+        return [run for page, _ in self._pages(experiment_ids, filter_string) for run in page]
 
-    def _pages(self, experiment_ids: list[str], filter_string: str,
-               size: int = _PAGE) -> Iterator[list[Any]]:
-        """search_runs's pages in the default order, as IndexedRuns."""
+    def _pages(self, experiment_ids: list[str], filter_string: str, size: int = _PAGE,
+               then: int | None = None, attempts: int = 1) -> Iterator[tuple[list[Any], bool]]:
+        """search_runs's pages in the default order, as IndexedRuns, each with whether it is
+        the last: `size` runs, then `then` a page (each asked up to `attempts` times)."""
         token = None
         while experiment_ids:
-            page = self._search_page(experiment_ids, filter_string, size, token)
-            yield [IndexedRun(run) for run in page]
-            token = page.token
+            page = self._search_page(experiment_ids, filter_string, size, token, attempts)
+            token, size = page.token, then or size
+            yield [IndexedRun(run) for run in page], not token
             if not token:
                 break
 
