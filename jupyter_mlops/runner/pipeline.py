@@ -78,6 +78,10 @@ def _checked(notebook: str | Path,
 
     graph = read_graph(str(notebook))
     values = options.parameter_values(graph)
+    if options.track:  # a store MLflow has no scheme for is named now, not as a warning
+        from jupyter_mlops.tracking.destination import checked_uri, tracking_uri
+
+        checked_uri(options.tracking_uri or tracking_uri())
     return graph, values, make_plan(graph, options.cache, options.from_step, options.only)
 
 

@@ -27,18 +27,43 @@ from typing import Any
 from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 from jupyter_mlops import settings
-from jupyter_mlops.errors import StoreError
+from jupyter_mlops.errors import StoreError, did_you_mean
 
 DEFAULT_DB = "mlflow.db"
 DEFAULT_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves
 DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")  # SQLAlchemy stores MLflow opens itself
+# The schemes MLflow's tracking store registry knows (mlflow.tracking._tracking_service.utils),
+# besides a plain path and plugins' (the `mlflow.tracking_store` entry points).
+STORE_SCHEMES = ("sqlite", "http", "https", *DATABASE_SCHEMES, "file", "databricks",
+                 "databricks-uc", "uc")
 CONNECT_TIMEOUT = "5"  # seconds for a database connection (libpq's default is none)
 
 
 def tracking_uri() -> str:
     """MLFLOW_TRACKING_URI when set, else the SQLite store in the working directory."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    return uri or f"sqlite:///{Path.cwd() / DEFAULT_DB}"
+    return checked_uri(uri, "MLFLOW_TRACKING_URI") if uri else \
+        f"sqlite:///{Path.cwd() / DEFAULT_DB}"
+
+
+def checked_uri(uri: str, variable: str | None = None) -> str:
+    """`uri` if MLflow has a store for its scheme; else a StoreError naming it (and the
+    `variable` it came from), now: the sender would retry a store that can never open, as if
+    it were down."""
+    scheme = urlsplit(uri).scheme.lower().split("+", 1)[0]
+    if len(scheme) <= 1 or scheme in STORE_SCHEMES or scheme in _plugin_schemes():
+        return uri  # a path (or a Windows drive letter) is MLflow's file store
+    hint = did_you_mean(scheme, STORE_SCHEMES)
+    named = f"{variable}={masked(uri)!r}" if variable else f"the store {masked(uri)!r}"
+    raise StoreError(f"{named}: MLflow has no store for the scheme "
+                     f"{scheme!r}{'; ' + hint if hint else ''} (MLflow takes sqlite:///PATH, "
+                     "http(s)://HOST:PORT, postgresql://, mysql://, mssql://, file:PATH)")
+
+
+def _plugin_schemes() -> set[str]:
+    from importlib.metadata import entry_points
+
+    return {entry.name for entry in entry_points(group="mlflow.tracking_store")}
 
 
 def masked(uri: str) -> str:
@@ -115,6 +140,7 @@ def open_client(uri: str, create: bool = True,
     (a read): a store that is not ready raises StoreError and nothing is written.
     """
     _http_defaults()
+    checked_uri(uri)
     from mlflow import MlflowClient
 
     db = sqlite_path(uri)

@@ -185,3 +185,19 @@ def test_a_yaml_syntax_error_is_one_line_with_its_place(tmp_path):
     result = cli("run", path, "--no-track", "-q", "-f", "forest_params.yaml", cwd=tmp_path)
     assert_clear_error(result, "forest_params.yaml", "line 3, column 1")
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.fault("traceback")
+@pytest.mark.parametrize(("uri", "args", "named"), [
+    ("htp://127.0.0.1:5000", ["run", "Train_Forest.ipynb", "-q"], "MLFLOW_TRACKING_URI="),
+    ("sqlit:///mlflow.db", ["models", "list"], "MLFLOW_TRACKING_URI="),
+    ("", ["models", "list", "--tracking-uri", "htp://127.0.0.1:5000"], "the store "),
+])
+def test_a_tracking_uri_mlflow_has_no_store_for_is_named_before_anything_runs(
+        tmp_path, monkeypatch, uri, args, named):  # noqa: ANN001
+    train_notebook(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    result = cli(*args, cwd=tmp_path)
+    # run went on untracked after a warning; the sender retried it as a store that was down
+    assert_clear_error(result, named, "MLflow has no store for the scheme", "did you mean ")
+    assert result.returncode == 1 and not (tmp_path / ".mlops" / "runs").exists()

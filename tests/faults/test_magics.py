@@ -24,3 +24,14 @@ def test_a_value_too_deep_to_parse_is_logged_as_text(shell, capsys, value):  # n
     assert result.error_in_exec is None, captured.err
     assert "RecursionError" not in captured.out + captured.err
     assert "MemoryError" not in captured.out + captured.err
+
+
+@pytest.mark.fault("wrong")
+def test_a_tracking_uri_mlflow_has_no_store_for_is_named_in_the_cell(
+        shell, capsys, monkeypatch):  # noqa: ANN001
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "htp://127.0.0.1:5000")
+    shell.run_cell("%mlops start --experiment Churn_Team")
+    # it was taken for a store that is down: `%mlops end` said it "answers" and would send
+    # the records "once it answers"
+    assert ("UsageError: MLFLOW_TRACKING_URI='htp://127.0.0.1:5000': MLflow has no store "
+            "for the scheme 'htp'; did you mean 'http'?") in capsys.readouterr().err
