@@ -193,7 +193,7 @@ class MlopsMagics(Magics):
             return
         tracker = session.tracker
         stored = delivery.flush_while_progressing(tracker)
-        run_id = tracker.run_id(run) or "(not created yet)"
+        run_id = tracker.run_id(run) or "not created yet"
         rejected = tracker.rejections()
         state, stored_ok = delivery.outcome(tracker, stored, rejected[tracker.reported:])
         tracker.reported = len(rejected)

@@ -71,6 +71,7 @@ def test_server_down_for_the_session_then_sync(h, workdir, tmp_path, monkeypatch
     assert done.returncode == 0, done.stderr[-3000:]
     executed = nbformat.read(workdir / "tiny.out.ipynb", as_version=4)
     assert "records kept in the spool" in h.outputs_text(executed)
+    assert "mlops: ended 'tiny' (not created yet) FINISHED" in h.outputs_text(executed)
     spool = tmp_path / "home" / ".jupyter_mlops" / "spool"
     assert list(spool.rglob("*.jsonl"))
 
