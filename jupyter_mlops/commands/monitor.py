@@ -79,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
         print("error: --submit submits the --retrain notebook; give --retrain NOTEBOOK",
               file=sys.stderr)
         return 2
+    if args.parameter and not args.retrain:
+        print("error: -p sets a parameter of the --retrain notebook; give --retrain NOTEBOOK",
+              file=sys.stderr)
+        return 2
+    check_retrain(args)
     store = args.tracking_uri or tracking_uri()
     current = read_data(args.data)
     predictions = None
@@ -109,6 +114,18 @@ def run(args: argparse.Namespace) -> int:
     if undelivered is not None:
         raise undelivered
     return code
+
+
+def check_retrain(args: argparse.Namespace) -> None:
+    """The --retrain notebook and its -p values, read before the drift is measured: a typo
+    found only on the day drift comes (from cron) would stop the retraining it was for."""
+    if not args.retrain:
+        return
+    from jupyter_mlops.notebook import read_graph
+    from jupyter_mlops.runner import RunOptions
+
+    graph = read_graph(args.retrain)
+    RunOptions(cli_parameters=tuple(tuple(p) for p in args.parameter)).parameter_values(graph)
 
 
 def act(report: Any, args: argparse.Namespace, store: str) -> int:

@@ -393,3 +393,29 @@ def test_the_monitor_command_reads_times_back_from_a_csv(session, capsys, monkey
                  "--tracking-uri", session.uri])
     err = capsys.readouterr().err
     assert code == 1 and "column 'signup_date': datetime in the reference, text here" in err
+
+
+def test_a_bad_retrain_notebook_or_parameter_is_named_before_the_drift(tmp_path, capsys,
+                                                                       monkeypatch):
+    import json
+
+    from jupyter_mlops.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "Churn_Retrain.ipynb").write_text(json.dumps(RETRAIN))
+    (tmp_path / "New_Batch.csv").write_text("tenure_months\n3.0\n")
+    start = ["monitor", "New_Batch.csv", "--model", f"{MODEL}@champion",
+             "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    # found only once the data drifted, in the retraining it was to start; -p was ignored
+    for extra, said in [
+        (["--retrain", "Churn_Retrian.ipynb"], "error: Churn_Retrian.ipynb: no such file"),
+        (["--retrain", "Churn_Retrain.ipynb", "-p", "rowz", "5"],
+         "error: Churn_Retrain.ipynb: parameter 'rowz': unknown parameter"),
+        (["--retrain", "Churn_Retrain.ipynb", "-p", "rows", "many"],
+         "error: Churn_Retrain.ipynb: parameter 'rows': expected an int"),
+        (["-p", "rows", "5"], "error: -p sets a parameter of the --retrain notebook"),
+    ]:
+        code = main([*start, *extra])
+        out, err = capsys.readouterr()
+        assert code == (2 if extra[0] == "-p" else 1) and err.startswith(said), err
+        assert out == "" and not (tmp_path / "mlflow.db").exists()  # nothing measured
