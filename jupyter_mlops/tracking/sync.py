@@ -82,7 +82,7 @@ def sync(spool_dirs: list[Path] | None = None, recover: bool = True,
                 client = clients.get(target) or open_client(target, notice=report.notes.append)
                 report.recovered += fail_dead_runs(client, socket.gethostname())
             except Exception as error:
-                report.failed[target] = _why(error)
+                report.failed[target] = _why(error, target)
     return report
 
 
@@ -109,7 +109,7 @@ def _replay_one(spool: Spool, default_uri: str, clients: dict[str, Any],
             clients[uri] = open_client(uri, notice=report.notes.append)
         report.replayed[spool.session_id] = replay_mod.replay(spool, clients[uri], uri)
     except Exception as error:
-        report.failed[spool.session_id] = _why(error)
+        report.failed[spool.session_id] = _why(error, uri)
         report.unsent.setdefault(uri, spool.session_id)
     finally:
         spool.release()
@@ -127,9 +127,14 @@ def _session_label(spool: Spool) -> str:
     return f" ({', '.join([*named, f'experiment {start.exp!r}'])})"
 
 
-def _why(error: Exception) -> str:
-    """An error in one line: ours as said (they name the store, masked), others by class."""
+def _why(error: Exception, uri: str) -> str:
+    """An error in one line: ours as said (they name the store, masked), a store that does
+    not answer as the sender says it, others by class."""
+    from jupyter_mlops.tracking.sink import UNREACHABLE, classify, problem
+
     if isinstance(error, MlopsError):
         return str(error)
+    if classify(error) == UNREACHABLE:  # not MLflow's 400 characters of retry details
+        return problem(uri, error)
     text = str(error).strip()
     return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"[:400]

@@ -35,3 +35,19 @@ def test_a_busy_session_is_named_by_its_notebook_and_experiment(tmp_path, capsys
     assert code == 0
     assert (f"skipped {SESSION} (notebook {notebook}, experiment 'Churn_Registry'): its "
             "kernel or its sender is still running") in capsys.readouterr().out
+
+
+def test_a_store_that_does_not_answer_is_said_in_a_line(tmp_path, capsys, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        uri = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    spool = Spool(tmp_path / "spool", SESSION)
+    spool.append([Header(uri), RunStart("k1", "Churn_Team", 0, "Churn_Training")])
+    spool.release()
+    code = main(["sync", "--spool-dir", str(tmp_path / "spool"), "--no-recover"])
+    # it was MLflow's "API request to ... failed with exception HTTPConnectionPool(...", cut
+    assert code == 1
+    assert f"failed {SESSION}: the store {uri} does not answer\n" in capsys.readouterr().out
