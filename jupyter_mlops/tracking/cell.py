@@ -99,7 +99,8 @@ def track_cell(shell: Any, session: Session, options: CellOptions, source: str,
     ns = shell.user_ns
     parent = session.ensure(ns)
     tracker = session.tracker
-    name = options.name or f"cell-{shell.execution_count}"
+    # the In [N] the cell shows: IPython 9 counts the next cell from the start of this one
+    name = options.name or f"cell-{shell.displayhook.prompt_count}"
     line = {vocab.TRACK_LINE_TAG: options.line} if options.line else {}
     run = tracker.start_run(name, session.experiment or "notebooks", parent=parent,
                             tags={vocab.KIND_TAG: vocab.KIND_CELL, **options.tags, **line,

@@ -35,3 +35,12 @@ def test_a_tracking_uri_mlflow_has_no_store_for_is_named_in_the_cell(
     # the records "once it answers"
     assert ("UsageError: MLFLOW_TRACKING_URI='htp://127.0.0.1:5000': MLflow has no store "
             "for the scheme 'htp'; did you mean 'http'?") in capsys.readouterr().err
+
+
+@pytest.mark.fault("wrong")
+def test_a_tracked_cell_without_a_name_is_named_by_the_number_it_shows(shell):  # noqa: ANN001
+    from jupyter_mlops.tracking import session
+
+    result = shell.run_cell("%%mlops track\nscore = 0.5", store_history=True)
+    # it was named cell-(N+1): IPython 9 moves execution_count on before the cell runs
+    assert session.current().cell_runs[-1].name == f"cell-{result.execution_count}"
