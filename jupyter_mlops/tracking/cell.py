@@ -150,7 +150,7 @@ def _tell(observer: CellObserver | None, event: str, cell: TrackedCell) -> CellO
 def execute(shell: Any, code: str) -> Any:
     """exec the cell like IPython would, returning the value of a trailing expression."""
     __tracebackhide__ = True
-    filename = shell.compile.cache(code, shell.execution_count)
+    filename = shell.compile.cache(code, shell.displayhook.prompt_count)  # its In [N]
     tree = ast.parse(code, filename)
     tree = shell.transform_ast(tree)
     last = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -44,3 +46,14 @@ def test_a_tracked_cell_without_a_name_is_named_by_the_number_it_shows(shell):  
     result = shell.run_cell("%%mlops track\nscore = 0.5", store_history=True)
     # it was named cell-(N+1): IPython 9 moves execution_count on before the cell runs
     assert session.current().cell_runs[-1].name == f"cell-{result.execution_count}"
+
+
+@pytest.mark.fault("wrong")
+def test_a_failing_tracked_cell_s_traceback_names_the_cell_it_shows(shell, capsys):  # noqa: ANN001
+    result = shell.run_cell("%%mlops track train\nscore = 0.5\nraise ValueError('no rows')",
+                            store_history=True)
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", "".join(capsys.readouterr()))  # no colours
+    assert isinstance(result.error_in_exec, ValueError)
+    # its lines were said to be those of the next cell, In [N+1]
+    assert f"In[{result.execution_count}], line 2" in shown, shown  # line 2 of its body
+    assert f"In[{result.execution_count + 1}]" not in shown
