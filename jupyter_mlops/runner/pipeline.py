@@ -78,6 +78,10 @@ def _checked(notebook: str | Path,
 
     graph = read_graph(str(notebook))
     values = options.parameter_values(graph)
+    if options.report is not None:
+        from jupyter_mlops.runner.report import check_report_path
+
+        check_report_path(options.report)
     if options.track:  # a store MLflow has no scheme for is named now, not as a warning
         from jupyter_mlops.tracking.destination import checked_uri, tracking_uri
 

@@ -11,14 +11,25 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from jupyter_mlops.errors import RunnerError
 from jupyter_mlops.runner.results import PipelineResult
+
+
+def check_report_path(path: str | Path) -> None:
+    """Before the run: a folder given as the report would be found only once the run ended."""
+    if Path(path).is_dir():
+        raise RunnerError(f"the report {path} is a folder; give a file, such as "
+                          f"{Path(path) / 'report.md'}")
 
 
 def write_report(result: PipelineResult, path: str | Path) -> Path:
     """Write `result` as Markdown to `path` (folders created) and return the path."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render_report(result), encoding="utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(render_report(result), encoding="utf-8")
+    except OSError as error:
+        raise RunnerError(f"cannot write the report {target}: {error.strerror}") from None
     return target
 
 

@@ -201,3 +201,13 @@ def test_a_tracking_uri_mlflow_has_no_store_for_is_named_before_anything_runs(
     # run went on untracked after a warning; the sender retried it as a store that was down
     assert_clear_error(result, named, "MLflow has no store for the scheme", "did you mean ")
     assert result.returncode == 1 and not (tmp_path / ".mlops" / "runs").exists()
+
+
+@pytest.mark.fault("traceback")
+def test_a_folder_given_as_the_report_is_named_before_the_run(tmp_path):
+    path = train_notebook(tmp_path)
+    (tmp_path / "reports").mkdir()
+    result = cli("run", path, "--no-track", "-q", "--report", "reports", cwd=tmp_path)
+    # it was an IsADirectoryError traceback once the run had ended
+    assert_clear_error(result, "the report reports is a folder", "reports/report.md")
+    assert not (tmp_path / ".mlops" / "runs").exists()
