@@ -83,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
         print("error: -p sets a parameter of the --retrain notebook; give --retrain NOTEBOOK",
               file=sys.stderr)
         return 2
+    if args.notify and not args.notify.startswith(("http://", "https://")):
+        print(f"error: --notify {args.notify}: expected an http:// or https:// URL",
+              file=sys.stderr)
+        return 2
     check_retrain(args)
     store = args.tracking_uri or tracking_uri()
     current = read_data(args.data)

@@ -395,8 +395,8 @@ def test_the_monitor_command_reads_times_back_from_a_csv(session, capsys, monkey
     assert code == 1 and "column 'signup_date': datetime in the reference, text here" in err
 
 
-def test_a_bad_retrain_notebook_or_parameter_is_named_before_the_drift(tmp_path, capsys,
-                                                                       monkeypatch):
+def test_a_bad_retrain_notebook_parameter_or_webhook_is_named_before_the_drift(
+        tmp_path, capsys, monkeypatch):
     import json
 
     from jupyter_mlops.cli import main
@@ -414,8 +414,11 @@ def test_a_bad_retrain_notebook_or_parameter_is_named_before_the_drift(tmp_path,
         (["--retrain", "Churn_Retrain.ipynb", "-p", "rows", "many"],
          "error: Churn_Retrain.ipynb: parameter 'rows': expected an int"),
         (["-p", "rows", "5"], "error: -p sets a parameter of the --retrain notebook"),
+        # a ValueError traceback after the monitor run, and no retraining
+        (["--notify", "hooks.example.com/drift"],
+         "error: --notify hooks.example.com/drift: expected an http:// or https:// URL"),
     ]:
         code = main([*start, *extra])
         out, err = capsys.readouterr()
-        assert code == (2 if extra[0] == "-p" else 1) and err.startswith(said), err
+        assert code == (1 if extra[0] == "--retrain" else 2) and err.startswith(said), err
         assert out == "" and not (tmp_path / "mlflow.db").exists()  # nothing measured
