@@ -50,6 +50,9 @@ def resolve_connection(host: str | None = None, token: str | None = None,
     if not host:
         raise KfpSubmitError("no KFP host: pass --host URL, set KFP_HOST, or put "
                              f'{{"host": "..."}} in {config or _config_path()}')
+    if not str(host).startswith(("http://", "https://")):
+        raise KfpSubmitError(f"KFP host {host!r}: expected an http:// or https:// URL (e.g. "
+                             f"https://{str(host).split('://')[-1]})")
     return Connection(host=str(host).rstrip("/"), **found)
 
 

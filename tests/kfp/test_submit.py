@@ -130,6 +130,10 @@ def test_host_and_token_come_from_arguments_then_environment_then_config(monkeyp
     config.unlink()
     with pytest.raises(KfpSubmitError, match="no KFP host"):
         resolve_connection()
+    # urllib's ValueError traceback when submit asked its healthz
+    with pytest.raises(KfpSubmitError, match="KFP host 'kfp.example.com': expected an http:// "
+                                             r"or https:// URL \(e.g. https://kfp.example.com\)"):
+        resolve_connection(host="kfp.example.com")
 
 
 def test_cron_schedules_get_kfp_seconds_field():
