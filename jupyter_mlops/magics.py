@@ -16,6 +16,7 @@ from typing import Any
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
+from jupyter_mlops import settings
 from jupyter_mlops.commands.models import PROMOTE_HELP, promote_arguments
 from jupyter_mlops.errors import MlopsError, did_you_mean
 from jupyter_mlops.tracking import delivery
@@ -145,7 +146,10 @@ class MlopsMagics(Magics):
 
     def _start(self, args: argparse.Namespace, cell: None) -> None:
         run = self._session.start(args.experiment, args.run_name, self._user_ns)
-        where = self._session.notebook or "(notebook path not detected)"
+        # nbconvert --execute and plain IPython say nothing of the notebook: say how to tell it
+        where = self._session.notebook or ("(notebook path not detected: set "
+                                           f"{settings.NOTEBOOK.name} to its path, or the "
+                                           "MLOps panel does not list these runs)")
         print(f"mlops: session run {run.name!r} in experiment {run.experiment!r} - {where}")
 
     def _track(self, args: argparse.Namespace, cell: str) -> Any:

@@ -57,3 +57,14 @@ def test_a_failing_tracked_cell_s_traceback_names_the_cell_it_shows(shell, capsy
     # its lines were said to be those of the next cell, In [N+1]
     assert f"In[{result.execution_count}], line 2" in shown, shown  # line 2 of its body
     assert f"In[{result.execution_count + 1}]" not in shown
+
+
+@pytest.mark.fault("wrong")
+def test_a_session_whose_notebook_is_unknown_says_how_to_name_it(shell, capsys, monkeypatch):  # noqa: ANN001
+    monkeypatch.delenv("JUPYTER_MLOPS_NOTEBOOK", raising=False)
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    shell.run_cell("%mlops start --experiment Churn_Team")
+    # `jupyter nbconvert --execute` runs it so; the runs then carry no notebook tag
+    assert ("in experiment 'Churn_Team' - (notebook path not detected: set "
+            "JUPYTER_MLOPS_NOTEBOOK to its path, or the MLOps panel does not list these runs)"
+            ) in capsys.readouterr().out
