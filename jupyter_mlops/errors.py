@@ -144,6 +144,12 @@ class StepFailed(RunnerError):
         where = f" in {cell_ref(cell_index, source_line)}" if cell_index is not None else line
         super().__init__(f"step {step!r} failed{where}: {reason}")
 
+    @property
+    def details(self) -> str:
+        """The message, then the kernel's traceback where it says more (a timeout has none)."""
+        said = self.traceback.strip()
+        return f"{self}\n{said}" if said and said != self.reason else str(self)
+
 
 class KernelStartFailed(RunnerError):
     """Every kernel tried for a step died at start: names the kernel spec and what each said."""

@@ -188,7 +188,7 @@ def retrain(args: argparse.Namespace, store: str) -> int:
         cli_parameters=tuple(tuple(p) for p in args.parameter), tracking_uri=store,
         quiet=True, wait_for_store=True))
     for failure in result.failures:
-        print(f"\n{failure}\n{failure.traceback}", file=sys.stderr)
+        print(f"\n{failure.details}", file=sys.stderr)
     if result.gate_error is not None:
         print(f"error: {result.gate_error}", file=sys.stderr)
     outcome = "passed" if result.exit_code == 0 else f"failed (exit {result.exit_code})"

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         out=args.out, track=not args.no_track, quiet=args.quiet,
         fresh_kernels=args.fresh_kernels, wait_for_store=False, report=args.report))
     for failure in result.failures:
-        print(f"\n{failure}\n{failure.traceback}", file=sys.stderr)
+        print(f"\n{failure.details}", file=sys.stderr)
     if result.gate_error is not None:
         print(f"error: {result.gate_error}", file=sys.stderr)
     if args.report:

@@ -73,7 +73,7 @@ class PipelineTracker:
         if result.cache_key:
             tags[vocab.CACHE_KEY_TAG] = result.cache_key
         if result.error is not None:
-            tags[vocab.ERROR_TAG] = f"{result.error}\n{result.error.traceback}"
+            tags[vocab.ERROR_TAG] = result.error.details
         elif result.reason:
             tags[vocab.REASON_TAG] = result.reason
         self.tracker.set_tags(child, tags)

@@ -38,6 +38,7 @@ def test_a_raising_cell_names_step_cell_line_and_traceback(faults):
     assert error.source_line == 'raise ValueError(f"bad value {x}")'
     assert "ValueError: bad value 11" in str(error)
     assert "----> 2 raise ValueError" in error.traceback
+    assert error.details == f"{error}\n{error.traceback.strip()}"
     assert "\x1b[" not in error.traceback  # readable, not terminal colours
     assert result.steps["boom"].attempts == 2  # retries:1
 
@@ -47,6 +48,7 @@ def test_a_step_over_its_timeout_fails_at_its_cell(faults):
     error = result.steps["sleepy"].error
     assert error is not None and "timed out after 2 s" in str(error)
     assert (error.cell_index, error.source_line) == (9, "import time")
+    assert error.details == str(error)  # the reason was said twice, as its "traceback" too
 
 
 def test_a_kernel_crash_is_a_failure_of_its_step(faults):
