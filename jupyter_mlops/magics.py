@@ -154,6 +154,11 @@ class MlopsMagics(Magics):
 
     def _track(self, args: argparse.Namespace, cell: str) -> Any:
         __tracebackhide__ = True
+        for flag in ("register", "reference", "input_example"):  # each is about the model
+            if getattr(args, flag) and not args.model:
+                raise UsageError(f"--{flag.replace('_', '-')} {getattr(args, flag)} needs "
+                                 "--model VARIABLE, the variable holding the cell's model\n"
+                                 "The cell did not run.")
         options = CellOptions(
             name=args.name, params=_names(args.params), metrics=_names(args.metrics),
             model=args.model, input_example=args.input_example, register=args.register,

@@ -68,3 +68,14 @@ def test_a_session_whose_notebook_is_unknown_says_how_to_name_it(shell, capsys, 
     assert ("in experiment 'Churn_Team' - (notebook path not detected: set "
             "JUPYTER_MLOPS_NOTEBOOK to its path, or the MLOps panel does not list these runs)"
             ) in capsys.readouterr().out
+
+
+@pytest.mark.fault("lost")
+@pytest.mark.parametrize("flag", ["--register Churn_Forest", "--reference X_train"])
+def test_a_model_option_without_model_is_refused_before_the_cell_runs(shell, capsys, flag):  # noqa: ANN001
+    shell.user_ns.pop("acc_score", None)
+    shell.run_cell(f"%%mlops track train {flag}\nacc_score = 0.5")
+    # the cell ran and nothing was registered, without a word
+    assert (f"UsageError: {flag} needs --model VARIABLE, the variable holding the cell's "
+            "model\nThe cell did not run.") in capsys.readouterr().err
+    assert "acc_score" not in shell.user_ns
