@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -85,6 +86,7 @@ def serve(reference: str, port: int = 5000, host: str = "127.0.0.1",
           announce: Callable[[str], None] | None = None) -> int:
     """Run MLflow's scoring server for the version until interrupted; its exit code.
     `announce` receives one line saying what is served where, once it is resolved."""
+    check_port_free(host, port)
     ref = resolve(reference)
     check_servable(ref)
     # MLflow starts `uvicorn` by name: this environment's, even when it is not activated.
@@ -108,6 +110,18 @@ def serve(reference: str, port: int = 5000, host: str = "127.0.0.1",
     finally:
         signal.signal(signal.SIGTERM, previous)
         _reap(server.pid)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """MLflow's server would announce itself, then fail to bind with a traceback; 5000 is
+    also where `mlflow ui` and a team's MLflow server listen."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise MlopsError(f"cannot serve on {host}:{port}: {error.strerror} (`mlflow ui` or "
+                             "an MLflow server?); choose another with --port") from None
 
 
 def _reap(session: int, grace: float = 10.0) -> None:

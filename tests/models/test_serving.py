@@ -211,3 +211,20 @@ def validate(data: Any, type_name: str, models: Any) -> None:
     for key, value in data.items():
         validate(value, cls.openapi_types[attributes[key]], models)
     cls(**{attributes[key]: value for key, value in data.items()})
+
+
+def test_serving_on_a_port_in_use_is_one_clear_error_before_anything_starts(tmp_path, capsys):
+    import socket
+
+    from jupyter_mlops.cli import main
+
+    with socket.socket() as taken:  # as `mlflow ui` holds 5000, the default
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["serve", f"{MODEL}@champion", "--port", str(port)])
+    out, err = capsys.readouterr()
+    # it said "serving ... at http://127.0.0.1:PORT/invocations", then MLflow's traceback
+    assert code == 1 and out == ""
+    assert err.startswith(f"error: cannot serve on 127.0.0.1:{port}: Address already in use "
+                          "(`mlflow ui` or an MLflow server?); choose another with --port"), err
