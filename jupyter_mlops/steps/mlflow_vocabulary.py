@@ -147,10 +147,17 @@ def get_or_create_experiment(client: Any, name: str, artifact_root: str | None =
     """The experiment's id, creating it (its artifacts under `artifact_root`, when given).
 
     Another process may create it between our look and our create: then its id is taken.
+    One deleted (in MLflow's UI) is refused by name, as mlflow.set_experiment refuses it: its
+    runs would each be refused as "must be in the 'active' state".
     """
     from mlflow.exceptions import MlflowException
 
     found = client.get_experiment_by_name(name)
+    if found is not None and found.lifecycle_stage == "deleted":
+        raise MlflowException.invalid_parameter_value(
+            f"experiment {name!r} (id {found.experiment_id}) is deleted: restore it (MLflow's "
+            f"UI, or `mlflow experiments restore --experiment-id {found.experiment_id}`) or log "
+            "to another experiment")
     if found is not None:
         return str(found.experiment_id)
     slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)

@@ -79,3 +79,18 @@ def test_a_model_option_without_model_is_refused_before_the_cell_runs(shell, cap
     assert (f"UsageError: {flag} needs --model VARIABLE, the variable holding the cell's "
             "model\nThe cell did not run.") in capsys.readouterr().err
     assert "acc_score" not in shell.user_ns
+
+
+@pytest.mark.fault("wrong")
+def test_an_experiment_deleted_in_mlflow_is_named_at_end(shell, capsys, tmp_path):  # noqa: ANN001
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    deleted = client.create_experiment("Churn_Team")
+    client.delete_experiment(deleted)
+    for line in ("%mlops start --experiment Churn_Team", "%mlops end"):
+        shell.run_cell(line)
+    # each record was refused as "The experiment N must be in the 'active' state"
+    assert (f"experiment 'Churn_Team' (id {deleted}) is deleted: restore it (MLflow's UI, or "
+            f"`mlflow experiments restore --experiment-id {deleted}`) or log to another "
+            "experiment") in capsys.readouterr().err
