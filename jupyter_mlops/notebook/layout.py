@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,5 +198,7 @@ def step_name(path: str, cell: Cell, tagged: str) -> str:
 
 def pipeline_name(text: str) -> str:
     """A DNS-safe pipeline name from a notebook stem or a Kale pipeline name."""
-    name = re.sub("[^a-z0-9]+", "-", text.lower()).strip("-")[:63].rstrip("-")
+    # accents dropped, not their letters: "Modèle Été" is modele-ete, not mod-le-t
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    name = re.sub("[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:63].rstrip("-")
     return name or "pipeline"

@@ -216,6 +216,15 @@ def test_a_notebook_with_no_code_to_run_is_refused_naming_it(cells):
                                  "parameters, setup and skip cells")
 
 
+@pytest.mark.parametrize(("path", "name"), [
+    ("Churn Model – Été.ipynb", "churn-model-ete"),
+    ("Modèle_Prévision_V2.ipynb", "modele-prevision-v2"), ("модель.ipynb", "pipeline"),
+])
+def test_the_pipeline_is_named_after_the_notebook_with_its_accents_dropped(path, name):
+    # the accented letters went too: "churn-model-t", "mod-le-pr-vision-v2"
+    assert graph_of([("rows = 1", [])], path=path).name == name
+
+
 def test_cycle_error_names_every_step_in_it():
     with pytest.raises(GraphError) as caught:
         graph_of([("a = c", ["step:one", "needs:three"]), ("b = a", ["step:two"]),
