@@ -168,12 +168,13 @@ def test_endless_output_leaves_the_runner_bounded_and_ctrl_c_acts_at_once(tmp_pa
         def logged_mb() -> float:
             return sum(p.stat().st_size for p in logs.glob("*/logs/*.output.log")) / 2**20
 
-        # Kept output would grow the runner by the 200 MB printed after the first sample; the
-        # buffers in flight swing by tens of MB from one sample to the next (seen under load).
+        # Kept output would grow the runner by the 400 MB printed after the first sample; the
+        # messages in flight (ZeroMQ's queues) grow with a slow reader: up to 120 MB was seen
+        # on a loaded machine.
         assert wait_for(lambda: logged_mb() > 40, 120), "the step's output never reached the log"
         before = _rss_mb(runner.pid)
-        assert wait_for(lambda: logged_mb() > 240, 180)
-        assert _rss_mb(runner.pid) - before < 100  # MB
+        assert wait_for(lambda: logged_mb() > 440, 300)
+        assert _rss_mb(runner.pid) - before < 200  # MB
         interrupted = time.monotonic()
         runner.send_signal(signal.SIGINT)
         output, _ = runner.communicate(timeout=60)
