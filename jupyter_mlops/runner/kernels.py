@@ -167,8 +167,10 @@ class KernelPool:
     """
 
     def __init__(self, cwd: Path, log_dir: Path | None = None, warm_code: str = "",
-                 reuse: bool = False, report: Callable[[str], None] | None = None) -> None:
+                 reuse: bool = False, report: Callable[[str], None] | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.cwd = Path(cwd)
+        self.env = env or {}  # set in the kernels' environment, beside the runner's own
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.warm_code = warm_code
         self.reuse = reuse
@@ -502,7 +504,8 @@ class KernelPool:
         kernel = Kernel(km, log_path, log_path.open("wb"), name, runtime)
         with self._lock:  # known before it starts: a Ctrl-C from here on still stops it
             self._set(kernel, state)
-        km.start_kernel(cwd=str(self.cwd), stdout=kernel.log_file, stderr=kernel.log_file)
+        km.start_kernel(cwd=str(self.cwd), stdout=kernel.log_file, stderr=kernel.log_file,
+                        env={**os.environ, **self.env})
         return kernel
 
     def _log_folder(self) -> Path:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jupyter_mlops import settings
 from jupyter_mlops.errors import counted
 from jupyter_mlops.runner import rerun_hint, rundir
 from jupyter_mlops.runner.kernels import KernelPool, warm_imports
@@ -44,8 +45,11 @@ def run_pipeline(notebook: str | Path, options: RunOptions | None = None) -> Pip
     with _signals_as_interrupt():
         # realpath, not Path.resolve: a symlink loop is for read_graph to name, not a RuntimeError
         # The pool's one owner: every kernel it started is stopped when this block ends.
-        with KernelPool(Path(os.path.realpath(notebook)).parent,
-                        reuse=not options.fresh_kernels) as pool:
+        source = Path(os.path.realpath(notebook))
+        # A step's `%mlops start` names the notebook, as in JupyterLab: its runs are tagged
+        # with it (the panel lists them) and its session run is named after it.
+        with KernelPool(source.parent, reuse=not options.fresh_kernels,
+                        env={settings.NOTEBOOK.name: str(source)}) as pool:
             _boot_first_kernel(pool, notebook, options.out, inputs)
             graph, values, plan = _checked(notebook, options)
             result = _run_steps(graph, values, plan, pool, options)

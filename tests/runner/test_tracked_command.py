@@ -133,3 +133,29 @@ def test_a_store_that_hangs_does_not_hold_the_command(tmp_path):
         assert '"op":"end"' in records and "pipeline-" in records  # all kept on disk
     finally:
         stuck.close()  # the sender's requests fail now; it keeps the records and exits
+
+
+def test_a_steps_tracked_cells_name_the_notebook(tmp_path):
+    """`%mlops start` in a step knows the notebook, as in JupyterLab: the session run is named
+    after it and every tracked cell's run carries its tag, which the panel lists runs by."""
+    cells = [new_code_cell("n_estimators = 5", metadata={"tags": ["parameters"]}),
+             new_code_cell("%load_ext jupyter_mlops\n%mlops start --experiment Churn_Forest\n"
+                           "from sklearn.ensemble import RandomForestClassifier",
+                           metadata={"tags": ["setup"]}),
+             new_code_cell("%%mlops track forest --params n_estimators --model forest\n"
+                           "forest = RandomForestClassifier(n_estimators=n_estimators)\n"
+                           "forest.fit([[0], [1], [2], [3]], [0, 1, 0, 1])",
+                           metadata={"tags": ["step:train"]}),
+             new_code_cell("%mlops end")]  # the step's too
+    notebook = tmp_path / "Churn_Forest.ipynb"
+    nbformat.write(new_notebook(cells=cells), notebook)
+    done, _ = _run(notebook, _env(), "--no-track")
+    assert done.returncode == 0, done.stdout + done.stderr
+    client = open_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("Churn_Forest").experiment_id
+    runs = {r.info.run_name: r for r in client.search_runs([experiment])}
+    assert set(runs) == {"Churn_Forest", "forest"}  # the session was 'session', untagged
+    assert {r.data.tags.get("mlops.notebook") for r in runs.values()} == {
+        os.path.realpath(notebook)}
+    assert runs["forest"].info.status == "FINISHED"
+    assert runs["forest"].data.params == {"n_estimators": "5"}
