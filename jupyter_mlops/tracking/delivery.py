@@ -107,10 +107,24 @@ def outcome(tracker: Tracker, flushed: bool,
                     "sender goes on in the background (see `%mlops status`)")
     if not rejected:
         return delivery, flushed
-    count = f"{len(rejected)} record{'s' if len(rejected) > 1 else ''}"
-    lines = [f"{count} REJECTED by the store, kept in {writer.spool.rejected_path}; {delivery}:"]
-    lines += [f"  {quarantine.describe(e)}" for e in rejected]
-    return "\n".join(lines), False
+    return rejected_report(writer, rejected, f"; {delivery}"), False
+
+
+def rejected_report(writer: Writer, rejected: list[quarantine.Entry], then: str = "") -> str:
+    """Rejected records, a line each; a run's records refused because its run was (their
+    reason is the run's) in one line a run, after the run's own."""
+    lines = [f"{counted(len(rejected), 'record')} REJECTED by the store, kept in "
+             f"{writer.spool.rejected_path}{then}:"]
+    following: dict[str, list[str]] = {}
+    for entry in rejected:
+        if quarantine.follows_its_run(entry):
+            following.setdefault(str(entry.get("run") or entry.get("run_id") or "?"),
+                                 []).append(str(entry.get("what")))
+        else:
+            lines.append(f"  {quarantine.describe(entry)}")
+    lines += [f"  run {run!r}: {counted(len(what), 'more record')} not stored, as the run was "
+              f"not created ({', '.join(what)})" for run, what in following.items()]
+    return "\n".join(lines)
 
 
 def _problem(tracker: Tracker) -> str:
@@ -132,9 +146,7 @@ def unreported(tracker: Tracker) -> str | None:
     new, tracker.reported = rejected[tracker.reported:], len(rejected)
     if not new:
         return None
-    lines = [f"{counted(len(new), 'record')} REJECTED by the store, kept in "
-             f"{tracker.writer.spool.rejected_path}:"]
-    return "\n".join(lines + [f"  {quarantine.describe(e)}" for e in new])
+    return rejected_report(tracker.writer, new)
 
 
 def status_lines(tracker: Tracker) -> list[str]:

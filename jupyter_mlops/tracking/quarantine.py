@@ -135,6 +135,15 @@ def record_of(entry: Entry) -> Record:
         return Damaged(None, str(error), str(entry.get("record"))[:2000])
 
 
+NEVER_CREATED = "was never created"  # the end of the reason of a record whose run was refused
+
+
+def follows_its_run(entry: Entry) -> bool:
+    """Whether the record was refused only because the store refused its run before it (the
+    run's own rejection says why)."""
+    return str(entry.get("reason", "")).endswith(NEVER_CREATED)
+
+
 def describe(entry: Entry, with_run: bool = True) -> str:
     """One line: the run (unless told), what was rejected, and the store's reason."""
     reason = " ".join(str(entry.get("reason", "")).split())

@@ -30,6 +30,7 @@ from jupyter_mlops.tracking.destination import (
     database_uri,
     masked,
 )
+from jupyter_mlops.tracking.quarantine import NEVER_CREATED
 from jupyter_mlops.tracking.records import (
     Damaged,
     Data,
@@ -245,7 +246,7 @@ class MlflowSink:
             return self.ids[key]
         found = self._find(key, experiment)
         if found is None:
-            raise PermanentError(f"run {key} was never created")
+            raise PermanentError(f"run {key} {NEVER_CREATED}")
         self._remember(key, found)
         return found
 

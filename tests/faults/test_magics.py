@@ -88,9 +88,15 @@ def test_an_experiment_deleted_in_mlflow_is_named_at_end(shell, capsys, tmp_path
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     deleted = client.create_experiment("Churn_Team")
     client.delete_experiment(deleted)
-    for line in ("%mlops start --experiment Churn_Team", "%mlops end"):
-        shell.run_cell(line)
+    for cell in ("%mlops start --experiment Churn_Team",
+                 "%%mlops track forest --metrics accuracy\naccuracy = 0.8", "%mlops end"):
+        shell.run_cell(cell)
+    said = capsys.readouterr().err
     # each record was refused as "The experiment N must be in the 'active' state"
     assert (f"experiment 'Churn_Team' (id {deleted}) is deleted: restore it (MLflow's UI, or "
             f"`mlflow experiments restore --experiment-id {deleted}`) or log to another "
-            "experiment") in capsys.readouterr().err
+            "experiment") in said
+    # The records of a run refused: one line after the run's own, not one each.
+    assert said.count("was never created") == 0, said
+    assert ("run 'forest': 3 more records not stored, as the run was not created (artifact "
+            "'cell.py', metric 'accuracy', ") in said, said
