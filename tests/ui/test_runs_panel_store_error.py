@@ -1,6 +1,7 @@
 """The Runs tab of a notebook whose store cannot be read, in Chromium: the panel says so in one
 red line naming the store and the cause (not "No runs yet", as if there were none), and once
-the store is mended it lists the runs again on its own."""
+the store is mended it lists the runs again on its own; broken after that, the runs it listed
+stay, under the red line."""
 
 from __future__ import annotations
 
@@ -69,3 +70,13 @@ def test_a_store_that_cannot_be_read_says_so_until_mended(page, lab):  # noqa: A
     page.locator(COUNT, has_text=f"{RUNS} of {RUNS} runs").wait_for()
     error.wait_for(state="detached")
     assert "No runs yet" not in panel.inner_text()
+    # Broken once its runs are listed: they stay listed, under the red line.
+    _move_table(store, "latest_metrics", "latest_metrics_away")
+    try:
+        error.wait_for()
+        assert "no such table: latest_metrics" in error.inner_text()
+        assert page.locator(f"{PANEL} tr.jp-mlops-run").count() == RUNS
+        assert page.locator(COUNT).inner_text().startswith(f"{RUNS} of {RUNS} runs")
+    finally:
+        _move_table(store, "latest_metrics_away", "latest_metrics")
+    error.wait_for(state="detached")
