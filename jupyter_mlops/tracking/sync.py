@@ -29,6 +29,7 @@ class SyncReport:
     replayed: dict[str, int] = field(default_factory=dict)  # session -> units sent
     busy: dict[str, str] = field(default_factory=dict)  # owned by a live kernel -> its session
     failed: dict[str, str] = field(default_factory=dict)  # session or uri -> error
+    spools: dict[str, Path] = field(default_factory=dict)  # a failed session -> its spool log
     recovered: list[str] = field(default_factory=list)  # run ids marked FAILED
     rejected: dict[str, list[str]] = field(default_factory=dict)  # quarantine file -> records
     unsent: dict[str, str] = field(default_factory=dict)  # uri -> a session not fully sent
@@ -39,13 +40,19 @@ class SyncReport:
         out += [f"replayed {sid}: {n} record groups" for sid, n in self.replayed.items()]
         out += [f"skipped {sid}{label}: its kernel or its sender is still running"
                 for sid, label in self.busy.items()]
-        out += [f"failed {masked(where)}: {error}" for where, error in self.failed.items()]
+        # A spool whose store never comes back is the user's to delete: its file is named.
+        out += [f"failed {masked(where)}{self._spool(where)}: {error}"
+                for where, error in self.failed.items()]
         out += [f"marked FAILED (kernel gone): {run_id}" for run_id in self.recovered]
         for path, records in self.rejected.items():
             out.append(f"REJECTED by the store: {counted(len(records), 'record')} kept in {path} "
                        "(fix the cause, then delete that file):")
             out += [f"  {line}" for line in records]
         return out or ["nothing to sync"]
+
+    def _spool(self, session_id: str) -> str:
+        path = self.spools.get(session_id)
+        return f" (spool {path})" if path else ""
 
     @property
     def ok(self) -> bool:
@@ -75,8 +82,9 @@ def sync(spool_dirs: list[Path] | None = None, recover: bool = True,
             if target in report.unsent:
                 # Its runs' end records may be among those not sent: marking them FAILED
                 # now would be wrong; the next sync settles them.
-                report.failed[target] = (f"runs not settled: records of session "
-                                         f"{report.unsent[target]} are still in the spool")
+                session_id = report.unsent[target]
+                report.failed[target] = (f"runs not settled: records of session {session_id} "
+                                         f"are still in the spool {report.spools[session_id]}")
                 continue
             try:
                 client = clients.get(target) or open_client(target, notice=report.notes.append)
@@ -110,6 +118,7 @@ def _replay_one(spool: Spool, default_uri: str, clients: dict[str, Any],
         report.replayed[spool.session_id] = replay_mod.replay(spool, clients[uri], uri)
     except Exception as error:
         report.failed[spool.session_id] = _why(error, uri)
+        report.spools[spool.session_id] = spool.log_path
         report.unsent.setdefault(uri, spool.session_id)
     finally:
         spool.release()

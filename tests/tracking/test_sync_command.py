@@ -1,4 +1,5 @@
-"""`jupyter-mlops sync` names the session it leaves to a live kernel by its notebook."""
+"""`jupyter-mlops sync` names the session it leaves to a live kernel by its notebook, and the
+spool file of a session it could not send."""
 
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ def test_a_store_that_does_not_answer_is_said_in_a_line(tmp_path, capsys, monkey
     spool.append([Header(uri), RunStart("k1", "Churn_Team", 0, "Churn_Training")])
     spool.release()
     code = main(["sync", "--spool-dir", str(tmp_path / "spool"), "--no-recover"])
-    # it was MLflow's "API request to ... failed with exception HTTPConnectionPool(...", cut
+    # it was MLflow's "API request to ... failed with exception HTTPConnectionPool(...", cut;
+    # and the spool was not named: one of a store that never comes back could not be found
     assert code == 1
-    assert f"failed {SESSION}: the store {uri} does not answer\n" in capsys.readouterr().out
+    assert (f"failed {SESSION} (spool {spool.log_path}): the store {uri} does not answer\n"
+            ) in capsys.readouterr().out
