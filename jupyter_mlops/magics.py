@@ -162,15 +162,16 @@ class MlopsMagics(Magics):
         options = CellOptions(
             name=args.name, params=_names(args.params), metrics=_names(args.metrics),
             model=args.model, input_example=args.input_example, register=args.register,
-            tags=dict(_split_pair(p) for p in args.tags), inputs=_names(args.inputs),
+            tags=dict(_pairs(args.tags)), inputs=_names(args.inputs),
             profile=_profiler(args.reference) if args.model else None,
             line=args.line)
         return track_cell(self.shell, self._session, options, cell, _card_observer(self.shell))
 
     def _log(self, args: argparse.Namespace, cell: None) -> None:
+        pairs = _pairs(args.pairs)
         session = self._session
         session.ensure(self._user_ns)
-        values = {k: self._value(v) for k, v in map(_split_pair, args.pairs)}
+        values = {k: self._value(v) for k, v in pairs}
         metrics = {k: v for k, v in values.items() if as_metric(v) is not None}
         tags = {k: v for k, v in values.items() if k not in metrics}
         if metrics:
@@ -181,17 +182,18 @@ class MlopsMagics(Magics):
             session.tracker.set_tags(session.active(), tags)
 
     def _params(self, args: argparse.Namespace, cell: None) -> None:
+        pairs = [_split_pair(i) if "=" in i else (i, None) for i in args.pairs]
+        _once([key for key, _ in pairs])
         session = self._session
         session.ensure(self._user_ns)
         values = {}
-        for item in args.pairs:
-            if "=" in item:
-                key, raw = _split_pair(item)
+        for key, raw in pairs:
+            if raw is not None:
                 values[key] = self._value(raw)
-            elif item in self._user_ns:
-                values[item] = self._user_ns[item]
+            elif key in self._user_ns:
+                values[key] = self._user_ns[key]
             else:
-                raise UsageError(f"{item!r} is neither K=V nor a defined variable")
+                raise UsageError(f"{key!r} is neither K=V nor a defined variable")
         session.tracker.log_params(session.active(), values)
 
     def _end(self, args: argparse.Namespace, cell: None) -> None:
@@ -417,6 +419,21 @@ def _unknown(parser: argparse.ArgumentParser, command: str | None, extra: list[s
 
 def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def _pairs(items: list[str]) -> list[tuple[str, str]]:
+    """The K=V items of one line, each name given once."""
+    pairs = [_split_pair(item) for item in items]
+    _once([key for key, _ in pairs])
+    return pairs
+
+
+def _once(names: list[str]) -> None:
+    """`a=1 a=2` in one line is refused before anything is logged (it was stored as 2)."""
+    twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
+    if twice is not None:
+        raise UsageError(f"{twice!r} is given twice in one line; give each name once "
+                         "(nothing was logged)")
 
 
 def _split_pair(item: str) -> tuple[str, str]:

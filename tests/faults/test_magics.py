@@ -100,3 +100,21 @@ def test_an_experiment_deleted_in_mlflow_is_named_at_end(shell, capsys, tmp_path
     assert said.count("was never created") == 0, said
     assert ("run 'forest': 3 more records not stored, as the run was not created (artifact "
             "'cell.py', metric 'accuracy', ") in said, said
+
+
+@pytest.mark.fault("lost")
+def test_a_param_given_twice_in_one_line_is_refused_and_nothing_logged(
+        shell, capsys, tmp_path):  # noqa: ANN001
+    from mlflow import MlflowClient
+
+    shell.run_cell("%mlops start --experiment Churn_Team")
+    result = shell.run_cell("%mlops params n_estimators=100 max_depth=4 n_estimators=200")
+    # it stored n_estimators=200 without a word, and max_depth with it
+    assert type(result.error_in_exec).__name__ == "UsageError"
+    assert ("UsageError: 'n_estimators' is given twice in one line; give each name once "
+            "(nothing was logged)\n") in capsys.readouterr().err
+    shell.run_cell("%mlops params min_samples_leaf=2")
+    shell.run_cell("%mlops end")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    [run] = client.search_runs([client.get_experiment_by_name("Churn_Team").experiment_id])
+    assert run.data.params == {"min_samples_leaf": "2"}
