@@ -9,7 +9,6 @@ version, or a model MLflow's server cannot load, is one clear error before anyth
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -24,6 +23,7 @@ from typing import Any
 from jupyter_mlops.errors import MlopsError
 from jupyter_mlops.models import registry
 from jupyter_mlops.models.registry import Version
+from jupyter_mlops.notebook.layout import dns_words
 
 # MLflow's scoring server loads a model through its python_function flavor.
 SERVABLE_FLAVOR = "python_function"
@@ -193,7 +193,7 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
 
 def _kserve_name(model: str) -> str:
     """A DNS-1035 label from a model name (KServe names become hostnames)."""
-    label = re.sub("-+", "-", re.sub("[^a-z0-9-]", "-", model.lower())).strip("-")
+    label = dns_words(model)
     if not label or not label[0].isalpha():
         label = f"model-{label}".rstrip("-")
     return label[:45].rstrip("-")  # KServe prefixes generated names; 63 in all

@@ -198,7 +198,13 @@ def step_name(path: str, cell: Cell, tagged: str) -> str:
 
 def pipeline_name(text: str) -> str:
     """A DNS-safe pipeline name from a notebook stem or a Kale pipeline name."""
+    return dns_words(text)[:63].rstrip("-") or "pipeline"
+
+
+def dns_words(text: str) -> str:
+    """`text` in a DNS label's characters, for every name made from a person's text (a
+    pipeline, a KServe service): lowercase ASCII letters and digits, each other run one '-',
+    none at the ends; each caller keeps its own length and first-letter rules."""
     # accents dropped, not their letters: "Modèle Été" is modele-ete, not mod-le-t
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    name = re.sub("[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:63].rstrip("-")
-    return name or "pipeline"
+    return re.sub("[^a-z0-9]+", "-", ascii_text.lower()).strip("-")

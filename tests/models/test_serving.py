@@ -167,6 +167,29 @@ def test_deploy_writes_an_inference_service_kserve_accepts(registry, kserve_mode
     assert "warning: storageUri" in done.stderr and "cannot fetch" in done.stderr
 
 
+
+@pytest.mark.parametrize("model, service", [
+    ("Modèle_Prévision", "modele-prevision"),  # was mod-le-pr-vision
+    ("2026_Modèle_de_Prévision_du_Churn_Clients_Entreprises",
+     "model-2026-modele-de-prevision-du-churn-clien"),  # a letter first, 45 characters
+])
+def test_a_kserve_service_keeps_the_letters_of_an_accented_model_name(
+        registry, monkeypatch, model, service):
+    from mlflow import MlflowClient
+
+    from jupyter_mlops.cli import main
+
+    client = MlflowClient(registry["uri"])
+    forest = client.get_model_version(MODEL, "1")
+    client.create_registered_model(model)
+    client.create_model_version(model, client.get_model_version_download_uri(MODEL, "1"),
+                                forest.run_id)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry["uri"])
+    out = registry["folder"] / f"{service}.yaml"
+    assert main(["deploy", f"{model}/1", "--kserve", "-o", str(out)]) == 0
+    assert yaml.safe_load(out.read_text())["metadata"]["name"] == service
+
+
 @pytest.fixture(scope="module")
 def kserve_models(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """KServe's generated Python models (kserve.models), from its wheel without its
