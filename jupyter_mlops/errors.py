@@ -41,10 +41,11 @@ def close_match(name: str, choices: Iterable[str], cutoff: float = 0.6) -> str |
     return found[0] if found else None
 
 
-def did_you_mean(name: str, choices: Iterable[str], quote: bool = True) -> str:
+def did_you_mean(name: str, choices: Iterable[str], quote: bool = True,
+                 cutoff: float = 0.6) -> str:
     """"did you mean 'n_estimators'?" for a misspelt name, else "": the one phrasing of a
     suggestion in every message (an unknown parameter, variable, option, model)."""
-    found = close_match(name, choices)
+    found = close_match(name, choices, cutoff)
     if found is None:
         return ""
     return f"did you mean {found!r}?" if quote else f"did you mean {found}?"

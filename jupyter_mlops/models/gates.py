@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from jupyter_mlops.errors import MlopsError, did_you_mean
@@ -122,7 +122,15 @@ def check(gates: Iterable[Gate], metrics: Mapping[str, float],
     """Every gate's verdict; relative gates compare with `champion` (None or no version: pass)."""
     known = champion.metrics if champion is not None and champion.version else None
     against = champion.label if champion is not None else CHAMPION
-    return [evaluate(gate, metrics, known, against) for gate in gates]
+    return [_hinted(evaluate(gate, metrics, known, against), metrics) for gate in gates]
+
+
+def _hinted(result: GateResult, metrics: Mapping[str, float]) -> GateResult:
+    """A metric the run did not report, with the one of its metrics it looks like a
+    misspelling of: `f2>=0.5` on a run with f1 says "did you mean 'f1'?"."""
+    # metric names are short (f1, r2, auc): one wrong character is half of one
+    hint = did_you_mean(result.metric, metrics, cutoff=0.5) if result.value is None else ""
+    return replace(result, message=f"{result.message}; {hint}") if hint else result
 
 
 def verdict_tags(results: Iterable[GateResult]) -> dict[str, str]:

@@ -119,3 +119,16 @@ def test_a_model_without_a_champion_passes_and_says_so(registry):
         assert champion.version is None
         (result,) = check([parse_gate("f1>=champion")], {"f1": 0.1}, champion)
         assert result.passed and "no champion to compare with" in result.message
+
+
+def test_a_condition_on_a_metric_the_version_lacks_suggests_the_close_one(registry, capsys):
+    from jupyter_mlops.cli import main
+
+    code = main(["models", "promote", "Churn_Model", "--version", "2", "--to", "challenger",
+                 "--if", "f2>=0.5", "--tracking-uri", registry.tracking_uri])
+    # it said only "the run reported no metric 'f2'"
+    assert code == 3
+    assert capsys.readouterr().err.endswith(
+        "Churn_Model v2 not promoted to @challenger (@challenger stays on nobody): gate "
+        "f2>=0.5: failed, the run reported no metric 'f2'; did you mean 'f1'?\n")
+    assert registry.get_registered_model("Churn_Model").aliases == {"champion": 2}
