@@ -33,10 +33,13 @@ from jupyter_mlops.steps.gates import (
     read_verdict,
 )
 
-__all__ = ["CHAMPION", "Champion", "ConditionError", "Gate", "GateFailed", "GateResult",
-           "Recorded", "check", "champion_of", "find_runs", "parse_condition", "parse_gate",
-           "recorded", "run_metrics", "verdict_tags", "version_metrics"]
+__all__ = ["ALIASES", "CHALLENGER", "CHAMPION", "Champion", "ConditionError", "Gate",
+           "GateFailed", "GateResult", "Recorded", "check", "champion_of", "find_runs",
+           "parse_condition", "parse_gate", "recorded", "run_metrics", "verdict_tags",
+           "version_metrics"]
 
+CHALLENGER = "challenger"  # the alias a version registered by a pipeline takes
+ALIASES = (CHAMPION, CHALLENGER)  # our own alias names
 RUNS_PER_READ = 100  # run ids in one search_runs filter
 _SAFE_ID = re.compile(r"[\w-]+")  # a run id quoted into a filter
 _COMPARED_WORD = re.compile(r"(?:>=|<=|==|>|<)\s*([A-Za-z_]\w*)")  # `champoin` in f1>=champoin

@@ -188,7 +188,7 @@ def register(source: Any, name: str, *, alias: str | None = None, store: Any = N
 
     client = client_for(store)
     if alias:
-        _check_alias(alias)
+        _check_alias(client, name, alias)
     logged = logged_model(client, source)
     _create_registered_model(client, name)
     run_id = logged.source_run_id
@@ -217,7 +217,7 @@ def log_and_register(model: Any, name: str, *, experiment: str, run_name: str,
 
     client = client_for(store)
     if alias:
-        _check_alias(alias)
+        _check_alias(client, name, alias)
     experiment_id = vocab.get_or_create_experiment(client, experiment,
                                                    artifact_root(client.tracking_uri))
     run = client.create_run(experiment_id, run_name=run_name, tags=tags or {})
@@ -389,8 +389,8 @@ def promote(name: str, *, to: str = gates.CHAMPION, version: int | str | None = 
         raise RegistryError(f"promote {name!r}: name the version to promote by number or by "
                             "alias (--version N or --alias challenger), one of the two")
     conditions = gates.parse_condition(condition) if condition else []
-    _check_alias(to)
     client = client_for(store)
+    _check_alias(client, name, to)
     model = _registered(client, name)
     number = _number(client, model, version, alias)
     holder = (model.aliases or {}).get(to)
@@ -514,8 +514,10 @@ def _create_registered_model(client: Any, name: str) -> None:
         raise RegistryError(f"cannot register a model named {name!r}: {error.message}") from None
 
 
-def _check_alias(alias: str) -> None:
-    """MLflow's own rule for alias names, said before anything is written."""
+def _check_alias(client: Any, name: str, alias: str) -> None:
+    """MLflow's own rule for alias names, and ours, said before anything is written: an alias
+    that differs only in case from one model `name` has, or from one of ours (champion), is
+    refused: MLflow's aliases are case-sensitive, so it would be a second alias beside it."""
     from mlflow.exceptions import MlflowException
     from mlflow.utils.validation import _validate_model_alias_name
 
@@ -523,6 +525,24 @@ def _check_alias(alias: str) -> None:
         _validate_model_alias_name(alias)
     except MlflowException as error:
         raise RegistryError(f"alias {alias!r}: {error.message}") from None
+    taken = _aliases_of(client, name)
+    twins = [a for a in (*taken, *gates.ALIASES) if a.casefold() == alias.casefold()]
+    if twins and alias not in twins:
+        raise RegistryError(f"alias {alias!r} differs only in case from @{twins[0]}, which "
+                            "MLflow would keep beside it as another alias; "
+                            + did_you_mean(alias, twins, cutoff=0))
+
+
+def _aliases_of(client: Any, name: str) -> dict[str, str]:
+    """The aliases of model `name` (none when it is not registered yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(client.get_registered_model(name).aliases or {})
+    except MlflowException as error:
+        if error.error_code not in _MISSING:
+            raise
+        return {}
 
 
 @contextlib.contextmanager

@@ -17,12 +17,11 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jupyter_mlops.models import gates
+from jupyter_mlops.models.gates import CHALLENGER
 from jupyter_mlops.steps.gates import CHAMPION, Gate, GateResult, parse_gate
 
 if TYPE_CHECKING:
     from jupyter_mlops.notebook import StepGraph
-
-CHALLENGER = "challenger"  # the alias a version registered by a pipeline takes
 
 
 @dataclass(frozen=True)

@@ -174,6 +174,8 @@ def test_every_version_names_its_run_notebook_commit_and_metrics(trained):
     ("promote Churn_Pipeline --version 1 --to champion --if accuracy=>0.8",
      "--if: 'accuracy=>0.8' is not a gate"),
     ("promote Churn_Pipeline --version 1 --to 'best model'", "alias 'best model'"),
+    ("promote Churn_Pipeline --version 1 --to Challenger",
+     "alias 'Challenger' differs only in case from @challenger"),
     ("register not_a_variable --name Churn_Pipeline", "'not_a_variable' names no logged model"),
     ("models Churn_Pipelin", "did you mean 'Churn_Pipeline'?"),
 ])
@@ -202,6 +204,21 @@ def test_a_tracked_variable_registers_the_model_its_cell_logged(trained):
     rebound = trained.kernel.ok("%mlops register forest --name Churn_Tracked")
     assert "registered Churn_Tracked v2 from run" in rebound.stdout
     assert forest not in rebound.stdout  # refit since: logged on a run of its own
+
+
+@pytest.mark.parametrize("alias, twin", [
+    ("Challenger", "challenger"),  # the model's own alias
+    ("CHAMPION", "champion"),  # ours, which the model does not have yet
+])
+def test_an_alias_differing_only_in_case_is_refused_and_nothing_moves(trained, capsys, alias,
+                                                                      twin):
+    code, out, err = _main(capsys, "promote", "Churn_Pipeline", "--version", "1", "--to",
+                           alias, "--tracking-uri", trained.uri)
+    # it gave v1 a second alias beside @challenger: MLflow's aliases are case-sensitive
+    assert code == 1 and out == ""
+    assert err.endswith(f"error: alias {alias!r} differs only in case from @{twin}, which "
+                        f"MLflow would keep beside it as another alias; did you mean {twin!r}?\n")
+    assert _aliases(trained.uri, "Churn_Pipeline") == {"challenger": 1}
 
 
 def _versions(uri: str, model: str) -> list[Any]:
