@@ -22,10 +22,12 @@ from jupyter_mlops.steps.mlflow_vocabulary import (
     ERROR_TAG,
     INTERNAL_TAGS,
     KIND_CELL,
+    KIND_PIPELINE,
     KIND_TAG,
     LAUNCHED_FROM_TAG,
     NOTEBOOK_TAG,
     PARENT_RUN_TAG,
+    REASON_TAG,
     STEP_METRICS,
     TRACK_LINE_TAG,
     run_row,
@@ -147,7 +149,7 @@ def run_details(client: Any, run_id: str) -> dict[str, Any]:
     except MlflowException:
         raise ApiError(404, "run-not-found", "no such run") from None
     details = run_summary(run, whole=True)
-    details["error"] = run.data.tags.get(ERROR_TAG)  # shown by its status
+    details["error"] = run_error(client, run)  # shown by its status
     details["kind"] = run.data.tags.get(KIND_TAG)
     details["metric_history"] = {
         key: [{"step": m.step, "timestamp": m.timestamp, "value": m.value}
@@ -163,6 +165,27 @@ def run_details(client: Any, run_id: str) -> dict[str, Any]:
     details["parent"] = parent_of(client, run)
     details["models"] = logged_models(client, run)
     return details
+
+
+def run_error(client: Any, run: Any) -> str | None:
+    """Why the run failed or did not run, shown beside its status: its own error; for a step
+    that never ran (KILLED), the runner's reason; for a failed pipeline, its failed steps'
+    errors (the pipeline run holds none itself: the user looking at it would see only FAILED)."""
+    tags = run.data.tags
+    if tags.get(ERROR_TAG):
+        return str(tags[ERROR_TAG])
+    if run.info.status == "KILLED" and tags.get(REASON_TAG):
+        return f"not run: {tags[REASON_TAG]}"
+    if run.info.status != "FAILED" or tags.get(KIND_TAG) != KIND_PIPELINE:
+        return None
+    steps = client.search_runs(
+        [run.info.experiment_id], max_results=50, order_by=["attributes.start_time ASC"],
+        filter_string=f"tags.`{PARENT_RUN_TAG}` = '{run.info.run_id}' "
+                      "and attributes.status = 'FAILED'")
+    # The first line of each (a step's own details hold its traceback).
+    errors = [step.data.tags.get(ERROR_TAG, f"step {step.info.run_name!r} failed")
+              .split("\n", 1)[0] for step in steps]
+    return "\n".join(errors) or None
 
 
 def as_cell(run: Any, source: str | None) -> str | None:

@@ -84,3 +84,35 @@ async def test_a_cell_runs_details_and_artifacts(jp_fetch, mlflow_store) -> None
     assert missing.code == 404 and b"nothing.txt" in missing.body
     escape = await artifact("../../mlflow.db")
     assert escape.code == 400
+
+
+async def test_a_failed_pipelines_details_say_which_step_failed(jp_fetch, mlflow_store) -> None:
+    """The pipeline run holds no error of its own: its details name the failed step and why,
+    and a step that never ran says why, not only KILLED (as the runner writes them)."""
+    client = MlflowClient(tracking_uri=str(mlflow_store["uri"]))
+    experiment = client.create_experiment("Churn_Pipeline Failing")
+    pipeline = client.create_run(experiment, run_name="pipeline-20261202-1", tags={
+        vocab.KIND_TAG: vocab.KIND_PIPELINE, vocab.STATUS_TAG: "failed"}).info.run_id
+    error = ("step 'train-forest' failed in cell 3 (\"forest.fit(X, y)\"): ValueError: column"
+             " churn is missing\n-----\nTraceback (most recent call last): ...")
+    steps = {}
+    for name, status, tags in [
+            ("load", "FINISHED", {vocab.STATUS_TAG: "ok"}),
+            ("train-forest", "FAILED", {vocab.STATUS_TAG: "failed", vocab.ERROR_TAG: error}),
+            ("report", "KILLED", {vocab.STATUS_TAG: "skipped",
+                                  vocab.REASON_TAG: "upstream step 'train-forest' failed"})]:
+        step = client.create_run(experiment, run_name=name, tags={
+            vocab.KIND_TAG: vocab.KIND_STEP, vocab.PARENT_RUN_TAG: pipeline, **tags})
+        client.set_terminated(step.info.run_id, status)
+        steps[name] = step.info.run_id
+    client.set_terminated(pipeline, "FAILED")
+
+    async def error_of(run_id: str) -> object:
+        code, run = await fetch_json(jp_fetch, "mlops", "api", "runs", run_id)
+        assert code == 200, run
+        return run["error"]
+
+    assert await error_of(pipeline) == error.split("\n")[0]
+    assert await error_of(steps["train-forest"]) == error
+    assert await error_of(steps["report"]) == "not run: upstream step 'train-forest' failed"
+    assert await error_of(steps["load"]) is None
