@@ -86,6 +86,12 @@ export class ModelsView {
       this._errors.delete(name);
     } catch (error) {
       this._errors.set(name, (error as Error).message);
+      // The verdicts shown judged the previous conditions, not the refused ones: drop them.
+      const shown = this._versions.get(name);
+      if (shown) {
+        const versions = shown.versions.map(v => ({ ...v, gates: [] }));
+        this._versions.set(name, { ...shown, versions });
+      }
     }
   }
 
@@ -249,7 +255,8 @@ export class ModelsView {
         h(
           'span',
           { className: 'jp-mlops-subtitle' },
-          model.latest_version ? ` · ${this.trans.__('%1 versions', model.latest_version)}` : ''
+          // the highest version number, not a count (deleted versions leave gaps)
+          model.latest_version ? ` · ${this.trans.__('latest v%1', model.latest_version)}` : ''
         )
       ),
       open && error ? h('p', { className: 'jp-mlops-error' }, error) : null,

@@ -42,6 +42,10 @@ def test_models_view_promotes_the_challenger_after_the_comparison(page, lab, scr
     _wait_aliases(page, {"2": ["challenger"], "1": ["champion"]})
     assert page.locator(f"{MODEL_ROW} .jp-mlops-model-header .jp-mlops-badge").all_inner_texts() \
         == ["@challenger v2", "@champion v1"]
+    # The highest version number, said as such: not a count ("1 versions" for v1 alone).
+    assert page.locator(f"{MODEL_ROW} .jp-mlops-model-header .jp-mlops-subtitle").inner_text()\
+        .strip() == "· latest v2"
+    _a_refused_condition_leaves_no_verdict(page)
     _table_fits_the_panel(page)
     # The metric columns: the gated ones (accuracy, f1), not v2's runner bookkeeping.
     headers = page.locator(f"{MODEL_ROW} table.jp-mlops-versions th").all_inner_texts()
@@ -74,6 +78,24 @@ def test_models_view_promotes_the_challenger_after_the_comparison(page, lab, scr
     client = MlflowClient(tracking_uri=str(store["uri"]), registry_uri=str(store["uri"]))
     assert int(client.get_registered_model(MODEL).aliases["champion"]) == 2
     assert client.get_model_version(MODEL, "2").tags[previous_holder_tag("champion")] == "1"
+
+
+def _a_refused_condition_leaves_no_verdict(page) -> None:  # noqa: ANN001
+    """A condition judged, then one refused: the error shows and the first one's verdicts go
+    (they judged conditions no longer in the field); the versions stay listed."""
+    gates = page.locator(f"{PANEL} .jp-mlops-gates-input")
+    judged = f"{MODEL_ROW} tr[data-version='2'] .jp-mlops-gates > :not(.jp-mlops-recorded)"
+    gates.fill("f1>=0.999")
+    gates.press("Enter")
+    page.locator(judged, has_text="f1>=0.999").wait_for()
+    gates.fill("f1>=banana")
+    gates.press("Enter")
+    page.locator(f"{MODEL_ROW} .jp-mlops-error", has_text="f1>=banana").wait_for()
+    assert page.locator(judged).count() == 0
+    assert page.locator(f"{MODEL_ROW} tr.jp-mlops-version").count() == 2
+    gates.fill("")
+    gates.press("Enter")
+    page.locator(f"{MODEL_ROW} .jp-mlops-error").wait_for(state="detached")
 
 
 def _table_fits_the_panel(page) -> None:  # noqa: ANN001
