@@ -60,7 +60,8 @@ export class ExportBody extends Widget {
         trans.__('Pipeline'),
         ' ',
         h('strong', {}, compiled.name),
-        ` — ${trans.__('%1 steps, %2 edges', graph.steps.length, graph.edges.length)}`
+        ` — ${trans._n('%1 step', '%1 steps', graph.steps.length)}, ` +
+          trans._n('%1 edge', '%1 edges', graph.edges.length)
       ),
       this.dag.node,
       params.length

@@ -114,6 +114,8 @@ def test_a_thirty_step_pipeline_with_branches_fits_without_overlaps(page, lab): 
 def test_run_locally_colours_the_steps_and_links_the_run(page, lab):  # noqa: ANN001
     name = _quick_steps(lab.folder("export_run") / "Quick_Steps.ipynb")
     dialog = _export(page, open_notebook(page, lab, f"export_run/{name}", "export-run"))
+    heading = dialog.locator("p", has_text="Pipeline").first.inner_text()
+    assert heading.endswith(" — 2 steps, 1 edge"), heading  # not "1 edges"
     dialog.locator("button.jp-mlops-run-locally").click()
     status = dialog.locator(".jp-mlops-local-status[data-status=succeeded]")
     status.wait_for()
