@@ -160,7 +160,10 @@ class MlopsHandler(APIHandler):
     async def registry_call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call `func` of the registry's layer off the event loop: a malformed condition is a
         400, a condition that did not hold a 409 (nothing moved), an unknown model, version or
-        alias a 404, each with models/'s message."""
+        alias a 404, each with models/'s message; a store that did not answer or refused the
+        read a 502 with MLflow's reason (the Models tab shows it, not "internal error")."""
+        from mlflow.exceptions import MlflowException
+
         try:
             return await asyncio.to_thread(func, *args, **kwargs)
         except ApiError:
@@ -169,6 +172,10 @@ class MlopsHandler(APIHandler):
             status = 400 if isinstance(error, ConditionError) else \
                 409 if isinstance(error, GateFailed) else 404
             raise ApiError(status, _code_of(error), self.safe_message(error)) from None
+        except MlflowException as error:
+            why = self.safe_message(error).splitlines()[0][:500]
+            raise ApiError(502, "store-unreadable",
+                           f"the model registry could not be read: {why}") from None
 
     def api_error(self, error: MlopsError, ref: NotebookRef) -> ApiError:
         """A malformed notebook or a refused request is a 400; a KFP server that refused or did
